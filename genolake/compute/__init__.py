@@ -1,0 +1,1 @@
+"""Distributed jobs (Dask, optionally Hail): ingest conversion, allele frequencies, annotation."""

@@ -1,0 +1,60 @@
+"""Dask clusters: a local multi-process cluster sized to the machine, or an existing one by address.
+
+To run jobs on an existing cluster, start it with dask's own tools and pass its address::
+
+    dask scheduler --port 8786 &             # on one host
+    dask worker tcp://HOST:8786 --nworkers 4 --nthreads 1   # on each worker host
+    genolake ingest --scheduler tcp://HOST:8786 ...
+
+Workers must see the lake and input paths at the same location (a shared filesystem). On Kubernetes use
+dask-kubernetes (``KubeCluster``), on SLURM/PBS/LSF dask-jobqueue (``SLURMCluster``); both give a scheduler
+address to pass with ``--scheduler``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from genolake.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+    """Yield a ``distributed.Client``: connected to ``scheduler`` if given, else a new LocalCluster.
+
+    A local cluster uses one single-threaded worker process per core (``workers=None``) or ``workers``
+    processes; it is closed on exit.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise UserInputError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers if workers and workers > 0 else (os.cpu_count() or 1)
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+        memory_limit=None,
+    )
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()

@@ -1,0 +1,54 @@
+"""Named exceptions. Every message says what went wrong and what to do about it.
+
+The CLI turns any :class:`GenolakeError` into one line on stderr and a non-zero exit code;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GenolakeError(Exception):
+    """Base class for every error a user can cause and fix."""
+
+    exit_code = 1
+
+
+class UserInputError(GenolakeError):
+    """A command-line argument or expression is malformed (exit code 2)."""
+
+    exit_code = 2
+
+
+class BadInputFileError(GenolakeError):
+    """A VCF/BCF or table is malformed; the message names the file and the record or line."""
+
+    def __init__(self, path: str, message: str, *, record: str | None = None) -> None:
+        self.path = path
+        self.record = record
+        where = f"{path}: {record}: " if record else f"{path}: "
+        super().__init__(where + message)
+
+
+class BuildMismatchError(GenolakeError):
+    """A file's reference build differs from the lake's."""
+
+
+class LakeNotFoundError(UserInputError):
+    """The path given with --lake is not a genolake lake."""
+
+
+class LakeStateError(GenolakeError):
+    """The lake refuses an operation given its current contents (duplicate samples, ...)."""
+
+
+class KeyFileError(GenolakeError):
+    """The per-lake pseudonymisation key is missing or does not belong to the lake."""
+
+
+class MissingExtraError(GenolakeError):
+    """An optional dependency is not installed; the message names the extra."""
+
+    def __init__(self, extra: str, package: str) -> None:
+        super().__init__(
+            f"this needs the optional package {package!r}: pip install 'genolake[{extra}]'"
+        )

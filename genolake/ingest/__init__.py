@@ -1,0 +1,1 @@
+"""VCF -> lake: reader, normalisation, planning, conversion, commit and verification."""

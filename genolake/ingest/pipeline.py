@@ -1,0 +1,451 @@
+"""`genolake ingest`: plan, convert in parallel into staging, check, and commit atomically.
+
+Stages (as bio2zarr's explode init / partition / finalise):
+
+1. **inspect** every input (checksum, format, header, samples, build); files already in the lake are skipped;
+2. **convert** tasks (whole files, or index regions of one file) on Dask or in process, each writing Parquet
+   to a private staging folder;
+3. **finalise** under the lake lock: re-check for duplicates against what is committed *now* (another ingest
+   may have landed meanwhile), then publish everything in one multi-table commit.
+
+Nothing is visible until step 3 completes; a crash at any point leaves the lake as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from genolake import __version__
+from genolake.contigs import canonical_build, to_style
+from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateError, UserInputError
+from genolake.ingest.convert import ChunkResult, Task, run_task
+from genolake.ingest.plan import contig_extents, region_chunks
+from genolake.ingest.reader import Source, inspect_source
+from genolake.schema import CALLABLE, FILES, PLOIDY, SAMPLES
+from genolake.store import Commit, LakeStore, partition_dir, write_parquet
+
+log = logging.getLogger(__name__)
+
+_INSTITUTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ProgressFn = Callable[[int, int], None]  # (records done, total tasks done)
+
+
+@dataclass
+class FileReport:
+    name: str
+    file_id: str
+    status: str  # ingested | skipped | replaced
+    n_records: int = 0
+    n_variants: int = 0
+    n_calls: int = 0
+    n_samples: int = 0
+    n_skipped: int = 0
+    message: str = ""
+
+
+@dataclass
+class IngestReport:
+    lake: str
+    institution: str
+    files: list[FileReport] = field(default_factory=list)
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def genotypes(self) -> int:
+        return sum(f.n_records * f.n_samples for f in self.files if f.status != "skipped")
+
+
+def validate_institution(name: str) -> str:
+    if not _INSTITUTION.match(name):
+        raise UserInputError(
+            f"invalid institution name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, no spaces)"
+        )
+    return name
+
+
+def read_bed(path: Path, style: str) -> list[tuple[str, int, int]]:
+    """BED (0-based, half-open) -> 1-based inclusive (contig, start, end), harmonised."""
+    import gzip
+
+    opener: Any = gzip.open if str(path).endswith(".gz") else open
+    out: list[tuple[str, int, int]] = []
+    try:
+        fh = opener(path, "rt")
+    except OSError as exc:
+        raise BadInputFileError(str(path), f"cannot read BED: {exc.strerror or exc}") from None
+    with fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3:
+                raise BadInputFileError(str(path), "BED line needs chrom, start, end (tab-separated)", record=f"line {n}")
+            try:
+                s, e = int(parts[1]), int(parts[2])
+            except ValueError:
+                raise BadInputFileError(str(path), "BED start/end must be integers", record=f"line {n}") from None
+            if s < 0 or e <= s:
+                raise BadInputFileError(str(path), "BED interval must have 0 <= start < end", record=f"line {n}")
+            out.append((to_style(parts[0], style), s + 1, e))
+    return out
+
+
+def ingest(
+    lake: Path | str,
+    institution: str,
+    paths: list[Path | str],
+    *,
+    build: str | None = None,
+    reference: Path | str | None = None,
+    absent_as_ref: bool = False,
+    callable_regions: Path | str | None = None,
+    replace: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
+    """Ingest VCF/BCF files of one institution into the lake at ``lake`` (created if missing).
+
+    Parameters
+    ----------
+    workers
+        0 converts in this process; N > 0 starts a local Dask cluster of N processes; None uses one
+        process per core. Ignored when ``scheduler`` (an existing Dask cluster's address) is given.
+
+    Examples
+    --------
+    >>> report = ingest("lake", "north", ["data/sample_vcfs/north.vcf.gz"], workers=0)  # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    validate_institution(institution)
+    if absent_as_ref and callable_regions:
+        raise UserInputError("use either --absent-as-ref or --callable-regions, not both")
+    if not paths:
+        raise UserInputError("no input files given")
+    want_build = canonical_build(build) if build else None
+    sources = [inspect_source(p) for p in paths]
+    _check_builds(sources, want_build)
+    file_build = want_build or sources[0].build
+    assert file_build is not None
+    store = LakeStore.open_or_create(lake, build=file_build, contig_style=sources[0].contig_style)
+    if store.build != file_build:
+        raise BuildMismatchError(
+            f"{sources[0].path}: reference build {file_build} but the lake at {store.root} holds {store.build} data; "
+            "lift the file over or use another lake"
+        )
+    report = IngestReport(lake=str(store.root), institution=institution)
+    pseudo = store.pseudonymiser()
+    # skip files already in the lake (same bytes), or repeated on the command line
+    committed = _committed_files(store)
+    todo: list[Source] = []
+    seen_ids: set[str] = set()
+    for src in sources:
+        if src.file_id in committed:
+            inst = committed[src.file_id]
+            if inst != institution:
+                raise LakeStateError(
+                    f"{src.path}: the same file (sha256 {src.sha256[:12]}...) is already in the lake as institution {inst!r}"
+                )
+            report.files.append(FileReport(src.name, src.file_id, "skipped",
+                                           message="already ingested (same checksum); nothing to do"))
+            continue
+        if src.file_id in seen_ids:
+            continue
+        seen_ids.add(src.file_id)
+        todo.append(src)
+    if not todo:
+        report.seconds = time.perf_counter() - t0
+        return report
+    bed = read_bed(Path(callable_regions), store.contig_style) if callable_regions else None
+    ref_path = str(reference) if reference else None
+    if ref_path and not os.path.exists(ref_path + ".fai"):
+        try:
+            import pysam
+
+            pysam.faidx(ref_path)
+        except Exception as exc:
+            raise BadInputFileError(ref_path, f"cannot index the reference FASTA: {exc}") from None
+    with store.staging() as (txn, staged):
+        tasks = _plan(todo, institution, pseudo, store.contig_style, str(staged), ref_path,
+                      n_workers=_effective_workers(workers, scheduler))
+        results = _execute(tasks, workers=workers, scheduler=scheduler, progress=progress)
+        per_file: dict[str, list[ChunkResult]] = {}
+        for task, res in zip(tasks, results, strict=True):
+            per_file.setdefault(task.file_id, []).append(res)
+        commit = Commit(txn=txn)
+        file_contigs: dict[str, set[str]] = {}
+        file_pseudonyms: dict[str, list[str]] = {}
+        for src in todo:
+            chunks = sorted(per_file.get(src.file_id, []), key=lambda r: r.chunk)
+            _check_duplicates(src, staged, chunks)
+            pseudonyms = pseudo.many(institution, src.samples)
+            file_pseudonyms[src.file_id] = pseudonyms
+            contigs = _stage_file_tables(
+                src, chunks, staged, commit, institution=institution, pseudonyms=pseudonyms,
+                absent_mode="ref" if absent_as_ref else ("callable" if bed else "no_call"),
+                bed=bed, build=file_build, reference=ref_path,
+            )
+            file_contigs[src.file_id] = contigs
+            fr = FileReport(src.name, src.file_id, "ingested",
+                            n_records=sum(c.n_records for c in chunks), n_variants=sum(c.n_variants for c in chunks),
+                            n_calls=sum(c.n_calls for c in chunks), n_samples=len(src.samples),
+                            n_skipped=sum(c.n_skipped for c in chunks))
+            report.files.append(fr)
+            for c in chunks:
+                report.warnings.extend(c.warnings)
+        _check_batch_overlap(todo, file_pseudonyms, file_contigs)
+        with store.lock():
+            # re-check against the lake as it is now: another ingest may have committed meanwhile
+            committed = _committed_files(store)
+            for src in todo:
+                if src.file_id in committed:
+                    raise LakeStateError(f"{src.path}: another job ingested this file meanwhile; nothing was changed")
+            replaced = _overlapping_files(store, institution, file_pseudonyms, file_contigs, todo, replace)
+            for fid in replaced:
+                _remove_file(store, commit, fid)
+                for fr in report.files:
+                    if fr.status == "ingested":
+                        fr.message = (fr.message + " " if fr.message else "") + f"replaced {fid}"
+            commit.file_ids = [s.file_id for s in todo]
+            store.commit(commit, staged)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _effective_workers(workers: int | None, scheduler: str | None) -> int:
+    if scheduler:
+        return 4
+    if workers is None:
+        return os.cpu_count() or 1
+    return workers
+
+
+def _check_builds(sources: list[Source], want: str | None) -> None:
+    for src in sources:
+        if src.build is None and want is None:
+            raise BadInputFileError(
+                src.path, "cannot tell the reference build from the header (no ##contig lengths or ##reference); "
+                "pass --build GRCh37 or --build GRCh38")
+        if want and src.build and src.build != want:
+            raise BuildMismatchError(f"{src.path}: header says {src.build} but --build {want} was given")
+    builds = {want or s.build for s in sources}
+    if len(builds) > 1:
+        raise BuildMismatchError("the input files are of different reference builds: " + ", ".join(sorted(map(str, builds))))
+
+
+def _committed_files(store: LakeStore) -> dict[str, str]:
+    t = store.read_table("files", columns=["file_id", "institution"])
+    return dict(zip(t["file_id"].to_pylist(), t["institution"].to_pylist(), strict=True))
+
+
+def _plan(
+    sources: list[Source], institution: str, pseudo: Any, style: str, staged: str, reference: str | None,
+    *, n_workers: int,
+) -> list[Task]:
+    tasks: list[Task] = []
+    for src in sources:
+        fields = tuple(f for f in ("GQ", "DP", "AD") if f in src.has_fields)
+        info = tuple(k for k in ("CSQ", "ANN") if any(line.startswith(f"##INFO=<ID={k},") for line in src.header_lines))
+        common: dict[str, Any] = {
+            "path": src.path, "file_id": src.file_id, "institution": institution,
+            "pseudonyms": tuple(pseudo.many(institution, src.samples)), "lake_style": style,
+            "staging": staged, "reference": reference, "fields": fields + info,
+        }
+        groups: list[list[tuple[str, int, int]]] = []
+        if src.index and n_workers > 1:
+            try:
+                groups = region_chunks(contig_extents(src.path), n_workers * 4)
+            except (OSError, ValueError) as exc:
+                log.info("%s: index not usable (%s); reading sequentially", src.name, exc)
+                groups = []
+        if len(groups) <= 1:
+            tasks.append(Task(chunk=0, region=None, **common))
+        else:
+            for k, group in enumerate(groups):
+                tasks.append(Task(chunk=k, region=group[0], regions=tuple(group[1:]), **common))
+    return tasks
+
+
+def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
+             progress: ProgressFn | None) -> list[ChunkResult]:
+    done_records = 0
+    if scheduler is None and workers == 0:
+        out = []
+        for k, task in enumerate(tasks):
+            res = run_task(task)
+            out.append(res)
+            done_records += res.n_records
+            if progress:
+                progress(done_records, k + 1)
+        return out
+    from genolake.compute.cluster import dask_client
+
+    with dask_client(workers=workers, scheduler=scheduler) as client:
+        from distributed import as_completed
+
+        futures = client.map(run_task, tasks, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list[ChunkResult | None] = [None] * len(tasks)
+        try:
+            for k, fut in enumerate(as_completed(futures), start=1):
+                res = fut.result()
+                results[index[fut.key]] = res
+                done_records += res.n_records
+                if progress:
+                    progress(done_records, k)
+        except BaseException:
+            client.cancel(futures)
+            raise
+    return [r for r in results if r is not None]
+
+
+def _check_duplicates(src: Source, staged: Path, chunks: list[ChunkResult]) -> None:
+    """Two records that normalise to the same variant would be counted twice: refuse the file."""
+    paths = [staged / "variants" / rel for c in chunks for t, rel in c.files if t == "variants"]
+    if not paths:
+        return
+    keys = pa.concat_tables([pq.read_table(p, columns=["contig", "pos", "ref", "alt", "orig_pos"]) for p in paths])
+    counts = keys.group_by(["contig", "pos", "ref", "alt"]).aggregate([("orig_pos", "count"), ("orig_pos", "min")])
+    dup = counts.filter(pc.greater(counts["orig_pos_count"], 1))
+    if dup.num_rows:
+        row = dup.slice(0, 1).to_pylist()[0]
+        raise BadInputFileError(
+            src.path,
+            f"variant {row['contig']}-{row['pos']}-{row['ref']}-{row['alt']} occurs {row['orig_pos_count']} times "
+            "after splitting and normalisation (duplicate records); remove duplicates first, e.g. "
+            "`bcftools norm -m- -d exact`",
+            record=f"record at {row['contig']}:{row['orig_pos_min']}",
+        )
+
+
+def _stage_file_tables(
+    src: Source, chunks: list[ChunkResult], staged: Path, commit: Commit, *, institution: str,
+    pseudonyms: list[str], absent_mode: str, bed: list[tuple[str, int, int]] | None, build: str,
+    reference: str | None,
+) -> set[str]:
+    for c in chunks:
+        for table, rel in c.files:
+            commit.add(table, rel)
+    n = len(pseudonyms)
+    fid = src.file_id
+    samples = pa.table({
+        "institution": [institution] * n, "sample_id": pseudonyms,
+        "column_index": pa.array(range(n), pa.int32()), "file_id": [fid] * n,
+    })
+    _stage(commit, staged, SAMPLES, samples, institution, fid)
+    # ploidy per sample and contig, summed over the chunks
+    acc: dict[str, np.ndarray] = {}
+    maxp: dict[str, int] = {}
+    order: list[str] = []
+    for c in chunks:
+        for contig, counts in c.ploidy.items():
+            if contig not in acc:
+                acc[contig] = np.zeros_like(counts)
+                order.append(contig)
+            acc[contig] += counts
+            maxp[contig] = max(maxp.get(contig, 0), c.max_ploidy.get(contig, 0))
+    rows: dict[str, list[Any]] = {"institution": [], "sample_id": [], "contig": [], "ploidy": [], "file_id": []}
+    for contig in order:
+        counts = acc[contig]
+        mode = np.argmax(counts, axis=1)
+        pl = np.where(mode == 0, 1, np.where(mode == 1, 2, max(3, maxp[contig])))
+        pl = np.where(counts.sum(axis=1) == 0, 2, pl)
+        rows["institution"] += [institution] * n
+        rows["sample_id"] += pseudonyms
+        rows["contig"] += [contig] * n
+        rows["ploidy"] += pl.tolist()
+        rows["file_id"] += [fid] * n
+    _stage(commit, staged, PLOIDY, pa.table(rows), institution, fid)
+    if bed is not None:
+        cb = pa.table({
+            "institution": [institution] * len(bed), "contig": [b[0] for b in bed],
+            "start": pa.array([b[1] for b in bed], pa.int32()), "end": pa.array([b[2] for b in bed], pa.int32()),
+            "file_id": [fid] * len(bed),
+        })
+        _stage(commit, staged, CALLABLE, cb, institution, fid)
+    ref_md5 = None
+    if reference:
+        import hashlib
+
+        ref_md5 = hashlib.md5(Path(reference + ".fai").read_bytes()).hexdigest()
+    files = pa.table({
+        "file_id": [fid], "institution": [institution], "sha256": [src.sha256], "size_bytes": [src.size],
+        "format": [src.format], "build": [build], "source_contig_style": [src.contig_style],
+        "contigs": [order], "n_records": [sum(c.n_records for c in chunks)],
+        "n_variants": [sum(c.n_variants for c in chunks)], "n_skipped": [sum(c.n_skipped for c in chunks)],
+        "n_samples": pa.array([n], pa.int32()), "n_calls": [sum(c.n_calls for c in chunks)],
+        "absent_mode": [absent_mode], "left_aligned": [reference is not None], "reference_md5": [ref_md5],
+        "ingested_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
+        "genolake_version": [__version__],
+    })
+    _stage(commit, staged, FILES, files, institution, fid)
+    return set(order)
+
+
+def _stage(commit: Commit, staged: Path, table: Any, data: pa.Table, institution: str, fid: str) -> None:
+    rel = f"{partition_dir(table, {'institution': institution})}/{fid}.parquet"
+    write_parquet(table, data, staged / table.name / rel)
+    commit.add(table.name, rel)
+
+
+def _check_batch_overlap(todo: list[Source], pseud: dict[str, list[str]], contigs: dict[str, set[str]]) -> None:
+    for i, a in enumerate(todo):
+        for b in todo[i + 1:]:
+            if set(pseud[a.file_id]) & set(pseud[b.file_id]) and contigs[a.file_id] & contigs[b.file_id]:
+                raise LakeStateError(
+                    f"{b.path}: shares samples and contigs with {a.path} given in the same command; "
+                    "the same genotypes would be counted twice"
+                )
+
+
+def _overlapping_files(
+    store: LakeStore, institution: str, pseud: dict[str, list[str]], contigs: dict[str, set[str]],
+    todo: list[Source], replace: bool,
+) -> list[str]:
+    """Committed files of the institution that share samples and contigs with a new file."""
+    samples = store.read_table("samples", columns=["institution", "sample_id", "file_id"])
+    samples = samples.filter(pc.equal(samples["institution"], institution))
+    if samples.num_rows == 0:
+        return []
+    files = store.read_table("files", columns=["file_id", "contigs"])
+    file_contigs = {fid: set(cs) for fid, cs in zip(files["file_id"].to_pylist(), files["contigs"].to_pylist(), strict=True)}
+    by_file: dict[str, set[str]] = {}
+    for sid, fid in zip(samples["sample_id"].to_pylist(), samples["file_id"].to_pylist(), strict=True):
+        by_file.setdefault(fid, set()).add(sid)
+    hits: list[str] = []
+    for src in todo:
+        new = set(pseud[src.file_id])
+        for fid, old in by_file.items():
+            shared = len(new & old)
+            if shared and contigs[src.file_id] & file_contigs.get(fid, set()):
+                if not replace:
+                    raise LakeStateError(
+                        f"{src.path}: {shared} of its samples are already in the lake for institution "
+                        f"{institution!r} on the same contigs (file {fid}); pass --replace to replace that file"
+                    )
+                if fid not in hits:
+                    hits.append(fid)
+    return hits
+
+
+def _remove_file(store: LakeStore, commit: Commit, fid: str) -> None:
+    for table in ("calls", "variants", "samples", "ploidy", "callable", "files"):
+        if not store.has_table(table):
+            continue
+        for rel in store._relpaths(table):
+            if Path(rel).name.startswith(fid):
+                commit.remove(table, rel)

@@ -1,0 +1,225 @@
+"""Opening VCF/BCF files with cyvcf2: format detection, checksums, header checks, htslib messages.
+
+htslib reports many problems only as text on the C-level stderr (``[W::vcf_parse] ...``,
+``[E::bcf_hdr_add_sample] Duplicated sample name``). :func:`htslib_messages` captures file descriptor 2
+while a file is read so that such a problem becomes one clear :class:`BadInputFileError` instead of
+noise on the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import re
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genolake.contigs import detect_build, style_of
+from genolake.errors import BadInputFileError
+
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+@dataclass
+class Source:
+    """What genolake knows about one input file before reading its records."""
+
+    path: str
+    format: str  # vcf | vcf.gz | vcf.gzip | bcf
+    sha256: str
+    size: int
+    samples: list[str]
+    header_lines: list[str]
+    build: str | None
+    contig_style: str
+    index: str | None  # path of a .tbi/.csi index, if present and usable
+    header_contigs: dict[str, int | None] = field(default_factory=dict)
+    has_fields: dict[str, str] = field(default_factory=dict)  # FORMAT field -> Type
+
+    @property
+    def file_id(self) -> str:
+        return "f" + self.sha256[:24]
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+def sniff_format(path: str) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(18)
+    if head[:2] == b"\x1f\x8b":
+        is_bgzf = len(head) >= 16 and head[3] & 4 and head[12:14] == b"BC"
+        with gzip.open(path, "rb") as gz:
+            try:
+                magic = gz.read(5)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise BadInputFileError(path, f"corrupt gzip data ({exc})") from None
+        if magic[:3] == b"BCF":
+            return "bcf"
+        return "vcf.gz" if is_bgzf else "vcf.gzip"
+    if head[:3] == b"BCF":
+        return "bcf"  # uncompressed BCF
+    return "vcf"
+
+
+def sha256_of(path: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def check_compression(path: str, fmt: str) -> None:
+    """Refuse truncated compressed files before reading a single record."""
+    if fmt in ("vcf.gz", "bcf") and sniff_gz(path):
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 28))
+            tail = fh.read()
+        if tail != BGZF_EOF:
+            raise BadInputFileError(path, "truncated file: the BGZF end-of-file marker is missing (incomplete copy?)")
+    elif fmt == "vcf.gzip":
+        try:
+            with gzip.open(path, "rb") as gz:
+                while gz.read(1 << 20):
+                    pass
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BadInputFileError(path, f"truncated or corrupt gzip data ({exc})") from None
+
+
+def sniff_gz(path: str) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def find_index(path: str, fmt: str) -> str | None:
+    if fmt not in ("vcf.gz", "bcf"):
+        return None
+    for ext in (".csi", ".tbi") if fmt == "bcf" else (".tbi", ".csi"):
+        cand = path + ext
+        if os.path.exists(cand) and os.path.getmtime(cand) >= os.path.getmtime(path) - 1:
+            return cand
+    return None
+
+
+@contextlib.contextmanager
+def htslib_messages() -> Iterator[list[str]]:
+    """Capture C-level stderr (htslib's messages) into a list, filled when the block exits."""
+    messages: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            messages.extend(line for line in text.splitlines() if line.strip())
+
+
+_FATAL = re.compile(r"\[E::|error|Error|Couldn't|could not|Could not|failed|Failed")
+
+
+def fatal_messages(messages: list[str]) -> list[str]:
+    return [m for m in messages if _FATAL.search(m)]
+
+
+def _first_problem(messages: list[str]) -> str:
+    bad = fatal_messages(messages) or messages
+    text = bad[0] if bad else "unreadable"
+    return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", text).strip()
+
+
+def open_vcf(path: str, samples: bool = True):  # type: ignore[no-untyped-def]
+    """Open with cyvcf2, turning htslib failures into a BadInputFileError."""
+    from cyvcf2 import VCF
+
+    with htslib_messages() as messages:
+        try:
+            vcf = VCF(path, gts012=False, lazy=True, threads=None)
+        except (OSError, Exception) as exc:  # cyvcf2 raises bare Exception for a bad header
+            vcf = None
+            error: Exception | None = exc
+        else:
+            error = None
+    if vcf is None:
+        detail = _first_problem(messages) if messages else str(error)
+        raise BadInputFileError(path, f"cannot read the VCF header: {detail}")
+    fatal = fatal_messages(messages)
+    if fatal:
+        vcf.close()
+        raise BadInputFileError(path, f"malformed header: {_first_problem(fatal)}")
+    return vcf
+
+
+_FIELD = re.compile(r"^##FORMAT=<ID=([^,>]+).*?Type=(\w+)")
+_CONTIG = re.compile(r"^##contig=<ID=([^,>]+)(?:.*?length=(\d+))?")
+
+
+def inspect_source(path: str | Path) -> Source:
+    """Checksum, format, header checks and samples of one input file (no records read yet)."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise BadInputFileError(path, "no such file")
+    if os.path.getsize(path) == 0:
+        raise BadInputFileError(path, "empty file (no VCF header)")
+    fmt = sniff_format(path)
+    check_compression(path, fmt)
+    digest, size = sha256_of(path)
+    vcf = open_vcf(path)
+    try:
+        raw = vcf.raw_header
+        samples = list(vcf.samples)
+    finally:
+        vcf.close()
+    lines = raw.rstrip("\n").split("\n")
+    if not lines or not lines[0].startswith("##fileformat=VCF"):
+        raise BadInputFileError(path, "header line 1 must be ##fileformat=VCFv4.x", record="line 1")
+    if not lines[-1].startswith("#CHROM"):
+        raise BadInputFileError(path, "missing #CHROM header line")
+    cols = lines[-1].split("\t")
+    if cols[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
+        raise BadInputFileError(path, "#CHROM header line must be tab-separated with the 8 fixed VCF columns")
+    if not samples:
+        raise BadInputFileError(path, "no sample columns: genolake stores genotypes (use `genolake annotate` for sites-only VCFs)")
+    seen: set[str] = set()
+    for i, s in enumerate(samples):
+        if s in seen:
+            raise BadInputFileError(path, f"duplicate sample name in header (sample column {i + 1})")
+        seen.add(s)
+    fields: dict[str, str] = {}
+    contigs: dict[str, int | None] = {}
+    for line in lines:
+        m = _FIELD.match(line)
+        if m:
+            fields[m.group(1)] = m.group(2)
+        c = _CONTIG.match(line)
+        if c:
+            contigs[c.group(1)] = int(c.group(2)) if c.group(2) else None
+    if "GT" not in fields:
+        raise BadInputFileError(path, "no FORMAT/GT declared in the header: genolake stores genotypes")
+    return Source(
+        path=path,
+        format=fmt,
+        sha256=digest,
+        size=size,
+        samples=samples,
+        header_lines=lines,
+        build=detect_build(lines, path),
+        contig_style=style_of(list(contigs)) if contigs else "plain",
+        index=find_index(path, fmt),
+        header_contigs=contigs,
+        has_fields=fields,
+    )

@@ -1,0 +1,1 @@
+"""DuckDB engine over the lake: views, the query functions and the Python API."""
