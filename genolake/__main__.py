@@ -1,0 +1,3 @@
+from genolake.cli import main
+
+main()

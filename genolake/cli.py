@@ -1,0 +1,136 @@
+"""The `genolake` command line (typer). Commands are thin: parse, call one library function, print."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genolake.cli_common import FormatOpt, LakeOpt, QuietOpt, SchedulerOpt, WorkersOpt, stderr_console
+from genolake.query.cli import app as query_app
+
+app = typer.Typer(
+    help="genolake: a genomic variant data lake (VCF -> pseudonymised, partitioned Parquet) and query engine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(query_app, name="query")
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="genolake: %(message)s")
+    for noisy in ("distributed", "tornado", "asyncio", "bokeh"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="VCF, bgzipped VCF (.vcf.gz, indexed or not) or BCF files.")],
+    lake: LakeOpt,
+    institution: Annotated[str, typer.Option("--institution", "-i", help="Name of the contributing institution.")],
+    build: Annotated[str | None, typer.Option("--build", help="GRCh37 or GRCh38 when the header does not say.")] = None,
+    reference: Annotated[Path | None, typer.Option("--reference", help="FASTA to left-align indels (pysam).")] = None,
+    absent_as_ref: Annotated[bool, typer.Option("--absent-as-ref", help="Sites absent from the file are hom-ref for its samples.")] = False,
+    callable_regions: Annotated[Path | None, typer.Option("--callable-regions", help="BED: absent sites inside are hom-ref.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace files of this institution that hold the same samples.")] = False,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Add VCF/BCF files of one institution to the lake (atomic; a file already there is a no-op)."""
+    from genolake.ingest.pipeline import ingest as run_ingest
+    from genolake.progress import records_progress
+
+    with records_progress("ingest", enabled=not quiet) as progress:
+        report = run_ingest(
+            lake, institution, list(files), build=build, reference=reference, absent_as_ref=absent_as_ref,
+            callable_regions=callable_regions, replace=replace, workers=workers, scheduler=scheduler,
+            progress=progress,
+        )
+    if not quiet:
+        console = stderr_console()
+        for f in report.files:
+            if f.status == "skipped":
+                console.print(f"{f.name}: {f.message}")
+            else:
+                console.print(
+                    f"{f.name}: {f.n_records:,} records -> {f.n_variants:,} variants, {f.n_calls:,} calls, "
+                    f"{f.n_samples:,} samples" + (f" ({f.n_skipped:,} records without ALT skipped)" if f.n_skipped else "")
+                    + (f"; {f.message}" if f.message else "")
+                )
+        rate = report.genotypes / report.seconds if report.seconds else 0
+        console.print(f"ingested into {report.lake} as {report.institution!r} in {report.seconds:.1f} s "
+                      f"({rate:,.0f} genotypes/s)")
+
+
+@app.command()
+def info(lake: LakeOpt, fmt: FormatOpt = "table") -> None:
+    """What the lake holds: institutions, files (checksum, time, counts, absent-site mode), samples, bytes."""
+    import pyarrow as pa
+
+    from genolake.output import emit_object, emit_table, to_json
+    from genolake.query.lake import Lake
+
+    data = Lake(lake).info()
+    if fmt == "json":
+        sys.stdout.write(to_json(data) + "\n")
+        return
+    head = {k: v for k, v in data.items() if not isinstance(v, list)}
+    emit_object(head, "table" if fmt == "table" else fmt)
+    if data["institutions"]:
+        emit_table(pa.Table.from_pylist(data["institutions"]), fmt, title="institutions")
+    if data["files"]:
+        emit_table(pa.Table.from_pylist(data["files"]), fmt, title="files")
+
+
+@app.command()
+def verify(
+    files: Annotated[list[Path], typer.Argument(help="The VCF/BCF files that were ingested.")],
+    lake: LakeOpt,
+    institution: Annotated[str, typer.Option("--institution", "-i")],
+) -> None:
+    """Re-read ingested VCFs with cyvcf2 and check every record and genotype against the lake."""
+    from genolake.ingest.verify import verify_files
+
+    n = verify_files(lake, institution, list(files))
+    stderr_console().print(f"verified {n:,} split records: lake and VCF agree")
+
+
+@app.command()
+def demo(
+    lake: Annotated[Path, typer.Option("--lake", help="Where to create the demo lake.")] = Path("genolake-demo-lake"),
+    workers: WorkersOpt = None,
+) -> None:
+    """Ingest the bundled sample VCFs as three institutions and print a few answers."""
+    from genolake.demo import run_demo
+
+    run_demo(lake, workers=workers)
+
+
+def main() -> None:
+    import click
+
+    from genolake.errors import GenolakeError
+
+    try:
+        app(standalone_mode=False)
+    except GenolakeError as exc:
+        print(f"genolake: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("genolake: interrupted; nothing was committed, the lake is unchanged", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
