@@ -6,7 +6,6 @@ This is what a Dask worker runs. It receives sample pseudonyms, never the pseudo
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +137,24 @@ def _records(vcf: Any, task: Task) -> Any:
             yield rec
 
 
+class _Batch:
+    """Biallelic records of one contig with the same genotype width, processed together with numpy."""
+
+    def __init__(self) -> None:
+        self.gts: list[np.ndarray] = []
+        self.gq: list[np.ndarray | None] = []
+        self.dp: list[np.ndarray | None] = []
+        self.ad: list[np.ndarray | None] = []
+        self.vrow0 = 0
+        self.width = -1
+
+    def __len__(self) -> int:
+        return len(self.gts)
+
+
+BATCH = 512
+
+
 def _run(task: Task) -> ChunkResult:
     vcf = open_vcf(task.path)
     n = len(vcf.samples)
@@ -161,11 +178,16 @@ def _run(task: Task) -> ChunkResult:
     rec_no = 0
     ploidy_acc: dict[str, np.ndarray] = {}
     maxp: dict[str, int] = {}
+    batch = _Batch()
+    ref_ok = _REF_OK.match
+    alt_ok = _ALT_OK.match
     for rec in records:
         rec_no += 1
         pos = rec.POS
         chrom = rec.CHROM
         if chrom != cur_src:
+            if cur is not None and len(batch):
+                _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
             if chrom in seen_contigs:
                 raise BadInputFileError(task.path, f"records of contig {chrom} are not contiguous (file not sorted; "
                                         "sort it with `bcftools sort`)", record=f"record {rec_no} ({chrom}:{pos})")
@@ -185,138 +207,281 @@ def _run(task: Task) -> ChunkResult:
                                     "with `bcftools sort`)", record=f"record {rec_no} ({chrom}:{pos})")
         last_pos = pos
         assert cur is not None
-        where = f"record {rec_no} ({chrom}:{pos})" if task.region is None else f"{chrom}:{pos}"
         if pos < 1:
-            raise BadInputFileError(task.path, f"invalid POS {pos}", record=where)
-        ref = rec.REF.upper()
-        if not _REF_OK.match(ref):
-            raise BadInputFileError(task.path, f"invalid REF {rec.REF!r} (only A, C, G, T, N allowed)", record=where)
-        alts = [a.upper() for a in rec.ALT]
+            raise BadInputFileError(task.path, f"invalid POS {pos}", record=_at(task, rec_no, chrom, pos))
+        raw_ref = rec.REF
+        ref = raw_ref if raw_ref.isupper() else raw_ref.upper()
+        if not ref_ok(ref):
+            raise BadInputFileError(task.path, f"invalid REF {raw_ref!r} (only A, C, G, T, N allowed)",
+                                    record=_at(task, rec_no, chrom, pos))
+        raw_alts = rec.ALT
         result.n_records += 1
-        if not alts:
+        if not raw_alts:
             result.n_skipped += 1
             continue
+        alts = [a if a.isupper() else a.upper() for a in raw_alts]
         for a in alts:
-            if a in ("<NON_REF>", "<*>"):
-                raise BadInputFileError(task.path, f"gVCF reference-block allele {a}: genolake ingests joint-called "
-                                        "VCFs; joint-genotype gVCFs first (GATK GenotypeGVCFs, GLnexus)", record=where)
-            if not _ALT_OK.match(a):
-                raise BadInputFileError(task.path, f"invalid ALT allele {a!r}", record=where)
-        if len(set(alts)) != len(alts) or ref in alts:
-            raise BadInputFileError(task.path, "ALT repeats an allele or equals REF", record=where)
+            if not alt_ok(a) or a == ref:
+                _bad_alt(task, a, ref, rec_no, chrom, pos)
+        if len(alts) > 1 and len(set(alts)) != len(alts):
+            raise BadInputFileError(task.path, "ALT repeats an allele", record=_at(task, rec_no, chrom, pos))
         gt = rec.genotype
         if gt is None:
-            raise BadInputFileError(task.path, "record has no GT values", record=where)
+            raise BadInputFileError(task.path, "record has no GT values", record=_at(task, rec_no, chrom, pos))
         arr = gt.array()
-        width = arr.shape[1] - 1
-        a = arr[:, :width]
-        phased = arr[:, width].astype(bool)
-        present = a != -2
-        ploidy = present.sum(axis=1)
-        called = (a >= 0).sum(axis=1)
-        missing_any = (called < ploidy) | (ploidy == 0)
-        n_missing = int(missing_any.sum())
-        acc = ploidy_acc[cur_lake]
-        acc[:, 0] += ploidy == 1
-        acc[:, 1] += ploidy == 2
-        acc[:, 2] += ploidy > 2
-        pmax = int(ploidy.max()) if n else 0
-        if pmax > maxp[cur_lake]:
-            maxp[cur_lake] = pmax
-        if a.size and int(a.max()) > len(alts):
-            raise BadInputFileError(task.path, f"genotype allele index {int(a.max())} but only {len(alts)} ALT alleles",
-                                    record=where)
-        diploid = ploidy == 2
-        haploid = ploidy == 1
-        an = int(called.sum())
         gq = _int_field(rec, "GQ", n) if has_gq else None
         dp = _int_field(rec, "DP", n) if has_dp else None
         ad = _int_field(rec, "AD", n) if has_ad else None
         if ad is not None and ad.shape[1] < len(alts) + 1:
             ad = None
-        rid = rec.ID
         qual = rec.QUAL
         filts = rec.FILTERS
-        filters = ";".join(filts) if filts else None
-        csq = rec.INFO.get("CSQ") if has_csq else None
-        ann = rec.INFO.get("ANN") if has_ann else None
-        for i, alt in enumerate(alts, start=1):
-            isalt = a == i
-            alt_count = isalt.sum(axis=1)
-            homref = diploid & (called == 2) & (alt_count == 0)
-            idx = np.flatnonzero(~homref)
-            vpos, vref, valt = pos, ref, alt
-            if not is_symbolic(alt):
-                if fasta is not None:
-                    got = fasta.fetch(chrom, pos - 1, pos - 1 + len(ref)).upper() if chrom in fasta.references else ""
-                    if got and got != ref:
-                        raise BadInputFileError(task.path, f"REF {ref} does not match the reference ({got})", record=where)
-                    if chrom in fasta.references:
-                        vpos, vref, valt = left_align(pos, ref, alt, lambda s, e, c=chrom: fasta.fetch(c, s, e))
-                    else:
-                        vpos, vref, valt = trim(pos, ref, alt)
-                else:
-                    vpos, vref, valt = trim(pos, ref, alt)
-            v = cur.v
-            v["pos"].append(vpos)
-            v["ref"].append(vref)
-            v["alt"].append(valt)
-            v["id"].append(rid)
-            v["qual"].append(None if qual is None or (isinstance(qual, float) and math.isnan(qual)) else qual)
-            v["filters"].append(filters)
-            v["ac"].append(int(alt_count.sum()))
-            v["an"].append(an)
-            v["nhomalt"].append(int((diploid & (alt_count == 2)).sum()))
-            v["nhemi"].append(int((haploid & (alt_count == 1)).sum()))
-            v["n_called"].append(n - n_missing)
-            v["n_missing"].append(n_missing)
-            v["orig_pos"].append(pos)
-            v["orig_ref"].append(rec.REF)
-            v["orig_alt"].append(rec.ALT[i - 1])
-            v["alt_index"].append(i)
-            v["n_alleles"].append(len(alts) + 1)
-            v["csq"].append(csq)
-            v["ann"].append(ann)
-            vrow = cur.n_variants
-            cur.n_variants += 1
-            if idx.size == 0:
-                continue
-            sub = a[idx]
-            rec_alleles = np.where(sub == i, 1, np.where(sub >= 0, 0, sub))  # -1 missing, -2 absent slot
-            c = cur.c
-            c["vidx"].append(np.full(idx.size, vrow, dtype=np.int64))
-            c["sample"].append(idx)
-            if width <= 2:
-                a0 = rec_alleles[:, 0]
-                a1 = rec_alleles[:, 1] if width == 2 else np.full(idx.size, -2)
-                ph = phased[idx]
-                code = np.where(a1 == -2, 18 + (a0 + 1), (a0 + 1) * 3 + (a1 + 1) + ph * 9)
-                c["gt"].append(_GT_DIPLOID[code])
-            else:
-                sep_arr = np.where(phased[idx], "|", "/")
-                c["gt"].append(np.array([
-                    sep.join("." if x == -1 else str(x) for x in row if x != -2)
-                    for row, sep in zip(rec_alleles.tolist(), sep_arr.tolist(), strict=True)
-                ], dtype=object))
-            c["ploidy"].append(ploidy[idx])
-            c["called"].append(called[idx])
-            c["alt_count"].append(alt_count[idx])
-            c["phased"].append(phased[idx] & (ploidy[idx] > 1))
-            c["gq"].append(gq[idx, 0] if gq is not None else np.full(idx.size, INT_MISSING, np.int32))
-            c["dp"].append(dp[idx, 0] if dp is not None else np.full(idx.size, INT_MISSING, np.int32))
-            if ad is not None:
-                c["ad_ref"].append(ad[idx, 0])
-                c["ad_alt"].append(ad[idx, i])
-            else:
-                miss = np.full(idx.size, INT_MISSING, np.int32)
-                c["ad_ref"].append(miss)
-                c["ad_alt"].append(miss)
+        meta = (
+            rec.ID,
+            None if qual is None or qual != qual else qual,
+            ";".join(filts) if filts else None,
+            rec.INFO.get("CSQ") if has_csq else None,
+            rec.INFO.get("ANN") if has_ann else None,
+        )
+        width = arr.shape[1] - 1
+        if len(alts) == 1 and width <= 2:
+            if len(batch) and batch.width != width:
+                _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+            if not len(batch):
+                batch.vrow0 = cur.n_variants
+                batch.width = width
+            if arr.size and arr[:, :width].max() > 1:
+                raise BadInputFileError(task.path, f"genotype allele index {int(arr[:, :width].max())} but only 1 ALT "
+                                        "allele", record=_at(task, rec_no, chrom, pos))
+            batch.gts.append(arr)
+            batch.gq.append(gq)
+            batch.dp.append(dp)
+            batch.ad.append(ad)
+            _add_variant(cur, task, fasta, chrom, pos, raw_ref, ref, raw_alts[0], alts[0], 1, 2, meta, rec_no)
+            if len(batch) >= BATCH:
+                _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+            continue
+        if len(batch):
+            _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+        _one_record(task, cur, fasta, arr, gq, dp, ad, chrom, pos, raw_ref, ref, raw_alts, alts, meta, rec_no,
+                    ploidy_acc[cur_lake], maxp, cur_lake)
+    if cur is not None and len(batch):
+        _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
     vcf.close()
     for contig, cols in by_contig.items():
         _write_contig(task, contig, cols, result)
         result.ploidy[contig] = ploidy_acc[contig]
         result.max_ploidy[contig] = maxp[contig]
     return result
+
+
+def _at(task: Task, rec_no: int, chrom: str, pos: int) -> str:
+    return f"record {rec_no} ({chrom}:{pos})" if task.region is None else f"{chrom}:{pos}"
+
+
+def _bad_alt(task: Task, a: str, ref: str, rec_no: int, chrom: str, pos: int) -> None:
+    where = _at(task, rec_no, chrom, pos)
+    if a in ("<NON_REF>", "<*>"):
+        raise BadInputFileError(task.path, f"gVCF reference-block allele {a}: genolake ingests joint-called "
+                                "VCFs; joint-genotype gVCFs first (GATK GenotypeGVCFs, GLnexus)", record=where)
+    if a == ref:
+        raise BadInputFileError(task.path, f"ALT allele {a} equals REF", record=where)
+    raise BadInputFileError(task.path, f"invalid ALT allele {a!r}", record=where)
+
+
+def _normalised(task: Task, fasta: Any, chrom: str, pos: int, ref: str, alt: str, rec_no: int) -> tuple[int, str, str]:
+    if is_symbolic(alt):
+        return pos, ref, alt
+    if fasta is None:
+        if len(ref) == 1 and len(alt) == 1:
+            return pos, ref, alt
+        return trim(pos, ref, alt)
+    if chrom not in fasta.references:
+        return trim(pos, ref, alt)
+    got = fasta.fetch(chrom, pos - 1, pos - 1 + len(ref)).upper()
+    if got != ref:
+        raise BadInputFileError(task.path, f"REF {ref} does not match the reference FASTA ({got})",
+                                record=_at(task, rec_no, chrom, pos))
+    return left_align(pos, ref, alt, lambda s, e: fasta.fetch(chrom, s, e))
+
+
+def _add_variant(cur: _Columns, task: Task, fasta: Any, chrom: str, pos: int, raw_ref: str, ref: str, raw_alt: str,
+                 alt: str, alt_index: int, n_alleles: int, meta: tuple[Any, ...], rec_no: int) -> int:
+    vpos, vref, valt = _normalised(task, fasta, chrom, pos, ref, alt, rec_no)
+    v = cur.v
+    v["pos"].append(vpos)
+    v["ref"].append(vref)
+    v["alt"].append(valt)
+    v["id"].append(meta[0])
+    v["qual"].append(meta[1])
+    v["filters"].append(meta[2])
+    v["csq"].append(meta[3])
+    v["ann"].append(meta[4])
+    v["orig_pos"].append(pos)
+    v["orig_ref"].append(raw_ref)
+    v["orig_alt"].append(raw_alt)
+    v["alt_index"].append(alt_index)
+    v["n_alleles"].append(n_alleles)
+    for k in ("ac", "an", "nhomalt", "nhemi", "n_called", "n_missing"):
+        v[k].append(0)
+    vrow = cur.n_variants
+    cur.n_variants += 1
+    return vrow
+
+
+def _fmt_stack(items: list[np.ndarray | None], n: int, col: int | None = 0) -> np.ndarray | None:
+    if all(x is None for x in items):
+        return None
+    out = np.full((len(items), n), INT_MISSING, dtype=np.int32)
+    for k, x in enumerate(items):
+        if x is not None:
+            out[k] = x[:, col]
+    return out
+
+
+def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], contig: str) -> None:
+    """Counts and stored calls for a batch of biallelic records (vectorised over records and samples)."""
+    g = np.stack(batch.gts)  # (B, n, width + 1)
+    w = batch.width
+    b, n = g.shape[0], g.shape[1]
+    a = g[:, :, :w]
+    phased = g[:, :, w].astype(bool)
+    if w == 2:
+        a0, a1 = a[:, :, 0], a[:, :, 1]
+        ploidy = (a0 != -2).astype(np.int8) + (a1 != -2)
+        called = (a0 >= 0).astype(np.int8) + (a1 >= 0)
+        altc = (a0 == 1).astype(np.int8) + (a1 == 1)
+    else:
+        a0 = a[:, :, 0]
+        a1 = np.full_like(a0, -2)
+        ploidy = (a0 != -2).astype(np.int8)
+        called = (a0 >= 0).astype(np.int8)
+        altc = (a0 == 1).astype(np.int8)
+    diploid = ploidy == 2
+    missing_any = (called < ploidy) | (ploidy == 0)
+    v = cur.v
+    r0, r1 = batch.vrow0, batch.vrow0 + b
+    v["ac"][r0:r1] = altc.sum(axis=1, dtype=np.int64).tolist()
+    v["an"][r0:r1] = called.sum(axis=1, dtype=np.int64).tolist()
+    v["nhomalt"][r0:r1] = (diploid & (altc == 2)).sum(axis=1).tolist()
+    v["nhemi"][r0:r1] = ((ploidy == 1) & (altc == 1)).sum(axis=1).tolist()
+    nmiss = missing_any.sum(axis=1)
+    v["n_missing"][r0:r1] = nmiss.tolist()
+    v["n_called"][r0:r1] = (n - nmiss).tolist()
+    acc[:, 0] += (ploidy == 1).sum(axis=0)
+    acc[:, 1] += diploid.sum(axis=0)
+    acc[:, 2] += (ploidy > 2).sum(axis=0)
+    pm = int(ploidy.max()) if ploidy.size else 0
+    if pm > maxp[contig]:
+        maxp[contig] = pm
+    stored = ~(diploid & (called == 2) & (altc == 0))
+    rows, samples = np.nonzero(stored)
+    if rows.size:
+        x0, x1 = a0[rows, samples], a1[rows, samples]
+        ph = phased[rows, samples]
+        code = np.where(x1 == -2, 18 + (x0 + 1), (x0 + 1) * 3 + (x1 + 1) + ph * 9).astype(np.int16)
+        c = cur.c
+        c["vidx"].append(rows.astype(np.int64) + r0)
+        c["sample"].append(samples.astype(np.int64))
+        c["gt"].append(code)
+        pl = ploidy[rows, samples]
+        c["ploidy"].append(pl)
+        c["called"].append(called[rows, samples])
+        c["alt_count"].append(altc[rows, samples])
+        c["phased"].append(ph & (pl > 1))
+        for name, items, col in (("gq", batch.gq, 0), ("dp", batch.dp, 0), ("ad_ref", batch.ad, 0),
+                                 ("ad_alt", batch.ad, 1)):
+            m = _fmt_stack(items, n, col)
+            c[name].append(m[rows, samples] if m is not None else np.full(rows.size, INT_MISSING, np.int32))
+    batch.gts, batch.gq, batch.dp, batch.ad = [], [], [], []
+    batch.width = -1
+
+
+def _one_record(task: Task, cur: _Columns, fasta: Any, arr: np.ndarray, gq: np.ndarray | None, dp: np.ndarray | None,
+                ad: np.ndarray | None, chrom: str, pos: int, raw_ref: str, ref: str, raw_alts: list[str],
+                alts: list[str], meta: tuple[Any, ...], rec_no: int, acc: np.ndarray, maxp: dict[str, int],
+                contig: str) -> None:
+    """A multi-allelic or polyploid record: split per alt allele, genotypes recoded (other alts -> ref)."""
+    n = arr.shape[0]
+    width = arr.shape[1] - 1
+    a = arr[:, :width]
+    phased = arr[:, width].astype(bool)
+    if a.size and int(a.max()) > len(alts):
+        raise BadInputFileError(task.path, f"genotype allele index {int(a.max())} but only {len(alts)} ALT alleles",
+                                record=_at(task, rec_no, chrom, pos))
+    ploidy = (a != -2).sum(axis=1)
+    called = (a >= 0).sum(axis=1)
+    missing_any = (called < ploidy) | (ploidy == 0)
+    n_missing = int(missing_any.sum())
+    acc[:, 0] += ploidy == 1
+    acc[:, 1] += ploidy == 2
+    acc[:, 2] += ploidy > 2
+    pm = int(ploidy.max()) if n else 0
+    if pm > maxp[contig]:
+        maxp[contig] = pm
+    diploid = ploidy == 2
+    an = int(called.sum())
+    for i, alt in enumerate(alts, start=1):
+        alt_count = (a == i).sum(axis=1)
+        vrow = _add_variant(cur, task, fasta, chrom, pos, raw_ref, ref, raw_alts[i - 1], alt, i, len(alts) + 1,
+                            meta, rec_no)
+        v = cur.v
+        v["ac"][vrow] = int(alt_count.sum())
+        v["an"][vrow] = an
+        v["nhomalt"][vrow] = int((diploid & (alt_count == 2)).sum())
+        v["nhemi"][vrow] = int(((ploidy == 1) & (alt_count == 1)).sum())
+        v["n_called"][vrow] = n - n_missing
+        v["n_missing"][vrow] = n_missing
+        idx = np.flatnonzero(~(diploid & (called == 2) & (alt_count == 0)))
+        if idx.size == 0:
+            continue
+        sub = a[idx]
+        rec_alleles = np.where(sub == i, 1, np.where(sub >= 0, 0, sub))  # -1 missing, -2 absent slot
+        c = cur.c
+        c["vidx"].append(np.full(idx.size, vrow, dtype=np.int64))
+        c["sample"].append(idx.astype(np.int64))
+        if width <= 2:
+            a0 = rec_alleles[:, 0]
+            a1 = rec_alleles[:, 1] if width == 2 else np.full(idx.size, -2)
+            ph = phased[idx]
+            c["gt"].append(np.where(a1 == -2, 18 + (a0 + 1), (a0 + 1) * 3 + (a1 + 1) + ph * 9).astype(np.int16))
+        else:
+            codes = []
+            for row, p in zip(rec_alleles.tolist(), phased[idx].tolist(), strict=True):
+                text = ("|" if p else "/").join("." if x == -1 else str(x) for x in row if x != -2)
+                codes.append(_poly_code(text))
+            c["gt"].append(np.asarray(codes, dtype=np.int16))
+        c["ploidy"].append(ploidy[idx].astype(np.int8))
+        c["called"].append(called[idx].astype(np.int8))
+        c["alt_count"].append(alt_count[idx].astype(np.int8))
+        c["phased"].append(phased[idx] & (ploidy[idx] > 1))
+        c["gq"].append(gq[idx, 0] if gq is not None else np.full(idx.size, INT_MISSING, np.int32))
+        c["dp"].append(dp[idx, 0] if dp is not None else np.full(idx.size, INT_MISSING, np.int32))
+        if ad is not None:
+            c["ad_ref"].append(ad[idx, 0])
+            c["ad_alt"].append(ad[idx, i])
+        else:
+            miss = np.full(idx.size, INT_MISSING, np.int32)
+            c["ad_ref"].append(miss)
+            c["ad_alt"].append(miss)
+
+
+_GT_TEXT: list[str] = [str(x) for x in _GT_DIPLOID.tolist()]
+_GT_INDEX: dict[str, int] = {t: k for k, t in enumerate(_GT_TEXT)}
+
+
+def _poly_code(text: str) -> int:
+    """Code of a genotype string in the (process-wide, append-only) genotype dictionary."""
+    code = _GT_INDEX.get(text)
+    if code is None:
+        code = len(_GT_TEXT)
+        _GT_TEXT.append(text)
+        _GT_INDEX[text] = code
+    return code
+
+
+def _const(value: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int8)), pa.array([value], pa.string()))
 
 
 def _nullable_int(arrays: list[np.ndarray], order: np.ndarray | None) -> pa.Array:
@@ -373,13 +538,13 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult) 
 
     pseud = pa.array(task.pseudonyms, pa.string())
     ct = pa.table({
-        "institution": pa.array([task.institution] * nc, pa.string()),
-        "contig": pa.array([contig] * nc, pa.string()),
+        "institution": _const(task.institution, nc),
+        "contig": _const(contig, nc),
         "pos": pa.array(pos[vidx].astype(np.int32)),
         "ref": pa.array(refs).take(pa.array(vidx)),
         "alt": pa.array(alts).take(pa.array(vidx)),
         "sample_id": pseud.take(pa.array(sample)),
-        "gt": pa.array(cat("gt", object), pa.string()),
+        "gt": pa.DictionaryArray.from_arrays(pa.array(cat("gt", np.int16)), pa.array(_GT_TEXT, pa.string())),
         "ploidy": pa.array(cat("ploidy", np.int8)),
         "called": pa.array(cat("called", np.int8)),
         "alt_count": pa.array(cat("alt_count", np.int8)),
@@ -388,7 +553,7 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult) 
         "dp": _nullable_int(c["dp"], order),
         "ad_ref": _nullable_int(c["ad_ref"], order),
         "ad_alt": _nullable_int(c["ad_alt"], order),
-        "file_id": pa.array([task.file_id] * nc, pa.string()),
+        "file_id": _const(task.file_id, nc),
     })
     base = partition_dir(CALLS, {"institution": task.institution, "contig": contig})
     write_parquet(CALLS, ct, Path(task.staging) / "calls" / base / name)
