@@ -48,10 +48,11 @@ CONFIG = "genolake.json"
 # Parquet settings chosen by measurement (docs/STORAGE.md).
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
-    "compression_level": 3,
+    "compression_level": 1,
     "use_dictionary": True,
     "write_statistics": True,
     "row_group_size": 65536,
+    "store_schema": False,
 }
 COMMIT_ORDER = (*FILE_TABLES, "files")
 
@@ -73,7 +74,16 @@ def partition_dir(table: Table, row: dict[str, str]) -> str:
 
 def write_parquet(table: Table, data: pa.Table, path: Path) -> None:
     """Write one data file of ``table`` with the lake's Parquet settings and exact schema."""
-    data = data.select(table.names).cast(table.arrow_schema)
+    data = data.select(table.names)
+    # Dictionary-encoded string columns are written as they are (Parquet dictionary pages, no re-hashing);
+    # without the Arrow schema in the file metadata every reader sees them as plain strings.
+    target = pa.schema([
+        f.with_type(data.schema.field(f.name).type)
+        if pa.types.is_dictionary(data.schema.field(f.name).type) and pa.types.is_string(f.type)
+        else f
+        for f in table.arrow_schema
+    ])
+    data = data.cast(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(data, tmp, **PARQUET_OPTIONS)
@@ -124,10 +134,7 @@ class LakeStore:
                 return cls.open(root)
             lake_id = uuid.uuid4().hex
             key_path = pseudonym.default_key_path(lake_id)
-            if key_path.exists():
-                key = bytes.fromhex(key_path.read_text().strip())
-            else:
-                key = pseudonym.create_key(key_path)
+            key = bytes.fromhex(key_path.read_text().strip()) if key_path.exists() else pseudonym.create_key(key_path)
             config = {
                 "format": "genolake",
                 "format_version": FORMAT_VERSION,

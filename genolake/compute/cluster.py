@@ -48,7 +48,7 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
         silence_logs=logging.ERROR,
         memory_limit=None,
     )

@@ -7,6 +7,7 @@ This is what a Dask worker runs. It receives sample pseudonyms, never the pseudo
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,9 @@ class _Columns:
         self.c: dict[str, list[np.ndarray]] = {k: [] for k in (
             "vidx", "sample", "gt", "ploidy", "called", "alt_count", "phased", "gq", "dp", "ad_ref", "ad_alt")}
         self.n_variants = 0
+
+    def n_rows(self) -> int:
+        return sum(x.size for x in self.c["vidx"])
 
 
 def _int_field(rec: Any, name: str, n: int) -> np.ndarray | None:
@@ -153,6 +157,18 @@ class _Batch:
 
 
 BATCH = 512
+PART_ROWS = 4_000_000  # calls per Parquet part file: bounds memory and lets writing overlap parsing
+
+
+def _spill(task: Task, contig: str, cols: _Columns, result: ChunkResult, parts: dict[str, int],
+           writer: ThreadPoolExecutor, pending: list[Future[None]]) -> _Columns:
+    """Hand a contig's buffered rows to the background writer; return fresh buffers."""
+    part = parts.get(contig, 0)
+    parts[contig] = part + 1
+    for fut in [f for f in pending if f.done()]:
+        fut.result()  # surface write errors early
+    pending.append(writer.submit(_write_contig, task, contig, cols, result, part))
+    return _Columns()
 
 
 def _run(task: Task) -> ChunkResult:
@@ -179,6 +195,9 @@ def _run(task: Task) -> ChunkResult:
     ploidy_acc: dict[str, np.ndarray] = {}
     maxp: dict[str, int] = {}
     batch = _Batch()
+    parts: dict[str, int] = {}
+    writer = ThreadPoolExecutor(max_workers=1)  # Parquet writing releases the GIL: overlap it with parsing
+    pending: list[Future[None]] = []
     ref_ok = _REF_OK.match
     alt_ok = _ALT_OK.match
     for rec in records:
@@ -260,6 +279,8 @@ def _run(task: Task) -> ChunkResult:
             _add_variant(cur, task, fasta, chrom, pos, raw_ref, ref, raw_alts[0], alts[0], 1, 2, meta, rec_no)
             if len(batch) >= BATCH:
                 _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+                if cur.n_rows() >= PART_ROWS:
+                    cur = by_contig[cur_lake] = _spill(task, cur_lake, cur, result, parts, writer, pending)
             continue
         if len(batch):
             _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
@@ -269,7 +290,11 @@ def _run(task: Task) -> ChunkResult:
         _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
     vcf.close()
     for contig, cols in by_contig.items():
-        _write_contig(task, contig, cols, result)
+        _spill(task, contig, cols, result, parts, writer, pending)
+    writer.shutdown(wait=True)
+    for fut in pending:
+        fut.result()
+    for contig in by_contig:
         result.ploidy[contig] = ploidy_acc[contig]
         result.max_ploidy[contig] = maxp[contig]
     return result
@@ -492,7 +517,7 @@ def _nullable_int(arrays: list[np.ndarray], order: np.ndarray | None) -> pa.Arra
     return pa.array(data.astype(np.int32), type=pa.int32(), mask=mask)
 
 
-def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult) -> None:
+def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult, part: int = 0) -> None:
     v = cols.v
     nv = cols.n_variants
     if nv == 0:
@@ -516,7 +541,7 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult) 
     if not sorted_already:
         vt = vt.take(pa.array(vorder))
     base = partition_dir(VARIANTS, {"institution": task.institution, "contig": contig})
-    name = f"{task.file_id}-{task.chunk:05d}.parquet"
+    name = f"{task.file_id}-{task.chunk:05d}-{part:04d}.parquet"
     write_parquet(VARIANTS, vt, Path(task.staging) / "variants" / base / name)
     result.files.append(("variants", f"{base}/{name}"))
     result.n_variants += nv
@@ -541,9 +566,9 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult) 
         "institution": _const(task.institution, nc),
         "contig": _const(contig, nc),
         "pos": pa.array(pos[vidx].astype(np.int32)),
-        "ref": pa.array(refs).take(pa.array(vidx)),
-        "alt": pa.array(alts).take(pa.array(vidx)),
-        "sample_id": pseud.take(pa.array(sample)),
+        "ref": pa.DictionaryArray.from_arrays(pa.array(vidx.astype(np.int32)), pa.array(refs, pa.string())),
+        "alt": pa.DictionaryArray.from_arrays(pa.array(vidx.astype(np.int32)), pa.array(alts, pa.string())),
+        "sample_id": pa.DictionaryArray.from_arrays(pa.array(sample.astype(np.int32)), pseud),
         "gt": pa.DictionaryArray.from_arrays(pa.array(cat("gt", np.int16)), pa.array(_GT_TEXT, pa.string())),
         "ploidy": pa.array(cat("ploidy", np.int8)),
         "called": pa.array(cat("called", np.int8)),
