@@ -56,16 +56,18 @@ def ingest(
         console = stderr_console()
         for f in report.files:
             if f.status == "skipped":
-                console.print(f"{f.name}: {f.message}")
+                console.print(f"{f.name}: {f.message}", soft_wrap=True)
             else:
                 console.print(
                     f"{f.name}: {f.n_records:,} records -> {f.n_variants:,} variants, {f.n_calls:,} calls, "
                     f"{f.n_samples:,} samples" + (f" ({f.n_skipped:,} records without ALT skipped)" if f.n_skipped else "")
-                    + (f"; {f.message}" if f.message else "")
+                    + (f"; {f.message}" if f.message else ""),
+                    soft_wrap=True,
                 )
         rate = report.genotypes / report.seconds if report.seconds else 0
-        console.print(f"ingested into {report.lake} as {report.institution!r} in {report.seconds:.1f} s "
-                      f"({rate:,.0f} genotypes/s)")
+        if any(f.status != "skipped" for f in report.files):
+            console.print(f"ingested into {report.lake} as {report.institution!r} in {report.seconds:.1f} s "
+                          f"({rate:,.0f} genotypes/s)", soft_wrap=True)
 
 
 @app.command()

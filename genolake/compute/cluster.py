@@ -31,8 +31,12 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
     A local cluster uses one single-threaded worker process per core (``workers=None``) or ``workers``
     processes; it is closed on exit.
     """
+    import dask
     from distributed import Client, LocalCluster
 
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # the CLI's --verbose shows Dask's own logs
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        dask.config.set({"logging": {"distributed": "error", "distributed.client": "error", "bokeh": "error"}})
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
