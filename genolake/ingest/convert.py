@@ -7,6 +7,7 @@ This is what a Dask worker runs. It receives sample pseudonyms, never the pseudo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,11 +92,11 @@ def _int_field(rec: Any, name: str, n: int) -> np.ndarray | None:
     return np.asarray(arr, dtype=np.int32)
 
 
-def run_task(task: Task) -> ChunkResult:
+def run_task(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResult:
     """Convert one task; raises BadInputFileError naming the file and the record at fault."""
     with htslib_messages() as messages:
         try:
-            result = _run(task)
+            result = _run(task, progress)
         except BadInputFileError:
             raise
         except Exception as exc:  # cyvcf2 raises bare Exception on a record htslib cannot parse
@@ -171,7 +172,7 @@ def _spill(task: Task, contig: str, cols: _Columns, result: ChunkResult, parts: 
     return _Columns()
 
 
-def _run(task: Task) -> ChunkResult:
+def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResult:
     vcf = open_vcf(task.path)
     n = len(vcf.samples)
     if n != len(task.pseudonyms):
@@ -202,6 +203,8 @@ def _run(task: Task) -> ChunkResult:
     alt_ok = _ALT_OK.match
     for rec in records:
         rec_no += 1
+        if progress is not None and not rec_no % 10_000:
+            progress(10_000)
         pos = rec.POS
         chrom = rec.CHROM
         if chrom != cur_src:

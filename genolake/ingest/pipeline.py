@@ -286,9 +286,17 @@ def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
     if scheduler is None and workers == 0:
         out = []
         for k, task in enumerate(tasks):
-            res = run_task(task)
+            base = done_records
+
+            def tick(n: int, k: int = k, base: int = base) -> None:
+                nonlocal done_records
+                done_records += n
+                if progress:
+                    progress(done_records, k)
+
+            res = run_task(task, tick if progress else None)
             out.append(res)
-            done_records += res.n_records
+            done_records = base + res.n_records
             if progress:
                 progress(done_records, k + 1)
         return out

@@ -24,7 +24,8 @@ def contig_extents(path: str) -> list[tuple[str, int, int]]:
         if index is None:
             return []
         lengths = {name: (vf.header.contigs[name].length or 0) for name in vf.header.contigs}
-        for contig in list(index.keys()):
+        for key in list(index.keys()):
+            contig = str(key)
             it = vf.fetch(contig)
             first = next(it, None)
             if first is None:
@@ -46,10 +47,7 @@ def contig_extents(path: str) -> list[tuple[str, int, int]]:
 
 
 def _has_record_from(vf: object, contig: str, start1: int) -> bool:
-    for rec in vf.fetch(contig, start1 - 1, 2**29):  # type: ignore[attr-defined]
-        if rec.pos >= start1:
-            return True
-    return False
+    return any(rec.pos >= start1 for rec in vf.fetch(contig, start1 - 1, 2**29))  # type: ignore[attr-defined]
 
 
 def region_chunks(extents: list[tuple[str, int, int]], n_chunks: int) -> list[list[tuple[str, int, int]]]:
