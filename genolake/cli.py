@@ -10,7 +10,9 @@ from typing import Annotated
 import typer
 
 from genolake.cli_common import FormatOpt, LakeOpt, QuietOpt, SchedulerOpt, WorkersOpt, stderr_console
+from genolake.compute.cli_annotate import register as register_annotate
 from genolake.query.cli import app as query_app
+from genolake.query.cli import phenotypes_app
 
 app = typer.Typer(
     help="genolake: a genomic variant data lake (VCF -> pseudonymised, partitioned Parquet) and query engine.",
@@ -19,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(query_app, name="query")
+register_annotate(app)
+app.add_typer(phenotypes_app, name="phenotypes")
 
 
 @app.callback()

@@ -1,7 +1,11 @@
-"""`genolake query ...` subcommands (thin: parse, call the Lake API, print)."""
+"""`genolake query ...` and `genolake phenotypes ...` subcommands (thin: parse, call the library, print).
+
+Imports stay inside the commands: `genolake query variant` must start fast (no pandas, Dask or scipy).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +13,21 @@ import typer
 from genolake.cli_common import FormatOpt, LakeOpt, OutputOpt
 
 app = typer.Typer(help="Query the lake (read-only).", no_args_is_help=True, pretty_exceptions_enable=False)
+phenotypes_app = typer.Typer(help="Sample phenotypes (TSV/CSV or PED/FAM).", no_args_is_help=True,
+                             pretty_exceptions_enable=False)
+
+WhereOpt = Annotated[
+    str | None,
+    typer.Option("--where", help="Phenotype condition, e.g. \"case_status = 'case' AND age > 50\" "
+                                 "(=, !=, <, >, IN (...), BETWEEN, LIKE, CONTAINS, IS NULL, AND/OR/NOT)."),
+]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="CONTIG:START-END, 1-based inclusive.")]
+
+
+def _open(lake: Path):  # type: ignore[no-untyped-def]
+    from genolake.query.lake import Lake
+
+    return Lake(lake)
 
 
 @app.command("sql")
@@ -18,8 +37,159 @@ def sql_cmd(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
-    """Run read-only SQL over the views: variants, variant_files, calls, samples, files, ploidy, ..."""
+    """Run read-only SQL over the views: variants, variant_files, calls, samples, phenotypes, files, ploidy, ..."""
     from genolake.output import emit_table
-    from genolake.query.lake import Lake
 
-    emit_table(Lake(lake).sql(query), fmt, output)
+    emit_table(_open(lake).sql(query), fmt, output)
+
+
+@app.command("variant")
+def variant_cmd(
+    variant: Annotated[str, typer.Argument(help="chr20-1014254-A-T, 20:1014254:A:T, 20_1014254_A_T or an rsID.")],
+    lake: LakeOpt,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Frequencies (joint and per institution), carriers by phenotype and annotations of one variant."""
+    from genolake.output import emit_object
+
+    if fmt == "parquet":
+        from genolake.errors import UserInputError
+
+        raise UserInputError("`query variant` prints one object: use --format json (or table, tsv, csv)")
+    report = _open(lake).variant(variant)
+    if not report["variant"]["observed"] and fmt == "table":
+        from genolake.cli_common import say
+
+        say(f"genolake: {report['variant']['id']} is not listed in any ingested file; counts below are from "
+            "absent-as-ref / callable-region files only")
+    emit_object(report, fmt, output)
+
+
+@app.command("region")
+def region_cmd(
+    region: Annotated[str, typer.Argument(help="CONTIG:START-END (1-based, inclusive), e.g. chr20:1000000-2000000.")],
+    lake: LakeOpt,
+    max_af: Annotated[float | None, typer.Option("--max-af", help="Only variants with joint AF <= this.")] = None,
+    min_ac: Annotated[int | None, typer.Option("--min-ac", help="Only variants with joint AC >= this.")] = None,
+    institution: Annotated[str | None, typer.Option("--institution", "-i",
+                                                    help="Count this institution's samples only.")] = None,
+    where: WhereOpt = None,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Variants in a region with joint frequencies, in position order (--where: carried by matching samples)."""
+    from genolake.output import emit_table
+
+    table = _open(lake).region(region, max_af=max_af, min_ac=min_ac, institution=institution, where=where)
+    emit_table(table, fmt, output)
+
+
+@app.command("carriers")
+def carriers_cmd(
+    variant: Annotated[str, typer.Argument(help="Variant ID or rsID.")],
+    lake: LakeOpt,
+    where: WhereOpt = None,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Pseudonymised carriers of a variant with institution, genotype and phenotypes, plus counts."""
+    from genolake.cli_common import say
+    from genolake.output import emit_table
+
+    table = _open(lake).carriers(variant, where=where)
+    emit_table(table, fmt, output)
+    rows = table.select(["institution", "alt_count", "ploidy"]).to_pylist()
+    per: dict[str, int] = {}
+    for r in rows:
+        per[r["institution"]] = per.get(r["institution"], 0) + 1
+    hom = sum(1 for r in rows if r["ploidy"] == 2 and r["alt_count"] == 2)
+    hemi = sum(1 for r in rows if r["ploidy"] == 1)
+    say(f"{len(rows)} carriers ({len(rows) - hom - hemi} het, {hom} hom-alt, {hemi} hemizygous); "
+        + (", ".join(f"{k} {v}" for k, v in sorted(per.items())) or "none"))
+
+
+@app.command("assoc")
+def assoc_cmd(
+    lake: LakeOpt,
+    phenotype: Annotated[str, typer.Option("--phenotype", help="Categorical phenotype, e.g. case_status.")],
+    case: Annotated[str | None, typer.Option("--case", help="Value of cases (default: 'case').")] = None,
+    control: Annotated[str | None, typer.Option("--control", help="Value of controls (default: the other(s)).")] = None,
+    region: RegionOpt = None,
+    gene: Annotated[str | None, typer.Option("--gene", help="Gene symbol (needs `genolake annotate --genes`).")] = None,
+    min_ac: Annotated[int | None, typer.Option("--min-ac", help="Only variants with AC >= N in cases+controls (default 1).")] = None,
+    max_af: Annotated[float | None, typer.Option("--max-af", help="Only variants with AF <= this in cases+controls.")] = None,
+    burden: Annotated[bool, typer.Option("--burden", help="One collapsing test: carriers of any qualifying variant.")] = False,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Case-control counts, odds ratios and Fisher's exact p per variant (sorted by p), or a burden test."""
+    from genolake.output import emit_table
+
+    table = _open(lake).assoc(phenotype, case=case, control=control, region=region, gene=gene, min_ac=min_ac,
+                              max_af=max_af, burden=burden)
+    emit_table(table, fmt, output)
+
+
+@app.command("run")
+def run_cmd(
+    query_file: Annotated[str, typer.Argument(help="queries/NAME.sql (or NAME) from the catalogue, or any .sql file.")],
+    lake: LakeOpt,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE for a $KEY of the query.")] = None,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Run a named, parameterised catalogue query (see `genolake query catalogue`)."""
+    from genolake.errors import UserInputError
+    from genolake.output import emit_table
+
+    params: dict[str, str] = {}
+    for p in param or []:
+        key, sep, value = p.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"--param {p!r}: use KEY=VALUE")
+        params[key.strip()] = value
+    emit_table(_open(lake).run(query_file, params), fmt, output)
+
+
+@app.command("catalogue")
+def catalogue_cmd(fmt: FormatOpt = "table", output: OutputOpt = None) -> None:
+    """List the named queries of the queries/ catalogue with what they answer and their parameters."""
+    from genolake.output import emit_table
+    from genolake.query.catalogue import catalogue_table
+
+    emit_table(catalogue_table(), fmt, output)
+
+
+@phenotypes_app.command("load")
+def phenotypes_load(
+    file: Annotated[Path, typer.Argument(help="TSV/CSV with a sample ID column, or a PED/FAM file.")],
+    lake: LakeOpt,
+    institution: Annotated[str, typer.Option("--institution", "-i", help="Institution the samples belong to.")],
+    sample_column: Annotated[str, typer.Option("--sample-column", help="Sample ID column of a TSV/CSV.")] = "sample_id",
+    type_: Annotated[list[str] | None, typer.Option("--type", "-t",
+                                                    help="NAME=categorical|numeric|list (repeatable).")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Load (or replace, atomically) an institution's phenotypes; reports counts, never sample IDs."""
+    from genolake.errors import UserInputError
+    from genolake.output import emit_object
+    from genolake.phenotypes import load_phenotypes
+
+    types: dict[str, str] = {}
+    for t in type_ or []:
+        key, sep, value = t.partition("=")
+        if not sep:
+            raise UserInputError(f"--type {t!r}: use NAME=categorical|numeric|list")
+        types[key.strip()] = value.strip()
+    report = load_phenotypes(lake, institution, file, types=types or None, sample_column=sample_column)
+    emit_object(report, fmt)
+
+
+@phenotypes_app.command("list")
+def phenotypes_list(lake: LakeOpt, fmt: FormatOpt = "table", output: OutputOpt = None) -> None:
+    """Phenotypes per institution: kind, samples with a value, distinct values."""
+    from genolake.output import emit_table
+    from genolake.phenotypes import phenotype_summary
+
+    emit_table(phenotype_summary(lake), fmt, output)

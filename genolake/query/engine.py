@@ -2,7 +2,17 @@
 
 Views read the Parquet files of each table's current Delta Lake version with DuckDB's built-in
 ``read_parquet`` (no extension is installed or loaded: hospital networks are often air-gapped). Rows of
-files that are not committed (a job interrupted between two table commits) are filtered out.
+files that are not committed (a job interrupted between two table commits) are left out: data files are
+named after their ``file_id``, so uncommitted ones are dropped from the file lists (files with other names
+are filtered by ``file_id`` in SQL instead).
+
+Views: one per table (``variants`` is shown as ``variant_files``), ``variants`` (per institution sums),
+``phenotypes_long`` (the stored long table) and ``phenotypes`` (wide: one typed column per phenotype).
+
+The library's own point and region queries do not go through the views: :class:`Catalog` keeps the
+committed Parquet files of each table per contig (the ``contig=...`` folder), so a query reads only the
+files of one contig and DuckDB skips row groups by their ``pos`` statistics (files are sorted by position).
+Parquet footers are cached across queries (``parquet_metadata_cache``).
 
 After the views exist the connection is locked down: no file access outside the lake, no extension
 install/load, no configuration changes. :meth:`Engine.user_sql` also refuses anything but a read query.
@@ -12,7 +22,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
@@ -33,6 +48,39 @@ _DUCK_TYPES = {
     pa.float64(): "DOUBLE",
     pa.bool_(): "BOOLEAN",
 }
+_FILE_ID = re.compile(r"^(f[0-9a-f]{24})(?:[-.]|$)")
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_PHENO_KIND_SQL = {"categorical": ("value_str", "VARCHAR"), "numeric": ("value_num", "DOUBLE"),
+                   "list": ("value_list", "VARCHAR[]")}
+
+
+# Frequencies per institution (`scope` = institution) and joint (`scope` = 'joint') with the absent-site rules:
+# a file that does not list a site adds its samples' ploidy to AN if it was ingested --absent-as-ref, or with
+# --callable-regions and the site is in a callable region. A convenience for SQL users and the catalogue; the
+# library's region/variant queries compute the same numbers reading one contig's files only.
+SITE_FREQUENCIES = """
+WITH vf AS (SELECT institution, file_id, contig, pos, ref, alt, ac, an, nhomalt, nhemi FROM variant_files),
+sites AS (SELECT contig, pos, ref, alt, list(file_id) AS present FROM vf GROUP BY ALL),
+absent AS (SELECT f.file_id, f.institution, f.absent_mode AS mode, p.contig, sum(p.ploidy) AS an
+           FROM files f JOIN ploidy p USING (file_id)
+           WHERE f.absent_mode IN ('ref', 'callable') GROUP BY ALL),
+fill AS (SELECT s.contig, s.pos, s.ref, s.alt, a.institution, sum(a.an) AS an
+         FROM sites s JOIN absent a ON a.contig = s.contig AND NOT list_contains(s.present, a.file_id)
+         WHERE a.mode = 'ref' OR EXISTS (SELECT 1 FROM callable cb WHERE cb.file_id = a.file_id
+                                          AND cb.contig = s.contig AND s.pos BETWEEN cb.start AND cb."end")
+         GROUP BY ALL),
+per AS (SELECT institution, contig, pos, ref, alt, ac, an, nhomalt, nhemi FROM vf
+        UNION ALL SELECT institution, contig, pos, ref, alt, 0, an, 0, 0 FROM fill),
+inst AS (SELECT institution, contig, pos, ref, alt, CAST(sum(ac) AS BIGINT) AS ac, CAST(sum(an) AS BIGINT) AS an,
+                CAST(sum(nhomalt) AS BIGINT) AS nhomalt, CAST(sum(nhemi) AS BIGINT) AS nhemi
+         FROM per GROUP BY ALL)
+SELECT institution AS scope, contig, pos, ref, alt, ac, an, CASE WHEN an > 0 THEN ac / an END AS af, nhomalt, nhemi
+FROM inst
+UNION ALL
+SELECT 'joint' AS scope, contig, pos, ref, alt, CAST(sum(ac) AS BIGINT), CAST(sum(an) AS BIGINT),
+       CASE WHEN sum(an) > 0 THEN sum(ac) / sum(an) END, CAST(sum(nhomalt) AS BIGINT), CAST(sum(nhemi) AS BIGINT)
+FROM inst GROUP BY ALL
+"""
 
 
 def duck_type(t: pa.DataType) -> str:
@@ -51,9 +99,90 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _empty_select(table: Table) -> str:
-    cols = ", ".join(f"CAST(NULL AS {duck_type(c.type)}) AS {c.name}" for c in table.columns)
+    cols = ", ".join(f"CAST(NULL AS {duck_type(c.type)}) AS {quote_ident(c.name)}" for c in table.columns)
     return f"SELECT {cols} LIMIT 0"
+
+
+def parquet_list(paths: list[str]) -> str:
+    """A ``read_parquet`` file list literal. Paths come from the Delta log, never from user input."""
+    return "[" + ", ".join(_sql_str(p) for p in paths) + "]"
+
+
+@dataclass
+class FileInfo:
+    """One committed ingested file (a row of ``files``)."""
+
+    file_id: str
+    institution: str
+    absent_mode: str
+    contigs: tuple[str, ...]
+    n_samples: int
+
+
+@dataclass
+class Catalog:
+    """Committed files and per-contig Parquet lists of one lake version (rebuilt by :meth:`Engine.refresh`)."""
+
+    files: dict[str, FileInfo] = field(default_factory=dict)
+    # table -> list of (path, contig or None, file_id or None)
+    paths: dict[str, list[tuple[str, str | None, str | None]]] = field(default_factory=dict)
+    tables: list[str] = field(default_factory=list)
+    phenotypes: dict[str, str] = field(default_factory=dict)  # wide column -> kind
+    ploidy_sums: dict[tuple[str, str], tuple[int, int]] | None = None  # (file, contig) -> (sum ploidy, samples)
+    callable: dict[tuple[str, str], tuple[list[int], list[int]]] | None = None  # sorted starts, ends
+
+    @property
+    def institutions(self) -> list[str]:
+        return sorted({f.institution for f in self.files.values()})
+
+    def table_paths(self, table: str, *, contig: str | None = None, institution: str | None = None) -> list[str]:
+        """Committed Parquet files of ``table`` (all, or only those of one contig / institution folder)."""
+        out = []
+        inst_dir = f"institution={_hive(institution)}/" if institution is not None else None
+        for path, c, _fid in self.paths.get(table, []):
+            if contig is not None and c is not None and c != contig:
+                continue
+            if inst_dir is not None and f"/{inst_dir}" not in path:
+                continue
+            out.append(path)
+        return out
+
+    def needs_file_filter(self, table: str) -> bool:
+        """True if some file of a per-file table is not named after its file_id (filter rows in SQL)."""
+        return table in FILE_TABLES and any(fid is None for _p, _c, fid in self.paths.get(table, []))
+
+    def absent_counting(self, contig: str) -> list[FileInfo]:
+        """Files whose samples count at sites absent from the file (`ref` or `callable` mode) on ``contig``."""
+        return [f for f in self.files.values() if f.absent_mode in ("ref", "callable") and contig in f.contigs]
+
+    def in_callable(self, file_id: str, contig: str, pos: int) -> bool:
+        assert self.callable is not None
+        starts, ends = self.callable.get((file_id, contig), ([], []))
+        i = bisect_right(starts, pos) - 1
+        # regions may overlap: the running maximum of ends is kept in `ends`
+        return i >= 0 and ends[i] >= pos
+
+
+def _hive(value: str) -> str:
+    from genolake.store import _quote
+
+    return _quote(value)
+
+
+def _contig_of(relpath: str) -> str | None:
+    for part in relpath.split("/"):
+        if part.startswith("contig="):
+            return _unhive(part[len("contig="):])
+    return None
+
+
+def _unhive(value: str) -> str:
+    return unquote(value.replace("~", "%"))
 
 
 class Engine:
@@ -69,39 +198,70 @@ class Engine:
                 "threads": threads or min(4, os.cpu_count() or 1),
             },
         )
+        self.con.execute("SET parquet_metadata_cache=true")
         self.views: list[str] = []
+        self.catalog = Catalog()
         self.refresh()
         root = str(store.root).rstrip("/") + "/"
         self.con.execute(f"SET allowed_directories=[{_sql_str(root)}]")
         self.con.execute("SET enable_external_access=false")
         self.con.execute("SET lock_configuration=true")
 
-    def refresh(self) -> None:
-        """(Re)create the views from each table's current Delta version."""
-        from genolake.schema import _load_all
+    # ------------------------------------------------------------------ views
+    def _lake_tables(self) -> list[str]:
+        """Delta tables in the lake folder: the registered ones, then any other (later stages), by name."""
+        import genolake.phenotypes  # noqa: F401 - registers the `phenotypes` table (a light import)
 
-        _load_all()
-        views: list[str] = []
-        files_list = self.store.active_files("files")
+        found = []
+        try:
+            entries = sorted(os.listdir(self.store.root))
+        except OSError:
+            entries = []
+        for name in entries:
+            if _TABLE_NAME.match(name) and os.path.isdir(os.path.join(self.store.root, name, "_delta_log")):
+                found.append(name)
         ordered = ["files"] + [n for n in TABLES if n != "files"]
-        for name in ordered:
-            table = TABLES[name]
-            if not self.store.has_table(name):
+        return [n for n in ordered if n in found] + [n for n in found if n not in TABLES]
+
+    def refresh(self) -> None:
+        """(Re)create the views and the catalog from each table's current Delta version."""
+        cat = Catalog()
+        tables = self._lake_tables()
+        base = self.store.root
+        for name in tables:
+            try:
+                rels = self.store._relpaths(name)
+            except Exception as exc:  # an unreadable table of a later stage must not break queries
+                log.warning("table %s not readable (%s); skipped", name, exc)
                 continue
-            paths = self.store.active_files(name)
-            if paths:
-                plist = "[" + ", ".join(_sql_str(p) for p in paths) + "]"
-                body = f"SELECT {', '.join(table.names)} FROM read_parquet({plist}, hive_partitioning=false, union_by_name=true)"
-            else:
-                body = _empty_select(table)
-            if name in FILE_TABLES:
-                if files_list:
-                    body = f"SELECT * FROM ({body}) WHERE file_id IN (SELECT file_id FROM files)"
-                else:
-                    body = _empty_select(table)
-            target = "variant_files" if name == "variants" else name
+            cat.tables.append(name)
+            entries = []
+            for rel in rels:
+                m = _FILE_ID.match(Path(rel).name)
+                entries.append((str(base / name / rel), _contig_of(rel), m.group(1) if m else None))
+            cat.paths[name] = entries
+        # committed files: the `files` table is the commit record of every per-file table
+        if cat.paths.get("files"):
+            rows = self.con.execute(
+                f"SELECT file_id, institution, absent_mode, contigs, n_samples "
+                f"FROM read_parquet({parquet_list([p for p, _c, _f in cat.paths['files']])})"
+            ).fetchall()
+            for fid, inst, mode, contigs, n in rows:
+                cat.files[fid] = FileInfo(fid, inst, mode, tuple(contigs or ()), int(n))
+        for name in FILE_TABLES:
+            if name in cat.paths:
+                cat.paths[name] = [e for e in cat.paths[name] if e[2] is None or e[2] in cat.files]
+        views: list[str] = []
+        for name in cat.tables:
+            target = {"variants": "variant_files", "phenotypes": "phenotypes_long"}.get(name, name)
+            body = self._table_select(name, cat)
+            if body is None:
+                continue
             self.con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
             views.append(target)
+        if "variant_files" not in views:
+            self.con.execute(f"CREATE OR REPLACE VIEW variant_files AS {_empty_select(TABLES['variants'])}")
+            views.append("variant_files")
         # per-institution site counts: the sum over the institution's files that list the site
         self.con.execute(
             """
@@ -119,12 +279,123 @@ class Engine:
             """
         )
         views.append("variants")
-        self.views = sorted(views)
+        if {"files", "ploidy", "callable"} <= set(views):
+            self.con.execute(f"CREATE OR REPLACE VIEW site_frequencies AS {SITE_FREQUENCIES}")
+            views.append("site_frequencies")
+        views.append(self._phenotypes_wide(cat, "phenotypes_long" in views))
+        self.catalog = cat
+        self.views = sorted(set(views))
+
+    def _table_select(self, name: str, cat: Catalog) -> str | None:
+        table = TABLES.get(name)
+        paths = [p for p, _c, _f in cat.paths.get(name, [])]
+        if name in FILE_TABLES and not cat.files:
+            return _empty_select(table) if table else None
+        if paths:
+            cols = ", ".join(quote_ident(n) for n in table.names) if table else "*"
+            body = f"SELECT {cols} FROM read_parquet({parquet_list(paths)}, hive_partitioning=false, union_by_name=true)"
+            if cat.needs_file_filter(name):
+                body = f"SELECT * FROM ({body}) WHERE file_id IN (SELECT file_id FROM files)"
+            return body
+        if table is not None:
+            return _empty_select(table)
+        try:  # a table of a later stage with no data yet: an empty view of its Delta schema
+            schema = pa.schema(self.store.delta(name).schema().to_arrow())
+        except Exception:
+            return None
+        cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {quote_ident(f.name)}" for f in schema)
+        return f"SELECT {cols} LIMIT 0" if cols else None
+
+    def _phenotypes_wide(self, cat: Catalog, have_long: bool) -> str:
+        """The wide `phenotypes` view: one typed column per phenotype name (names are validated identifiers)."""
+        from genolake.phenotypes import valid_name
+
+        kinds: dict[str, set[str]] = {}
+        if have_long:
+            for name, kind in self.con.execute("SELECT DISTINCT name, kind FROM phenotypes_long").fetchall():
+                if name in ("institution", "sample_id") or not valid_name(name):
+                    log.warning("phenotype name %r is not a valid column name; not shown in `phenotypes`", name)
+                    continue
+                kinds.setdefault(name, set()).add(kind)
+        cols = []
+        for name in sorted(kinds):
+            ks = kinds[name]
+            if len(ks) == 1 and next(iter(ks)) in _PHENO_KIND_SQL:
+                kind = next(iter(ks))
+                src, _t = _PHENO_KIND_SQL[kind]
+                expr = f"max({src}) FILTER (WHERE name = {_sql_str(name)})"
+            else:  # the loader keeps one kind per name; a mixed table (older data) is shown as text
+                kind = "categorical"
+                expr = (f"max(coalesce(value_str, CAST(value_num AS VARCHAR), array_to_string(value_list, ';'))) "
+                        f"FILTER (WHERE name = {_sql_str(name)})")
+            cols.append(f"{expr} AS {quote_ident(name)}")
+            cat.phenotypes[name] = kind
+        if cols:
+            body = (f"SELECT institution, sample_id, {', '.join(cols)} FROM phenotypes_long "
+                    "GROUP BY institution, sample_id")
+        else:
+            body = "SELECT CAST(NULL AS VARCHAR) AS institution, CAST(NULL AS VARCHAR) AS sample_id LIMIT 0"
+        self.con.execute(f"CREATE OR REPLACE VIEW phenotypes AS {body}")
+        return "phenotypes"
+
+    # ------------------------------------------------------------------ pruned reads for the library's queries
+    def scan(self, table: str, *, contig: str | None = None, institution: str | None = None,
+             columns: list[str] | None = None) -> str:
+        """A FROM-clause source reading only the committed files of ``table`` for ``contig`` (and institution).
+
+        Returns an expression usable as ``FROM {scan} AS x``; an empty typed relation if no file matches.
+        """
+        paths = self.catalog.table_paths(table, contig=contig, institution=institution)
+        t = TABLES.get(table)
+        if not paths:
+            if t is None:
+                return f"(SELECT * FROM {table} LIMIT 0)"
+            return f"({_empty_select(t)})"
+        names = columns or (t.names if t else None)
+        cols = ", ".join(quote_ident(n) for n in names) if names else "*"
+        src = f"(SELECT {cols} FROM read_parquet({parquet_list(paths)}, hive_partitioning=false))"
+        if self.catalog.needs_file_filter(table):
+            fids = ", ".join(_sql_str(f) for f in sorted(self.catalog.files))
+            src = f"(SELECT * FROM {src} WHERE file_id IN ({fids or 'NULL'}))"
+        return src
+
+    def ploidy_sums(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(file_id, contig) -> (sum of sample ploidies, samples) for files that count absent sites."""
+        cat = self.catalog
+        if cat.ploidy_sums is None:
+            fids = sorted(f.file_id for f in cat.files.values() if f.absent_mode in ("ref", "callable"))
+            out: dict[tuple[str, str], tuple[int, int]] = {}
+            if fids:
+                for fid, contig, s, n in self.con.execute(
+                    "SELECT file_id, contig, CAST(sum(ploidy) AS BIGINT), count(*) FROM ploidy "
+                    "WHERE list_contains($fids, file_id) GROUP BY ALL", {"fids": fids}
+                ).fetchall():
+                    out[(fid, contig)] = (int(s), int(n))
+            cat.ploidy_sums = out
+        return cat.ploidy_sums
+
+    def callable_regions(self) -> dict[tuple[str, str], tuple[list[int], list[int]]]:
+        cat = self.catalog
+        if cat.callable is None:
+            out: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+            if "callable" in cat.tables:
+                for fid, contig, start, end in self.con.execute(
+                    'SELECT file_id, contig, start, "end" FROM callable ORDER BY file_id, contig, start'
+                ).fetchall():
+                    starts, ends = out.setdefault((fid, contig), ([], []))
+                    starts.append(int(start))
+                    ends.append(max(int(end), ends[-1]) if ends else int(end))
+            cat.callable = out
+        return cat.callable
 
     # ------------------------------------------------------------------ running queries
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run trusted SQL (the library's own) with bound parameters; return Arrow."""
         return fetch_arrow(self.con.sql(sql, params=params or None))
+
+    def rows(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run trusted SQL with bound parameters; return Python tuples (cheaper than Arrow for a few rows)."""
+        return self.con.execute(sql, params or None).fetchall()
 
     def user_sql(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run a user's read-only query. Anything but SELECT (and WITH/VALUES/DESCRIBE/EXPLAIN) is refused."""

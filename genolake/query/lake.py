@@ -3,17 +3,25 @@
 One DuckDB connection per ``Lake``, reused across queries. Every method returns a ``pyarrow.Table``
 (``.to_pandas()``, ``polars.from_arrow(...)``) except :meth:`Lake.variant` and :meth:`Lake.info`,
 which return plain dicts (the same objects the CLI prints with ``--format json``).
+
+Coordinates are 1-based and inclusive; variant IDs and regions are accepted with either contig naming
+(``chr20`` or ``20``). Frequencies follow the lake's counting rule, including sites absent from files
+ingested with ``--absent-as-ref`` or ``--callable-regions`` (:mod:`genolake.query.counts`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from genolake.query.engine import Engine
 from genolake.store import LakeStore
+
+if TYPE_CHECKING:
+    from genolake.query.ids import Region
+    from genolake.query.where import Condition
 
 
 class Lake:
@@ -21,7 +29,13 @@ class Lake:
 
     Examples
     --------
-    >>> lake = Lake("lake")  # doctest: +SKIP
+    >>> import genolake
+    >>> lake = genolake.open("lake")  # doctest: +SKIP
+    >>> lake.variant("chr20-1014254-A-T")["frequencies"][0]  # doctest: +SKIP
+    {'scope': 'joint', 'ac': 12, 'an': 600, 'af': 0.02, 'nhomalt': 1, 'nhemi': 0}
+    >>> lake.region("20:1000000-2000000", max_af=0.01).to_pandas()  # doctest: +SKIP
+    >>> lake.carriers("20-1014254-A-T", where="case_status = 'case'").to_pandas()  # doctest: +SKIP
+    >>> lake.assoc("case_status", region="20:1000000-2000000").to_pandas()  # doctest: +SKIP
     >>> lake.sql("SELECT institution, count(*) AS n FROM samples GROUP BY 1").to_pandas()  # doctest: +SKIP
     """
 
@@ -44,6 +58,70 @@ class Lake:
     def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run a read-only SQL query over the views (see docs/SCHEMA.md) and return Arrow."""
         return self.engine.user_sql(text, params)
+
+    def variant(self, id: str) -> dict[str, Any]:  # noqa: A002 - the documented API name
+        """One variant: ``{"variant": {...}, "frequencies": [...], "phenotypes": [...], "annotations": {...}}``.
+
+        ``frequencies`` has the joint cohort first (``scope: "joint"``) then each institution, each with
+        ``ac``, ``an``, ``af`` (AC / AN, None if AN is 0), ``nhomalt`` (diploid hom-alt samples) and ``nhemi``
+        (haploid carriers). They come from ``allele_frequencies`` (stratum ``all``) when it covers the variant,
+        else from the lake. ``phenotypes`` has, per categorical phenotype value, the samples counted at the site,
+        ``carriers`` and ``ac``/``an``/``af``/``nhomalt``/``nhemi`` of those samples. ``annotations`` holds the
+        variant's ``annotations`` row, if the lake is annotated. ``id`` is ``CONTIG-POS-REF-ALT`` (``-``, ``:``
+        or ``_`` between the parts) or an rsID.
+        """
+        from genolake.query.variant import variant_report
+
+        return variant_report(self, id)
+
+    def region(
+        self,
+        region: str | Region,
+        *,
+        max_af: float | None = None,
+        min_ac: int | None = None,
+        institution: str | None = None,
+        where: str | Condition | None = None,
+    ) -> pa.Table:
+        """Variants in ``region`` (``chr20:1000000-2000000``, 1-based inclusive) with joint counts, by position.
+
+        See :mod:`genolake.query.region` for the columns and what ``where`` adds.
+        """
+        from genolake.query.region import region_table
+
+        return region_table(self, region, max_af=max_af, min_ac=min_ac, institution=institution, where=where)
+
+    def carriers(self, id: str, *, where: str | Condition | None = None) -> pa.Table:  # noqa: A002
+        """Samples carrying the variant's allele: institution, pseudonymised sample_id, genotype fields and the
+        phenotype columns, optionally only those matching ``where`` (e.g. ``"case_status = 'case'"``)."""
+        from genolake.query.variant import carriers_table
+
+        return carriers_table(self, id, where=where)
+
+    def assoc(
+        self,
+        phenotype: str,
+        *,
+        case: str | None = None,
+        region: str | Region | None = None,
+        gene: str | None = None,
+        min_ac: int | None = None,
+        burden: bool = False,
+        control: str | None = None,
+        max_af: float | None = None,
+    ) -> pa.Table:
+        """Case-control tests per variant (Fisher's exact, odds ratio with 95% CI), sorted by p; or one
+        collapsing burden test with ``burden=True``. See :mod:`genolake.query.assoc`."""
+        from genolake.query.assoc import assoc_table
+
+        return assoc_table(self, phenotype, case=case, control=control, region=region, gene=gene, min_ac=min_ac,
+                           max_af=max_af, burden=burden)
+
+    def run(self, path: str | Path, params: dict[str, str] | None = None) -> pa.Table:
+        """Run a catalogue query (``queries/NAME.sql``, or just ``NAME``) with its parameters, typed per its header."""
+        from genolake.query.catalogue import run_query
+
+        return run_query(self, path, params or {})
 
     def info(self) -> dict[str, Any]:
         """Institutions, files, samples, variants, calls, build and bytes on disk."""

@@ -1,0 +1,79 @@
+"""Variants of a region with joint frequencies (absent-site rules applied), filtered.
+
+Columns: contig, pos, ref, alt, id, filters, ac, an, af, nhomalt, nhemi, institutions (how many institutions'
+files list the site). With ``institution=`` the counts are that institution's only. With ``where=`` (a
+phenotype condition) only variants carried by at least one matching sample are listed, with extra columns
+for the matching samples: ``where_samples`` (matching samples counted at the site), ``where_carriers``,
+``where_ac``, ``where_an``, ``where_af``. ``max_af`` and ``min_ac`` apply to the joint (or institution) counts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from genolake.errors import UserInputError
+from genolake.query.counts import group_ctes, joint_ctes
+from genolake.query.ids import Region, parse_region_text
+
+if TYPE_CHECKING:
+    from genolake.query.lake import Lake
+    from genolake.query.where import Condition
+
+
+def check_institution(lake: Lake, institution: str | None) -> None:
+    if institution is not None and institution not in lake.engine.catalog.institutions:
+        known = ", ".join(lake.engine.catalog.institutions) or "none"
+        raise UserInputError(f"unknown institution {institution!r}; the lake has: {known}")
+
+
+def as_region(lake: Lake, region: str | Region) -> Region:
+    return region if isinstance(region, Region) else parse_region_text(region, lake.store.contig_style)
+
+
+def region_table(
+    lake: Lake,
+    region: str | Region,
+    *,
+    max_af: float | None = None,
+    min_ac: int | None = None,
+    institution: str | None = None,
+    where: str | Condition | None = None,
+) -> pa.Table:
+    from genolake.query.variant import compile_where
+
+    reg = as_region(lake, region)
+    check_institution(lake, institution)
+    if max_af is not None and not 0 <= max_af <= 1:
+        raise UserInputError(f"--max-af must be between 0 and 1, not {max_af}")
+    if min_ac is not None and min_ac < 0:
+        raise UserInputError(f"--min-ac must be >= 0, not {min_ac}")
+    eng = lake.engine
+    params: dict[str, Any] = {}
+    ctes = joint_ctes(eng, reg, institution, params)
+    filters = ["TRUE"]
+    if min_ac is not None:
+        params["min_ac"] = min_ac
+        filters.append("j.ac >= $min_ac")
+    if max_af is not None:
+        params["max_af"] = max_af
+        filters.append("j.an > 0 AND j.ac / j.an <= $max_af")
+    cols = """j.contig, j.pos, j.ref, j.alt, j.id, j.filters, j.ac, j.an,
+              CASE WHEN j.an > 0 THEN j.ac / j.an END AS af, j.nhomalt, j.nhemi, j.institutions"""
+    if where is None:
+        sql = f"WITH {ctes} SELECT {cols} FROM joint j WHERE {' AND '.join(filters)} ORDER BY j.pos, j.ref, j.alt"
+        return eng.query(sql, params)
+    inst_term = "AND s.institution = $institution" if institution is not None else ""
+    cond = compile_where(lake, where, pheno_alias="p", inst_expr="s.institution", params=params)
+    grp = f"""SELECT DISTINCT s.institution, s.sample_id, 'where' AS g
+              FROM samples s LEFT JOIN phenotypes p ON p.institution = s.institution AND p.sample_id = s.sample_id
+              WHERE {cond} {inst_term}"""
+    ctes += "," + group_ctes(eng, reg, institution, grp, params)
+    sql = f"""WITH {ctes}
+    SELECT {cols}, g.samples AS where_samples, g.carriers AS where_carriers, g.ac AS where_ac, g.an AS where_an,
+           CASE WHEN g.an > 0 THEN g.ac / g.an END AS where_af
+    FROM joint j JOIN gcounts g USING (contig, pos, ref, alt)
+    WHERE g.carriers > 0 AND {' AND '.join(filters)}
+    ORDER BY j.pos, j.ref, j.alt"""
+    return eng.query(sql, params)

@@ -1,0 +1,283 @@
+"""One variant: frequencies per institution and joint, carriers by phenotype, annotations; its carriers.
+
+Point queries read only the Parquet files of the variant's contig and DuckDB skips every row group whose
+``pos`` statistics exclude the position, so their cost does not grow with the number of sites or samples
+beyond the one row group read.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from genolake.errors import UserInputError
+from genolake.query.engine import quote_ident
+from genolake.query.ids import VariantKey, is_rsid, parse_variant
+
+if TYPE_CHECKING:
+    from genolake.query.lake import Lake
+    from genolake.query.where import Condition
+
+log = logging.getLogger(__name__)
+
+# categorical phenotypes that hold pseudonymised IDs: no per-value breakdown
+ID_PHENOTYPES = frozenset({"family_id", "paternal_id", "maternal_id"})
+MAX_BREAKDOWN_VALUES = 30
+_CARRIER_COLUMNS = frozenset({"gt", "alt_count", "ploidy", "phased", "gq", "dp", "ad_ref", "ad_alt"})
+_KEY_WHERE = "contig = $contig AND pos = $pos AND ref = $ref AND alt = $alt"
+
+
+def _key_params(key: VariantKey) -> dict[str, Any]:
+    return {"contig": key.contig, "pos": key.pos, "ref": key.ref, "alt": key.alt}
+
+
+def resolve(lake: Lake, text: str) -> VariantKey:
+    """A variant ID or rsID as the lake's key; an rsID matching several alleles is refused with the list."""
+    if not is_rsid(text):
+        return parse_variant(text, lake.store.contig_style)
+    rsid = text.strip().lower()
+    eng = lake.engine
+    rows = eng.rows(
+        "SELECT DISTINCT contig, pos, ref, alt FROM variant_files "
+        "WHERE lower(id) = $id OR list_contains(string_split(lower(id), ';'), $id) ORDER BY ALL",
+        {"id": rsid},
+    )
+    if not rows and "annotations" in eng.catalog.tables:
+        try:
+            rows = eng.rows(
+                "SELECT DISTINCT contig, pos, ref, alt FROM annotations WHERE lower(rsid) = $id ORDER BY ALL",
+                {"id": rsid},
+            )
+        except Exception as exc:  # annotations without an rsid column
+            log.info("rsID lookup in annotations failed: %s", exc)
+    if not rows:
+        raise UserInputError(f"{text.strip()} is not in the lake (looked up in variants.id"
+                             + (" and annotations.rsid" if "annotations" in eng.catalog.tables else "")
+                             + "); give the variant as CONTIG-POS-REF-ALT")
+    if len(rows) > 1:
+        listed = ", ".join(str(VariantKey(*r)) for r in rows[:10])
+        raise UserInputError(f"{text.strip()} names {len(rows)} alleles ({listed}); give one as CONTIG-POS-REF-ALT")
+    c, p, r, a = rows[0]
+    return VariantKey(c, int(p), r, a)
+
+
+def _af(ac: int, an: int) -> float | None:
+    return ac / an if an else None
+
+
+def _freq(scope: str, ac: int, an: int, nhomalt: int, nhemi: int) -> dict[str, Any]:
+    return {"scope": scope, "ac": int(ac), "an": int(an), "af": _af(ac, an), "nhomalt": int(nhomalt),
+            "nhemi": int(nhemi)}
+
+
+def site_rows(lake: Lake, key: VariantKey) -> list[tuple[Any, ...]]:
+    """The `variants` rows of the site, one per file listing it."""
+    eng = lake.engine
+    src = eng.scan("variants", contig=key.contig,
+                   columns=["file_id", "institution", "contig", "pos", "ref", "alt", "ac", "an", "nhomalt", "nhemi",
+                            "id", "filters", "qual", "n_alleles"])
+    return eng.rows(f"SELECT file_id, institution, ac, an, nhomalt, nhemi, id, filters, qual, n_alleles "
+                    f"FROM {src} WHERE {_KEY_WHERE}", _key_params(key))
+
+
+def counting_absent_files(lake: Lake, key: VariantKey, present: set[str]) -> list[str]:
+    """Files that do not list the site but whose samples count there (absent-as-ref, or callable region)."""
+    eng = lake.engine
+    out = []
+    for f in eng.catalog.absent_counting(key.contig):
+        if f.file_id in present:
+            continue
+        if f.absent_mode == "ref":
+            out.append(f.file_id)
+        elif f.absent_mode == "callable":
+            eng.callable_regions()
+            if eng.catalog.in_callable(f.file_id, key.contig, key.pos):
+                out.append(f.file_id)
+    return out
+
+
+def live_frequencies(lake: Lake, key: VariantKey, rows: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per-institution and joint counts from the lake; also the counting absent files."""
+    eng = lake.engine
+    per: dict[str, list[int]] = {inst: [0, 0, 0, 0] for inst in eng.catalog.institutions}
+    present = set()
+    for fid, inst, ac, an, nhomalt, nhemi, *_rest in rows:
+        present.add(fid)
+        acc = per.setdefault(inst, [0, 0, 0, 0])
+        acc[0] += ac
+        acc[1] += an
+        acc[2] += nhomalt
+        acc[3] += nhemi
+    fill = counting_absent_files(lake, key, present)
+    if fill:
+        sums = eng.ploidy_sums()
+        for fid in fill:
+            s, _n = sums.get((fid, key.contig), (0, 0))
+            per[eng.catalog.files[fid].institution][1] += s
+    joint = [sum(v[i] for v in per.values()) for i in range(4)]
+    freqs = [_freq("joint", *joint)] + [_freq(inst, *per[inst]) for inst in sorted(per)]
+    return freqs, fill
+
+
+def precomputed_frequencies(lake: Lake, key: VariantKey) -> list[dict[str, Any]] | None:
+    """Frequencies from `allele_frequencies` (stratum 'all') if that table covers the variant for every
+    institution of the lake and the joint cohort; else None (then they are computed from the lake)."""
+    eng = lake.engine
+    if "allele_frequencies" not in eng.catalog.tables:
+        return None
+    try:
+        src = eng.scan("allele_frequencies", contig=key.contig)
+        rows = eng.rows(
+            f"SELECT scope, ac, an, nhomalt, nhemi FROM {src} WHERE {_KEY_WHERE} AND stratum = 'all'",
+            _key_params(key),
+        )
+    except Exception as exc:  # a table of another version/shape: fall back to the lake
+        log.info("allele_frequencies not usable: %s", exc)
+        return None
+    got = {r[0]: r for r in rows}
+    scopes = ["joint", *eng.catalog.institutions]
+    if not all(s in got for s in scopes):
+        return None
+    return [_freq(s, *(int(x or 0) for x in got[s][1:])) for s in scopes]
+
+
+def variant_report(lake: Lake, text: str) -> dict[str, Any]:
+    """The ``genolake query variant`` object: variant, frequencies, phenotypes, annotations."""
+    key = resolve(lake, text)
+    rows = site_rows(lake, key)
+    freqs, fill = live_frequencies(lake, key, rows)
+    pre = precomputed_frequencies(lake, key) if rows else None
+    if pre is not None:
+        freqs = pre
+    ids = sorted({i for r in rows if r[6] for i in str(r[6]).split(";")})
+    filters = sorted({f for r in rows if r[7] for f in str(r[7]).split(";")})
+    variant = {
+        "id": str(key), "contig": key.contig, "pos": key.pos, "ref": key.ref, "alt": key.alt,
+        "rsid": ";".join(ids) or None,
+        "filters": ";".join(filters) or None,
+        "multiallelic": any((r[9] or 0) > 2 for r in rows),
+        "observed": bool(rows),
+        "institutions": sorted({r[1] for r in rows}),
+        "source": "allele_frequencies" if pre is not None else "lake",
+    }
+    present = sorted({r[0] for r in rows})
+    return {
+        "variant": variant,
+        "frequencies": freqs,
+        "phenotypes": phenotype_breakdown(lake, key, present, fill),
+        "annotations": annotations_of(lake, key),
+    }
+
+
+def breakdown_names(lake: Lake) -> list[str]:
+    """Categorical phenotypes shown per value (not ID columns, at most MAX_BREAKDOWN_VALUES values)."""
+    eng = lake.engine
+    cat = eng.catalog
+    cached = getattr(cat, "_breakdown", None)
+    if cached is not None:
+        return list(cached)
+    names = [n for n, k in cat.phenotypes.items() if k == "categorical" and n not in ID_PHENOTYPES]
+    out: list[str] = []
+    if names:
+        counts = dict(eng.rows(
+            "SELECT name, count(DISTINCT value_str) FROM phenotypes_long WHERE list_contains($names, name) "
+            "GROUP BY name", {"names": names}))
+        out = [n for n in names if 0 < counts.get(n, 0) <= MAX_BREAKDOWN_VALUES]
+    cat._breakdown = out  # type: ignore[attr-defined]
+    return out
+
+
+def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: list[str]) -> list[dict[str, Any]]:
+    """Per categorical phenotype and value: samples counted at the site, carriers, AC, AN, AF, nhomalt, nhemi."""
+    names = breakdown_names(lake)
+    if not names or not (present or fill):
+        return []
+    eng = lake.engine
+    calls = eng.scan("calls", contig=key.contig,
+                     columns=["institution", "sample_id", "file_id", "contig", "pos", "ref", "alt", "ploidy",
+                              "called", "alt_count"])
+    params = _key_params(key) | {"present": present or [""], "fill": fill or [""], "names": names}
+    sql = f"""
+    WITH c AS (SELECT file_id, sample_id, ploidy, called, alt_count FROM {calls} WHERE {_KEY_WHERE}),
+    m AS (SELECT institution, sample_id, file_id, 2 AS base FROM samples WHERE list_contains($present, file_id)
+          UNION ALL
+          SELECT institution, sample_id, file_id, ploidy AS base FROM ploidy
+          WHERE list_contains($fill, file_id) AND contig = $contig)
+    SELECT l.name AS phenotype, l.value_str AS value, count(*) AS samples,
+           count(*) FILTER (WHERE c.alt_count > 0) AS carriers,
+           CAST(coalesce(sum(c.alt_count), 0) AS BIGINT) AS ac,
+           CAST(sum(coalesce(c.called, m.base)) AS BIGINT) AS an,
+           count(*) FILTER (WHERE c.ploidy = 2 AND c.alt_count = 2) AS nhomalt,
+           count(*) FILTER (WHERE c.ploidy = 1 AND c.alt_count = 1) AS nhemi
+    FROM m JOIN phenotypes_long l ON l.institution = m.institution AND l.sample_id = m.sample_id
+    LEFT JOIN c ON c.file_id = m.file_id AND c.sample_id = m.sample_id
+    WHERE list_contains($names, l.name)
+    GROUP BY 1, 2 ORDER BY 1, 2"""
+    out = []
+    for name, value, n, carriers, ac, an, nhomalt, nhemi in eng.rows(sql, params):
+        out.append({"phenotype": name, "value": value, "samples": int(n), "carriers": int(carriers), "ac": int(ac),
+                    "an": int(an), "af": _af(ac, an), "nhomalt": int(nhomalt), "nhemi": int(nhemi)})
+    return out
+
+
+def annotations_of(lake: Lake, key: VariantKey) -> dict[str, Any]:
+    """Columns of the variant's `annotations` rows (one row: a flat dict; several: ``{"records": [...]}``)."""
+    eng = lake.engine
+    if "annotations" not in eng.catalog.tables:
+        return {}
+    try:
+        t = eng.query(f"SELECT * FROM annotations WHERE {_KEY_WHERE}", _key_params(key))
+    except Exception as exc:  # annotations of another shape
+        log.info("annotations not usable: %s", exc)
+        return {}
+    drop = {"contig", "pos", "ref", "alt"}
+    recs = [{k: v for k, v in r.items() if k not in drop} for r in t.to_pylist()]
+    if not recs:
+        return {}
+    return recs[0] if len(recs) == 1 else {"records": recs}
+
+
+def where_columns(lake: Lake) -> dict[str, str]:
+    """Columns a ``--where`` condition may name: the phenotypes (by kind) and ``institution``."""
+    cols = dict(lake.engine.catalog.phenotypes)
+    cols["institution"] = "categorical"
+    return cols
+
+
+def compile_where(lake: Lake, where: str | Condition | None, *, pheno_alias: str, inst_expr: str,
+                  params: dict[str, Any]) -> str:
+    """SQL for a ``--where`` condition over the wide `phenotypes` view aliased ``pheno_alias``."""
+    from genolake.query.where import Condition, parse_where
+
+    if where is None:
+        return "TRUE"
+    cols = where_columns(lake)
+    cond = where if isinstance(where, Condition) else parse_where(where, cols)
+    unknown = sorted(cond.columns - set(cols))
+    if unknown:  # a Condition parsed against other columns
+        raise UserInputError(f"--where: unknown column {unknown[0]!r}; known columns: {', '.join(sorted(cols))}")
+    mapping = {c: (inst_expr if c == "institution" else f"{pheno_alias}.{quote_ident(c)}") for c in cols}
+    sql, wparams = cond.to_sql(mapping, prefix="w")
+    params.update(wparams)
+    return sql
+
+
+def carriers_table(lake: Lake, text: str, *, where: str | Condition | None = None) -> pa.Table:
+    """Samples carrying the allele (alt_count > 0) with their genotype and phenotype columns."""
+    key = resolve(lake, text)
+    eng = lake.engine
+    params = _key_params(key)
+    cond = compile_where(lake, where, pheno_alias="p", inst_expr="c.institution", params=params)
+    calls = eng.scan("calls", contig=key.contig)
+    pheno_cols = "".join(
+        f", p.{quote_ident(n)}" + (f" AS {quote_ident('phenotype_' + n)}" if n in _CARRIER_COLUMNS else "")
+        for n in eng.catalog.phenotypes)
+    sql = f"""
+    SELECT c.institution, c.sample_id, c.gt, c.alt_count, c.ploidy, c.phased, c.gq, c.dp, c.ad_ref, c.ad_alt
+           {pheno_cols}
+    FROM {calls} AS c LEFT JOIN phenotypes p ON p.institution = c.institution AND p.sample_id = c.sample_id
+    WHERE c.contig = $contig AND c.pos = $pos AND c.ref = $ref AND c.alt = $alt AND c.alt_count > 0 AND {cond}
+    ORDER BY c.institution, c.sample_id"""
+    return eng.query(sql, params)
