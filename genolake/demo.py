@@ -52,18 +52,24 @@ def run_demo(lake: Path, *, workers: int | None = None) -> None:
         except TypeError:
             aggregate(lake, by=["sex", "super_population", "case_status"])
     lk = Lake(lake)
-    out.write("\n1. What is in the lake?\n")
+    out.write("\n1. Samples per institution (pseudonymised; the raw IDs never entered the lake):\n")
     emit_table(lk.sql("SELECT institution, count(DISTINCT sample_id) AS samples FROM samples GROUP BY 1 ORDER BY 1"),
                "table")
-    out.write("\n2. The most common variants across the three institutions:\n")
-    top = lk.sql(
-        "SELECT contig, pos, ref, alt, sum(ac) AS ac, sum(an) AS an, round(sum(ac) / sum(an), 4) AS af "
-        "FROM variants GROUP BY ALL ORDER BY af DESC, pos LIMIT 5"
-    )
-    emit_table(top, "table")
-    if hasattr(lk, "variant") and top.num_rows:
-        r = top.slice(0, 1).to_pylist()[0]
-        vid = f"{r['contig']}-{r['pos']}-{r['ref']}-{r['alt']}"
-        out.write(f"\n3. genolake query variant {vid}:\n")
+    planted_file = data / "planted_variant.txt"
+    vid = planted_file.read_text().strip() if planted_file.exists() else None
+    if vid:
+        out.write(f"\n2. genolake query variant {vid}  (frequencies per institution, carriers by phenotype):\n")
         emit_object(lk.variant(vid), "table")
+        out.write("\n3. genolake query assoc --phenotype case_status --case case --region 20:1000000-1600000"
+                  " --min-ac 20  (top 5 by Fisher's exact p):\n")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = lk.assoc("case_status", case="case", region="20:1000000-1600000", min_ac=20)
+        cols = [c for c in ("contig", "pos", "ref", "alt", "case_ac", "case_an", "control_ac", "control_an", "or",
+                            "or_ci_low", "or_ci_high", "p") if c in res.column_names]
+        emit_table(res.select(cols).slice(0, 5), "table")
+    out.write("\n4. Rare variants (joint AF < 1%) in 20:1,200,000-1,250,000:\n")
+    emit_table(lk.region("20:1200000-1250000", max_af=0.01, min_ac=1).slice(0, 10), "table")
     out.write(f"\nTry: genolake query sql --lake {lake} \"SELECT * FROM variants LIMIT 10\"\n")
