@@ -1,0 +1,963 @@
+"""`genolake annotate`: join annotation sources to every variant of the lake, versioned and atomic.
+
+Sources (each recorded in ``annotation_sources`` with its SHA-256, build, file date and time):
+
+- genes: a GTF/GFF3 gene model or a gene list -> ``gene_symbols``, ``gene_ids``, ``biotypes``, ``region_class``
+  (and the genes themselves in ``annotation_genes``, for gene-coordinate queries);
+- clinvar: a ClinVar VCF (NCBI or MacArthur format) -> ``clinvar_*``;
+- dbsnp: any sites VCF -> ``rsid``;
+- frequencies: a sites VCF with AF/AC/AN (gnomAD, ...) under a prefix -> ``external_frequencies``;
+- csq: the VEP ``CSQ`` / SnpEff ``ANN`` values already stored per ingested record -> ``consequence``, ...
+
+Which variants: the distinct normalised keys of ``variant_files`` when the job starts. Every source is
+normalised the way the ingest normalises records (split per ALT, trimmed; left-aligned with
+``reference``), its contigs renamed to the lake's style, and refused if its build is not the lake's.
+
+Work is split by contig and region (Dask; ``workers=0`` runs in this process). Indexed (bgzip + tabix)
+sources are read per region through their index; plain-gzip or uncompressed ones are read once,
+sequentially, by one task each. Results are assembled per key: columns of the sources given in this run
+are replaced, the others kept from the current ``annotations``, and the whole table is committed at once
+with the lake's multi-table commit (removes + adds under the lake lock). Genotype tables are never
+touched. If anything fails -- a malformed source, an index that was promised but is missing -- nothing is
+committed and the existing annotations stay as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from genolake.schema import _KEY, Column, Table, register
+
+log = logging.getLogger(__name__)
+
+_S = pa.string()
+_LS = pa.list_(pa.string())
+
+
+def _n(name: str, type_: pa.DataType, doc: str) -> Column:
+    return Column(name, type_, doc, True)
+
+
+GENES_COLUMNS = (
+    _n("gene_symbols", _LS, "Symbols of the genes the variant overlaps (1-based inclusive: a variant on a gene's first "
+       "or last base is in it), in order of gene start; parallel to `gene_ids` and `biotypes` (null where the source "
+       "has no symbol). Empty list: no gene. Null: never annotated with a gene source."),
+    _n("gene_ids", _LS, "IDs of the overlapped genes (GTF `gene_id`, GFF3 `gene_id`/`ID`; Ensembl IDs of a gene list)."),
+    _n("biotypes", _LS, "Gene biotypes (GTF `gene_type`/`gene_biotype`, GFF3 `biotype`); null entries for gene lists."),
+    _n("region_class", _S, "Coarse class from a GTF/GFF3: `coding_exon` (CDS or start/stop codon), `utr`, "
+       "`noncoding_exon`, `intron`, `genic` (in a gene without transcript features), `intergenic`; from a gene "
+       "list only `genic` or `intergenic`. The first that applies, in this order."),
+    _n("genes_source", _S, "`source_id` (see `annotation_sources`) of the gene source this row was annotated with."),
+)
+CLINVAR_COLUMNS = (
+    _n("clinvar_significance", _S, "ClinVar clinical significance as written by ClinVar (`_` shown as spaces), e.g. "
+       "`Pathogenic/Likely pathogenic`; `|` joins several values. Null: no ClinVar record for this allele."),
+    _n("clinvar_class", _LS, "Normalised significance classes for filtering: pathogenic, likely_pathogenic, "
+       "uncertain, likely_benign, benign, conflicting, risk_factor, drug_response, not_provided, other, ..."),
+    _n("clinvar_review_status", _S, "ClinVar review status in ClinVar's words (`criteria provided, single submitter`)."),
+    _n("clinvar_stars", pa.int8(), "Review stars 0-4 from the review status (ClinVar's mapping), or GOLD_STARS."),
+    _n("clinvar_conditions", _LS, "Condition names (NCBI CLNDN, MacArthur ALL_TRAITS), distinct, in file order."),
+    _n("clinvar_variation_id", _S, "ClinVar VariationID (NCBI: the ID column; MacArthur: MEASURESET_ID)."),
+    _n("clinvar_allele_id", _S, "ClinVar AlleleID (NCBI INFO/ALLELEID), when given."),
+    _n("clinvar_source", _S, "`source_id` of the ClinVar file this row was looked up in (set even when no record "
+       "matched: null significance with a source means 'not in that ClinVar release')."),
+)
+DBSNP_COLUMNS = (
+    _n("rsid", _S, "rsID(s) from the ID column of the dbSNP/sites VCF (`;`-joined if several)."),
+    _n("dbsnp_source", _S, "`source_id` of the sites VCF this row was looked up in."),
+)
+CSQ_COLUMNS = (
+    _n("consequence", _S, "Most severe consequence term of this allele over all transcripts (Ensembl severity "
+       "order) from VEP CSQ, else SnpEff ANN, of the ingested records."),
+    _n("consequence_terms", _LS, "Every consequence term of this allele over all transcripts, most severe first."),
+    _n("impact", _S, "IMPACT (HIGH, MODERATE, LOW, MODIFIER) of the most severe entry."),
+    _n("csq_gene", _S, "Gene symbol (VEP SYMBOL, SnpEff Gene_Name) of the most severe entry."),
+    _n("csq_gene_id", _S, "Gene ID (VEP Gene, SnpEff Gene_ID) of the most severe entry."),
+    _n("csq_transcript", _S, "Transcript (VEP Feature, SnpEff Feature_ID) of the most severe entry."),
+    _n("csq_biotype", _S, "Transcript biotype of the most severe entry."),
+    _n("hgvsc", _S, "HGVS coding notation of the most severe entry."),
+    _n("hgvsp", _S, "HGVS protein notation of the most severe entry."),
+    _n("csq_field", _S, "`CSQ` or `ANN`: which INFO field the consequence came from."),
+    _n("csq_source", _S, "`source_id` of the consequence parsing run (field lists used; see `annotation_sources`)."),
+)
+FREQ_SUMMARY = (
+    _n("max_external_af", pa.float64(), "Greatest AF of this allele over all external frequency sources "
+       "(`external_frequencies`); null if no source lists it."),
+)
+
+ANNOTATIONS = register(Table(
+    name="annotations",
+    doc=(
+        "One row per distinct variant key of the lake (`contig, pos, ref, alt` as in `variants`) with its "
+        "annotations, written by `genolake annotate`. Each group of columns carries the `source_id` of the source "
+        "version it came from (`genes_source`, `clinvar_source`, `dbsnp_source`, `csq_source`); a new run with a "
+        "source replaces that group's columns for every variant and keeps the others, in one atomic commit. "
+        "Variants ingested after the last run have no row until `genolake annotate` runs again. External "
+        "frequencies have per-source prefixes, so they are stored long in `external_frequencies` (one row per "
+        "variant and source); `genolake query gene` shows them pivoted as `<prefix>_af`, `<prefix>_ac`, "
+        "`<prefix>_an`, `<prefix>_nhomalt`, `<prefix>_popmax`, `<prefix>_popmax_af`."
+    ),
+    columns=(*_KEY, *GENES_COLUMNS, *CLINVAR_COLUMNS, *DBSNP_COLUMNS, *CSQ_COLUMNS, *FREQ_SUMMARY),
+    layout=("contig",),
+    sort_by=("pos", "ref", "alt"),
+))
+
+EXTERNAL_FREQUENCIES = register(Table(
+    name="external_frequencies",
+    doc=(
+        "External population frequencies (`genolake annotate --frequencies VCF --prefix NAME`): one row per lake "
+        "variant found in the source. `source` is the prefix; a run with a prefix replaces that prefix's rows. "
+        "Join to `annotations` / `variants` on `contig, pos, ref, alt`; pivot with e.g. "
+        "`max(af) FILTER (WHERE source = 'gnomad') AS gnomad_af`."
+    ),
+    columns=(
+        *_KEY,
+        Column("source", _S, "The `--prefix` of the frequency source (lower-case identifier, e.g. `gnomad`)."),
+        _n("af", pa.float64(), "INFO/AF of this allele (AC / AN when the file has no AF)."),
+        _n("ac", pa.int64(), "INFO/AC of this allele."),
+        _n("an", pa.int64(), "INFO/AN of the site."),
+        _n("nhomalt", pa.int64(), "Homozygous-alt count (INFO/nhomalt), when given."),
+        _n("popmax", _S, "Population with the maximum AF (INFO/popmax or grpmax), when given."),
+        _n("popmax_af", pa.float64(), "AF in that population (INFO/AF_popmax or AF_grpmax), when given."),
+        Column("source_id", _S, "`source_id` of the file (see `annotation_sources`)."),
+    ),
+    layout=("source", "contig"),
+    sort_by=("pos", "ref", "alt"),
+))
+
+ANNOTATION_SOURCES = register(Table(
+    name="annotation_sources",
+    doc=(
+        "Every annotation source used by `genolake annotate`, one row per source and run (append-only history). "
+        "The `*_source` columns of `annotations` and `source_id` of `external_frequencies` point here, so an "
+        "answer can always be traced to the exact file (checksum) and release (file date)."
+    ),
+    columns=(
+        Column("source_id", _S, "First 16 hex digits of the file's SHA-256 (for `csq`: of the field lists used)."),
+        Column("kind", _S, "`genes`, `clinvar`, `dbsnp`, `frequencies` or `csq`."),
+        _n("prefix", _S, "Column prefix of a frequency source."),
+        Column("file_name", _S, "Base name of the source file (public annotation files; no sample data)."),
+        _n("sha256", _S, "SHA-256 of the file's bytes."),
+        _n("size_bytes", pa.int64(), "Size of the file in bytes."),
+        Column("build", _S, "Reference build of the source (always the lake's: other builds are refused)."),
+        Column("build_from", _S, "How the build was known: `header`, `--source-build`, `file name` or `assumed`."),
+        _n("file_date", _S, "Release date from the header (`##fileDate`, GTF `##date`), when given."),
+        Column("format", _S, "`vcf`, `gtf`, `gff3`, `list` (gene list) or `lake` (CSQ/ANN stored at ingest)."),
+        Column("read_mode", _S, "`index` (per region through its tabix index) or `sequential`."),
+        Column("n_records", pa.int64(), "Records (VCF lines, genes) read from the source."),
+        Column("n_annotated", pa.int64(), "Lake variants that got a value from this source."),
+        Column("options", _S, "Options of the run as JSON (coordinates of a gene list, field lists, ...)."),
+        Column("txn", _S, "Commit id of the run."),
+        Column("annotated_at", pa.timestamp("us", tz="UTC"), "When the run committed."),
+        Column("genolake_version", _S, "genolake version that ran it."),
+    ),
+))
+
+ANNOTATION_GENES = register(Table(
+    name="annotation_genes",
+    doc=(
+        "The genes of the current gene source (`genolake annotate --genes`), 1-based inclusive, used to find a "
+        "gene's coordinates (`query gene`, `query assoc --gene`). Replaced by each run with a gene source."
+    ),
+    columns=(
+        Column("contig", _S, "Contig, harmonised to the lake's naming."),
+        Column("start", pa.int64(), "First base of the gene (1-based)."),
+        Column("end", pa.int64(), "Last base of the gene (1-based, inclusive)."),
+        _n("gene_symbol", _S, "Gene symbol."),
+        _n("gene_id", _S, "Gene ID."),
+        _n("biotype", _S, "Gene biotype."),
+        _n("strand", _S, "`+` or `-`, when given."),
+        Column("source_id", _S, "`source_id` of the gene source."),
+    ),
+    sort_by=("contig", "start"),
+))
+
+GROUPS: dict[str, tuple[Column, ...]] = {
+    "genes": GENES_COLUMNS, "clinvar": CLINVAR_COLUMNS, "dbsnp": DBSNP_COLUMNS, "csq": CSQ_COLUMNS,
+}
+_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+TARGET_KEYS_PER_TASK = 250_000
+
+
+# ------------------------------------------------------------------------------------------------ API
+@dataclass
+class SourceReport:
+    kind: str
+    name: str
+    source_id: str
+    read_mode: str
+    n_records: int = 0
+    n_annotated: int = 0
+    prefix: str = ""
+    note: str = ""
+
+
+@dataclass
+class AnnotateReport:
+    lake: str
+    n_variants: int = 0
+    seconds: float = 0.0
+    sources: list[SourceReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def variants_per_second(self) -> float:
+        return self.n_variants / self.seconds if self.seconds else 0.0
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+def annotate(
+    lake: str | Path,
+    *,
+    genes: str | Path | None = None,
+    clinvar: str | Path | None = None,
+    dbsnp: str | Path | None = None,
+    frequencies: list[tuple[str | Path, str]] | None = None,
+    csq: bool = False,
+    csq_headers: list[str | Path] | None = None,
+    sources: list[tuple[str, str | Path]] | None = None,
+    gene_coords: str = "auto",
+    source_build: str | None = None,
+    reference: str | Path | None = None,
+    require_index: bool = False,
+    freq_fields: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: ProgressFn | None = None,
+) -> AnnotateReport:
+    """Annotate every variant of the lake at ``lake`` with the given sources (atomic, versioned).
+
+    Parameters
+    ----------
+    frequencies
+        ``[(vcf, prefix), ...]``: external frequency VCFs, each under a lower-case prefix (``gnomad``).
+    csq, csq_headers
+        Parse the VEP CSQ / SnpEff ANN stored at ingest; ``csq_headers`` are VCFs whose header gives the
+        field order (the original VCF of an ingested file applies to that file; see
+        :mod:`genolake.annotation.csq`). Giving ``csq_headers`` implies ``csq``.
+    sources
+        The same sources as ``(type, path)`` pairs (``("clinvar", "clinvar.vcf.gz")``).
+    gene_coords
+        Coordinates of a gene list: ``auto``, ``1-based`` or ``bed`` (see :mod:`genolake.annotation.bedgenes`).
+    source_build
+        Build of sources whose header does not state it (a header that says otherwise is an error).
+    reference
+        FASTA to left-align source indels, as ``genolake ingest --reference`` does for lakes built with it.
+    require_index
+        Refuse a VCF source without a usable tabix/CSI index instead of reading it sequentially.
+    workers, scheduler
+        As for ingest: 0 runs in this process, N a local Dask cluster, ``scheduler`` an existing one.
+
+    Examples
+    --------
+    >>> annotate("lake", clinvar="clinvar.vcf.gz", genes="gencode.gtf.gz", workers=0)  # doctest: +SKIP
+    """
+    from genolake.annotation.source import check_kind, inspect_vcf_source
+    from genolake.errors import UserInputError
+    from genolake.store import LakeStore
+
+    t0 = time.perf_counter()
+    store = LakeStore.open(lake)
+    wanted: list[tuple[str, str, str]] = []  # (kind, path, prefix)
+    for kind, path in sources or []:
+        check_kind(kind)
+        if kind == "frequencies":
+            raise UserInputError("a frequency source needs a prefix: use --frequencies VCF --prefix NAME")
+        wanted.append((kind, str(path), ""))
+    for kind, given in (("genes", genes), ("clinvar", clinvar), ("dbsnp", dbsnp)):
+        if given is not None:
+            wanted.append((kind, str(given), ""))
+    for path, prefix in frequencies or []:
+        if not _PREFIX.match(prefix):
+            raise UserInputError(f"--prefix {prefix!r}: use a lower-case name of letters, digits and _ (e.g. gnomad)")
+        wanted.append(("frequencies", str(path), prefix))
+    kinds = [k for k, _, _ in wanted if k != "frequencies"]
+    for k in set(kinds):
+        if kinds.count(k) > 1:
+            raise UserInputError(f"give one {k} source per run")
+    prefixes = [p for k, _, p in wanted if k == "frequencies"]
+    if len(set(prefixes)) != len(prefixes):
+        raise UserInputError("each --frequencies source needs its own --prefix")
+    csq = csq or bool(csq_headers)
+    if not wanted and not csq:
+        raise UserInputError("no annotation source given: use --genes, --clinvar, --dbsnp, --frequencies or --csq")
+    if reference is not None and not os.path.exists(str(reference)):
+        from genolake.errors import BadInputFileError
+
+        raise BadInputFileError(str(reference), "no such file")
+
+    # 1. check every source before any work: type, checksum, build, index (errors leave the lake as it is)
+    opts = (("freq_fields", freq_fields),) if freq_fields else ()
+    vcf_sources = []
+    gene_src = None
+    for kind, path, prefix in wanted:
+        if kind == "genes":
+            gene_src = _inspect_genes(path, store, gene_coords=gene_coords, source_build=source_build)
+        else:
+            vcf_sources.append(inspect_vcf_source(
+                kind, path, lake_build=store.build, given_build=source_build, require_index=require_index,
+                prefix=prefix, options=opts if kind == "frequencies" else ()))
+    report = AnnotateReport(lake=str(store.root))
+    for src in vcf_sources:
+        if src.index_note:
+            report.warnings.append(f"{src.name}: {src.index_note}; read sequentially")
+    model = _read_genes(gene_src, store.contig_style) if gene_src is not None else None
+    # 2. the variants to annotate and the current annotation files (checked again at commit)
+    from genolake.query.engine import Engine
+
+    engine = Engine(store)
+    keys = engine.query("SELECT DISTINCT contig, pos, ref, alt FROM variant_files ORDER BY contig, pos, ref, alt")
+    keys = keys.cast(pa.schema([pa.field(c.name, c.type) for c in _KEY]))
+    report.n_variants = keys.num_rows
+    csq_plan = _plan_csq(engine, store, csq_headers or []) if csq else None
+    engine.con.close()
+    before = {t: sorted(store.active_files(t)) for t in ("annotations", "external_frequencies", "annotation_genes")}
+    # 3. tasks: per region (genes, CSQ, indexed sources) and per sequential source
+    tasks = _plan_tasks(store, keys, model, vcf_sources, csq_plan, reference, workers, scheduler)
+    results = _execute(tasks, workers=workers, scheduler=scheduler, progress=progress)
+    # 4. assemble and commit
+    _assemble_and_commit(store, keys, before, results, model, gene_src, vcf_sources, csq_plan, report)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ sources
+@dataclass(frozen=True)
+class GeneSource:
+    path: str
+    sha256: str
+    size: int
+    compression: str
+    fmt: str  # gtf | gff3 | list
+    build: str
+    build_from: str
+    file_date: str | None
+    coords: str
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    @property
+    def source_id(self) -> str:
+        return self.sha256[:16]
+
+
+def _inspect_genes(path: str, store: Any, *, gene_coords: str, source_build: str | None) -> GeneSource:
+    from itertools import islice
+
+    from genolake.annotation.bedgenes import coords_for, sniff_genes
+    from genolake.annotation.source import _exists, compression_of, file_date, open_text, resolve_build
+    from genolake.ingest.reader import sha256_of
+
+    _exists(path)
+    comp = compression_of(path)
+    fmt = sniff_genes(path, open_text(path, comp))
+    head = [line for line in islice(open_text(path, comp), 200) if line.startswith("#")]
+    build, how = resolve_build("genes", path, head, given=source_build, lake_build=store.build, vcf=False)
+    coords = coords_for(path, gene_coords) if fmt == "list" else "1-based"
+    digest, size = sha256_of(path)
+    return GeneSource(os.path.abspath(path), digest, size, comp, fmt, build, how, file_date(head), coords)
+
+
+def _read_genes(src: GeneSource, style: str) -> Any:
+    from genolake.annotation.bedgenes import read_gene_list
+    from genolake.annotation.gtf import read_gtf
+    from genolake.annotation.source import open_text
+
+    lines = open_text(src.path, src.compression)
+    if src.fmt == "list":
+        return read_gene_list(src.path, lines, style, coords=src.coords)
+    return read_gtf(src.path, lines, style, gff3=src.fmt == "gff3")
+
+
+@dataclass(frozen=True)
+class CsqPlan:
+    """Field lists per ingested file for CSQ and ANN (file_id -> fields); `*` is the default for other files."""
+
+    csq: tuple[tuple[str, tuple[str, ...]], ...]
+    ann: tuple[tuple[str, tuple[str, ...]], ...]
+    headers: tuple[tuple[str, str], ...]  # (file name, sha256) of --csq-header files
+    file_ids: tuple[str, ...]
+
+    @property
+    def source_id(self) -> str:
+        import hashlib
+
+        text = json.dumps({"csq": self.csq, "ann": self.ann}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plan_csq(engine: Any, store: Any, header_paths: list[str | Path]) -> CsqPlan:
+    """Field lists for the stored CSQ/ANN values: from header VCFs (matched by checksum) or the defaults."""
+    from genolake.annotation import csq as C
+    from genolake.annotation.source import compression_of, read_vcf_header
+    from genolake.errors import BadInputFileError, UserInputError
+    from genolake.ingest.reader import sha256_of
+
+    file_ids = set(store.committed_file_ids())
+    per_file: dict[str, dict[str, tuple[str, ...]]] = {"CSQ": {}, "ANN": {}}
+    headers = []
+    for p in header_paths:
+        p = str(p)
+        if not os.path.exists(p):
+            raise BadInputFileError(p, "no such file")
+        digest, _ = sha256_of(p)
+        hdr = read_vcf_header(p, compression_of(p))
+        found = C.header_fields(hdr)
+        if not found.get("CSQ") and not found.get("ANN"):
+            raise BadInputFileError(p, "--csq-header: the header declares no INFO/CSQ or INFO/ANN with a field list")
+        fid = "f" + digest[:24]
+        target = fid if fid in file_ids else "*"
+        for key in ("CSQ", "ANN"):
+            if key in found:
+                if target == "*" and "*" in per_file[key] and per_file[key]["*"] != found[key]:
+                    raise UserInputError("--csq-header: two VCFs that are not in the lake give different field lists; "
+                                         "give the original VCFs of the ingested files instead")
+                per_file[key][target] = found[key]
+        headers.append((os.path.basename(p), digest))
+    per_file["ANN"].setdefault("*", C.ANN_FIELDS)
+    if "*" not in per_file["CSQ"]:
+        # the VEP default: check it fits the stored values of files without their own header
+        sample = engine.query("SELECT file_id, csq FROM variant_files WHERE csq IS NOT NULL LIMIT 2000")
+        rows = zip(sample["file_id"].to_pylist(), sample["csq"].to_pylist(), strict=True)
+        samples: dict[str, list[str]] = {}
+        for fid, value in rows:
+            if fid not in per_file["CSQ"]:
+                samples.setdefault(fid, []).append(value)
+        layout = C.Layout.of("CSQ", C.VEP_DEFAULT_FIELDS)
+        for fid, values in samples.items():
+            if C.check_layout(values, layout) < 0.5:
+                raise UserInputError(
+                    f"the CSQ values of ingested file {fid} do not follow VEP's default field order; pass the "
+                    "original VCF with --csq-header so its INFO/CSQ Format is used")
+        per_file["CSQ"]["*"] = C.VEP_DEFAULT_FIELDS
+    return CsqPlan(csq=tuple(sorted(per_file["CSQ"].items())), ann=tuple(sorted(per_file["ANN"].items())),
+                   headers=tuple(headers), file_ids=tuple(sorted(file_ids)))
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+@dataclass
+class RegionTask:
+    contig: str
+    start: int
+    end: int
+    keys: pa.Table  # contig, pos, ref, alt of the region
+    style: str
+    genes: Any = None  # ContigGenes | None
+    structured: bool = False
+    run_genes: bool = False
+    vcf_sources: tuple[Any, ...] = ()  # indexed SourceFile
+    csq: CsqPlan | None = None
+    variant_files: tuple[str, ...] = ()
+    reference: str | None = None
+
+
+@dataclass
+class SequentialTask:
+    source: Any  # SourceFile
+    positions: dict[str, array]
+    style: str
+    reference: str | None = None
+
+
+@dataclass
+class TaskResult:
+    tables: dict[str, pa.Table] = field(default_factory=dict)  # group key -> partial table
+    n_records: dict[str, int] = field(default_factory=dict)  # group key -> records read
+    n_keys: int = 0
+    error: tuple[str, str, str | None, str] | None = None  # (class, path, record, message) of a GenolakeError
+
+
+def _group_key(src: Any) -> str:
+    return f"frequencies:{src.prefix}" if src.kind == "frequencies" else src.kind
+
+
+def _plan_tasks(store: Any, keys: pa.Table, model: Any, vcf_sources: list[Any], csq_plan: CsqPlan | None,
+                reference: str | Path | None, workers: int | None, scheduler: str | None) -> list[Any]:
+    import numpy as np
+
+    from genolake.store import _quote
+
+    n_workers = (os.cpu_count() or 1) if workers is None else max(1, workers)
+    if scheduler:
+        n_workers = max(n_workers, 4)
+    per_task = max(20_000, min(TARGET_KEYS_PER_TASK, -(-keys.num_rows // (n_workers * 4)) if keys.num_rows else 1))
+    indexed = tuple(s for s in vcf_sources if s.index is not None)
+    sequential = [s for s in vcf_sources if s.index is None]
+    ref = str(reference) if reference else None
+    vfiles = store.active_files("variants") if csq_plan else []
+    tasks: list[Any] = []
+    contigs = keys.column("contig").to_numpy(zero_copy_only=False)
+    pos = keys.column("pos").to_numpy()
+    bounds = np.flatnonzero(contigs[1:] != contigs[:-1]) + 1 if keys.num_rows else np.array([], dtype=np.int64)
+    starts = [0, *bounds.tolist()]
+    ends = [*bounds.tolist(), keys.num_rows]
+    need_regions = model is not None or indexed or csq_plan is not None
+    for s0, e0 in zip(starts, ends, strict=True) if keys.num_rows and need_regions else []:
+        contig = str(contigs[s0])
+        folder = f"/contig={_quote(contig)}/"
+        files = tuple(f for f in vfiles if folder in f)
+        a = s0
+        while a < e0:
+            b = min(a + per_task, e0)
+            while b < e0 and pos[b] == pos[b - 1]:  # never split one position over two tasks
+                b += 1
+            lo = 1 if a == s0 else int(pos[a])
+            hi = 2**31 - 1 if b == e0 else int(pos[b - 1])
+            tasks.append(RegionTask(
+                contig=contig, start=lo, end=hi, keys=keys.slice(a, b - a), style=store.contig_style,
+                genes=model.contigs.get(contig) if model is not None else None,
+                structured=bool(model.structured) if model is not None else False, run_genes=model is not None,
+                vcf_sources=indexed, csq=csq_plan, variant_files=files, reference=ref))
+            a = b
+    if sequential and keys.num_rows:
+        positions: dict[str, array] = {}
+        for s0, e0 in zip(starts, ends, strict=True) if keys.num_rows else []:
+            positions[str(contigs[s0])] = array("i", np.unique(pos[s0:e0]).tolist())
+        for src in sequential:
+            tasks.append(SequentialTask(source=src, positions=positions, style=store.contig_style, reference=ref))
+    return tasks
+
+
+def run_task(task: Any) -> TaskResult:
+    """Run one task (on a Dask worker or in-process); user-caused errors are returned, not raised."""
+    from genolake.errors import BadInputFileError, GenolakeError
+
+    try:
+        if isinstance(task, SequentialTask):
+            return _run_sequential(task)
+        return _run_region(task)
+    except BadInputFileError as exc:
+        prefix = f"{exc.path}: " + (f"{exc.record}: " if exc.record else "")
+        msg = str(exc)
+        return TaskResult(error=("BadInputFileError", exc.path, exc.record,
+                                 msg[len(prefix):] if msg.startswith(prefix) else msg))
+    except GenolakeError as exc:
+        return TaskResult(error=(type(exc).__name__, "", None, str(exc)))
+
+
+def _fetcher(reference: str | None) -> Callable[[str], Callable[[int, int], str] | None] | None:
+    if reference is None:
+        return None
+    import pysam
+
+    from genolake.annotation.source import lake_contig
+
+    fasta = pysam.FastaFile(reference)
+    cache: dict[str, Callable[[int, int], str] | None] = {}
+
+    def for_contig(contig: str) -> Callable[[int, int], str] | None:
+        if contig not in cache:
+            names = [r for r in fasta.references if lake_contig(r, "chr") == lake_contig(contig, "chr")]
+            cache[contig] = _fasta_fetch(fasta, names[0]) if names else None
+        return cache[contig]
+
+    return for_contig
+
+
+def _fasta_fetch(fasta: Any, name: str) -> Callable[[int, int], str]:
+    def fetch(start0: int, end0: int) -> str:
+        return str(fasta.fetch(name, start0, end0)).upper()
+
+    return fetch
+
+
+def _extractor(src: Any) -> Any:
+    from genolake.annotation.clinvar import ClinvarExtractor
+    from genolake.annotation.sites import FrequencyExtractor, RsidExtractor, frequency_keys
+
+    if src.kind == "clinvar":
+        return ClinvarExtractor()
+    if src.kind == "dbsnp":
+        return RsidExtractor()
+    spec = src.option("freq_fields")
+    return FrequencyExtractor(frequency_keys(spec) if spec else None)
+
+
+def _run_sequential(task: SequentialTask) -> TaskResult:
+    from genolake.annotation.sites import read_vcf_source
+
+    src = task.source
+    table, n = read_vcf_source(src, _extractor(src), style=task.style, positions=task.positions,
+                               fetch=_fetcher(task.reference))
+    return TaskResult(tables={_group_key(src): table}, n_records={_group_key(src): n})
+
+
+def _run_region(task: RegionTask) -> TaskResult:
+    import numpy as np
+
+    from genolake.annotation.sites import read_vcf_source
+    from genolake.annotation.source import Region
+
+    out = TaskResult(n_keys=task.keys.num_rows)
+    keys = task.keys
+    pos = keys.column("pos").to_numpy().astype(np.int64)
+    if task.run_genes:
+        from genolake.annotation.intervals import annotate_genes
+
+        ref_len = np.asarray([len(r) for r in keys.column("ref").to_pylist()], dtype=np.int64)
+        alts = keys.column("alt").to_pylist()
+        ref_len = np.where([a.startswith("<") for a in alts], 1, ref_len)  # symbolic: POS only
+        sym, ids, bio, klass = annotate_genes(task.genes, pos, ref_len, structured=task.structured)
+        out.tables["genes"] = keys.append_column("gene_symbols", pa.array(sym, _LS)) \
+            .append_column("gene_ids", pa.array(ids, _LS)).append_column("biotypes", pa.array(bio, _LS)) \
+            .append_column("region_class", pa.array(klass, _S))
+    if task.vcf_sources:
+        region = Region(task.contig, task.start, task.end)
+        positions = {task.contig: array("i", np.unique(pos).tolist())}
+        fetch = _fetcher(task.reference)
+        for src in task.vcf_sources:
+            table, n = read_vcf_source(src, _extractor(src), style=task.style, region=region, positions=positions,
+                                       fetch=fetch)
+            out.tables[_group_key(src)] = table
+            out.n_records[_group_key(src)] = n
+    if task.csq is not None:
+        out.tables["csq"] = _region_csq(task)
+    return out
+
+
+CSQ_SCHEMA = pa.schema([
+    pa.field("contig", _S), pa.field("pos", pa.int32()), pa.field("ref", _S), pa.field("alt", _S),
+    pa.field("consequence", _S), pa.field("consequence_terms", _LS), pa.field("impact", _S),
+    pa.field("csq_gene", _S), pa.field("csq_gene_id", _S), pa.field("csq_transcript", _S),
+    pa.field("csq_biotype", _S), pa.field("hgvsc", _S), pa.field("hgvsp", _S), pa.field("csq_field", _S),
+])
+_MARGIN = 10_000  # bp: the other ALTs of a record normalise near its POS
+
+
+def _region_csq(task: RegionTask) -> pa.Table:
+    """Most severe consequence per key of the region, from the CSQ/ANN of every committed file that has it."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from genolake.annotation import csq as C
+
+    plan = task.csq
+    assert plan is not None
+    if not task.variant_files:
+        return CSQ_SCHEMA.empty_table()
+    cols = ["pos", "ref", "alt", "file_id", "orig_pos", "orig_ref", "orig_alt", "alt_index", "csq", "ann"]
+    lo, hi = max(1, task.start - _MARGIN), min(2**31 - 1, task.end + _MARGIN)
+    filt = (pc.field("orig_pos") >= lo) & (pc.field("orig_pos") <= hi) & \
+        (pc.field("csq").is_valid() | pc.field("ann").is_valid())
+    parts = [pq.read_table(f, columns=cols, filters=filt) for f in task.variant_files]
+    t = pa.concat_tables(parts) if parts else None
+    if t is None or not t.num_rows:
+        return CSQ_SCHEMA.empty_table()
+    t = t.filter(pc.is_in(t["file_id"], pa.array(plan.file_ids, _S)))
+    layouts = {key: {fid: C.Layout.of(key, tuple(fields)) for fid, fields in getattr(plan, key.lower())}
+               for key in ("CSQ", "ANN")}
+    rows = t.to_pylist()
+    # all ALTs of each record: (file, orig_pos, orig_ref) -> {alt_index: orig_alt}
+    records: dict[tuple[str, int, str], dict[int, str]] = {}
+    for r in rows:
+        records.setdefault((r["file_id"], r["orig_pos"], r["orig_ref"]), {})[r["alt_index"]] = r["orig_alt"]
+    best: dict[tuple[int, str, str], tuple[tuple[int, int], dict[str, Any], set[str]]] = {}
+    cache: dict[tuple[str, str, int, str, str], dict[int, list[list[str]]]] = {}
+    for r in rows:
+        if not (task.start <= r["pos"] <= task.end):
+            continue
+        alts_map = records[(r["file_id"], r["orig_pos"], r["orig_ref"])]
+        n_alt = max(alts_map)
+        alts = [alts_map.get(i, "") for i in range(1, n_alt + 1)]
+        summary = None
+        field_used = ""
+        for key in ("CSQ", "ANN"):
+            value = r[key.lower()]
+            if not value:
+                continue
+            lay = layouts[key].get(r["file_id"]) or layouts[key]["*"]
+            ck = (key, r["file_id"], r["orig_pos"], r["orig_ref"], value)
+            by_allele = cache.get(ck)
+            if by_allele is None:
+                by_allele = cache[ck] = C.entries_by_allele(value, lay, r["orig_ref"], alts)
+            summary = C.summarise(by_allele.get(r["alt_index"], []), lay)
+            if summary is not None:
+                field_used = key
+                break
+        if summary is None:
+            continue
+        k = (r["pos"], r["ref"], r["alt"])
+        rank = (C.term_rank(summary["consequence"] or ""), 0 if field_used == "CSQ" else 1)
+        cur = best.get(k)
+        terms = set(summary["consequence_terms"])
+        if cur is None or rank < cur[0]:
+            summary["csq_field"] = field_used
+            best[k] = (rank, summary, terms | (cur[2] if cur else set()))
+        else:
+            cur[2].update(terms)
+    if not best:
+        return CSQ_SCHEMA.empty_table()
+    data: dict[str, list[Any]] = {f.name: [] for f in CSQ_SCHEMA}
+    for (p, ref, alt), (_rank, s, terms) in sorted(best.items()):
+        data["contig"].append(task.contig)
+        data["pos"].append(p)
+        data["ref"].append(ref)
+        data["alt"].append(alt)
+        for name in C.SUMMARY_FIELDS:
+            data[name].append(s[name])
+        data["consequence_terms"][-1] = sorted(terms, key=lambda x: (C.term_rank(x), x))
+        data["csq_field"].append(s["csq_field"])
+    return pa.table(data, schema=CSQ_SCHEMA)
+
+
+def _execute(tasks: list[Any], *, workers: int | None, scheduler: str | None,
+             progress: ProgressFn | None) -> list[TaskResult]:
+    results: list[TaskResult] = []
+    done_keys = 0
+    if scheduler is None and workers == 0:
+        for k, task in enumerate(tasks, start=1):
+            res = run_task(task)
+            _raise_error(res)
+            results.append(res)
+            done_keys += res.n_keys
+            if progress:
+                progress(done_keys, k)
+        return results
+    from genolake.compute.cluster import dask_client
+
+    with dask_client(workers=workers, scheduler=scheduler) as client:
+        from distributed import as_completed
+
+        futures = client.map(run_task, tasks, pure=False)
+        try:
+            for k, fut in enumerate(as_completed(futures), start=1):
+                res = fut.result()
+                _raise_error(res)
+                results.append(res)
+                done_keys += res.n_keys
+                if progress:
+                    progress(done_keys, k)
+        except BaseException:
+            client.cancel(futures)
+            raise
+    return results
+
+
+def _raise_error(res: TaskResult) -> None:
+    if res.error is None:
+        return
+    from genolake import errors
+
+    cls, path, record, msg = res.error
+    if cls == "BadInputFileError":
+        raise errors.BadInputFileError(path, msg, record=record)
+    raise getattr(errors, cls, errors.GenolakeError)(msg)
+
+
+# ------------------------------------------------------------------------------------------------ assembly
+def _empty_group(kind: str) -> pa.Table:
+    cols = {"genes": GENES_COLUMNS, "clinvar": CLINVAR_COLUMNS, "dbsnp": DBSNP_COLUMNS}[kind]
+    fields = [pa.field(c.name, c.type) for c in _KEY] + [pa.field(c.name, c.type) for c in cols
+                                                           if not c.name.endswith("_source")]
+    return pa.schema(fields).empty_table()
+
+
+def _concat(parts: list[pa.Table]) -> pa.Table:
+    parts = [p for p in parts if p is not None]
+    return pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({})
+
+
+def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]], results: list[TaskResult],
+                         model: Any, gene_src: GeneSource | None, vcf_sources: list[Any], csq_plan: CsqPlan | None,
+                         report: AnnotateReport) -> None:
+    import duckdb
+
+    from genolake import __version__
+    from genolake.errors import LakeStateError
+    from genolake.query.engine import fetch_arrow
+    from genolake.store import Commit, write_parquet
+
+    partials: dict[str, list[pa.Table]] = {}
+    n_records: dict[str, int] = {}
+    for res in results:
+        for k, t in res.tables.items():
+            partials.setdefault(k, []).append(t)
+        for k, n in res.n_records.items():
+            n_records[k] = n_records.get(k, 0) + n
+    con = duckdb.connect(":memory:", config={"threads": min(4, os.cpu_count() or 1)})
+    con.register("keys", keys)
+    old = store.read_table("annotations")
+    con.register("old", old)
+    run_ids: dict[str, str] = {}
+    if gene_src is not None:
+        run_ids["genes"] = gene_src.source_id
+    for src in vcf_sources:
+        if src.kind != "frequencies":
+            run_ids[src.kind] = src.source_id
+    if csq_plan is not None:
+        run_ids["csq"] = csq_plan.source_id
+    for kind in ("genes", "clinvar", "dbsnp", "csq"):
+        if kind in run_ids:
+            t = _concat(partials.get(kind, []))
+            if not t.num_columns:
+                t = _empty_group(kind) if kind != "csq" else CSQ_SCHEMA.empty_table()
+            con.register(f"p_{kind}", t)
+    # external frequencies: new rows for the prefixes of this run, old rows of the other prefixes
+    freq_new: dict[str, pa.Table] = {}
+    for src in vcf_sources:
+        if src.kind == "frequencies":
+            t = _concat(partials.get(_group_key(src), []))
+            con.register("p_freq", t)
+            freq_new[src.prefix] = fetch_arrow(con.sql(
+                "SELECT k.contig, k.pos, k.ref, k.alt, ? AS source, p.af, p.ac, p.an, p.nhomalt, p.popmax, "
+                "p.popmax_af, ? AS source_id FROM keys k JOIN p_freq p USING (contig, pos, ref, alt) "
+                "ORDER BY k.contig, k.pos, k.ref, k.alt", params=[src.prefix, src.source_id])) \
+                if t.num_rows else EXTERNAL_FREQUENCIES.arrow_schema.empty_table()
+            con.unregister("p_freq")
+    kept_freq = store.read_table("external_frequencies")
+    if freq_new and kept_freq.num_rows:
+        import pyarrow.compute as pc
+
+        kept_freq = kept_freq.filter(pc.invert(pc.is_in(kept_freq["source"], pa.array(list(freq_new), _S))))
+    all_freq = _concat([kept_freq.select(EXTERNAL_FREQUENCIES.names).cast(EXTERNAL_FREQUENCIES.arrow_schema),
+                        *[t.cast(EXTERNAL_FREQUENCIES.arrow_schema) for t in freq_new.values()]])
+    con.register("freq", all_freq if all_freq.num_columns else EXTERNAL_FREQUENCIES.arrow_schema.empty_table())
+
+    selects = ["k.contig", "k.pos", "k.ref", "k.alt"]
+    joins = ["LEFT JOIN old o USING (contig, pos, ref, alt)"]
+    params: list[Any] = []
+    for kind, cols in GROUPS.items():
+        alias = f"p_{kind}"
+        if kind in run_ids:
+            joins.append(f"LEFT JOIN {alias} USING (contig, pos, ref, alt)")
+            for c in cols:
+                if c.name.endswith("_source"):
+                    selects.append(f"CAST(? AS VARCHAR) AS {c.name}")
+                    params.append(run_ids[kind])
+                elif kind == "genes" and c.name in ("gene_symbols", "gene_ids", "biotypes"):
+                    selects.append(f"coalesce({alias}.{c.name}, CAST([] AS VARCHAR[])) AS {c.name}")
+                elif kind == "genes" and c.name == "region_class":
+                    selects.append(f"coalesce({alias}.region_class, 'intergenic') AS region_class")
+                else:
+                    selects.append(f"{alias}.{c.name} AS {c.name}")
+        else:
+            selects += [f"o.{c.name} AS {c.name}" for c in cols]
+    joins.append("LEFT JOIN (SELECT contig, pos, ref, alt, max(af) AS max_external_af FROM freq GROUP BY ALL) f "
+                 "USING (contig, pos, ref, alt)")
+    selects.append("f.max_external_af AS max_external_af")
+    sql = (f"SELECT {', '.join(selects)} FROM keys k {' '.join(joins)} ORDER BY k.contig, k.pos, k.ref, k.alt")
+    result = fetch_arrow(con.sql(sql, params=params))
+    result = result.cast(ANNOTATIONS.arrow_schema)
+    # counts for the report and annotation_sources
+    counts = {
+        "genes": "list_count(gene_symbols) > 0 OR list_count(gene_ids) > 0",
+        "clinvar": "clinvar_significance IS NOT NULL OR clinvar_review_status IS NOT NULL",
+        "dbsnp": "rsid IS NOT NULL",
+        "csq": "consequence IS NOT NULL",
+    }
+    con.register("result", result)
+    n_annot = {k: int(con.execute(f"SELECT count(*) FROM result WHERE {counts[k]}").fetchone()[0])  # type: ignore[index]
+               for k in run_ids}
+    con.close()
+
+    with store.staging() as (txn, staged):
+        commit = Commit(txn=txn)
+        now = datetime.now(UTC)
+        # annotations: one file per contig, replacing all current files
+        contig_col = result.column("contig")
+        import pyarrow.compute as pc
+
+        for contig in pc.unique(contig_col).to_pylist():
+            part = result.filter(pc.equal(contig_col, contig))
+            rel = f"contig={_q(contig)}/annot-{txn}.parquet"
+            write_parquet(ANNOTATIONS, part, staged / "annotations" / rel)
+            commit.add("annotations", rel)
+        for path in before["annotations"]:
+            commit.remove("annotations", os.path.relpath(path, store.table_path("annotations")))
+        for prefix, t in freq_new.items():
+            for contig in pc.unique(t.column("contig")).to_pylist() if t.num_rows else []:
+                rel = f"source={_q(prefix)}/contig={_q(contig)}/annot-{txn}.parquet"
+                write_parquet(EXTERNAL_FREQUENCIES, t.filter(pc.equal(t["contig"], contig)),
+                              staged / "external_frequencies" / rel)
+                commit.add("external_frequencies", rel)
+            for path in before["external_frequencies"]:
+                rel = os.path.relpath(path, store.table_path("external_frequencies"))
+                if rel.startswith(f"source={_q(prefix)}/"):
+                    commit.remove("external_frequencies", rel)
+        if model is not None and gene_src is not None:
+            rel = f"annot-{txn}.parquet"
+            write_parquet(ANNOTATION_GENES, _genes_table(model, gene_src.source_id), staged / "annotation_genes" / rel)
+            commit.add("annotation_genes", rel)
+            for path in before["annotation_genes"]:
+                commit.remove("annotation_genes", os.path.relpath(path, store.table_path("annotation_genes")))
+        rows = []
+        base = {"txn": txn, "annotated_at": now, "genolake_version": __version__}
+        if gene_src is not None:
+            rows.append({**base, "source_id": gene_src.source_id, "kind": "genes", "prefix": None,
+                         "file_name": gene_src.name, "sha256": gene_src.sha256, "size_bytes": gene_src.size,
+                         "build": gene_src.build, "build_from": gene_src.build_from, "file_date": gene_src.file_date,
+                         "format": gene_src.fmt, "read_mode": "sequential", "n_records": model.n_genes,
+                         "n_annotated": n_annot["genes"],
+                         "options": json.dumps({"coordinates": model.coordinates, "structured": model.structured})})
+            report.sources.append(SourceReport("genes", gene_src.name, gene_src.source_id, "sequential",
+                                               model.n_genes, n_annot["genes"], note=f"{gene_src.fmt}, {model.coordinates}"))
+        for src in vcf_sources:
+            gk = _group_key(src)
+            n_ann = n_annot.get(src.kind, 0) if src.kind != "frequencies" else freq_new[src.prefix].num_rows
+            mode = "index" if src.index else "sequential"
+            rows.append({**base, "source_id": src.source_id, "kind": src.kind, "prefix": src.prefix or None,
+                         "file_name": src.name, "sha256": src.sha256, "size_bytes": src.size, "build": src.build,
+                         "build_from": src.build_from, "file_date": src.file_date, "format": "vcf",
+                         "read_mode": mode, "n_records": n_records.get(gk, 0), "n_annotated": n_ann,
+                         "options": json.dumps(dict(src.options))})
+            report.sources.append(SourceReport(src.kind, src.name, src.source_id, mode, n_records.get(gk, 0), n_ann,
+                                               prefix=src.prefix, note=src.index_note or ""))
+        if csq_plan is not None:
+            rows.append({**base, "source_id": csq_plan.source_id, "kind": "csq", "prefix": None,
+                         "file_name": "(INFO/CSQ and INFO/ANN stored at ingest)", "sha256": None, "size_bytes": None,
+                         "build": store.build, "build_from": "header", "file_date": None, "format": "lake",
+                         "read_mode": "index", "n_records": report.n_variants, "n_annotated": n_annot["csq"],
+                         "options": json.dumps({"csq_fields": dict(csq_plan.csq), "ann_fields": dict(csq_plan.ann),
+                                                "csq_headers": [list(h) for h in csq_plan.headers]})})
+            report.sources.append(SourceReport("csq", "CSQ/ANN in the lake", csq_plan.source_id, "lake",
+                                               report.n_variants, n_annot["csq"]))
+        rel = f"annot-{txn}.parquet"
+        write_parquet(ANNOTATION_SOURCES, pa.Table.from_pylist(rows, schema=ANNOTATION_SOURCES.arrow_schema),
+                      staged / "annotation_sources" / rel)
+        commit.add("annotation_sources", rel)
+        with store.lock():
+            for t, files in before.items():
+                if sorted(store.active_files(t)) != files:
+                    raise LakeStateError("another `genolake annotate` committed while this one ran; nothing was "
+                                         "changed: run it again")
+            store.commit(commit, staged, order=("annotation_genes", "external_frequencies", "annotation_sources",
+                                                "annotations"))
+
+
+def _q(value: str) -> str:
+    from genolake.store import _quote
+
+    return _quote(value)
+
+
+def _genes_table(model: Any, source_id: str) -> pa.Table:
+    data: dict[str, list[Any]] = {c.name: [] for c in ANNOTATION_GENES.columns}
+    for contig in sorted(model.contigs):
+        cg = model.contigs[contig]
+        order = sorted(range(len(cg.start)), key=lambda i: (cg.start[i], cg.end[i]))
+        for i in order:
+            data["contig"].append(contig)
+            data["start"].append(cg.start[i])
+            data["end"].append(cg.end[i])
+            data["gene_symbol"].append(cg.symbol[i])
+            data["gene_id"].append(cg.gene_id[i])
+            data["biotype"].append(cg.biotype[i])
+            data["strand"].append(cg.strand[i])
+            data["source_id"].append(source_id)
+    return pa.table(data, schema=ANNOTATION_GENES.arrow_schema)
