@@ -1,0 +1,1 @@
+"""Benchmarks: seeded simulated cohorts, genolake against the tools people use instead."""
