@@ -50,7 +50,7 @@ def _ancestry(n: int, mb: float, seed: int):  # type: ignore[no-untyped-def]
 
 def _entries(rng: np.random.Generator) -> tuple[dict[tuple[int, int], np.ndarray], int]:
     """Pre-formatted FORMAT strings per (allele a, allele b) with a few seeded depth variants each."""
-    variants = 8
+    variants = 256  # distinct GQ/DP/AD draws per genotype: real depths vary from sample to sample
     table: dict[tuple[int, int], np.ndarray] = {}
     for a in range(-1, 4):
         for b in range(-2, 4):
