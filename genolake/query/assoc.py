@@ -22,6 +22,7 @@ controls) among the cases and controls with data on the region's contig, one row
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -95,8 +96,10 @@ def _tests(a: int, b: int, c: int, d: int) -> tuple[float | None, float | None, 
     if (a + b) == 0 or (c + d) == 0 or (a + c) == 0 or (b + d) == 0:
         return None, None, None, 1.0
     _stat, p = fisher_exact(table)
-    res = odds_ratio(table, kind="sample")
-    ci = res.confidence_interval(0.95)
+    with warnings.catch_warnings():  # a zero cell gives OR 0 or inf and an open interval: expected, not noise
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = odds_ratio(table, kind="sample")
+        ci = res.confidence_interval(0.95)
     return _num(res.statistic), _num(ci.low), _num(ci.high), float(p)
 
 
@@ -197,7 +200,7 @@ def _burden(lake: Lake, reg: Region | None, ctes: str, per_variant: str, params:
     """Carriers of any qualifying variant vs the other cases/controls with data on the contig."""
     assert reg is not None
     eng = lake.engine
-    calls = eng.scan("calls", contig=reg.contig,
+    calls = eng.scan("calls", contig=reg.contig, start=reg.start, end=reg.end,
                      columns=["institution", "file_id", "sample_id", "contig", "pos", "ref", "alt", "alt_count"])
     sql = f"""WITH {ctes},
     q AS ({per_variant}),

@@ -50,6 +50,14 @@ def fill_files(eng: Engine, contig: str | None, institution: str | None = None) 
                      sorted(f.file_id for f in files if f.absent_mode == "callable"))
 
 
+def _start(region: Region | None) -> int | None:
+    return region.start if region is not None else None
+
+
+def _end(region: Region | None) -> int | None:
+    return region.end if region is not None else None
+
+
 def site_filter(alias: str, region: Region | None, institution: str | None, params: dict[str, Any]) -> str:
     """WHERE terms selecting the region (and institution) on a table aliased ``alias``."""
     terms = ["TRUE"]
@@ -66,7 +74,7 @@ def joint_ctes(eng: Engine, region: Region | None, institution: str | None, para
     """CTEs ``vf`` (file rows of the sites), ``keys`` (sites with the files listing them) and ``joint``
     (site, ac, an, nhomalt, nhemi, id, filters, institutions) with absent-site fill applied."""
     contig = region.contig if region else None
-    src = eng.scan("variants", contig=contig, institution=institution,
+    src = eng.scan("variants", contig=contig, institution=institution, start=_start(region), end=_end(region),
                    columns=["institution", "file_id", "contig", "pos", "ref", "alt", "id", "filters",
                             "ac", "an", "nhomalt", "nhemi"])
     where = site_filter("v", region, institution, params)
@@ -118,7 +126,7 @@ def group_ctes(eng: Engine, region: Region | None, institution: str | None, grp_
     Needs the ``vf`` and ``keys`` CTEs of :func:`joint_ctes` before it.
     """
     contig = region.contig if region else None
-    calls = eng.scan("calls", contig=contig, institution=institution,
+    calls = eng.scan("calls", contig=contig, institution=institution, start=_start(region), end=_end(region),
                      columns=["institution", "file_id", "sample_id", "contig", "pos", "ref", "alt", "ploidy",
                               "called", "alt_count"])
     cwhere = site_filter("c", region, institution, params)

@@ -48,6 +48,8 @@ _DUCK_TYPES = {
     pa.float64(): "DOUBLE",
     pa.bool_(): "BOOLEAN",
 }
+# Small tables copied into memory at refresh (per sample or per file, never per genotype or site).
+MATERIALISED = ("files", "samples", "ploidy", "callable", "phenotypes")
 _FILE_ID = re.compile(r"^(f[0-9a-f]{24})(?:[-.]|$)")
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PHENO_KIND_SQL = {"categorical": ("value_str", "VARCHAR"), "numeric": ("value_num", "DOUBLE"),
@@ -133,6 +135,8 @@ class Catalog:
     paths: dict[str, list[tuple[str, str | None, str | None]]] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)
     phenotypes: dict[str, str] = field(default_factory=dict)  # wide column -> kind
+    # True when `allele_frequencies` was committed after the last change to `files` (so it covers the lake)
+    frequencies_current: bool = False
     ploidy_sums: dict[tuple[str, str], tuple[int, int]] | None = None  # (file, contig) -> (sum ploidy, samples)
     callable: dict[tuple[str, str], tuple[list[int], list[int]]] | None = None  # sorted starts, ends
 
@@ -166,6 +170,55 @@ class Catalog:
         i = bisect_right(starts, pos) - 1
         # regions may overlap: the running maximum of ends is kept in `ends`
         return i >= 0 and ends[i] >= pos
+
+
+def _committed_after(root: Path, table: str, other: str) -> bool:
+    """True if ``table``'s Delta log changed after ``other``'s (both logs exist)."""
+    try:
+        return os.stat(root / table / "_delta_log").st_mtime_ns >= os.stat(root / other / "_delta_log").st_mtime_ns
+    except OSError:
+        return False
+
+
+_POS_RANGES: dict[tuple[str, int], tuple[int, int] | None] = {}
+
+
+def pos_ranges(paths: list[str]) -> dict[str, tuple[int, int]]:
+    """(min, max) of the ``pos`` column of each Parquet file, from its footer statistics.
+
+    Data files are immutable (a Delta version adds and removes whole files), so the ranges are cached per
+    path and size for the life of the process. Files without statistics are left out (always read).
+    """
+    import pyarrow.parquet as pq
+
+    out: dict[str, tuple[int, int]] = {}
+    for p in paths:
+        try:
+            size = os.stat(p).st_size
+        except OSError:
+            continue
+        key = (p, size)
+        if key not in _POS_RANGES:
+            rng: tuple[int, int] | None = None
+            try:
+                md = pq.read_metadata(p)
+                idx = next(i for i in range(md.num_columns) if md.schema.column(i).name == "pos")
+                lo, hi = None, None
+                for g in range(md.num_row_groups):
+                    st = md.row_group(g).column(idx).statistics
+                    if st is None or not st.has_min_max:
+                        raise ValueError("no statistics")
+                    lo = st.min if lo is None else min(lo, st.min)
+                    hi = st.max if hi is None else max(hi, st.max)
+                if lo is not None and hi is not None:
+                    rng = (int(lo), int(hi))
+            except (OSError, ValueError, StopIteration):
+                rng = None
+            _POS_RANGES[key] = rng
+        r = _POS_RANGES[key]
+        if r is not None:
+            out[p] = r
+    return out
 
 
 def _hive(value: str) -> str:
@@ -248,6 +301,7 @@ class Engine:
             ).fetchall()
             for fid, inst, mode, contigs, n in rows:
                 cat.files[fid] = FileInfo(fid, inst, mode, tuple(contigs or ()), int(n))
+        cat.frequencies_current = _committed_after(self.store.root, "allele_frequencies", "files")
         for name in FILE_TABLES:
             if name in cat.paths:
                 cat.paths[name] = [e for e in cat.paths[name] if e[2] is None or e[2] in cat.files]
@@ -257,6 +311,10 @@ class Engine:
             body = self._table_select(name, cat)
             if body is None:
                 continue
+            if name in MATERIALISED:
+                # small tables are read once per refresh into memory: joins with them cost no file I/O
+                self.con.execute(f"CREATE OR REPLACE TABLE _gl_{name} AS {body}")
+                body = f"SELECT * FROM _gl_{name}"
             self.con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
             views.append(target)
         if "variant_files" not in views:
@@ -335,23 +393,29 @@ class Engine:
                     "GROUP BY institution, sample_id")
         else:
             body = "SELECT CAST(NULL AS VARCHAR) AS institution, CAST(NULL AS VARCHAR) AS sample_id LIMIT 0"
-        self.con.execute(f"CREATE OR REPLACE VIEW phenotypes AS {body}")
+        self.con.execute(f"CREATE OR REPLACE TABLE _gl_phenotypes_wide AS {body}")
+        self.con.execute("CREATE OR REPLACE VIEW phenotypes AS SELECT * FROM _gl_phenotypes_wide")
         return "phenotypes"
 
     # ------------------------------------------------------------------ pruned reads for the library's queries
     def scan(self, table: str, *, contig: str | None = None, institution: str | None = None,
-             columns: list[str] | None = None) -> str:
-        """A FROM-clause source reading only the committed files of ``table`` for ``contig`` (and institution).
+             columns: list[str] | None = None, start: int | None = None, end: int | None = None) -> str:
+        """A FROM-clause source reading only the committed files of ``table`` for ``contig`` (and institution),
+        and with ``start``/``end`` only the files whose ``pos`` range overlaps [start, end].
 
         Returns an expression usable as ``FROM {scan} AS x``; an empty typed relation if no file matches.
         """
         paths = self.catalog.table_paths(table, contig=contig, institution=institution)
+        if paths and start is not None and end is not None:
+            ranges = pos_ranges(paths)
+            paths = [p for p in paths if p not in ranges or (ranges[p][0] <= end and ranges[p][1] >= start)]
         t = TABLES.get(table)
+        names = columns or (t.names if t else None)
         if not paths:
             if t is None:
                 return f"(SELECT * FROM {table} LIMIT 0)"
-            return f"({_empty_select(t)})"
-        names = columns or (t.names if t else None)
+            keep = tuple(c for c in t.columns if names is None or c.name in names)
+            return f"({_empty_select(Table(t.name, t.doc, keep))})"
         cols = ", ".join(quote_ident(n) for n in names) if names else "*"
         src = f"(SELECT {cols} FROM read_parquet({parquet_list(paths)}, hive_partitioning=false))"
         if self.catalog.needs_file_filter(table):

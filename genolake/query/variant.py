@@ -46,11 +46,12 @@ def resolve(lake: Lake, text: str) -> VariantKey:
     )
     if not rows and "annotations" in eng.catalog.tables:
         try:
-            rows = eng.rows(
-                "SELECT DISTINCT contig, pos, ref, alt FROM annotations WHERE lower(rsid) = $id ORDER BY ALL",
-                {"id": rsid},
-            )
-        except Exception as exc:  # annotations without an rsid column
+            from genolake.query import genes
+
+            rows = [tuple(r) for r in genes.variants_by_rsid(lake, rsid)]
+        except ImportError:
+            rows = []
+        except Exception as exc:  # annotations of another shape
             log.info("rsID lookup in annotations failed: %s", exc)
     if not rows:
         raise UserInputError(f"{text.strip()} is not in the lake (looked up in variants.id"
@@ -72,14 +73,17 @@ def _freq(scope: str, ac: int, an: int, nhomalt: int, nhemi: int) -> dict[str, A
             "nhemi": int(nhemi)}
 
 
-def site_rows(lake: Lake, key: VariantKey) -> list[tuple[Any, ...]]:
-    """The `variants` rows of the site, one per file listing it."""
+def site_rows(lake: Lake, key: VariantKey) -> tuple[list[tuple[Any, ...]], bool]:
+    """The `variants` rows of the site, one per file listing it, and whether the position holds no other
+    allele in the lake (then `calls` at the position need no REF/ALT filter: those columns are not read)."""
     eng = lake.engine
-    src = eng.scan("variants", contig=key.contig,
+    src = eng.scan("variants", contig=key.contig, start=key.pos, end=key.pos,
                    columns=["file_id", "institution", "contig", "pos", "ref", "alt", "ac", "an", "nhomalt", "nhemi",
                             "id", "filters", "qual", "n_alleles"])
-    return eng.rows(f"SELECT file_id, institution, ac, an, nhomalt, nhemi, id, filters, qual, n_alleles "
-                    f"FROM {src} WHERE {_KEY_WHERE}", _key_params(key))
+    found = eng.rows(f"SELECT file_id, institution, ac, an, nhomalt, nhemi, id, filters, qual, n_alleles, ref, alt "
+                     f"FROM {src} WHERE contig = $contig AND pos = $pos", {"contig": key.contig, "pos": key.pos})
+    rows = [r[:10] for r in found if r[10] == key.ref and r[11] == key.alt]
+    return rows, len(found) == len(rows)
 
 
 def counting_absent_files(lake: Lake, key: VariantKey, present: set[str]) -> list[str]:
@@ -122,13 +126,14 @@ def live_frequencies(lake: Lake, key: VariantKey, rows: list[tuple[Any, ...]]) -
 
 
 def precomputed_frequencies(lake: Lake, key: VariantKey) -> list[dict[str, Any]] | None:
-    """Frequencies from `allele_frequencies` (stratum 'all') if that table covers the variant for every
-    institution of the lake and the joint cohort; else None (then they are computed from the lake)."""
+    """Frequencies from `allele_frequencies` (stratum 'all') if that table was written after the last ingest
+    and has the variant for every institution of the lake and the joint cohort; else None (then they are
+    computed from the lake)."""
     eng = lake.engine
-    if "allele_frequencies" not in eng.catalog.tables:
+    if "allele_frequencies" not in eng.catalog.tables or not eng.catalog.frequencies_current:
         return None
     try:
-        src = eng.scan("allele_frequencies", contig=key.contig)
+        src = eng.scan("allele_frequencies", contig=key.contig, start=key.pos, end=key.pos)
         rows = eng.rows(
             f"SELECT scope, ac, an, nhomalt, nhemi FROM {src} WHERE {_KEY_WHERE} AND stratum = 'all'",
             _key_params(key),
@@ -146,7 +151,7 @@ def precomputed_frequencies(lake: Lake, key: VariantKey) -> list[dict[str, Any]]
 def variant_report(lake: Lake, text: str) -> dict[str, Any]:
     """The ``genolake query variant`` object: variant, frequencies, phenotypes, annotations."""
     key = resolve(lake, text)
-    rows = site_rows(lake, key)
+    rows, only_allele = site_rows(lake, key)
     freqs, fill = live_frequencies(lake, key, rows)
     pre = precomputed_frequencies(lake, key) if rows else None
     if pre is not None:
@@ -166,7 +171,7 @@ def variant_report(lake: Lake, text: str) -> dict[str, Any]:
     return {
         "variant": variant,
         "frequencies": freqs,
-        "phenotypes": phenotype_breakdown(lake, key, present, fill),
+        "phenotypes": phenotype_breakdown(lake, key, present, fill, only_allele=only_allele),
         "annotations": annotations_of(lake, key),
     }
 
@@ -189,18 +194,24 @@ def breakdown_names(lake: Lake) -> list[str]:
     return out
 
 
-def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: list[str]) -> list[dict[str, Any]]:
+def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: list[str], *,
+                        only_allele: bool = False) -> list[dict[str, Any]]:
     """Per categorical phenotype and value: samples counted at the site, carriers, AC, AN, AF, nhomalt, nhemi."""
     names = breakdown_names(lake)
     if not names or not (present or fill):
         return []
     eng = lake.engine
-    calls = eng.scan("calls", contig=key.contig,
-                     columns=["institution", "sample_id", "file_id", "contig", "pos", "ref", "alt", "ploidy",
-                              "called", "alt_count"])
-    params = _key_params(key) | {"present": present or [""], "fill": fill or [""], "names": names}
+    cols = ["sample_id", "file_id", "contig", "pos", "ploidy", "called", "alt_count"]
+    where = "contig = $contig AND pos = $pos"
+    params = {"contig": key.contig, "pos": key.pos}
+    if not only_allele:  # other alleles at the position: filter on REF/ALT too (reads those columns)
+        cols += ["ref", "alt"]
+        where = _KEY_WHERE
+        params = _key_params(key)
+    calls = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos, columns=cols)
+    params |= {"present": present or [""], "fill": fill or [""], "names": names}
     sql = f"""
-    WITH c AS (SELECT file_id, sample_id, ploidy, called, alt_count FROM {calls} WHERE {_KEY_WHERE}),
+    WITH c AS (SELECT file_id, sample_id, ploidy, called, alt_count FROM {calls} WHERE {where}),
     m AS (SELECT institution, sample_id, file_id, 2 AS base FROM samples WHERE list_contains($present, file_id)
           UNION ALL
           SELECT institution, sample_id, file_id, ploidy AS base FROM ploidy
@@ -227,6 +238,12 @@ def annotations_of(lake: Lake, key: VariantKey) -> dict[str, Any]:
     eng = lake.engine
     if "annotations" not in eng.catalog.tables:
         return {}
+    try:
+        from genolake.query import genes
+
+        return genes.annotation_of(lake, key.contig, key.pos, key.ref, key.alt) or {}
+    except ImportError:
+        pass
     try:
         t = eng.query(f"SELECT * FROM annotations WHERE {_KEY_WHERE}", _key_params(key))
     except Exception as exc:  # annotations of another shape
@@ -270,7 +287,7 @@ def carriers_table(lake: Lake, text: str, *, where: str | Condition | None = Non
     eng = lake.engine
     params = _key_params(key)
     cond = compile_where(lake, where, pheno_alias="p", inst_expr="c.institution", params=params)
-    calls = eng.scan("calls", contig=key.contig)
+    calls = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos)
     pheno_cols = "".join(
         f", p.{quote_ident(n)}" + (f" AS {quote_ident('phenotype_' + n)}" if n in _CARRIER_COLUMNS else "")
         for n in eng.catalog.phenotypes)

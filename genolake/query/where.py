@@ -184,6 +184,8 @@ class _Parser:
             value: Any = t.value
         elif t.kind in ("str", "num"):
             value = t.value
+        elif t.kind == "word" and t.text.startswith('"'):
+            raise UserInputError(f"--where: text values take single quotes: '{t.value}' (double quotes name columns)")
         else:
             self.fail(t, "expected a value ('text' or a number)")
             raise AssertionError  # unreachable
