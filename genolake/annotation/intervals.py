@@ -149,7 +149,12 @@ def annotate_genes(
     if q.size:
         starts = np.asarray(genes.start, dtype=np.int64)[g]
         order = np.lexsort((g, starts, q))
+        seen: set[tuple[int, str | None, str | None]] = set()
         for qi, gi in zip(q[order].tolist(), g[order].tolist(), strict=True):
+            ident = (qi, genes.symbol[gi], genes.gene_id[gi])
+            if ident in seen:  # the same gene listed twice (PLINK's X and XY copies of a PAR gene)
+                continue
+            seen.add(ident)
             symbols[qi].append(genes.symbol[gi])
             ids[qi].append(genes.gene_id[gi])
             types[qi].append(genes.biotype[gi])

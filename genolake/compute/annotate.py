@@ -663,16 +663,20 @@ def _region_csq(task: RegionTask) -> pa.Table:
     layouts = {key: {fid: C.Layout.of(key, tuple(fields)) for fid, fields in getattr(plan, key.lower())}
                for key in ("CSQ", "ANN")}
     rows = t.to_pylist()
-    # all ALTs of each record: (file, orig_pos, orig_ref) -> {alt_index: orig_alt}
-    records: dict[tuple[str, int, str], dict[int, str]] = {}
+    # all ALTs of each record: rows of one record share file, POS, REF and the raw CSQ/ANN text (two records
+    # at one position are told apart by their annotation text, which names their alleles)
+    def rec_key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["file_id"], r["orig_pos"], r["orig_ref"], r["csq"], r["ann"])
+
+    records: dict[tuple[Any, ...], dict[int, str]] = {}
     for r in rows:
-        records.setdefault((r["file_id"], r["orig_pos"], r["orig_ref"]), {})[r["alt_index"]] = r["orig_alt"]
+        records.setdefault(rec_key(r), {})[r["alt_index"]] = r["orig_alt"]
     best: dict[tuple[int, str, str], tuple[tuple[int, int], dict[str, Any], set[str]]] = {}
     cache: dict[tuple[str, str, int, str, str], dict[int, list[list[str]]]] = {}
     for r in rows:
         if not (task.start <= r["pos"] <= task.end):
             continue
-        alts_map = records[(r["file_id"], r["orig_pos"], r["orig_ref"])]
+        alts_map = records[rec_key(r)]
         n_alt = max(alts_map)
         alts = [alts_map.get(i, "") for i in range(1, n_alt + 1)]
         summary = None

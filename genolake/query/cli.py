@@ -193,3 +193,24 @@ def phenotypes_list(lake: LakeOpt, fmt: FormatOpt = "table", output: OutputOpt =
     from genolake.phenotypes import phenotype_summary
 
     emit_table(phenotype_summary(lake), fmt, output)
+
+
+@app.command("gene")
+def gene_cmd(
+    symbol: Annotated[str, typer.Argument(help="Gene symbol or gene ID (from the annotation gene source).")],
+    lake: LakeOpt,
+    clinvar: Annotated[str | None, typer.Option(
+        "--clinvar", help="ClinVar classes, any of: pathogenic|likely_pathogenic|uncertain|likely_benign|benign|"
+                          "conflicting|... or `any`.")] = None,
+    max_af: Annotated[float | None, typer.Option(
+        "--max-af", help="At most this AF in every external frequency source (annotate --frequencies).")] = None,
+    consequence: Annotated[str | None, typer.Option(
+        "--consequence", help="Terms (missense_variant,stop_gained), TERM+ for at least as severe, or HIGH/MODERATE+.")] = None,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """The lake's variants in a gene with ClinVar, consequence and external frequencies (needs `genolake annotate`)."""
+    from genolake.output import emit_table
+    from genolake.query.genes import gene_variants
+
+    emit_table(gene_variants(_open(lake), symbol, clinvar=clinvar, max_af=max_af, consequence=consequence), fmt, output)
