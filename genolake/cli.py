@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from genolake.cli_common import FormatOpt, LakeOpt, QuietOpt, SchedulerOpt, WorkersOpt, stderr_console
+from genolake.compute.cli_aggregate import register as register_aggregate
 from genolake.compute.cli_annotate import register as register_annotate
 from genolake.query.cli import app as query_app
 from genolake.query.cli import phenotypes_app
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(query_app, name="query")
 register_annotate(app)
 app.add_typer(phenotypes_app, name="phenotypes")
+register_aggregate(app)
 
 
 @app.callback()
