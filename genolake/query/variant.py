@@ -209,28 +209,14 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
         where = _KEY_WHERE
         params = _key_params(key)
     calls = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos, columns=cols)
-    params |= {"present": present or [""], "fill": fill or [""], "names": names}
-    sql = f"""
-    WITH c AS (SELECT file_id, sample_id, ploidy, called, alt_count FROM {calls} WHERE {where}),
-    m AS (SELECT institution, sample_id, file_id, 2 AS base FROM samples WHERE list_contains($present, file_id)
-          UNION ALL
-          SELECT institution, sample_id, file_id, ploidy AS base FROM ploidy
-          WHERE list_contains($fill, file_id) AND contig = $contig)
-    SELECT l.name AS phenotype, l.value_str AS value, count(*) AS samples,
-           count(*) FILTER (WHERE c.alt_count > 0) AS carriers,
-           CAST(coalesce(sum(c.alt_count), 0) AS BIGINT) AS ac,
-           CAST(sum(coalesce(c.called, m.base)) AS BIGINT) AS an,
-           count(*) FILTER (WHERE c.ploidy = 2 AND c.alt_count = 2) AS nhomalt,
-           count(*) FILTER (WHERE c.ploidy = 1 AND c.alt_count = 1) AS nhemi
-    FROM m JOIN phenotypes_long l ON l.institution = m.institution AND l.sample_id = m.sample_id
-    LEFT JOIN c ON c.file_id = m.file_id AND c.sample_id = m.sample_id
-    WHERE list_contains($names, l.name)
-    GROUP BY 1, 2 ORDER BY 1, 2"""
-    out = []
-    for name, value, n, carriers, ac, an, nhomalt, nhemi in eng.rows(sql, params):
-        out.append({"phenotype": name, "value": value, "samples": int(n), "carriers": int(carriers), "ac": int(ac),
-                    "an": int(an), "af": _af(ac, an), "nhomalt": int(nhomalt), "nhemi": int(nhemi)})
-    return out
+    site_calls = eng.rows(f"SELECT file_id, sample_id, ploidy, called, alt_count FROM {calls} WHERE {where}", params)
+    from genolake.query.strata import SampleIndex, breakdown
+
+    idx = getattr(eng.catalog, "_sample_index", None)
+    if idx is None:
+        idx = SampleIndex.build(eng, names)
+        eng.catalog._sample_index = idx  # type: ignore[attr-defined]
+    return breakdown(eng, idx, key.contig, present, fill, site_calls)
 
 
 def annotations_of(lake: Lake, key: VariantKey) -> dict[str, Any]:
