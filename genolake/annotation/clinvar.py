@@ -138,9 +138,7 @@ class ClinvarExtractor:
             slot = idx.index(str(alt_index))
         elif n_alts > 1 and len(info.get("CLNSIG", "").split(",")) == n_alts:
             slot = alt_index - 1
-        raw_sig = _pick(info.get("CLNSIG"), slot)
-        if raw_sig is None and "CLNREVSTAT" not in info:
-            return None
+        raw_sig = _pick(info.get("CLNSIG"), slot)  # absent for records with only somatic classifications
         if raw_sig and all(p.isdigit() for p in raw_sig.replace("|", ",").split(",")):
             sig: str | None = "|".join(_OLD_SIG.get(p, p) for p in raw_sig.split("|"))
         else:

@@ -62,8 +62,9 @@ GENES_COLUMNS = (
     _n("genes_source", _S, "`source_id` (see `annotation_sources`) of the gene source this row was annotated with."),
 )
 CLINVAR_COLUMNS = (
-    _n("clinvar_significance", _S, "ClinVar clinical significance as written by ClinVar (`_` shown as spaces), e.g. "
-       "`Pathogenic/Likely pathogenic`; `|` joins several values. Null: no ClinVar record for this allele."),
+    _n("clinvar_significance", _S, "ClinVar germline classification as written by ClinVar (`_` shown as spaces), e.g. "
+       "`Pathogenic/Likely pathogenic`; `|` joins several values. Null: no ClinVar record for this allele, or a record "
+       "without a germline classification (then `clinvar_variation_id` is set)."),
     _n("clinvar_class", _LS, "Normalised significance classes for filtering: pathogenic, likely_pathogenic, "
        "uncertain, likely_benign, benign, conflicting, risk_factor, drug_response, not_provided, other, ..."),
     _n("clinvar_review_status", _S, "ClinVar review status in ClinVar's words (`criteria provided, single submitter`)."),
@@ -861,7 +862,7 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
     # counts for the report and annotation_sources
     counts = {
         "genes": "list_count(gene_symbols) > 0 OR list_count(gene_ids) > 0",
-        "clinvar": "clinvar_significance IS NOT NULL OR clinvar_review_status IS NOT NULL",
+        "clinvar": "clinvar_significance IS NOT NULL OR clinvar_variation_id IS NOT NULL",
         "dbsnp": "rsid IS NOT NULL",
         "csq": "consequence IS NOT NULL",
     }

@@ -231,12 +231,13 @@ def gene_variants(
 
 
 def variants_by_rsid(lake: Any, rsid: str) -> list[tuple[str, int, str, str]]:
-    """Variant keys annotated with an rsID (``annotate --dbsnp``), sorted; empty if none or not annotated."""
+    """Variant keys annotated with an rsID (``annotate --dbsnp``; case-insensitive), sorted; empty if none."""
     if "annotations" not in lake.engine.views:
         return []
     rows = lake.engine.query(
-        "SELECT contig, pos, ref, alt FROM annotations WHERE rsid = $r OR list_contains(string_split(rsid, ';'), $r) "
-        "ORDER BY contig, pos, ref, alt", {"r": rsid.strip()}).to_pylist()
+        "SELECT contig, pos, ref, alt FROM annotations WHERE lower(rsid) = $r "
+        "OR list_contains(string_split(lower(rsid), ';'), $r) ORDER BY contig, pos, ref, alt",
+        {"r": rsid.strip().lower()}).to_pylist()
     return [(r["contig"], int(r["pos"]), r["ref"], r["alt"]) for r in rows]
 
 
