@@ -61,6 +61,7 @@ ADJ_RULE = (
 ENGINES = ("dask", "hail")
 _MAX_POS = 2**31 - 1
 _TARGET_ROWS = 8_000_000  # calls rows per task
+_IN_PROCESS_ROWS = 2_000_000  # with workers=None, smaller lakes are aggregated in process
 ProgressFn = Callable[[int, int], None]  # (sites done, tasks done)
 
 _I64 = pa.int64()
@@ -311,9 +312,12 @@ def _ranges(groups: list[tuple[int, int, int]], parts: int) -> list[tuple[int, i
     if parts <= 1 or not groups:
         return [(1, _MAX_POS)]
     total = sum(r for _a, _b, r in groups)
-    mids = sorted(((a + b) // 2, r) for a, b, r in groups)
+    # each row group's rows spread evenly over its span (16 points), so one large group can still be split
+    mids = sorted((a + (b - a) * (2 * i + 1) // 32, r / 16) for a, b, r in groups if b < _MAX_POS for i in range(16))
+    mids += [(a, float(r)) for a, b, r in groups if b >= _MAX_POS]
+    mids.sort()
     cuts: list[int] = []
-    acc = 0
+    acc = 0.0
     want = total / parts
     for mid, r in mids:
         acc += r
@@ -324,7 +328,7 @@ def _ranges(groups: list[tuple[int, int, int]], parts: int) -> list[tuple[int, i
 
 
 def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), adj: bool = False,
-         n_workers: int = 1, staging: str = "", txn: str = "", target_rows: int = _TARGET_ROWS) -> Plan:
+         n_workers: int = 1, staging: str = "", txn: str = "", target_rows: int | None = None) -> Plan:
     """Plan the job over the lake's committed files (a snapshot: files committed later are not seen)."""
     import duckdb
 
@@ -371,6 +375,7 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
                 dest.setdefault(c, []).append(p)
     stats = {c: _row_groups(calls_by.get(c, [])) for c in contigs}
     total = sum(r for g in stats.values() for _a, _b, r in g)
+    target_rows = target_rows or _TARGET_ROWS
     desired = max(math.ceil(total / target_rows), 2 * n_workers if total > 200_000 and n_workers > 1 else 1)
     import pyarrow.compute as pc
 
@@ -653,6 +658,7 @@ def aggregate(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: ProgressFn | None = None,
+    partition_rows: int | None = None,
 ) -> AggregateReport:
     """Compute the ``allele_frequencies`` table and commit it (replacing the previous one) atomically.
 
@@ -671,9 +677,14 @@ def aggregate(
     engine
         ``dask`` (default) or ``hail`` (needs ``pip install 'genolake[hail]'`` and Java).
     workers
-        0 runs in this process; N a local Dask cluster of N processes; None one per core.
+        0 runs in this process; N a local Dask cluster of N processes; None one process per core, except that a
+        lake of fewer than 2 million call rows is aggregated in this process (a cluster would take longer to
+        start than the job takes).
     scheduler
         Address of an existing Dask scheduler (``tcp://host:8786``); workers must see the lake's path.
+    partition_rows
+        About how many ``calls`` rows one task reads (default 8 million); contigs are split into position ranges
+        of that size, and into at least two tasks per worker when the lake has more than 200,000 call rows.
 
     Examples
     --------
@@ -686,9 +697,12 @@ def aggregate(
     if engine not in ENGINES:
         raise UserInputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     store = LakeStore.open(lake)
+    if workers is None and scheduler is None and _calls_rows(store) < _IN_PROCESS_ROWS:
+        workers = 0  # starting a local cluster (~10 s) would cost more than the whole job
     n_workers = 4 if scheduler else (os.cpu_count() or 1) if workers is None else max(1, workers)
     with store.staging() as (txn, staged):
-        p = plan(store, by=by, faf_groups=faf_groups, adj=adj, n_workers=n_workers, staging=str(staged), txn=txn)
+        p = plan(store, by=by, faf_groups=faf_groups, adj=adj, n_workers=n_workers, staging=str(staged), txn=txn,
+                 target_rows=partition_rows)
         report = AggregateReport(lake=str(store.root), engine=engine, institutions=p.institutions, strata=p.strata)
         if engine == "hail":
             from genolake.compute.hail_engine import hail_part_results
@@ -719,6 +733,17 @@ def aggregate(
     log.info("allele_frequencies: %d rows, %d sites, %d parts in %.1f s", report.rows, report.sites, report.parts,
              report.seconds)
     return report
+
+
+def _calls_rows(store: Any) -> int:
+    """Rows of the committed `calls` files, from the Delta log's statistics (no file is opened)."""
+    if not store.has_table("calls"):
+        return 0
+    try:
+        actions = store.delta("calls").get_add_actions(flatten=True)
+        return int(sum(v or 0 for v in actions.column("num_records").to_pylist()))
+    except Exception:  # statistics missing: assume a large lake
+        return _IN_PROCESS_ROWS
 
 
 def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
