@@ -19,7 +19,7 @@ import pyarrow as pa
 from genolake.contigs import to_style
 from genolake.errors import BadInputFileError
 from genolake.ingest.normalise import is_symbolic, left_align, trim
-from genolake.ingest.reader import fatal_messages, htslib_messages, open_vcf
+from genolake.ingest.reader import fatal_messages, htslib_error, htslib_messages, open_vcf
 from genolake.schema import CALLS, VARIANTS
 from genolake.store import partition_dir, write_parquet
 
@@ -205,8 +205,15 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
         rec_no += 1
         if progress is not None and not rec_no % 10_000:
             progress(10_000)
+        err = htslib_error()
+        if err is not None:  # do not touch a record htslib failed to parse: its fields can crash the process
+            raise BadInputFileError(task.path, f"cannot parse record: {_clean(err)}", record=f"record {rec_no}"
+                                    + (f" (after {cur_src}:{last_pos})" if cur_src else ""))
         pos = rec.POS
         chrom = rec.CHROM
+        if not chrom:  # a blank or truncated line: htslib hands over an empty record whose fields crash on access
+            raise BadInputFileError(task.path, "empty or malformed data line (no CHROM)", record=f"record {rec_no}"
+                                    + (f" (after {cur_src}:{last_pos})" if cur_src else ""))
         if chrom != cur_src:
             if cur is not None and len(batch):
                 _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
@@ -246,11 +253,17 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
             if not alt_ok(a) or a == ref:
                 _bad_alt(task, a, ref, rec_no, chrom, pos)
         if len(alts) > 1 and len(set(alts)) != len(alts):
-            raise BadInputFileError(task.path, "ALT repeats an allele", record=_at(task, rec_no, chrom, pos))
-        gt = rec.genotype
-        if gt is None:
-            raise BadInputFileError(task.path, "record has no GT values", record=_at(task, rec_no, chrom, pos))
-        arr = gt.array()
+            raise BadInputFileError(task.path, "ALT lists the same allele twice (VCF 4.4 copy-number notation such "
+                                    "as <DUP>,<DUP> is not supported: alleles would share one key)",
+                                    record=_at(task, rec_no, chrom, pos))
+        try:
+            gt = rec.genotype
+            arr = gt.array() if gt is not None else None
+        except Exception:  # cyvcf2 raises a bare Exception when the record has no usable GT
+            arr = None
+        if arr is None:
+            raise BadInputFileError(task.path, "record has no GT (genotype) values; genolake stores genotypes",
+                                    record=_at(task, rec_no, chrom, pos))
         gq = _int_field(rec, "GQ", n) if has_gq else None
         dp = _int_field(rec, "DP", n) if has_dp else None
         ad = _int_field(rec, "AD", n) if has_ad else None
