@@ -84,7 +84,7 @@ def joint_ctes(eng: Engine, region: Region | None, institution: str | None, para
     keys AS (SELECT contig, pos, ref, alt, list(file_id) AS present, max(id) AS id, max(filters) AS filters,
                     CAST(sum(ac) AS BIGINT) AS ac, CAST(sum(an) AS BIGINT) AS an,
                     CAST(sum(nhomalt) AS BIGINT) AS nhomalt, CAST(sum(nhemi) AS BIGINT) AS nhemi,
-                    count(DISTINCT institution) AS institutions
+                    length(list_distinct(list(institution))) AS institutions
              FROM vf GROUP BY contig, pos, ref, alt)"""
     if not ff:
         return ctes + """,
