@@ -179,3 +179,30 @@ def test_name_and_kind_inference() -> None:
     assert infer_kind(["E11;I10", "E11"]) == "list"
     assert infer_kind(["female", "male"]) == "categorical"
     assert infer_kind([None, None]) == "categorical"
+
+
+def test_one_kind_per_phenotype_across_institutions(tiny_lake: Path, tmp_path: Path) -> None:
+    """A column typed differently from another institution's phenotype of the same name is coerced or refused."""
+    import genolake
+    from genolake.ingest.pipeline import ingest
+
+    other = tmp_path / "other.vcf"
+    other.write_text("##fileformat=VCFv4.2\n##contig=<ID=20,length=63025520>\n"
+                     '##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">\n'
+                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tT1\tT2\n"
+                     "20\t10000100\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\n")
+    ingest(tiny_lake, "other", [other], workers=0)
+    a = tmp_path / "a.tsv"
+    a.write_text("sample_id\tscore\tgrade\nS1\t1.5\tA\nS2\t2\tB\n")
+    load_phenotypes(tiny_lake, "inst", a)
+    b = tmp_path / "b.tsv"
+    b.write_text("sample_id\tscore\tgrade\nT1\tNA\t1\nT2\t3\t2\n")  # grade looks numeric here: coerced to text
+    rep = load_phenotypes(tiny_lake, "other", b)
+    assert rep["phenotypes"] == {"score": "numeric", "grade": "categorical"}
+    with genolake.open(tiny_lake) as lk:
+        cols = {r["column_name"]: r["column_type"] for r in lk.sql("DESCRIBE phenotypes").to_pylist()}
+        assert cols["score"] == "DOUBLE" and cols["grade"] == "VARCHAR"
+    c = tmp_path / "c.tsv"
+    c.write_text("sample_id\tscore\nT1\thigh\n")  # not numbers where score is numeric elsewhere
+    with pytest.raises(UserInputError, match="'score' is numeric in other institutions"):
+        load_phenotypes(tiny_lake, "other", c)
