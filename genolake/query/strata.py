@@ -41,14 +41,16 @@ class SampleIndex:
         if names:
             pheno = eng.rows("SELECT name, institution, sample_id, value_str FROM phenotypes_long "
                              "WHERE list_contains($names, name) AND value_str IS NOT NULL", {"names": names})
+            by_name: dict[str, list[tuple[Any, ...]]] = {n: [] for n in names}
+            for p in pheno:
+                by_name[p[0]].append(p)
             for name in names:
-                values = sorted({p[3] for p in pheno if p[0] == name})
+                values = sorted({p[3] for p in by_name[name]})
                 vpos = {v: k for k, v in enumerate(values)}
                 codes = np.full(len(rows), -1, np.int32)
-                for p in pheno:
-                    if p[0] == name:
-                        for i in by_person.get((p[1], p[2]), ()):
-                            codes[i] = vpos[p[3]]
+                for p in by_name[name]:
+                    for i in by_person.get((p[1], p[2]), ()):
+                        codes[i] = vpos[p[3]]
                 groups.append((name, values, codes))
         return cls(index, np.array([fpos[r[0]] for r in rows], np.int32), file_ids, groups)
 
