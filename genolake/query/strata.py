@@ -30,29 +30,21 @@ class SampleIndex:
 
     @classmethod
     def build(cls, eng: Engine, names: list[str]) -> SampleIndex:
-        rows = eng.rows("SELECT file_id, sample_id, institution FROM samples")
+        from genolake.query.engine import quote_ident
+
+        cols = "".join(f", p.{quote_ident(n)}" for n in names)
+        rows = eng.rows(f"SELECT s.file_id, s.sample_id{cols} FROM samples s LEFT JOIN phenotypes p "
+                        "ON p.institution = s.institution AND p.sample_id = s.sample_id")
         file_ids = sorted({r[0] for r in rows})
         fpos = {f: i for i, f in enumerate(file_ids)}
         index = {(r[0], r[1]): i for i, r in enumerate(rows)}
-        by_person: dict[tuple[str, str], list[int]] = {}
-        for i, r in enumerate(rows):
-            by_person.setdefault((r[2], r[1]), []).append(i)
         groups = []
-        if names:
-            pheno = eng.rows("SELECT name, institution, sample_id, value_str FROM phenotypes_long "
-                             "WHERE list_contains($names, name) AND value_str IS NOT NULL", {"names": names})
-            by_name: dict[str, list[tuple[Any, ...]]] = {n: [] for n in names}
-            for p in pheno:
-                by_name[p[0]].append(p)
-            for name in names:
-                values = sorted({p[3] for p in by_name[name]})
-                vpos = {v: k for k, v in enumerate(values)}
-                codes = np.full(len(rows), -1, np.int32)
-                for p in by_name[name]:
-                    for i in by_person.get((p[1], p[2]), ()):
-                        codes[i] = vpos[p[3]]
-                groups.append((name, values, codes))
-        return cls(index, np.array([fpos[r[0]] for r in rows], np.int32), file_ids, groups)
+        for k, name in enumerate(names, start=2):
+            values = sorted({r[k] for r in rows if r[k] is not None})
+            vpos = {v: j for j, v in enumerate(values)}
+            codes = np.fromiter((vpos.get(r[k], -1) for r in rows), np.int32, len(rows))
+            groups.append((name, values, codes))
+        return cls(index, np.fromiter((fpos[r[0]] for r in rows), np.int32, len(rows)), file_ids, groups)
 
     def ploidy_of(self, eng: Engine, contig: str) -> np.ndarray:
         if contig not in self.ploidy:
