@@ -327,7 +327,7 @@ def _bad_files(d: Path) -> dict[str, tuple[list[str], str]]:
     (d / "genes.txt").write_text("20 100 200 GENE1\n20 300 x GENE2\n")
     return {
         "bad_pos": (["--clinvar", str(d / "bad_pos.vcf")], "POS 'abc' is not an integer"),
-        "short": (["--clinvar", str(d / "short.vcf")], "fewer than 8 tab-separated columns"),
+        "short": (["--clinvar", str(d / "short.vcf")], "wrong number of tab-separated columns"),
         "not_vcf": (["--clinvar", str(d / "not_a_vcf.vcf")], "not a VCF"),
         "truncated": (["--clinvar", str(d / "truncated.vcf.gz")], "truncated or corrupt"),
         "bad_gtf": (["--genes", str(d / "bad.gtf"), "--source-build", "GRCh37"], "line 2: start and end"),

@@ -12,6 +12,7 @@ no classifications from unflagged records 0.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -55,12 +56,14 @@ COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 
 
+@lru_cache(maxsize=65536)
 def _text(v: str, macarthur: bool) -> str:
     if macarthur:
         v = v.replace("..", ", ")
     return v.replace("_", " ").replace(" ,", ",").strip()
 
 
+@lru_cache(maxsize=4096)
 def review_status(raw: str | None, macarthur: bool = False) -> str | None:
     """ClinVar review status in ClinVar's words (`criteria provided, single submitter`)."""
     if not raw or raw == ".":
@@ -81,8 +84,13 @@ def significance_classes(sig: str | None) -> list[str]:
     """Normalised classes of a significance text, for filtering: `Pathogenic/Likely pathogenic` ->
     [pathogenic, likely_pathogenic]; `Conflicting classifications of pathogenicity` -> [conflicting];
     `Uncertain significance` -> [uncertain]; others lower case with `_` (risk_factor, drug_response, ...)."""
+    return list(_classes(sig))
+
+
+@lru_cache(maxsize=4096)
+def _classes(sig: str | None) -> tuple[str, ...]:
     if not sig:
-        return []
+        return ()
     out: list[str] = []
     for part in sig.replace("|", "/").replace(";", "/").split("/"):
         for tok in part.split(","):
@@ -96,12 +104,19 @@ def significance_classes(sig: str | None) -> list[str]:
             t = t.replace(" ", "_")
             if t not in out:
                 out.append(t)
-    return out
+    return tuple(out)
 
 
 def conditions(raw: str | None, macarthur: bool) -> list[str] | None:
+    """Distinct condition names (case-insensitive), `_` shown as spaces; None if there are none."""
+    found = _conditions(raw, macarthur)
+    return list(found) if found else None
+
+
+@lru_cache(maxsize=65536)
+def _conditions(raw: str | None, macarthur: bool) -> tuple[str, ...]:
     if not raw or raw == ".":
-        return None
+        return ()
     out: list[str] = []
     seen: set[str] = set()
     for item in raw.split("|"):
@@ -109,7 +124,7 @@ def conditions(raw: str | None, macarthur: bool) -> list[str] | None:
         if t and t != "." and t.lower() not in seen:
             seen.add(t.lower())
             out.append(t)
-    return out or None
+    return tuple(out)
 
 
 def _pick(value: str | None, slot: int | None) -> str | None:
@@ -122,10 +137,31 @@ def _pick(value: str | None, slot: int | None) -> str | None:
     return parts[slot] if slot < len(parts) else None
 
 
+@lru_cache(maxsize=65536)
+def _ncbi_core(raw_sig: str | None, raw_rev: str | None, raw_cond: str | None) -> tuple[Any, ...]:
+    if raw_sig and all(p.isdigit() for p in raw_sig.replace("|", ",").split(",")):
+        sig: str | None = "|".join(_OLD_SIG.get(p, p) for p in raw_sig.split("|"))
+    else:
+        sig = _text(raw_sig, False) if raw_sig else None
+    status = review_status(raw_rev)
+    return (sig, _classes(sig), status, stars(status), _conditions(raw_cond, False))
+
+
+@lru_cache(maxsize=65536)
+def _macarthur_core(raw_sig: str | None, raw_rev: str | None, raw_cond: str | None,
+                    gold: str | None) -> tuple[Any, ...]:
+    sig = _text(raw_sig, True) if raw_sig else None
+    status = review_status(raw_rev, macarthur=True)
+    n_stars = int(gold) if gold and gold.isdigit() else stars(status)
+    return (sig, _classes(sig), status, n_stars, _conditions(raw_cond, True))
+
+
 class ClinvarExtractor:
     """Per-allele ClinVar values from one record's INFO (NCBI or MacArthur format, detected per record)."""
 
     columns = COLUMNS
+    info_keys = ("CLNSIG", "CLNREVSTAT", "CLNDN", "CLNDBN", "CLNALLE", "ALLELEID", "CLINICAL_SIGNIFICANCE",
+                 "REVIEW_STATUS", "ALL_TRAITS", "GOLD_STARS", "MEASURESET_ID", "ALLELE_ID")
 
     def values(self, cols: list[str], info: dict[str, str], alt_index: int, n_alts: int) -> tuple[Any, ...] | None:
         if "CLINICAL_SIGNIFICANCE" in info or "MEASURESET_ID" in info:
@@ -139,23 +175,43 @@ class ClinvarExtractor:
         elif n_alts > 1 and len(info.get("CLNSIG", "").split(",")) == n_alts:
             slot = alt_index - 1
         raw_sig = _pick(info.get("CLNSIG"), slot)  # absent for records with only somatic classifications
-        if raw_sig and all(p.isdigit() for p in raw_sig.replace("|", ",").split(",")):
-            sig: str | None = "|".join(_OLD_SIG.get(p, p) for p in raw_sig.split("|"))
-        else:
-            sig = _text(raw_sig, False) if raw_sig else None
-        status = review_status(_pick(info.get("CLNREVSTAT"), slot))
+        core = _ncbi_core(raw_sig, _pick(info.get("CLNREVSTAT"), slot),
+                          _pick(info.get("CLNDN") or info.get("CLNDBN"), slot))
         vid = cols[2] if cols[2].isdigit() else None
-        conds = conditions(_pick(info.get("CLNDN") or info.get("CLNDBN"), slot), False)
-        return (sig, significance_classes(sig), status, stars(status), conds, vid, info.get("ALLELEID"))
+        return (core[0], list(core[1]), core[2], core[3], list(core[4]) or None, vid, info.get("ALLELEID"))
+
+    def values_batch(self, ids: list[str | None], info: dict[str, list[str | None]], alt_index: list[int],
+                     n_alts: list[int]) -> list[tuple[Any, ...] | None]:
+        """`values` for many matched alleles at once: records with one ALT share cached text transforms."""
+        g = info.get
+        none: list[str | None] = [None] * len(ids)
+        sig, rev, dn, dbn, alle = (g(k) or none for k in ("CLNSIG", "CLNREVSTAT", "CLNDN", "CLNDBN", "CLNALLE"))
+        aid, csig, rstat, traits, gold, msid, aid2 = (g(k) or none for k in (
+            "ALLELEID", "CLINICAL_SIGNIFICANCE", "REVIEW_STATUS", "ALL_TRAITS", "GOLD_STARS", "MEASURESET_ID",
+            "ALLELE_ID"))
+        out: list[tuple[Any, ...] | None] = []
+        for i, vid in enumerate(ids):
+            if csig[i] is not None or msid[i] is not None:
+                core = _macarthur_core(csig[i], rstat[i], traits[i], gold[i])
+                out.append((core[0], list(core[1]), core[2], core[3], list(core[4]) or None, msid[i], aid2[i]))
+            elif alle[i] is None and n_alts[i] == 1:
+                core = _ncbi_core(sig[i], rev[i], dn[i] or dbn[i])
+                out.append((core[0], list(core[1]), core[2], core[3], list(core[4]) or None,
+                            vid if vid is not None and vid.isdigit() else None, aid[i]))
+            else:  # old multi-allelic NCBI records: per-allele lists
+                rec: dict[str, str] = {}
+                for k, v in info.items():
+                    value = v[i]
+                    if value is not None:
+                        rec[k] = value
+                out.append(self.values(["", "", vid or "."], rec, alt_index[i], n_alts[i]))
+        return out
 
     def _macarthur(self, info: dict[str, str]) -> tuple[Any, ...]:
-        raw = info.get("CLINICAL_SIGNIFICANCE")
-        sig = _text(raw, True) if raw else None
-        status = review_status(info.get("REVIEW_STATUS"), macarthur=True)
-        gold = info.get("GOLD_STARS")
-        n_stars = int(gold) if gold and gold.isdigit() else stars(status)
-        return (sig, significance_classes(sig), status, n_stars, conditions(info.get("ALL_TRAITS"), True),
-                info.get("MEASURESET_ID"), info.get("ALLELE_ID"))
+        core = _macarthur_core(info.get("CLINICAL_SIGNIFICANCE"), info.get("REVIEW_STATUS"), info.get("ALL_TRAITS"),
+                               info.get("GOLD_STARS"))
+        return (core[0], list(core[1]), core[2], core[3], list(core[4]) or None, info.get("MEASURESET_ID"),
+                info.get("ALLELE_ID"))
 
     def merge(self, old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
         """Two ClinVar records normalise to one variant: join their texts, keep the higher star count."""

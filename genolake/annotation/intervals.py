@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 REGION_CLASSES = ("coding_exon", "utr", "noncoding_exon", "intron", "genic", "intergenic")
 
@@ -102,6 +103,14 @@ class ContigGenes:
                 self._index[name] = Intervals.build(s, e)
         return self._index[name]
 
+    def identity(self) -> np.ndarray:
+        """A code per gene, equal for genes with the same (symbol, ID)."""
+        if "_identity" not in self._index:
+            codes: dict[tuple[str | None, str | None], int] = {}
+            ident = [codes.setdefault((s, i), len(codes)) for s, i in zip(self.symbol, self.gene_id, strict=True)]
+            self._index["_identity"] = np.asarray(ident, dtype=np.int64)  # type: ignore[assignment]
+        return self._index["_identity"]  # type: ignore[return-value]
+
     def __getstate__(self) -> dict[str, object]:  # the search index is rebuilt where it is used
         state = dict(self.__dict__)
         state["_index"] = {}
@@ -129,39 +138,46 @@ def variant_ends(pos: np.ndarray, ref_len: np.ndarray) -> np.ndarray:
 
 def annotate_genes(
     genes: ContigGenes | None, pos: np.ndarray, ref_len: np.ndarray, *, structured: bool,
-) -> tuple[list[list[str | None]], list[list[str | None]], list[list[str | None]], list[str]]:
-    """(gene_symbols, gene_ids, biotypes, region_class) per variant of one contig.
+) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """(gene_symbols, gene_ids, biotypes, region_class) Arrow arrays, one entry per variant of one contig.
 
-    Genes are listed in order of gene start; region class is the first that applies of coding_exon (a CDS,
-    start or stop codon), utr, noncoding_exon (an exon outside CDS and UTR features, i.e. of a non-coding
-    transcript), intron (inside a transcript), genic (inside a gene: gene lists, or GTF genes without
-    transcript features) and intergenic.
+    Genes are listed in order of gene start, each (symbol, ID) once; region class is the first that applies of
+    coding_exon (a CDS, start or stop codon), utr, noncoding_exon (an exon outside CDS and UTR features, i.e. of
+    a non-coding transcript), intron (inside a transcript), genic (inside a gene: gene lists, or GTF genes
+    without transcript features) and intergenic.
     """
     n = pos.size
-    symbols: list[list[str | None]] = [[] for _ in range(n)]
-    ids: list[list[str | None]] = [[] for _ in range(n)]
-    types: list[list[str | None]] = [[] for _ in range(n)]
-    region = np.full(n, "intergenic", dtype=object)
-    if genes is None or not genes.start or not n:
-        return symbols, ids, types, region.tolist()
-    end = variant_ends(pos, ref_len)
-    q, g = genes.index("gene").pairs(pos, end)
-    if q.size:
-        starts = np.asarray(genes.start, dtype=np.int64)[g]
-        order = np.lexsort((g, starts, q))
-        seen: set[tuple[int, str | None, str | None]] = set()
-        for qi, gi in zip(q[order].tolist(), g[order].tolist(), strict=True):
-            ident = (qi, genes.symbol[gi], genes.gene_id[gi])
-            if ident in seen:  # the same gene listed twice (PLINK's X and XY copies of a PAR gene)
-                continue
-            seen.add(ident)
-            symbols[qi].append(genes.symbol[gi])
-            ids[qi].append(genes.gene_id[gi])
-            types[qi].append(genes.biotype[gi])
-        region[np.unique(q)] = "genic"
-    if structured:
-        for cls, name in (("transcript", "intron"), ("exon", "noncoding_exon"), ("utr", "utr"),
-                          ("coding", "coding_exon")):
-            if cls in genes.features:
-                region[genes.index(cls).any_overlap(pos, end)] = name
-    return symbols, ids, types, region.tolist()
+    region = np.full(n, REGION_CLASSES.index("intergenic"), dtype=np.int8)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    chosen = np.empty(0, dtype=np.int64)
+    if genes is not None and genes.start and n:
+        end = variant_ends(pos, ref_len)
+        q, g = genes.index("gene").pairs(pos, end)
+        if q.size:
+            starts = np.asarray(genes.start, dtype=np.int64)[g]
+            order = np.lexsort((g, starts, q))
+            q, g = q[order], g[order]
+            ident = genes.identity()[g]  # the same (symbol, ID) listed twice (PLINK's X and XY copies) counts once
+            composite = q * (int(ident.max()) + 1) + ident
+            _, first = np.unique(composite, return_index=True)
+            keep = np.sort(first)
+            q, g = q[keep], g[keep]
+            chosen = g
+            counts = np.bincount(q, minlength=n)
+            offsets[1:] = np.cumsum(counts)
+            region[counts > 0] = REGION_CLASSES.index("genic")
+        if structured:
+            for cls, name in (("transcript", "intron"), ("exon", "noncoding_exon"), ("utr", "utr"),
+                              ("coding", "coding_exon")):
+                if cls in genes.features:
+                    region[genes.index(cls).any_overlap(pos, end)] = REGION_CLASSES.index(name)
+    off = pa.array(offsets, pa.int32())
+    take = pa.array(chosen, pa.int64())
+    lists = []
+    for values in (genes.symbol, genes.gene_id, genes.biotype) if genes is not None else ([], [], []):
+        flat = pa.array(values, pa.string()).take(take) if len(chosen) else pa.array([], pa.string())
+        lists.append(pa.ListArray.from_arrays(off, flat))
+    if genes is None:
+        lists = [pa.ListArray.from_arrays(off, pa.array([], pa.string()))] * 3
+    classes = pa.array(list(REGION_CLASSES), pa.string()).take(pa.array(region.astype(np.int64)))
+    return lists[0], lists[1], lists[2], classes

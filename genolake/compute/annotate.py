@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import time
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -471,7 +470,7 @@ class RegionTask:
 @dataclass
 class SequentialTask:
     source: Any  # SourceFile
-    positions: dict[str, array]
+    keys: pa.Table  # every lake key (the whole source is read once and joined to them)
     style: str
     reference: str | None = None
 
@@ -503,14 +502,17 @@ def _plan_tasks(store: Any, keys: pa.Table, model: Any, vcf_sources: list[Any], 
     ref = str(reference) if reference else None
     vfiles = store.active_files("variants") if csq_plan else []
     tasks: list[Any] = []
-    contigs = keys.column("contig").to_numpy(zero_copy_only=False)
+    # keys are sorted by contig: runs of one contig from the dictionary indices (no per-row Python objects)
+    enc = keys.column("contig").combine_chunks().dictionary_encode()
+    names = enc.dictionary.to_pylist()
+    codes = enc.indices.to_numpy()
     pos = keys.column("pos").to_numpy()
-    bounds = np.flatnonzero(contigs[1:] != contigs[:-1]) + 1 if keys.num_rows else np.array([], dtype=np.int64)
+    bounds = np.flatnonzero(codes[1:] != codes[:-1]) + 1 if keys.num_rows else np.array([], dtype=np.int64)
     starts = [0, *bounds.tolist()]
     ends = [*bounds.tolist(), keys.num_rows]
     need_regions = model is not None or indexed or csq_plan is not None
     for s0, e0 in zip(starts, ends, strict=True) if keys.num_rows and need_regions else []:
-        contig = str(contigs[s0])
+        contig = str(names[codes[s0]])
         folder = f"/contig={_quote(contig)}/"
         files = tuple(f for f in vfiles if folder in f)
         a = s0
@@ -521,18 +523,22 @@ def _plan_tasks(store: Any, keys: pa.Table, model: Any, vcf_sources: list[Any], 
             lo = 1 if a == s0 else int(pos[a])
             hi = 2**31 - 1 if b == e0 else int(pos[b - 1])
             tasks.append(RegionTask(
-                contig=contig, start=lo, end=hi, keys=keys.slice(a, b - a), style=store.contig_style,
+                contig=contig, start=lo, end=hi, keys=_copy(keys, a, b), style=store.contig_style,
                 genes=model.contigs.get(contig) if model is not None else None,
                 structured=bool(model.structured) if model is not None else False, run_genes=model is not None,
                 vcf_sources=indexed, csq=csq_plan, variant_files=files, reference=ref))
             a = b
     if sequential and keys.num_rows:
-        positions: dict[str, array] = {}
-        for s0, e0 in zip(starts, ends, strict=True) if keys.num_rows else []:
-            positions[str(contigs[s0])] = array("i", np.unique(pos[s0:e0]).tolist())
         for src in sequential:
-            tasks.append(SequentialTask(source=src, positions=positions, style=store.contig_style, reference=ref))
+            tasks.append(SequentialTask(source=src, keys=keys, style=store.contig_style, reference=ref))
     return tasks
+
+
+def _copy(keys: pa.Table, a: int, b: int) -> pa.Table:
+    """Rows a..b-1 in buffers of their own (a slice would pickle the whole table's buffers for Dask)."""
+    import numpy as np
+
+    return keys.take(pa.array(np.arange(a, b, dtype=np.int64)))
 
 
 def run_task(task: Any) -> TaskResult:
@@ -594,7 +600,7 @@ def _run_sequential(task: SequentialTask) -> TaskResult:
     from genolake.annotation.sites import read_vcf_source
 
     src = task.source
-    table, n = read_vcf_source(src, _extractor(src), style=task.style, positions=task.positions,
+    table, n = read_vcf_source(src, _extractor(src), style=task.style, keys=task.keys,
                                fetch=_fetcher(task.reference))
     return TaskResult(tables={_group_key(src): table}, n_records={_group_key(src): n})
 
@@ -609,22 +615,21 @@ def _run_region(task: RegionTask) -> TaskResult:
     keys = task.keys
     pos = keys.column("pos").to_numpy().astype(np.int64)
     if task.run_genes:
+        import pyarrow.compute as pc
+
         from genolake.annotation.intervals import annotate_genes
 
-        ref_len = np.asarray([len(r) for r in keys.column("ref").to_pylist()], dtype=np.int64)
-        alts = keys.column("alt").to_pylist()
-        ref_len = np.where([a.startswith("<") for a in alts], 1, ref_len)  # symbolic: POS only
+        ref_len = np.asarray(pc.utf8_length(keys.column("ref")).to_numpy(), dtype=np.int64)
+        symbolic = np.asarray(pc.starts_with(keys.column("alt"), "<").to_numpy(), dtype=bool)
+        ref_len = np.where(symbolic, 1, ref_len)  # symbolic alleles: POS only
         sym, ids, bio, klass = annotate_genes(task.genes, pos, ref_len, structured=task.structured)
-        out.tables["genes"] = keys.append_column("gene_symbols", pa.array(sym, _LS)) \
-            .append_column("gene_ids", pa.array(ids, _LS)).append_column("biotypes", pa.array(bio, _LS)) \
-            .append_column("region_class", pa.array(klass, _S))
+        out.tables["genes"] = keys.append_column("gene_symbols", sym).append_column("gene_ids", ids) \
+            .append_column("biotypes", bio).append_column("region_class", klass)
     if task.vcf_sources:
         region = Region(task.contig, task.start, task.end)
-        positions = {task.contig: array("i", np.unique(pos).tolist())}
         fetch = _fetcher(task.reference)
         for src in task.vcf_sources:
-            table, n = read_vcf_source(src, _extractor(src), style=task.style, region=region, positions=positions,
-                                       fetch=fetch)
+            table, n = read_vcf_source(src, _extractor(src), style=task.style, region=region, keys=keys, fetch=fetch)
             out.tables[_group_key(src)] = table
             out.n_records[_group_key(src)] = n
     if task.csq is not None:
@@ -797,8 +802,7 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
             n_records[k] = n_records.get(k, 0) + n
     con = duckdb.connect(":memory:", config={"threads": min(4, os.cpu_count() or 1)})
     con.register("keys", keys)
-    old = store.read_table("annotations")
-    con.register("old", old)
+    _parquet_view(con, "old", before["annotations"], ANNOTATIONS)
     run_ids: dict[str, str] = {}
     if gene_src is not None:
         run_ids["genes"] = gene_src.source_id
@@ -825,14 +829,12 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
                 "ORDER BY k.contig, k.pos, k.ref, k.alt", params=[src.prefix, src.source_id])) \
                 if t.num_rows else EXTERNAL_FREQUENCIES.arrow_schema.empty_table()
             con.unregister("p_freq")
-    kept_freq = store.read_table("external_frequencies")
-    if freq_new and kept_freq.num_rows:
-        import pyarrow.compute as pc
-
-        kept_freq = kept_freq.filter(pc.invert(pc.is_in(kept_freq["source"], pa.array(list(freq_new), _S))))
-    all_freq = _concat([kept_freq.select(EXTERNAL_FREQUENCIES.names).cast(EXTERNAL_FREQUENCIES.arrow_schema),
-                        *[t.cast(EXTERNAL_FREQUENCIES.arrow_schema) for t in freq_new.values()]])
-    con.register("freq", all_freq if all_freq.num_columns else EXTERNAL_FREQUENCIES.arrow_schema.empty_table())
+    _parquet_view(con, "kept_freq", before["external_frequencies"], EXTERNAL_FREQUENCIES)
+    new_freq = _concat([t.cast(EXTERNAL_FREQUENCIES.arrow_schema) for t in freq_new.values()])
+    con.register("new_freq", new_freq if new_freq.num_columns else EXTERNAL_FREQUENCIES.arrow_schema.empty_table())
+    replaced = ", ".join("'" + p + "'" for p in freq_new) or "''"  # prefixes are validated identifiers
+    con.execute(f"CREATE VIEW freq AS SELECT contig, pos, ref, alt, af FROM kept_freq WHERE source NOT IN ({replaced}) "
+                "UNION ALL SELECT contig, pos, ref, alt, af FROM new_freq")
 
     selects = ["k.contig", "k.pos", "k.ref", "k.alt"]
     joins = ["LEFT JOIN old o USING (contig, pos, ref, alt)"]
@@ -943,6 +945,17 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
                                          "changed: run it again")
             store.commit(commit, staged, order=("annotation_genes", "external_frequencies", "annotation_sources",
                                                 "annotations"))
+
+
+def _parquet_view(con: Any, name: str, files: list[str], table: Table) -> None:
+    """A view over a table's committed files (read by DuckDB, never materialised in Python), or an empty one."""
+    if files:
+        plist = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+        cols = ", ".join(f'"{c}"' for c in table.names)
+        con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet({plist}, hive_partitioning=false, "
+                    "union_by_name=true)")
+    else:
+        con.register(name, table.arrow_schema.empty_table())
 
 
 def _q(value: str) -> str:
