@@ -521,6 +521,13 @@ def _poly_code(text: str) -> int:
     return code
 
 
+def _dict_take(values: np.ndarray, idx: np.ndarray) -> pa.Array:
+    """values[idx] as a dictionary array over the distinct values (small Parquet dictionary pages)."""
+    enc = pa.array(values, pa.string()).dictionary_encode()
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    return pa.DictionaryArray.from_arrays(pa.array(codes[idx].astype(np.int32)), enc.dictionary)
+
+
 def _const(value: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int8)), pa.array([value], pa.string()))
 
@@ -582,8 +589,8 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult, 
         "institution": _const(task.institution, nc),
         "contig": _const(contig, nc),
         "pos": pa.array(pos[vidx].astype(np.int32)),
-        "ref": pa.DictionaryArray.from_arrays(pa.array(vidx.astype(np.int32)), pa.array(refs, pa.string())),
-        "alt": pa.DictionaryArray.from_arrays(pa.array(vidx.astype(np.int32)), pa.array(alts, pa.string())),
+        "ref": _dict_take(refs, vidx),
+        "alt": _dict_take(alts, vidx),
         "sample_id": pa.DictionaryArray.from_arrays(pa.array(sample.astype(np.int32)), pseud),
         "gt": pa.DictionaryArray.from_arrays(pa.array(cat("gt", np.int16)), pa.array(_GT_TEXT, pa.string())),
         "ploidy": pa.array(cat("ploidy", np.int8)),
