@@ -51,7 +51,7 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "compression_level": 1,
     "use_dictionary": True,
     "write_statistics": True,
-    "row_group_size": 65536,
+    "row_group_size": 16384,
     "store_schema": False,
 }
 COMMIT_ORDER = (*FILE_TABLES, "files")
