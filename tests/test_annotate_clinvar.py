@@ -277,3 +277,33 @@ def test_review_status_stars_and_source_version(clinvar_lake: dict[str, Path]) -
 
     assert row["sha256"] == hashlib.sha256(CLINVAR.read_bytes()).hexdigest()
     assert ids == [row["source_id"]]  # every variant was looked up in this release
+
+
+def test_old_ncbi_multiallelic_record_per_allele(tmp_path: Path) -> None:
+    """Old NCBI ClinVar VCFs list values per allele (CLNALLE, numeric CLNSIG); two records of one variant merge."""
+    from genolake.annotation.clinvar import ClinvarExtractor
+    from genolake.annotation.sites import read_vcf_source
+    from genolake.annotation.source import inspect_vcf_source
+
+    vcf = tmp_path / "old_clinvar.vcf"
+    vcf.write_text("\n".join([
+        "##fileformat=VCFv4.1", "##reference=GRCh37", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+        "1\t1000\trs1\tCAG\tC,CAGAG,TAG\t.\t.\tCLNALLE=1,3;CLNSIG=5,2|3;CLNREVSTAT=single,mult;"
+        "CLNDBN=Disease_A,Disease_B|not_provided",
+        "1\t2000\t12345\tA\tG\t.\t.\tALLELEID=9;CLNSIG=Pathogenic;CLNREVSTAT=criteria_provided,_single_submitter;CLNDN=X",
+        "1\t2000\t12346\tAT\tGT\t.\t.\tALLELEID=10;CLNSIG=Likely_pathogenic;CLNREVSTAT=reviewed_by_expert_panel;CLNDN=Y",
+    ]) + "\n")
+    src = inspect_vcf_source("clinvar", vcf, lake_build="GRCh37")
+    table, n = read_vcf_source(src, ClinvarExtractor(), style="plain")
+    assert n == 3
+    got = {(r["pos"], r["ref"], r["alt"]): r for r in table.to_pylist()}
+    assert set(got) == {(1000, "CAG", "C"), (1000, "C", "T"), (2000, "A", "G")}  # CAG>CAGAG has no values
+    a = got[(1000, "CAG", "C")]
+    assert (a["clinvar_significance"], a["clinvar_review_status"], a["clinvar_stars"], a["clinvar_conditions"]) == (
+        "Pathogenic", "criteria provided, single submitter", 1, ["Disease A"])
+    b = got[(1000, "C", "T")]
+    assert (b["clinvar_significance"], b["clinvar_class"], b["clinvar_stars"], b["clinvar_conditions"]) == (
+        "Benign|Likely benign", ["benign", "likely_benign"], 2, ["Disease B", "not provided"])
+    c = got[(2000, "A", "G")]  # AT>GT trims to A>G: merged with the other record
+    assert c["clinvar_significance"] == "Pathogenic|Likely pathogenic" and c["clinvar_stars"] == 3
+    assert c["clinvar_variation_id"] == "12345|12346" and c["clinvar_conditions"] == ["X", "Y"]

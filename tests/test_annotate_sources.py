@@ -386,3 +386,21 @@ def test_workers_0_and_2_give_identical_annotations(lake37: Path) -> None:
     serial = _rows(lake37, "SELECT * EXCLUDE (genes_source) FROM annotations ORDER BY ALL")
     annotate(lake37, genes=GLIST, clinvar=CLINVAR37, frequencies=[(GNOMAD, "gnomad")], workers=2)
     assert _rows(lake37, "SELECT * EXCLUDE (genes_source) FROM annotations ORDER BY ALL") == serial
+
+
+def test_written_annotation_files_match_the_schema(lake37: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from genolake.compute.annotate import annotate
+    from genolake.schema import TABLES
+
+    annotate(lake37, genes=GLIST, clinvar=CLINVAR37, dbsnp=GNOMAD, frequencies=[(GNOMAD, "gnomad")], workers=0)
+    for name in ("annotations", "external_frequencies", "annotation_sources", "annotation_genes"):
+        files = list((lake37 / name).rglob("*.parquet"))
+        assert files, name
+        want = TABLES[name].arrow_schema
+        for f in files:
+            got = pq.read_schema(f)
+            assert got.names == want.names, name
+            norm = lambda ts: [str(t).replace("element:", "item:") for t in ts]  # noqa: E731 - list field name
+            assert norm(got.types) == norm(want.types), name

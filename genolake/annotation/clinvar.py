@@ -180,32 +180,48 @@ class ClinvarExtractor:
         vid = cols[2] if cols[2].isdigit() else None
         return (core[0], list(core[1]), core[2], core[3], list(core[4]) or None, vid, info.get("ALLELEID"))
 
-    def values_batch(self, ids: list[str | None], info: dict[str, list[str | None]], alt_index: list[int],
-                     n_alts: list[int]) -> list[tuple[Any, ...] | None]:
-        """`values` for many matched alleles at once: records with one ALT share cached text transforms."""
+    def columns_batch(self, ids: list[str | None], info: dict[str, list[str | None]], alt_index: list[int],
+                      n_alts: list[int]) -> tuple[list[int], list[list[Any]]]:
+        """`values` for many matched alleles at once, as (kept row numbers, one list per column): records with
+        one ALT share cached text transforms (ClinVar repeats the same texts on thousands of records)."""
         g = info.get
         none: list[str | None] = [None] * len(ids)
         sig, rev, dn, dbn, alle = (g(k) or none for k in ("CLNSIG", "CLNREVSTAT", "CLNDN", "CLNDBN", "CLNALLE"))
         aid, csig, rstat, traits, gold, msid, aid2 = (g(k) or none for k in (
             "ALLELEID", "CLINICAL_SIGNIFICANCE", "REVIEW_STATUS", "ALL_TRAITS", "GOLD_STARS", "MEASURESET_ID",
             "ALLELE_ID"))
-        out: list[tuple[Any, ...] | None] = []
+        rows: list[int] = []
+        cols: list[list[Any]] = [[] for _ in COLUMNS]
+        c_sig, c_cls, c_rev, c_stars, c_cond, c_vid, c_aid = cols
         for i, vid in enumerate(ids):
             if csig[i] is not None or msid[i] is not None:
                 core = _macarthur_core(csig[i], rstat[i], traits[i], gold[i])
-                out.append((core[0], list(core[1]), core[2], core[3], list(core[4]) or None, msid[i], aid2[i]))
+                v, a = msid[i], aid2[i]
             elif alle[i] is None and n_alts[i] == 1:
                 core = _ncbi_core(sig[i], rev[i], dn[i] or dbn[i])
-                out.append((core[0], list(core[1]), core[2], core[3], list(core[4]) or None,
-                            vid if vid is not None and vid.isdigit() else None, aid[i]))
+                v, a = (vid if vid is not None and vid.isdigit() else None), aid[i]
             else:  # old multi-allelic NCBI records: per-allele lists
                 rec: dict[str, str] = {}
-                for k, v in info.items():
-                    value = v[i]
+                for k, col in info.items():
+                    value = col[i]
                     if value is not None:
                         rec[k] = value
-                out.append(self.values(["", "", vid or "."], rec, alt_index[i], n_alts[i]))
-        return out
+                full = self.values(["", "", vid or "."], rec, alt_index[i], n_alts[i])
+                if full is None:
+                    continue
+                rows.append(i)
+                for j, x in enumerate(full):
+                    cols[j].append(x)
+                continue
+            rows.append(i)
+            c_sig.append(core[0])
+            c_cls.append(core[1])
+            c_rev.append(core[2])
+            c_stars.append(core[3])
+            c_cond.append(core[4] or None)
+            c_vid.append(v)
+            c_aid.append(a)
+        return rows, cols
 
     def _macarthur(self, info: dict[str, str]) -> tuple[Any, ...]:
         core = _macarthur_core(info.get("CLINICAL_SIGNIFICANCE"), info.get("REVIEW_STATUS"), info.get("ALL_TRAITS"),

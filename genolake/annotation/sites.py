@@ -39,7 +39,9 @@ class Extractor(Protocol):
     def values(self, cols: list[str], info: dict[str, str], alt_index: int, n_alts: int) -> tuple[Any, ...] | None:
         """Values of ``columns`` for ALT ``alt_index`` (1-based), or None to skip the allele.
 
-        ``cols``: CHROM, POS, ID, REF, ALT of the record; ``info``: the present ``info_keys``.
+        ``cols``: CHROM, POS, ID, REF, ALT of the record; ``info``: the present ``info_keys``. An extractor may
+        also define ``columns_batch(ids, info_columns, alt_index, n_alts) -> (kept rows, column lists)`` to do
+        many records at once.
         """
         ...
 
@@ -311,26 +313,29 @@ def read_vcf_source(
         ids = sub["ID"].to_pylist()
         alt_index = cand["alt_index"].to_pylist()
         n_alts = cand["n_alts"].to_pylist()
-        batch_values = getattr(extractor, "values_batch", None)
-        if batch_values is not None:
-            values = batch_values(ids, extracted, alt_index, n_alts)
+        columns_batch = getattr(extractor, "columns_batch", None)
+        if columns_batch is not None:
+            keep, value_cols = columns_batch(ids, extracted, alt_index, n_alts)
         else:
             fixed = [sub[c].to_pylist() for c in ("CHROM", "POS", "ID", "REF", "ALT")]
-            values = []
+            keep, rows_values = [], []
             for i in range(cand.num_rows):
                 rec_info: dict[str, str] = {}
                 for k, v in extracted.items():
                     value = v[i]
                     if value is not None:
                         rec_info[k] = value
-                values.append(extractor.values([f[i] for f in fixed], rec_info, alt_index[i], n_alts[i]))
-        keep = [i for i, v in enumerate(values) if v is not None]
+                vals = extractor.values([f[i] for f in fixed], rec_info, alt_index[i], n_alts[i])
+                if vals is not None:
+                    keep.append(i)
+                    rows_values.append(vals)
+            value_cols = [list(c) for c in zip(*rows_values, strict=True)] if rows_values else \
+                [[] for _ in extractor.columns]
         if not keep:
             continue
-        kept = [values[i] for i in keep]
         part = cand.select(KEY_NAMES).take(pa.array(keep, pa.int64()))
-        for j, (name, typ) in enumerate(extractor.columns):
-            part = part.append_column(name, pa.array([v[j] for v in kept], typ))  # type: ignore[index]
+        for (name, typ), col in zip(extractor.columns, value_cols, strict=True):
+            part = part.append_column(name, pa.array(col, typ))
         parts.append(part)
     schema = pa.schema([pa.field(n, t) for n, t in (*KEY_FIELDS, *extractor.columns)])
     if not parts:

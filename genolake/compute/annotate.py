@@ -739,24 +739,30 @@ def _execute(tasks: list[Any], *, workers: int | None, scheduler: str | None,
             if progress:
                 progress(done_keys, k)
         return results
+    import warnings
+
     from genolake.compute.cluster import dask_client
 
+    ordered: list[TaskResult | None] = [None] * len(tasks)
     with dask_client(workers=workers, scheduler=scheduler) as client:
         from distributed import as_completed
 
-        futures = client.map(run_task, tasks, pure=False)
+        with warnings.catch_warnings():  # the tasks carry their keys: a "large graph" is expected
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            futures = client.map(run_task, tasks, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
         try:
             for k, fut in enumerate(as_completed(futures), start=1):
                 res = fut.result()
                 _raise_error(res)
-                results.append(res)
+                ordered[index[fut.key]] = res
                 done_keys += res.n_keys
                 if progress:
                     progress(done_keys, k)
         except BaseException:
             client.cancel(futures)
             raise
-    return results
+    return [r for r in ordered if r is not None]  # in task order: region results follow the key order
 
 
 def _raise_error(res: TaskResult) -> None:
@@ -786,11 +792,10 @@ def _concat(parts: list[pa.Table]) -> pa.Table:
 def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]], results: list[TaskResult],
                          model: Any, gene_src: GeneSource | None, vcf_sources: list[Any], csq_plan: CsqPlan | None,
                          report: AnnotateReport) -> None:
-    import duckdb
+    import pyarrow.compute as pc
 
     from genolake import __version__
     from genolake.errors import LakeStateError
-    from genolake.query.engine import fetch_arrow
     from genolake.store import Commit, write_parquet
 
     partials: dict[str, list[pa.Table]] = {}
@@ -800,9 +805,6 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
             partials.setdefault(k, []).append(t)
         for k, n in res.n_records.items():
             n_records[k] = n_records.get(k, 0) + n
-    con = duckdb.connect(":memory:", config={"threads": min(4, os.cpu_count() or 1)})
-    con.register("keys", keys)
-    _parquet_view(con, "old", before["annotations"], ANNOTATIONS)
     run_ids: dict[str, str] = {}
     if gene_src is not None:
         run_ids["genes"] = gene_src.source_id
@@ -811,75 +813,68 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
             run_ids[src.kind] = src.source_id
     if csq_plan is not None:
         run_ids["csq"] = csq_plan.source_id
-    for kind in ("genes", "clinvar", "dbsnp", "csq"):
+    n = keys.num_rows
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {c.name: keys[c.name] for c in _KEY}
+    # groups of this run: the partial results aligned to the keys; other groups: kept from the current table
+    keep_groups = [k for k in GROUPS if k not in run_ids and _has_values(before["annotations"], f"{k}_source")]
+    old = _align(keys, _read_files(before["annotations"], [*KEY_NAMES, *(c.name for k in keep_groups
+                                                                          for c in GROUPS[k])]))
+    for kind, cols in GROUPS.items():
         if kind in run_ids:
-            t = _concat(partials.get(kind, []))
-            if not t.num_columns:
-                t = _empty_group(kind) if kind != "csq" else CSQ_SCHEMA.empty_table()
-            con.register(f"p_{kind}", t)
+            part = _concat(partials.get(kind, []))
+            aligned = _align(keys, part) if part.num_columns else None
+            for c in cols:
+                if c.name.endswith("_source"):
+                    columns[c.name] = pa.array([run_ids[kind]] * n, pa.string()) if n else pa.array([], pa.string())
+                elif aligned is None or c.name not in aligned.column_names:
+                    columns[c.name] = pa.nulls(n, c.type)
+                else:
+                    columns[c.name] = aligned[c.name]
+            if kind == "genes":
+                for name in ("gene_symbols", "gene_ids", "biotypes"):
+                    columns[name] = pc.fill_null(columns[name], pa.scalar([], _LS))
+                columns["region_class"] = pc.fill_null(columns["region_class"], "intergenic")
+        else:
+            for c in cols:
+                columns[c.name] = old[c.name] if c.name in old.column_names else pa.nulls(n, c.type)
     # external frequencies: new rows for the prefixes of this run, old rows of the other prefixes
     freq_new: dict[str, pa.Table] = {}
     for src in vcf_sources:
         if src.kind == "frequencies":
             t = _concat(partials.get(_group_key(src), []))
-            con.register("p_freq", t)
-            freq_new[src.prefix] = fetch_arrow(con.sql(
-                "SELECT k.contig, k.pos, k.ref, k.alt, ? AS source, p.af, p.ac, p.an, p.nhomalt, p.popmax, "
-                "p.popmax_af, ? AS source_id FROM keys k JOIN p_freq p USING (contig, pos, ref, alt) "
-                "ORDER BY k.contig, k.pos, k.ref, k.alt", params=[src.prefix, src.source_id])) \
+            if t.num_rows:
+                t = _semijoin(keys, t)
+            freq_new[src.prefix] = pa.table({
+                **{k: t[k] for k in KEY_NAMES}, "source": pa.array([src.prefix] * t.num_rows, pa.string()),
+                **{k: t[k] for k in ("af", "ac", "an", "nhomalt", "popmax", "popmax_af")},
+                "source_id": pa.array([src.source_id] * t.num_rows, pa.string()),
+            }).cast(EXTERNAL_FREQUENCIES.arrow_schema).sort_by([(k, "ascending") for k in KEY_NAMES]) \
                 if t.num_rows else EXTERNAL_FREQUENCIES.arrow_schema.empty_table()
-            con.unregister("p_freq")
-    _parquet_view(con, "kept_freq", before["external_frequencies"], EXTERNAL_FREQUENCIES)
-    new_freq = _concat([t.cast(EXTERNAL_FREQUENCIES.arrow_schema) for t in freq_new.values()])
-    con.register("new_freq", new_freq if new_freq.num_columns else EXTERNAL_FREQUENCIES.arrow_schema.empty_table())
-    replaced = ", ".join("'" + p + "'" for p in freq_new) or "''"  # prefixes are validated identifiers
-    con.execute(f"CREATE VIEW freq AS SELECT contig, pos, ref, alt, af FROM kept_freq WHERE source NOT IN ({replaced}) "
-                "UNION ALL SELECT contig, pos, ref, alt, af FROM new_freq")
-
-    selects = ["k.contig", "k.pos", "k.ref", "k.alt"]
-    joins = ["LEFT JOIN old o USING (contig, pos, ref, alt)"]
-    params: list[Any] = []
-    for kind, cols in GROUPS.items():
-        alias = f"p_{kind}"
-        if kind in run_ids:
-            joins.append(f"LEFT JOIN {alias} USING (contig, pos, ref, alt)")
-            for c in cols:
-                if c.name.endswith("_source"):
-                    selects.append(f"CAST(? AS VARCHAR) AS {c.name}")
-                    params.append(run_ids[kind])
-                elif kind == "genes" and c.name in ("gene_symbols", "gene_ids", "biotypes"):
-                    selects.append(f"coalesce({alias}.{c.name}, CAST([] AS VARCHAR[])) AS {c.name}")
-                elif kind == "genes" and c.name == "region_class":
-                    selects.append(f"coalesce({alias}.region_class, 'intergenic') AS region_class")
-                else:
-                    selects.append(f"{alias}.{c.name} AS {c.name}")
-        else:
-            selects += [f"o.{c.name} AS {c.name}" for c in cols]
-    joins.append("LEFT JOIN (SELECT contig, pos, ref, alt, max(af) AS max_external_af FROM freq GROUP BY ALL) f "
-                 "USING (contig, pos, ref, alt)")
-    selects.append("f.max_external_af AS max_external_af")
-    sql = (f"SELECT {', '.join(selects)} FROM keys k {' '.join(joins)} ORDER BY k.contig, k.pos, k.ref, k.alt")
-    result = fetch_arrow(con.sql(sql, params=params))
-    result = result.cast(ANNOTATIONS.arrow_schema)
+    kept_freq = _read_files(before["external_frequencies"], [*KEY_NAMES, "source", "af"])
+    if kept_freq.num_rows and freq_new:
+        kept_freq = kept_freq.filter(pc.invert(pc.is_in(kept_freq["source"], pa.array(list(freq_new), _S))))
+    freq_all = _concat([t.select([*KEY_NAMES, "af"]) for t in (kept_freq, *freq_new.values()) if t.num_rows])
+    if freq_all.num_rows:
+        best = freq_all.group_by(KEY_NAMES).aggregate([("af", "max")]).rename_columns([*KEY_NAMES, "max_external_af"])
+        columns["max_external_af"] = _align(keys, best)["max_external_af"]
+    else:
+        columns["max_external_af"] = pa.nulls(n, pa.float64())
+    result = pa.table({c.name: columns[c.name] for c in ANNOTATIONS.columns}).cast(ANNOTATIONS.arrow_schema)
     # counts for the report and annotation_sources
-    counts = {
-        "genes": "list_count(gene_symbols) > 0 OR list_count(gene_ids) > 0",
-        "clinvar": "clinvar_significance IS NOT NULL OR clinvar_variation_id IS NOT NULL",
-        "dbsnp": "rsid IS NOT NULL",
-        "csq": "consequence IS NOT NULL",
+    counts: dict[str, Any] = {
+        "genes": lambda: pc.greater(pc.list_value_length(result["gene_symbols"]), 0),
+        "clinvar": lambda: pc.or_(pc.is_valid(result["clinvar_significance"]),
+                                  pc.is_valid(result["clinvar_variation_id"])),
+        "dbsnp": lambda: pc.is_valid(result["rsid"]),
+        "csq": lambda: pc.is_valid(result["consequence"]),
     }
-    con.register("result", result)
-    n_annot = {k: int(con.execute(f"SELECT count(*) FROM result WHERE {counts[k]}").fetchone()[0])  # type: ignore[index]
-               for k in run_ids}
-    con.close()
+    n_annot = {k: int(pc.sum(pc.cast(pc.fill_null(counts[k](), False), pa.int64())).as_py() or 0) for k in run_ids}
 
     with store.staging() as (txn, staged):
         commit = Commit(txn=txn)
         now = datetime.now(UTC)
         # annotations: one file per contig, replacing all current files
         contig_col = result.column("contig")
-        import pyarrow.compute as pc
-
         for contig in pc.unique(contig_col).to_pylist():
             part = result.filter(pc.equal(contig_col, contig))
             rel = f"contig={_q(contig)}/annot-{txn}.parquet"
@@ -947,15 +942,69 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
                                                 "annotations"))
 
 
-def _parquet_view(con: Any, name: str, files: list[str], table: Table) -> None:
-    """A view over a table's committed files (read by DuckDB, never materialised in Python), or an empty one."""
-    if files:
-        plist = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-        cols = ", ".join(f'"{c}"' for c in table.names)
-        con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet({plist}, hive_partitioning=false, "
-                    "union_by_name=true)")
-    else:
-        con.register(name, table.arrow_schema.empty_table())
+KEY_NAMES = [c.name for c in _KEY]
+
+
+def _read_files(files: list[str], columns: list[str]) -> pa.Table:
+    """Columns of a table's current files (no dataset discovery: the paths come from the Delta log)."""
+    import pyarrow.parquet as pq
+
+    parts = [pq.ParquetFile(f).read(columns=columns) for f in files]
+    if not parts:
+        return pa.table({})
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _has_values(files: list[str], column: str) -> bool:
+    """True if any file has a non-null value in ``column`` (from the Parquet statistics, no data read)."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        names = meta.schema.names
+        if column not in names:
+            continue
+        i = names.index(column)
+        for rg in range(meta.num_row_groups):
+            col = meta.row_group(rg).column(i)
+            stats = col.statistics
+            if stats is None or not stats.has_null_count or stats.null_count < col.num_values:
+                return True
+    return False
+
+
+def _align(keys: pa.Table, part: pa.Table) -> pa.Table:
+    """``part``'s non-key columns in the order of ``keys`` (null rows where ``part`` lacks a key; unique keys).
+
+    Positional when ``part`` has the same keys in the same order (gene results, last run's annotations);
+    otherwise the row numbers are matched by a DuckDB join of the key columns and the columns taken by index.
+    """
+    import duckdb
+    import numpy as np
+
+    n = keys.num_rows
+    if not part.num_columns or not part.num_rows:
+        return pa.table({c: pa.nulls(n, part.schema.field(c).type) for c in part.column_names if c not in KEY_NAMES})
+    if part.num_rows == n and all(keys[c].equals(part[c]) for c in ("pos", "ref", "alt", "contig")):
+        return part.drop_columns(KEY_NAMES)
+    left = keys.select(KEY_NAMES).append_column("_rn", pa.array(np.arange(n, dtype=np.int64)))
+    right = part.select(KEY_NAMES).append_column("_pi", pa.array(np.arange(part.num_rows, dtype=np.int64)))
+    con = duckdb.connect(":memory:", config={"threads": min(4, os.cpu_count() or 1)})
+    try:
+        con.register("l", left)
+        con.register("r", right)
+        pairs = con.sql("SELECT _rn, _pi FROM l JOIN r USING (contig, pos, ref, alt)").fetchnumpy()
+    finally:
+        con.close()
+    where = np.full(n, -1, dtype=np.int64)
+    where[np.asarray(pairs["_rn"], dtype=np.int64)] = np.asarray(pairs["_pi"], dtype=np.int64)
+    return part.drop_columns(KEY_NAMES).take(pa.array(where, mask=where < 0))
+
+
+def _semijoin(keys: pa.Table, part: pa.Table) -> pa.Table:
+    """Rows of ``part`` whose key is in ``keys``."""
+    right = keys.select(KEY_NAMES)
+    return part.cast(part.schema).join(right, keys=KEY_NAMES, join_type="left semi")
 
 
 def _q(value: str) -> str:
