@@ -404,3 +404,34 @@ def test_written_annotation_files_match_the_schema(lake37: Path) -> None:
             assert got.names == want.names, name
             norm = lambda ts: [str(t).replace("element:", "item:") for t in ts]  # noqa: E731 - list field name
             assert norm(got.types) == norm(want.types), name
+
+
+def test_reference_left_aligns_source_indels(env: Path) -> None:
+    """A lake ingested with --reference holds left-aligned indels; a source that writes the same deletion
+    further right in a repeat matches only when annotate left-aligns it with the same reference."""
+    from genolake.compute.annotate import annotate
+    from genolake.ingest.pipeline import ingest
+
+    seq = "ACGTTGCA" * 5 + "GCACACACACAT" + "TTGACCGA" * 5  # a CA repeat at 41-51
+    fasta = env / "ref.fa"
+    fasta.write_text(">1\n" + seq + "\n")
+    hdr = ["##fileformat=VCFv4.2", f"##contig=<ID=1,length={len(seq)}>", "##reference=GRCh37"]
+    # deletion of one CA, written at the right end of the repeat (POS 49: ACA -> A)
+    right = 49
+    ref = seq[right - 1:right + 2]
+    assert ref == "ACA"
+    lake_vcf = env / "la_lake.vcf"
+    lake_vcf.write_text("\n".join([*hdr, '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+                                   "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1",
+                                   f"1\t{right}\t.\t{ref}\tA\t.\tPASS\t.\tGT\t0/1"]) + "\n")
+    lake = env / "la_lake"
+    ingest(lake, "north", [lake_vcf], reference=fasta, workers=0)
+    keys = _rows(lake, "SELECT contig, pos, ref, alt FROM variant_files")
+    assert keys[0]["pos"] < right  # left-aligned by the ingest
+    src = env / "la_clinvar.vcf"
+    src.write_text("\n".join([*hdr, "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+                              f"1\t{right}\t42\t{ref}\tA\t.\t.\tCLNSIG=Pathogenic;CLNREVSTAT=reviewed_by_expert_panel"]) + "\n")
+    annotate(lake, clinvar=src, workers=0)
+    assert _rows(lake, "SELECT clinvar_significance AS s FROM annotations") == [{"s": None}]
+    annotate(lake, clinvar=src, reference=fasta, workers=0)
+    assert _rows(lake, "SELECT clinvar_significance AS s FROM annotations") == [{"s": "Pathogenic"}]
