@@ -249,5 +249,8 @@ def _load_all() -> None:
 
 
 if __name__ == "__main__":
-    _load_all()
-    print(render_markdown())
+    # run as a script this file is `__main__`; later stages register their tables in `genolake.schema`
+    import genolake.schema as registry
+
+    registry._load_all()
+    print(registry.render_markdown())

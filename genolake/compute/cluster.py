@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from genolake.errors import UserInputError
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 @contextlib.contextmanager
@@ -62,3 +63,37 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
     finally:
         client.close()
         cluster.close()
+
+
+def map_tasks(
+    fn: Callable[..., R],
+    tasks: Sequence[Any],
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    on_result: Callable[[R, int], None] | None = None,
+    broadcast: Any = None,
+) -> list[R]:
+    """Run ``fn(task[, broadcast])`` for every task on Dask and return the results in task order.
+
+    ``on_result(result, done)`` is called as each task finishes (for progress). A failure cancels the
+    remaining tasks and is raised as is (named genolake errors keep their type across processes).
+    ``broadcast``, when given, is scattered once to every worker and passed as the second argument.
+    """
+    from distributed import as_completed
+
+    with dask_client(workers=workers, scheduler=scheduler) as client:
+        extra = () if broadcast is None else (client.scatter(broadcast, broadcast=True),)
+        futures = [client.submit(fn, t, *extra, pure=False) for t in tasks]
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list[Any] = [None] * len(futures)
+        try:
+            for done, fut in enumerate(as_completed(futures), start=1):
+                res = fut.result()
+                results[index[fut.key]] = res
+                if on_result is not None:
+                    on_result(res, done)
+        except BaseException:
+            client.cancel(futures)
+            raise
+    return results

@@ -300,25 +300,15 @@ def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
             if progress:
                 progress(done_records, k + 1)
         return out
-    from genolake.compute.cluster import dask_client
+    from genolake.compute.cluster import map_tasks
 
-    with dask_client(workers=workers, scheduler=scheduler) as client:
-        from distributed import as_completed
+    def on_result(res: ChunkResult, done: int) -> None:
+        nonlocal done_records
+        done_records += res.n_records
+        if progress:
+            progress(done_records, done)
 
-        futures = client.map(run_task, tasks, pure=False)
-        index = {f.key: i for i, f in enumerate(futures)}
-        results: list[ChunkResult | None] = [None] * len(tasks)
-        try:
-            for k, fut in enumerate(as_completed(futures), start=1):
-                res = fut.result()
-                results[index[fut.key]] = res
-                done_records += res.n_records
-                if progress:
-                    progress(done_records, k)
-        except BaseException:
-            client.cancel(futures)
-            raise
-    return [r for r in results if r is not None]
+    return map_tasks(run_task, tasks, workers=workers, scheduler=scheduler, on_result=on_result)
 
 
 def _check_duplicates(src: Source, staged: Path, chunks: list[ChunkResult]) -> None:
