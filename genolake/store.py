@@ -31,16 +31,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Transaction
-from deltalake.transaction import AddAction, RemoveAction
 
 from genolake import __version__, pseudonym
 from genolake.errors import LakeNotFoundError, LakeStateError
 from genolake.schema import FILE_TABLES, FORMAT_VERSION, TABLES, Table
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +174,20 @@ class LakeStore:
 
     def ensure_table(self, table: Table) -> None:
         path = self.table_path(table.name)
+        from deltalake import DeltaTable
+
         if not DeltaTable.is_deltatable(str(path)):
             DeltaTable.create(str(path), schema=table.arrow_schema, mode="ignore", name=table.name,
                               description=table.doc[:200])
 
     def has_table(self, name: str) -> bool:
+        from deltalake import DeltaTable
+
         return DeltaTable.is_deltatable(str(self.table_path(name)))
 
     def delta(self, name: str) -> DeltaTable:
+        from deltalake import DeltaTable
+
         return DeltaTable(str(self.table_path(name)))
 
     def active_files(self, name: str) -> list[str]:
@@ -294,6 +301,9 @@ class LakeStore:
             if dt.transaction_version(txn) is not None:
                 continue  # already committed before a crash
             now = int(time.time() * 1000)
+            from deltalake import CommitProperties, Transaction
+            from deltalake.transaction import AddAction, RemoveAction
+
             actions: list[AddAction | RemoveAction] = []
             for rel in record["adds"].get(table, []):
                 full = self.table_path(table) / rel
