@@ -307,3 +307,21 @@ def test_old_ncbi_multiallelic_record_per_allele(tmp_path: Path) -> None:
     c = got[(2000, "A", "G")]  # AT>GT trims to A>G: merged with the other record
     assert c["clinvar_significance"] == "Pathogenic|Likely pathogenic" and c["clinvar_stars"] == 3
     assert c["clinvar_variation_id"] == "12345|12346" and c["clinvar_conditions"] == ["X", "Y"]
+
+
+def test_region_clinvar_filter_equals_annotations(clinvar_lake: dict[str, Path]) -> None:
+    """`query region --clinvar` keeps exactly the region's variants whose ClinVar class matches."""
+    from genolake.compute.annotate import annotate
+    from genolake.query.lake import Lake
+
+    annotate(clinvar_lake["lake"], clinvar=CLINVAR, workers=0)
+    with Lake(clinvar_lake["lake"]) as lk:
+        contig = lk.sql("SELECT contig FROM annotations WHERE clinvar_significance IS NOT NULL LIMIT 1").to_pylist()
+        assert contig
+        c = contig[0]["contig"]
+        full = lk.region(f"{c}:1-300000000")
+        hits = lk.region(f"{c}:1-300000000", clinvar="any")
+        want = lk.sql("SELECT count(*) AS n FROM annotations WHERE contig = ? AND clinvar_significance IS NOT NULL",
+                      [c]).to_pylist()[0]["n"]
+        assert 0 < hits.num_rows == want < full.num_rows
+        assert hits.column("pos").to_pylist() == sorted(hits.column("pos").to_pylist())

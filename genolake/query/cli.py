@@ -75,13 +75,17 @@ def region_cmd(
     institution: Annotated[str | None, typer.Option("--institution", "-i",
                                                     help="Count this institution's samples only.")] = None,
     where: WhereOpt = None,
+    clinvar: Annotated[str | None, typer.Option("--clinvar", help="ClinVar classes, e.g. pathogenic|likely_pathogenic (needs annotate).")] = None,
+    consequence: Annotated[str | None, typer.Option("--consequence", help="Consequence terms or impacts (needs annotate).")] = None,
+    max_external_af: Annotated[float | None, typer.Option("--max-external-af", help="Greatest external AF at most this (needs annotate).")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
     """Variants in a region with joint frequencies, in position order (--where: carried by matching samples)."""
     from genolake.output import emit_table
 
-    table = _open(lake).region(region, max_af=max_af, min_ac=min_ac, institution=institution, where=where)
+    table = _open(lake).region(region, max_af=max_af, min_ac=min_ac, institution=institution, where=where,
+                               clinvar=clinvar, consequence=consequence, max_external_af=max_external_af)
     emit_table(table, fmt, output)
 
 

@@ -82,14 +82,19 @@ class Lake:
         min_ac: int | None = None,
         institution: str | None = None,
         where: str | Condition | None = None,
+        clinvar: str | list[str] | None = None,
+        consequence: str | list[str] | None = None,
+        max_external_af: float | None = None,
     ) -> pa.Table:
         """Variants in ``region`` (``chr20:1000000-2000000``, 1-based inclusive) with joint counts, by position.
 
-        See :mod:`genolake.query.region` for the columns and what ``where`` adds.
+        See :mod:`genolake.query.region` for the columns and what ``where`` adds. ``clinvar``, ``consequence``
+        and ``max_external_af`` filter on the annotations (as `genolake query gene` does).
         """
         from genolake.query.region import region_table
 
-        return region_table(self, region, max_af=max_af, min_ac=min_ac, institution=institution, where=where)
+        return region_table(self, region, max_af=max_af, min_ac=min_ac, institution=institution, where=where,
+                            clinvar=clinvar, consequence=consequence, max_external_af=max_external_af)
 
     def carriers(self, id: str, *, where: str | Condition | None = None) -> pa.Table:  # noqa: A002
         """Samples carrying the variant's allele: institution, pseudonymised sample_id, genotype fields and the

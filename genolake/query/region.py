@@ -40,10 +40,43 @@ def region_table(
     min_ac: int | None = None,
     institution: str | None = None,
     where: str | Condition | None = None,
+    clinvar: str | list[str] | None = None,
+    consequence: str | list[str] | None = None,
+    max_external_af: float | None = None,
+) -> pa.Table:
+    reg = as_region(lake, region)
+    table = _region_counts(lake, reg, max_af=max_af, min_ac=min_ac, institution=institution, where=where)
+    if clinvar is None and consequence is None and max_external_af is None:
+        return table
+    return _annotation_filter(lake, reg, table, clinvar=clinvar, consequence=consequence, max_af=max_external_af)
+
+
+def _annotation_filter(lake: Lake, reg: Region, table: pa.Table, **filters: Any) -> pa.Table:
+    """Keep the variants whose annotations pass the ClinVar / consequence / external-AF filters."""
+    from genolake.query.genes import annotation_where
+
+    if "annotations" not in lake.engine.views:
+        raise UserInputError("--clinvar, --consequence and --max-external-af need annotations: run `genolake annotate` first")
+    cond, params = annotation_where(**filters)
+    params.update({"r_contig": reg.contig, "r_start": reg.start, "r_end": reg.end})
+    keys = lake.engine.query(
+        f"SELECT contig, pos, ref, alt FROM annotations a WHERE a.contig = $r_contig "
+        f"AND a.pos BETWEEN $r_start AND $r_end AND {cond}", params)
+    return table.join(keys, ["contig", "pos", "ref", "alt"], join_type="inner").sort_by(
+        [("pos", "ascending"), ("ref", "ascending"), ("alt", "ascending")])
+
+
+def _region_counts(
+    lake: Lake,
+    reg: Region,
+    *,
+    max_af: float | None,
+    min_ac: int | None,
+    institution: str | None,
+    where: str | Condition | None,
 ) -> pa.Table:
     from genolake.query.variant import compile_where
 
-    reg = as_region(lake, region)
     check_institution(lake, institution)
     if max_af is not None and not 0 <= max_af <= 1:
         raise UserInputError(f"--max-af must be between 0 and 1, not {max_af}")
