@@ -1,0 +1,100 @@
+"""CLI cold start: `genolake query variant` as a whole process vs `bcftools view -r` as a whole process.
+
+"Cold" means a new process each time (interpreter start, imports, opening the lake); the files themselves
+are in the page cache after one untimed run of each command, as they are for a user who asks twice.
+Context rows: a Python script doing the point query with pysam over every file, and `python -c pass`
+(the interpreter's own start, a floor no Python tool can go below).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from benchmarks.suites.common import Measure, have_tool, run_timed, summary
+from benchmarks.suites.context import Context
+from benchmarks.suites.queries import pick_variants, variant_id
+
+log = logging.getLogger("benchmarks")
+
+PYSAM_SCRIPT = """
+import sys, pysam
+contig, pos, ref, alt = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ac = an = 0
+for path in sys.argv[5:]:
+    f = pysam.VariantFile(path)
+    c = contig if contig in f.header.contigs else (contig[3:] if contig.startswith("chr") else "chr" + contig)
+    for rec in f.fetch(c, pos - 1, pos):
+        if rec.pos == pos and rec.ref == ref and alt in rec.alts:
+            k = rec.alts.index(alt) + 1
+            for s in rec.samples.values():
+                for a in s.allele_indices:
+                    if a is not None:
+                        an += 1
+                        ac += a == k
+print(contig, pos, ref, alt, ac, an, ac / an if an else None)
+"""
+
+
+def genolake_cmd() -> list[str]:
+    exe = shutil.which("genolake")
+    return [exe] if exe else [sys.executable, "-m", "genolake"]
+
+
+def has_query_variant() -> bool:
+    proc = subprocess.run([*genolake_cmd(), "query", "variant", "--help"], capture_output=True, check=False)
+    return proc.returncode == 0
+
+
+def run(ctx: Context) -> None:
+    import genolake
+
+    res, cfg = ctx.results, ctx.config
+    cohort = ctx.cohort()
+    lake_path = ctx.lake()
+    with genolake.open(lake_path) as lake:
+        variants = pick_variants(lake, cfg.cli_runs, cfg.seed + 10)
+    vcf0 = cohort.vcfs[0]
+    import pysam
+
+    with pysam.VariantFile(str(vcf0)) as f:
+        contigs0 = set(f.header.contigs)
+
+    def contig0(c: str) -> str:
+        return c if c in contigs0 else (c.removeprefix("chr") if c.startswith("chr") else "chr" + c)
+
+    commands: dict[str, tuple[str, str, list[Sequence[str]]]] = {}
+    if has_query_variant():
+        commands["cli.genolake_variant"] = (
+            "genolake", "genolake query variant ID --format json (whole process, all institutions)",
+            [[*genolake_cmd(), "query", "variant", "--lake", str(lake_path), "--format", "json", variant_id(v)]
+             for v in variants])
+    else:
+        res.skip("cli.genolake_variant", "`genolake query variant` is not implemented yet")
+    if have_tool("bcftools"):
+        commands["cli.bcftools_view"] = (
+            "bcftools", "bcftools view -H -r (whole process, one institution's file)",
+            [["bcftools", "view", "-H", "-r", f"{contig0(v[0])}:{v[1]}-{v[1]}", str(vcf0)] for v in variants])
+    else:
+        res.skip("cli.bcftools_view", "bcftools is not on the PATH")
+    commands["cli.python_pysam"] = (
+        "python", "python script: pysam fetch + AC/AN in every file (context)",
+        [[sys.executable, "-c", PYSAM_SCRIPT, v[0], str(v[1]), v[2], v[3], *map(str, cohort.vcfs)] for v in variants])
+    commands["cli.python_startup"] = ("python", "python -c pass (interpreter start, floor; context)",
+                                      [[sys.executable, "-c", "pass"] for _ in variants])
+    for _, _, cmds in commands.values():  # warm the page cache, untimed
+        run_timed(cmds[0])
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    for i in range(len(variants)):
+        for key, (_, _, cmds) in commands.items():
+            times[key].append(run_timed(cmds[i]))
+    for key, (tool, what, _) in commands.items():
+        med, p95 = summary(times[key])
+        res.add(Measure(key, tool, what, "s", med, p95=p95, n=len(times[key])))
+    res.compare("cli.variant_vs_bcftools", "cli.genolake_variant", "cli.bcftools_view", "time",
+                "CLI cold start vs bcftools view -r")
+    res.compare("cli.variant_vs_python_pysam", "cli.genolake_variant", "cli.python_pysam", "time",
+                "CLI cold start vs a pysam script")

@@ -1,0 +1,145 @@
+"""Ingest: genotypes/s of `genolake ingest` (0, 1, 2 workers) against cyvcf2 and `bcftools view -Ob`.
+
+All tools read the same file: the main cohort's first institution (full tier), or in the quick tier a
+dedicated 1,000-sample file large enough that fixed costs (checksums, commit, Dask start) do not swamp the
+per-genotype work. genolake's time is the whole library call
+(inspect, convert, commit; with workers >= 1 it includes starting the local Dask cluster), as a user waits
+for it. Each tool runs ``ingest_repeats`` times, interleaved, and the best run counts (the machine is shared:
+the fastest run is the one least disturbed by other jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.suites.cohort import get_cohort
+from benchmarks.suites.common import Measure, have_tool, run_timed
+from benchmarks.suites.context import Context
+
+log = logging.getLogger("benchmarks")
+
+
+def cyvcf2_gt(path: Path) -> int:
+    """Plain cyvcf2 iteration reading every record's genotypes; returns the number of records."""
+    from cyvcf2 import VCF
+
+    n = 0
+    vcf = VCF(str(path))
+    for v in vcf:
+        v.genotype.array()
+        n += 1
+    vcf.close()
+    return n
+
+
+def cyvcf2_fields(path: Path, fields: tuple[str, ...]) -> int:
+    """cyvcf2 reading GT and the per-sample fields genolake stores (GQ, DP, AD when present)."""
+    from cyvcf2 import VCF
+
+    n = 0
+    vcf = VCF(str(path))
+    for v in vcf:
+        v.genotype.array()
+        for f in fields:
+            v.format(f)
+        n += 1
+    vcf.close()
+    return n
+
+
+def format_fields(path: Path) -> tuple[str, ...]:
+    from cyvcf2 import VCF
+
+    vcf = VCF(str(path))
+    have = {h["HeaderType"] == "FORMAT" and h["ID"] for h in vcf.header_iter()}
+    vcf.close()
+    return tuple(f for f in ("GQ", "DP", "AD") if f in have)
+
+
+def n_samples(path: Path) -> int:
+    from cyvcf2 import VCF
+
+    vcf = VCF(str(path))
+    n = len(vcf.samples)
+    vcf.close()
+    return n
+
+
+def run(ctx: Context) -> None:
+    res, cfg = ctx.results, ctx.config
+    if cfg.ingest_input is None:
+        path = ctx.cohort().vcfs[0]
+    else:
+        samples_in, mb_in = cfg.ingest_input
+        path = get_cohort(ctx.work, samples=samples_in, institutions=1, mb=mb_in, seed=cfg.seed, chrx_mb=0.0).vcfs[0]
+    scratch = ctx.work / "ingest-scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    fields = format_fields(path)
+    samples = n_samples(path)
+    records = 0
+
+    def genolake(workers: int) -> Callable[[], None]:
+        def go() -> None:
+            from genolake.ingest.pipeline import ingest
+
+            lake = scratch / f"lake-w{workers}"
+            shutil.rmtree(lake, ignore_errors=True)
+            ingest(lake, "bench", [path], workers=workers)
+            shutil.rmtree(lake, ignore_errors=True)
+        return go
+
+    def plain() -> None:
+        nonlocal records
+        records = cyvcf2_gt(path)
+
+    tools: dict[str, tuple[str, str, Callable[[], None]]] = {
+        "cyvcf2_gt": ("cyvcf2", "cyvcf2 iteration, genotype.array() per record", plain),
+        "genolake_w0": ("genolake", "genolake ingest, in process (--workers 0)", genolake(0)),
+        "genolake_w1": ("genolake", "genolake ingest, 1 Dask worker", genolake(1)),
+        "genolake_w2": ("genolake", "genolake ingest, 2 Dask workers", genolake(2)),
+    }
+    if fields:
+        def with_fields() -> None:
+            cyvcf2_fields(path, fields)
+
+        tools["cyvcf2_fields"] = ("cyvcf2", f"cyvcf2 iteration, GT+{'+'.join(fields)} per record (context)",
+                                  with_fields)
+    else:
+        res.skip("ingest.cyvcf2_fields", "the simulated VCF has no GQ/DP/AD fields")
+    if have_tool("bcftools"):
+        def to_bcf() -> None:
+            run_timed(["bcftools", "view", "-Ob", "-o", scratch / "out.bcf", path])
+
+        tools["bcftools_bcf"] = ("bcftools", "bcftools view -Ob (VCF -> BCF)", to_bcf)
+    else:
+        res.skip("ingest.bcftools_bcf", "bcftools is not on the PATH")
+
+    best: dict[str, float] = {}
+    for rep in range(cfg.ingest_repeats):
+        for name, (_, _, fn) in tools.items():
+            t = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t
+            best[name] = min(best.get(name, dt), dt)
+            log.info("  ingest run %d: %-13s %.2f s", rep + 1, name, dt)
+    genotypes = records * samples
+    res.extra["ingest"] = {"file": path.name, "records": records, "samples": samples, "genotypes": genotypes,
+                           "best_seconds": best, "repeats": cfg.ingest_repeats}
+    for name, (tool, what, _) in tools.items():
+        res.add(Measure(f"ingest.{name}", tool, what, "genotypes/s", genotypes / best[name], n=cfg.ingest_repeats,
+                        note=f"best of {cfg.ingest_repeats}: {best[name]:.2f} s for {genotypes:,} genotypes"))
+    for w in (0, 1, 2):
+        res.compare(f"ingest.w{w}_vs_cyvcf2", f"ingest.genolake_w{w}", "ingest.cyvcf2_gt", "rate",
+                    f"ingest {w} worker(s) vs plain cyvcf2 iteration")
+        if "bcftools_bcf" in tools:
+            res.compare(f"ingest.w{w}_vs_bcftools", f"ingest.genolake_w{w}", "ingest.bcftools_bcf", "rate",
+                        f"ingest {w} worker(s) vs bcftools view -Ob")
+    if "cyvcf2_fields" in tools:
+        res.compare("ingest.w1_vs_cyvcf2_fields", "ingest.genolake_w1", "ingest.cyvcf2_fields", "rate",
+                    "ingest 1 worker vs cyvcf2 reading GT+GQ+DP+AD")
+    shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,263 @@
+"""Queries in process: point, carriers, 1 Mb region and association, median and p95 over seeded random queries.
+
+The lake is opened once (``genolake.open``) and so are the peers' files. Query variants are drawn (seeded)
+from the lake's biallelic SNVs, so the same ID names the same record in every institution's VCF; regions
+are random 1 Mb windows. Tools are interleaved query by query so a burst of load on the shared machine hits
+all of them alike. A slow peer (pysam over 1 Mb of 1,000-sample records takes seconds) stops after
+``peer_budget_s`` seconds of queries, with at least 5; its ``n`` says how many it ran.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.suites.cohort import read_phenotypes
+from benchmarks.suites.common import Measure, Results, summary
+from benchmarks.suites.context import Context
+from benchmarks.suites.peers import Cyvcf2Peer, PysamPeer
+
+log = logging.getLogger("benchmarks")
+
+Variant = tuple[str, int, str, str]
+
+
+def variant_id(v: Variant) -> str:
+    return f"{v[0]}-{v[1]}-{v[2]}-{v[3]}"
+
+
+def pick_variants(lake: Any, n: int, seed: int) -> list[Variant]:
+    """``n`` random biallelic SNVs of the lake (seeded), in random order."""
+    t = lake.sql(
+        "SELECT contig, pos, ref, alt FROM variants WHERE length(ref) = 1 AND length(alt) = 1 "
+        "GROUP BY ALL HAVING NOT bool_or(multiallelic) ORDER BY contig, pos, ref, alt"
+    )
+    rows = list(zip(*(t[c].to_pylist() for c in ("contig", "pos", "ref", "alt")), strict=True))
+    rng = random.Random(seed)
+    return rng.sample(rows, n) if len(rows) > n else rng.sample(rows, len(rows))
+
+
+def main_contig(lake: Any) -> tuple[str, int, int]:
+    """(contig, first pos, last pos) of the contig with the most variants (the simulated autosome)."""
+    t = lake.sql("SELECT contig, min(pos) AS lo, max(pos) AS hi, count(*) AS n FROM variants "
+                 "GROUP BY contig ORDER BY n DESC LIMIT 1")
+    r = t.to_pylist()[0]
+    return str(r["contig"]), int(r["lo"]), int(r["hi"])
+
+
+def pick_regions(lake: Any, n: int, seed: int, width: int) -> list[tuple[str, int, int]]:
+    contig, lo, hi = main_contig(lake)
+    rng = random.Random(seed + 1)
+    top = max(lo, hi - width + 1)
+    out = []
+    for _ in range(n):
+        s = rng.randint(lo, top)
+        out.append((contig, s, s + width - 1))
+    return out
+
+
+@dataclass
+class Series:
+    """One tool's timed queries in an interleaved run."""
+
+    key: str
+    tool: str
+    what: str
+    fn: Callable[[Any], object]
+    budget_s: float | None = None
+    times: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    def done(self, min_n: int = 5) -> bool:
+        return self.error is not None or (
+            self.budget_s is not None and len(self.times) >= min_n and sum(self.times) > self.budget_s)
+
+
+def run_interleaved(series: list[Series], args: list[Any], *, warmup: int = 3) -> None:
+    """Time every series on each argument in turn (untimed warm-up first); a failing series stops."""
+    for s in series:
+        for a in args[:warmup]:
+            try:
+                s.fn(a)
+            except Exception as exc:
+                s.error = f"{type(exc).__name__}: {exc}"
+                log.warning("  %s failed: %s", s.key, s.error)
+                break
+    for a in args:
+        for s in series:
+            if s.done():
+                continue
+            t = time.perf_counter()
+            try:
+                s.fn(a)
+            except Exception as exc:
+                s.error = f"{type(exc).__name__}: {exc}"
+                log.warning("  %s failed: %s", s.key, s.error)
+                continue
+            s.times.append(time.perf_counter() - t)
+
+
+def record(res: Results, s: Series, note: str = "") -> bool:
+    if s.error is not None:
+        if s.tool == "genolake":
+            res.fail(s.key, s.error)
+        else:
+            res.skip(s.key, f"failed: {s.error}")
+        return False
+    if not s.times:
+        res.skip(s.key, "no queries ran")
+        return False
+    med, p95 = summary(s.times)
+    res.add(Measure(s.key, s.tool, s.what, "ms", med * 1e3, p95=p95 * 1e3, n=len(s.times), note=note))
+    return True
+
+
+def joint_counts(answer: Any) -> tuple[int, int] | None:
+    """(AC, AN) of the joint scope from ``lake.variant``'s dict, if it has that shape."""
+    if not isinstance(answer, dict):
+        return None
+    for f in answer.get("frequencies") or []:
+        if isinstance(f, dict) and f.get("scope") == "joint":
+            return int(f["ac"]), int(f["an"])
+    return None
+
+
+def call_assoc(lake: Any, phenotype: str, *, region: str | None = None, gene: str | None = None) -> Any:
+    params = inspect.signature(lake.assoc).parameters
+    kwargs: dict[str, Any] = {}
+    if gene is not None and "gene" in params:
+        kwargs["gene"] = gene
+    elif region is not None and "region" in params:
+        kwargs["region"] = region
+    if "phenotype" in params:
+        return lake.assoc(phenotype=phenotype, **kwargs)
+    return lake.assoc(phenotype, **kwargs)
+
+
+def run(ctx: Context) -> None:
+    import genolake
+
+    res, cfg = ctx.results, ctx.config
+    cohort = ctx.cohort()
+    lake_path = ctx.lake()
+    t = time.perf_counter()
+    lake = genolake.open(lake_path)
+    res.add(Measure("queries.open", "genolake", "genolake.open (Delta logs + DuckDB views), once", "ms",
+                    (time.perf_counter() - t) * 1e3))
+    measure_lake(ctx, lake, cohort.vcfs, prefix="queries", n=cfg.queries)
+    lake.close()
+
+
+def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: int,
+                 regions: bool = True, assoc: bool = True) -> dict[str, float]:
+    """Point, carriers, region and assoc series on one lake against its VCFs; returns the medians (ms)."""
+    res, cfg = ctx.results, ctx.config
+    variants = pick_variants(lake, n, cfg.seed)
+    pysam_peer = PysamPeer(vcfs)
+    medians: dict[str, float] = {}
+
+    # ---- point and carriers
+    point: list[Series] = []
+    if hasattr(lake, "variant"):
+        point.append(Series(f"{prefix}.point", "genolake", "lake.variant(id): joint + per institution",
+                            lambda v: lake.variant(variant_id(v))))
+    else:
+        res.skip(f"{prefix}.point", "Lake.variant is not implemented yet")
+    point.append(Series(f"{prefix}.point_pysam", "pysam", "pysam fetch in every file + AC/AN from GT",
+                        lambda v: pysam_peer.point(*v), cfg.peer_budget_s))
+    if hasattr(lake, "carriers"):
+        point.append(Series(f"{prefix}.carriers", "genolake", "lake.carriers(id)",
+                            lambda v: lake.carriers(variant_id(v))))
+    else:
+        res.skip(f"{prefix}.carriers", "Lake.carriers is not implemented yet")
+    point.append(Series(f"{prefix}.carriers_pysam", "pysam", "pysam fetch + samples carrying the allele (context)",
+                        lambda v: pysam_peer.carriers(*v), cfg.peer_budget_s))
+    run_interleaved(point, variants)
+    note = ""
+    if hasattr(lake, "variant") and point[0].error is None:
+        note = check_point_answers(lake, pysam_peer, variants[:20])
+    for s in point:
+        if record(res, s, note=note if s.key.endswith(".point") else ""):
+            medians[s.key] = res.measures[s.key].value
+    res.compare(f"{prefix}.point_vs_pysam", f"{prefix}.point", f"{prefix}.point_pysam", "time",
+                "point query vs pysam fetch")
+    res.compare(f"{prefix}.carriers_vs_pysam", f"{prefix}.carriers", f"{prefix}.carriers_pysam", "time",
+                "carriers vs pysam fetch")
+
+    # ---- 1 Mb regions
+    if regions:
+        wins = pick_regions(lake, n, cfg.seed, 1_000_000)
+        cy = Cyvcf2Peer(vcfs)
+        reg: list[Series] = []
+        if hasattr(lake, "region"):
+            reg.append(Series(f"{prefix}.region", "genolake", "lake.region(1 Mb): variants with joint frequencies",
+                              lambda w: lake.region(f"{w[0]}:{w[1]}-{w[2]}")))
+        else:
+            res.skip(f"{prefix}.region", "Lake.region is not implemented yet")
+        reg.append(Series(f"{prefix}.region_pysam", "pysam", "pysam fetch 1 Mb in every file + AC/AN from GT",
+                          lambda w: pysam_peer.region(*w), cfg.peer_budget_s))
+        reg.append(Series(f"{prefix}.region_cyvcf2", "cyvcf2", "cyvcf2 1 Mb in every file + numpy AC/AN (context)",
+                          lambda w: cy.region(*w), cfg.peer_budget_s))
+        run_interleaved(reg, wins, warmup=1)
+        for s in reg:
+            if record(res, s):
+                medians[s.key] = res.measures[s.key].value
+        res.compare(f"{prefix}.region_vs_pysam", f"{prefix}.region", f"{prefix}.region_pysam", "time",
+                    "1 Mb region vs pysam fetch")
+        res.compare(f"{prefix}.region_vs_cyvcf2", f"{prefix}.region", f"{prefix}.region_cyvcf2", "time",
+                    "1 Mb region vs cyvcf2 + numpy")
+        cy.close()
+
+    # ---- association in a gene-sized window (or an annotated gene)
+    if assoc:
+        measure_assoc(ctx, lake, prefix=prefix, n=cfg.assoc_queries)
+    pysam_peer.close()
+    return medians
+
+
+def measure_assoc(ctx: Context, lake: Any, *, prefix: str, n: int) -> None:
+    res, cfg = ctx.results, ctx.config
+    key = f"{prefix}.assoc"
+    if not hasattr(lake, "assoc"):
+        res.skip(key, "Lake.assoc is not implemented yet")
+        return
+    pheno = next((p for p in ctx.cohort().phenotypes if p is not None), None)
+    column = None
+    if pheno is not None:
+        head, _ = read_phenotypes(pheno)
+        column = next((c for c in ("case_status", "affected", "status") if c in head), None)
+    if column is None:
+        res.skip(key, "the cohort has no case/control phenotype column")
+        return
+    genes: list[str] = list(ctx.genes)
+    if genes:
+        rng = random.Random(cfg.seed + 2)
+        args: list[Any] = [rng.choice(genes) for _ in range(n)]
+        s = Series(key, "genolake", f"lake.assoc({column}, gene=G): Fisher per variant in an annotated gene",
+                   lambda g: call_assoc(lake, column, gene=g))
+    else:
+        args = pick_regions(lake, n, cfg.seed + 3, 50_000)
+        s = Series(key, "genolake", f"lake.assoc({column}, region=50 kb): Fisher per variant",
+                   lambda w: call_assoc(lake, column, region=f"{w[0]}:{w[1]}-{w[2]}"))
+    run_interleaved([s], args)
+    record(res, s)
+
+
+def check_point_answers(lake: Any, peer: PysamPeer, variants: list[Variant]) -> str:
+    """Like-for-like check: the lake's joint AC/AN equal pysam's on a few of the queries."""
+    agree = checked = 0
+    for v in variants:
+        got = joint_counts(lake.variant(variant_id(v)))
+        if got is None:
+            continue
+        checked += 1
+        agree += got == peer.point(*v)
+    if not checked:
+        return "answers not checked (no joint scope in the result)"
+    return f"joint AC/AN equal pysam's on {agree}/{checked} checked queries"

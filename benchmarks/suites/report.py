@@ -1,0 +1,276 @@
+"""Turn a run's results into ratios, threshold checks, the issues' targets, a markdown table, JSON and a plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.suites.common import Comparison, Config, Measure, Results, fmt_value
+
+THRESHOLDS = Path(__file__).resolve().parent.parent / "thresholds.toml"
+
+
+# ---------------------------------------------------------------- ratios and CI thresholds
+def ratio(c: Comparison, measures: dict[str, Measure]) -> float | None:
+    """genolake's advantage over the peer: > 1 means genolake is faster (or smaller)."""
+    g, p = measures.get(c.genolake), measures.get(c.peer)
+    if g is None or p is None or not g.value or not p.value:
+        return None
+    return g.value / p.value if c.kind == "rate" else p.value / g.value
+
+
+def load_thresholds(tier: str, path: Path = THRESHOLDS) -> dict[str, float]:
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    table = data.get(tier, {})
+    return {str(k): float(v) for k, v in table.items()}
+
+
+def evaluate(results: Results, tier: str, path: Path = THRESHOLDS) -> list[str]:
+    """Fill each comparison's ratio, threshold and verdict; return the failures (messages)."""
+    thresholds = load_thresholds(tier, path)
+    failures: list[str] = []
+    known = {c.key for c in results.comparisons}
+    for c in results.comparisons:
+        c.ratio = ratio(c, results.measures)
+        c.threshold = thresholds.get(c.key)
+        if c.ratio is None or c.threshold is None:
+            continue
+        c.ok = c.ratio >= c.threshold
+        if not c.ok:
+            failures.append(f"{c.key}: genolake at {c.ratio:.2f}x its peer ({c.what}), below the "
+                            f"threshold {c.threshold:.2f}x in {path.name} [{tier}]")
+    for key in sorted(set(thresholds) - known):
+        failures.append(f"{key}: threshold in {path.name} [{tier}] names no comparison the harness makes")
+    return failures
+
+
+# ---------------------------------------------------------------- targets stated in the issues
+@dataclass(frozen=True)
+class Target:
+    issue: str
+    text: str
+    source: str  # "ratio:<comparison>" or "measure:<key>"
+    op: str  # ">=", "<=", "<", ">"
+    value: float
+
+
+TARGETS = (
+    Target("#2 ingest", "1 worker >= 0.8x plain cyvcf2 iteration", "ratio:ingest.w1_vs_cyvcf2", ">=", 0.8),
+    Target("#2 ingest", "2 workers >= 1.7x plain cyvcf2 iteration", "ratio:ingest.w2_vs_cyvcf2", ">=", 1.7),
+    Target("#2 ingest", "lake size <= 1.0x the .vcf.gz", "ratio:storage.lake_vs_vcf_gz", ">=", 1.0),
+    Target("#3 query", "lake.variant() median <= 5 ms", "measure:queries.point", "<=", 5.0),
+    Target("#3 query", "carriers of one variant median <= 20 ms", "measure:queries.carriers", "<=", 20.0),
+    Target("#3 query", "1 Mb region with frequencies median <= 50 ms", "measure:queries.region", "<=", 50.0),
+    Target("#3 query", "`genolake query variant` cold, whole process <= 0.6 s", "measure:cli.genolake_variant",
+           "<=", 0.6),
+    Target("#3 query", "10x the samples: point-query median grows < 1.5x", "measure:scaling.point_growth_10x",
+           "<", 1.5),
+    Target("#4 aggregate", ">= 10x faster than Hail", "ratio:aggregate.vs_hail", ">=", 10.0),
+    Target("#4 aggregate", "faster than bcftools merge + fill-tags", "ratio:aggregate.vs_bcftools", ">", 1.0),
+    Target("#5 annotate", "faster than bcftools annotate", "ratio:annotate.vs_bcftools", ">", 1.0),
+)
+
+
+def target_rows(results: Results) -> list[dict[str, Any]]:
+    comps = {c.key: c for c in results.comparisons}
+    rows = []
+    for t in TARGETS:
+        kind, key = t.source.split(":", 1)
+        figure: float | None = None
+        shown = "not measured"
+        if kind == "ratio" and key in comps and comps[key].ratio is not None:
+            figure = comps[key].ratio
+            shown = f"{figure:.2f}x"
+            if key == "storage.lake_vs_vcf_gz" and figure:
+                shown = f"lake = {1 / figure:.2f}x the .vcf.gz"
+        elif kind == "measure" and key in results.measures:
+            m = results.measures[key]
+            figure = m.value
+            shown = fmt_value(m.value, m.unit)
+        met = None if figure is None else _holds(figure, t.op, t.value)
+        rows.append({"issue": t.issue, "target": t.text, "figure": figure, "shown": shown, "met": met})
+    return rows
+
+
+def _holds(x: float, op: str, v: float) -> bool:
+    return {">=": x >= v, "<=": x <= v, "<": x < v, ">": x > v}[op]
+
+
+# ---------------------------------------------------------------- machine and naming
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    info: dict[str, Any] = {
+        "host": socket.gethostname().split(".")[0], "cpu": cpu, "cores": os.cpu_count(),
+        "memory_gb": round(mem / 2**30, 1), "python": platform.python_version(), "platform": platform.platform(),
+    }
+    versions: dict[str, str] = {}
+    for mod in ("genolake", "cyvcf2", "pysam", "duckdb", "pyarrow", "dask", "deltalake", "msprime", "hail"):
+        try:
+            from importlib.metadata import version
+
+            versions[mod] = version(mod)
+        except Exception:
+            continue
+    if shutil.which("bcftools"):
+        out = subprocess.run(["bcftools", "--version"], capture_output=True, text=True, check=False).stdout
+        versions["bcftools"] = out.splitlines()[0].split()[-1] if out else "?"
+    info["versions"] = versions
+    return info
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent.parent
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.strip() or None
+
+
+def stem(tier: str, machine: dict[str, Any], when: datetime) -> str:
+    name = f"{when:%Y-%m-%d}-{machine['host']}"
+    return name if tier == "full" else f"{name}-{tier}"
+
+
+# ---------------------------------------------------------------- markdown
+def cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(results: Results, cfg: Config, machine: dict[str, Any], meta: dict[str, Any],
+             plot: str | None) -> str:
+    coh = results.extra.get("cohort", {})
+    sites = coh.get("sites")
+    lines = [
+        f"# genolake benchmarks ({cfg.tier} tier)",
+        "",
+        f"{meta['date']} on `{machine['host']}`: {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['memory_gb']} GB RAM; genolake commit {meta.get('commit') or '?'}; "
+        f"run took {meta['seconds'] / 60:.1f} min; load average at start {meta.get('load_start')}.",
+        "",
+        f"Cohort (seeded msprime, seed {cfg.seed}): {cfg.institutions} institutions x {cfg.samples:,} samples x "
+        f"{cfg.mb:g} Mb" + (f" ({sites:,} sites)" if isinstance(sites, int) else "")
+        + (f", {coh['vcf_gz_bytes'] / 1e6:.1f} MB of .vcf.gz" if coh.get("vcf_gz_bytes") else "") + ".",
+        "",
+        "## genolake vs peers (same run)",
+        "",
+        "Advantage = how many times faster (or smaller) genolake is than the peer; below 1 the peer wins. "
+        "CI fails when it drops below the threshold (benchmarks/thresholds.toml).",
+        "",
+        "| comparison | genolake | peer | advantage | CI threshold |",
+        "|---|---|---|---|---|",
+    ]
+    m = results.measures
+    for c in results.comparisons:
+        if c.ratio is None:
+            continue
+        g, p = m[c.genolake], m[c.peer]
+        thr = "-" if c.threshold is None else f">= {c.threshold:.2f}x " + ("ok" if c.ok else "**FAIL**")
+        lines.append(f"| {cell(c.what)} | {fmt_value(g.value, g.unit)} | {fmt_value(p.value, p.unit)} ({p.tool}) | "
+                     f"{c.ratio:.2f}x | {thr} |")
+    lines += ["", "## Targets from the issues", "", "| issue | target | figure | met |", "|---|---|---|---|"]
+    for r in target_rows(results):
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        lines.append(f"| {r['issue']} | {r['target']} | {r['shown']} | {met} |")
+    if cfg.tier != "full":
+        lines += ["", f"(The targets are stated for the full cohort; these figures come from the {cfg.tier} tier.)"]
+    lines += ["", "## All measures", "", "| measure | tool | what | median | p95 | n | note |",
+              "|---|---|---|---|---|---|---|"]
+    for x in m.values():
+        p95 = "-" if x.p95 is None else fmt_value(x.p95, x.unit)
+        lines.append(f"| `{x.key}` | {x.tool} | {cell(x.what)} | {fmt_value(x.value, x.unit)} | {p95} | {x.n} | "
+                     f"{cell(x.note)} |")
+    if results.skipped or results.errors:
+        lines += ["", "## Not measured", ""]
+        lines += [f"- `{s.key}`: {s.reason}" for s in results.skipped]
+        lines += [f"- `{s.key}`: **FAILED** {s.reason}" for s in results.errors]
+    if plot:
+        lines += ["", "## Scaling", "", f"![latency vs cohort size]({plot})"]
+    if results.seconds:
+        lines += ["", "Suite wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in results.seconds.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- plot
+def plot_scaling(results: Results, path: Path) -> bool:
+    series: list[dict[str, Any]] = results.extra.get("scaling") or []
+    if len(series) < 2:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [p["samples"] for p in series]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, label, style in (("point", "lake.variant (genolake)", "o-"),
+                              ("carriers", "lake.carriers (genolake)", "s-"),
+                              ("point_pysam", "pysam fetch + AC/AN", "^--"),
+                              ("carriers_pysam", "pysam fetch + carriers", "v--")):
+        pts = [(p["samples"], p[key]) for p in series if key in p]
+        if pts:
+            ax1.plot([a for a, _ in pts], [b for _, b in pts], style, label=label)
+    ax1.set(xscale="log", yscale="log", xlabel="samples in the cohort", ylabel="median latency (ms)",
+            title="Point query and carriers")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize=8)
+    for key, label, style in (("aggregate_genolake_s", "genolake aggregate (2 workers)", "o-"),
+                              ("aggregate_bcftools_s", "bcftools +fill-tags", "^--"),
+                              ("ingest_seconds", "genolake ingest (in process)", "s:")):
+        pts = [(p["samples"], p[key]) for p in series if key in p]
+        if pts:
+            ax2.plot([a for a, _ in pts], [b for _, b in pts], style, label=label)
+    ax2.set(xscale="log", yscale="log", xlabel="samples in the cohort", ylabel="seconds",
+            title="Aggregate and ingest time")
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"genolake scaling: one institution per size, same sites ({xs[0]:,} to {xs[-1]:,} samples)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------- write everything
+def write(results: Results, cfg: Config, out: Path, meta: dict[str, Any]) -> tuple[Path, Path, str]:
+    """Write <stem>.json, <stem>.md and <stem>.png (when there is a scaling series); return paths and the table."""
+    machine = machine_info()
+    name = stem(cfg.tier, machine, meta["started"])
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{name}.png"
+    plotted = plot_scaling(results, png)
+    md = markdown(results, cfg, machine, meta, png.name if plotted else None)
+    doc = {
+        "tier": cfg.tier, "date": meta["date"], "seconds": meta["seconds"], "commit": meta.get("commit"),
+        "machine": machine, "load_average": {"start": meta.get("load_start"), "end": meta.get("load_end")},
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
+        "targets": target_rows(results), **results.to_json(),
+    }
+    (out / f"{name}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    (out / f"{name}.md").write_text(md)
+    return out / f"{name}.json", out / f"{name}.md", md
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
