@@ -213,8 +213,9 @@ def lake_matrix_table(store: Any, *, groups: pa.Table | None = None, for_export:
 def hail_counts(store: Any, groups: pa.Table, institutions: list[str], *, adj: bool) -> pa.Table:
     """Counts (:data:`genolake.compute.frequencies.COUNT_COLUMNS`) computed by Hail with ``hl.agg.call_stats``.
 
-    Each column is copied once per (scope, stratum) group it belongs to (``explode_cols``), the groups aggregated
-    with ``group_cols_by``; ``adj:`` groups count only entries that pass the adj rule (same as the Dask engine).
+    Each column lists the (scope, stratum, adj) groups it belongs to; one row aggregation explodes that list and
+    groups by it (``hl.agg.explode`` + ``hl.agg.group_by``, as gnomAD's frequency annotation does), so the matrix is
+    read once. ``adj:`` groups count only entries that pass the adj rule (the Dask engine's rule).
     """
     hl = import_hail()
     from genolake.compute import frequencies as fq
@@ -225,7 +226,6 @@ def hail_counts(store: Any, groups: pa.Table, institutions: list[str], *, adj: b
         lambda scope: hl.flatmap(lambda a: mt.strata.map(lambda st: hl.struct(scope=scope, stratum=st, adj=a)),
                                  hl.literal(kinds)),
         hl.array(["joint", mt.institution])))
-    mt = mt.explode_cols(mt.g)
     g = mt.GT
     dp_min = hl.if_else((g.ploidy == 1) & ~mt.partial, fq.ADJ_DP_HAPLOID, fq.ADJ_DP)  # `./1` is diploid
     het = (g.ploidy == 2) & ~mt.partial & g.is_het_ref()
@@ -233,21 +233,32 @@ def hail_counts(store: Any, groups: pa.Table, institutions: list[str], *, adj: b
         ~het | hl.is_missing(mt.AD) | hl.is_missing(mt.AD[1]) | hl.is_missing(mt.DP) | (mt.DP == 0)
         | (mt.AD[1] * round(1 / fq.ADJ_AB) >= mt.DP))
     # stored calls failing adj become missing; implied and absent-as-ref entries (no GQ/DP) always pass
-    use = mt.counted & (~mt.g.adj | hl.coalesce(hl.is_missing(g) | passes, True))
-    called = use & hl.is_defined(g)
-    stats = hl.agg.filter(called, hl.agg.call_stats(g, hl.array([mt.ref, mt.alt])))
-    grouped = mt.group_cols_by(scope=mt.g.scope, stratum=hl.if_else(mt.g.adj, "adj:" + mt.g.stratum, mt.g.stratum)) \
-        .aggregate(
-            n_samples=hl.agg.count_where(mt.counted),
+    mt = mt.annotate_entries(adj_ok=hl.coalesce(hl.is_missing(g) | passes, True))
+    mt = mt.filter_entries(mt.counted)
+
+    def group_stats(grp: Any) -> Any:
+        called = (~grp.adj | mt.adj_ok) & hl.is_defined(mt.GT)
+        stats = hl.agg.filter(called, hl.agg.call_stats(mt.GT, hl.array([mt.ref, mt.alt])))
+        return hl.struct(
+            n_samples=hl.agg.count(),
             ac=hl.int64(stats.AC[1]),
             an=hl.int64(stats.AN),
-            nhomalt=hl.agg.count_where(called & ~mt.partial & (g.ploidy == 2) & g.is_hom_var()),
-            nhemi=hl.agg.count_where(called & ~mt.partial & (g.ploidy == 1) & g.is_non_ref()),
+            nhomalt=hl.agg.count_where(called & ~mt.partial & (mt.GT.ploidy == 2) & mt.GT.is_hom_var()),
+            nhemi=hl.agg.count_where(called & ~mt.partial & (mt.GT.ploidy == 1) & mt.GT.is_non_ref()),
             n_called=hl.agg.count_where(called & ~mt.partial),
         )
-    ent = grouped.entries()
-    ent = ent.key_by().select("contig", "pos", "ref", "alt", "scope", "stratum", "n_samples", "ac", "an",
-                              "nhomalt", "nhemi", "n_called")
+
+    per_group = hl.agg.explode(
+        lambda grp: hl.agg.group_by(
+            hl.struct(scope=grp.scope, stratum=hl.if_else(grp.adj, "adj:" + grp.stratum, grp.stratum)),
+            group_stats(grp)),
+        mt.g)
+    rows = mt.annotate_rows(freq=per_group).rows()
+    rows = rows.select(rows.contig, rows.pos, rows.ref, rows.alt, item=hl.array(rows.freq))
+    rows = rows.explode(rows.item)
+    rows = rows.key_by()
+    ent = rows.select("contig", "pos", "ref", "alt", scope=rows.item[0].scope, stratum=rows.item[0].stratum,
+                      **{k: rows.item[1][k] for k in ("n_samples", "ac", "an", "nhomalt", "nhemi", "n_called")})
     with _tmp_parquet(store) as out:
         ent.to_spark().write.mode("overwrite").parquet(out)
         import pyarrow.dataset as ds
