@@ -155,8 +155,11 @@ def run(ctx: Context) -> None:
 
 
 def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: int,
-                 regions: bool = True, assoc: bool = True) -> dict[str, float]:
-    """Point, carriers, region and assoc series on one lake against its VCFs; returns the medians (ms)."""
+                 regions: bool = True, assoc: bool = True, label: str = "") -> dict[str, float]:
+    """Point, carriers, region and assoc series on one lake against its VCFs; returns the medians (ms).
+
+    ``label`` (e.g. ", 10,000 samples") is appended to the comparisons' descriptions.
+    """
     res, cfg = ctx.results, ctx.config
     variants = pick_variants(lake, n, cfg.seed)
     pysam_peer = PysamPeer(vcfs)
@@ -186,9 +189,9 @@ def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: i
         if record(res, s, note=note if s.key.endswith(".point") else ""):
             medians[s.key] = res.measures[s.key].value
     res.compare(f"{prefix}.point_vs_pysam", f"{prefix}.point", f"{prefix}.point_pysam", "time",
-                "point query vs pysam fetch")
+                f"point query vs pysam fetch{label}")
     res.compare(f"{prefix}.carriers_vs_pysam", f"{prefix}.carriers", f"{prefix}.carriers_pysam", "time",
-                "carriers vs pysam fetch")
+                f"carriers vs pysam fetch{label}")
 
     # ---- 1 Mb regions
     if regions:
@@ -209,9 +212,9 @@ def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: i
             if record(res, s):
                 medians[s.key] = res.measures[s.key].value
         res.compare(f"{prefix}.region_vs_pysam", f"{prefix}.region", f"{prefix}.region_pysam", "time",
-                    "1 Mb region vs pysam fetch")
+                    f"1 Mb region vs pysam fetch{label}")
         res.compare(f"{prefix}.region_vs_cyvcf2", f"{prefix}.region", f"{prefix}.region_cyvcf2", "time",
-                    "1 Mb region vs cyvcf2 + numpy")
+                    f"1 Mb region vs cyvcf2 + numpy{label}")
         cy.close()
 
     # ---- association in a gene-sized window (or an annotated gene)

@@ -42,7 +42,7 @@ def run(ctx: Context) -> None:
                                               text=True, check=False).stdout.strip() or 0)
         with genolake.open(lake_path) as lake:
             medians = measure_lake(ctx, lake, cohort.vcfs, prefix=f"scaling_{n}", n=cfg.queries,
-                                   regions=False, assoc=False)
+                                   regions=False, assoc=False, label=f" ({n:,} samples, 1 institution)")
         point.update({k.split(".", 1)[1]: v for k, v in medians.items()})
         by = group_column(cohort)
         if how is not None:
