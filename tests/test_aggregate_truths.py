@@ -316,3 +316,16 @@ def test_cli(truth_lake: Any) -> None:
         assert bad.exit_code != 0
         assert "no phenotype column 'nope'" in str(bad.exception)
     assert set(lake_rows(lake)) == set(TRUTH)
+
+
+def test_hail_engine_without_hail_names_the_extra(truth_lake: Any) -> None:
+    import importlib.util
+
+    from genolake.compute.frequencies import aggregate
+    from genolake.errors import MissingExtraError
+
+    if importlib.util.find_spec("hail") is not None:
+        pytest.skip("hail is installed here")
+    with key_dir(truth_lake[0].parent / "keys"), \
+            pytest.raises(MissingExtraError, match=r"pip install 'genolake\[hail\]'"):
+        aggregate(truth_lake[0], engine="hail")

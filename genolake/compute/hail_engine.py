@@ -59,7 +59,8 @@ def init_hail(tmp_dir: str | None = None) -> Any:
         tmp = tmp_dir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "genolake-hail")
         os.makedirs(tmp, exist_ok=True)
         hl.init(quiet=True, master=os.environ.get("GENOLAKE_HAIL_MASTER") or None, tmp_dir=tmp,
-                local_tmpdir=tmp, log=os.path.join(tmp, "hail.log"), min_block_size=0)
+                local_tmpdir=tmp, log=os.path.join(tmp, "hail.log"), min_block_size=0,
+                spark_conf={"spark.ui.showConsoleProgress": "false"})
     return hl
 
 
