@@ -129,6 +129,13 @@ class LakeStore:
         root = Path(root).resolve()
         if (root / CONFIG).exists():
             return cls.open(root)
+        if root.exists() and not root.is_dir():
+            raise LakeNotFoundError(f"{root} is a file, not a lake folder; give --lake a folder (new or existing lake)")
+        for parent in root.parents:
+            if (parent / CONFIG).exists():
+                raise LakeNotFoundError(f"{root} is inside the lake {parent}; use --lake {parent}")
+        if (root / "_delta_log").exists():
+            raise LakeNotFoundError(f"{root} is a Delta table folder, not a genolake lake; use its lake folder")
         root.mkdir(parents=True, exist_ok=True)
         with _flock(root / "_lock"):
             if (root / CONFIG).exists():

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from genolake.contigs import to_style
+from genolake.contigs import bare, to_style
 from genolake.errors import BadInputFileError
 from genolake.ingest.normalise import is_symbolic, left_align, trim
 from genolake.ingest.reader import fatal_messages, htslib_error, htslib_messages, open_vcf
@@ -24,7 +24,10 @@ from genolake.schema import CALLS, VARIANTS
 from genolake.store import partition_dir, write_parquet
 
 INT_MISSING = np.iinfo(np.int32).min  # htslib bcf_int32_missing; vector_end is min + 1
-_ALT_OK = re.compile(r"^([ACGTN]+|\*|<[^<>]+>|[ACGTN]*[\[\]].*|\.[ACGTN]+|[ACGTN]+\.)$")
+# bases, `*`, symbolic `<ID>`, breakends (`G]17:198982]`, `]13:123456]T`, telomeric `.[13:123457[`, `]1:0].`)
+# and single breakends (`.A`, `G.`). gVCF placeholders `<*>`/`<NON_REF>` are refused separately.
+_ALT_OK = re.compile(r"^([ACGTN]+|\*|<[^<>]+>|(?:\.|[ACGTN]*)[\[\]].*|\.[ACGTN]+|[ACGTN]+\.)$")
+_GVCF_ALLELES = frozenset(("<*>", "<NON_REF>"))
 _REF_OK = re.compile(r"^[ACGTN]+$")
 
 # genotype strings for (recoded allele 0, recoded allele 1, phased): allele codes -1 missing, 0, 1
@@ -177,11 +180,11 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
     n = len(vcf.samples)
     if n != len(task.pseudonyms):
         raise BadInputFileError(task.path, "sample count changed while reading (file modified during ingest?)")
-    fasta = None
+    fasta: _Reference | None = None
     if task.reference:
         import pysam
 
-        fasta = pysam.FastaFile(task.reference)
+        fasta = _Reference(pysam.FastaFile(task.reference))
     has_gq, has_dp, has_ad = ("GQ" in task.fields), ("DP" in task.fields), ("AD" in task.fields)
     has_csq, has_ann = ("CSQ" in task.fields), ("ANN" in task.fields)
     result = ChunkResult(chunk=task.chunk)
@@ -250,7 +253,7 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
             continue
         alts = [a if a.isupper() else a.upper() for a in raw_alts]
         for a in alts:
-            if not alt_ok(a) or a == ref:
+            if not alt_ok(a) or a == ref or a in _GVCF_ALLELES:
                 _bad_alt(task, a, ref, rec_no, chrom, pos)
         if len(alts) > 1 and len(set(alts)) != len(alts):
             raise BadInputFileError(task.path, "ALT lists the same allele twice (VCF 4.4 copy-number notation such "
@@ -330,6 +333,21 @@ def _bad_alt(task: Task, a: str, ref: str, rec_no: int, chrom: str, pos: int) ->
     raise BadInputFileError(task.path, f"invalid ALT allele {a!r}", record=where)
 
 
+class _Reference:
+    """The --reference FASTA, found under either contig naming (`chr20` in the VCF, `20` in the FASTA, or back)."""
+
+    def __init__(self, fasta: Any) -> None:
+        self.fasta = fasta
+        self.names = set(fasta.references)
+        self.by_bare = {bare(n): n for n in fasta.references}
+
+    def name_of(self, chrom: str) -> str | None:
+        return chrom if chrom in self.names else self.by_bare.get(bare(chrom))
+
+    def fetch(self, name: str, start: int, end: int) -> str:
+        return str(self.fasta.fetch(name, start, end))
+
+
 def _normalised(task: Task, fasta: Any, chrom: str, pos: int, ref: str, alt: str, rec_no: int) -> tuple[int, str, str]:
     if is_symbolic(alt):
         return pos, ref, alt
@@ -337,13 +355,14 @@ def _normalised(task: Task, fasta: Any, chrom: str, pos: int, ref: str, alt: str
         if len(ref) == 1 and len(alt) == 1:
             return pos, ref, alt
         return trim(pos, ref, alt)
-    if chrom not in fasta.references:
+    name = fasta.name_of(chrom)
+    if name is None:
         return trim(pos, ref, alt)
-    got = fasta.fetch(chrom, pos - 1, pos - 1 + len(ref)).upper()
+    got = fasta.fetch(name, pos - 1, pos - 1 + len(ref)).upper()
     if got != ref:
         raise BadInputFileError(task.path, f"REF {ref} does not match the reference FASTA ({got})",
                                 record=_at(task, rec_no, chrom, pos))
-    return left_align(pos, ref, alt, lambda s, e: fasta.fetch(chrom, s, e))
+    return left_align(pos, ref, alt, lambda s, e: fasta.fetch(name, s, e))
 
 
 def _add_variant(cur: _Columns, task: Task, fasta: Any, chrom: str, pos: int, raw_ref: str, ref: str, raw_alt: str,

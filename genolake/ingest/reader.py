@@ -209,11 +209,16 @@ def inspect_source(path: str | Path) -> Source:
     path = str(path)
     if not os.path.exists(path):
         raise BadInputFileError(path, "no such file")
+    if os.path.isdir(path):
+        raise BadInputFileError(path, "is a folder, not a VCF/BCF file")
     if os.path.getsize(path) == 0:
         raise BadInputFileError(path, "empty file (no VCF header)")
-    fmt = sniff_format(path)
-    check_compression(path, fmt)
-    digest, size = sha256_of(path)
+    try:
+        fmt = sniff_format(path)
+        check_compression(path, fmt)
+        digest, size = sha256_of(path)
+    except OSError as exc:  # unreadable (permissions, I/O error): one line, not a traceback
+        raise BadInputFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
     vcf = open_vcf(path)
     try:
         raw = vcf.raw_header

@@ -52,15 +52,28 @@ def verify_files(lake: Path | str, institution: str, paths: list[Path | str]) ->
             "SELECT contig, pos, ref, alt, sample_id, gt, ploidy, called, alt_count, gq, dp, ad_ref, ad_alt "
             "FROM calls WHERE file_id = ?", [fid]
         ).to_pylist()
-        by_key: dict[tuple[str, int, str, str], dict[str, dict[str, Any]]] = {}
-        for c in calls:
-            by_key.setdefault((c["contig"], c["pos"], c["ref"], c["alt"]), {})[c["sample_id"]] = c
-        sites = {
-            (r["contig"], r["pos"], r["ref"], r["alt"]): r
-            for r in lk.engine.query("SELECT * FROM variant_files WHERE file_id = ?", [fid]).to_pylist()
-        }
-        if not sites and src.file_id not in lk.store.committed_file_ids():
+        owner = lk.engine.query("SELECT institution, left_aligned FROM files WHERE file_id = ?", [fid]).to_pylist()
+        if not owner:
             raise VerificationError(f"{path}: not in the lake (file {fid})")
+        if owner[0]["institution"] != institution:
+            raise VerificationError(f"{path}: in the lake as institution {owner[0]['institution']!r}, not {institution!r}")
+        by_key: dict[tuple[str, int, str, str], dict[str, dict[str, Any]]] = {}
+        for c in calls:  # a doubled row would collapse in the dicts: refuse it here
+            per_site = by_key.setdefault((c["contig"], c["pos"], c["ref"], c["alt"]), {})
+            if c["sample_id"] in per_site:
+                raise VerificationError(f"{path}: {c['contig']}:{c['pos']} {c['ref']}>{c['alt']}: a call is stored twice")
+            per_site[c["sample_id"]] = c
+        sites: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+        by_orig: dict[tuple[str, int, str, str], tuple[str, int, str, str]] = {}
+        for r in lk.engine.query("SELECT * FROM variant_files WHERE file_id = ?", [fid]).to_pylist():
+            key = (r["contig"], r["pos"], r["ref"], r["alt"])
+            if key in sites:
+                raise VerificationError(f"{path}: {key} is stored twice")
+            sites[key] = r
+            by_orig[(r["contig"], r["orig_pos"], r["orig_ref"], r["orig_alt"])] = key
+        # left-aligned with --reference: an indel's key may lie left of the record; find it by the record as
+        # written and check what left-alignment may change (position, padding base), not where it moved to
+        left_aligned = bool(owner[0]["left_aligned"])
         vcf = VCF(str(path))
         fmt_fields = set(src.has_fields)
         seen = 0
@@ -77,6 +90,10 @@ def verify_files(lake: Path | str, institution: str, paths: list[Path | str]) ->
                 ref = rec.REF.upper()
                 pos, r, a = (rec.POS, ref, alt) if is_symbolic(alt) else trim(rec.POS, ref, alt)
                 key = (contig, pos, r, a)
+                if left_aligned and len(r) != len(a):
+                    moved = by_orig.get((contig, rec.POS, rec.REF, rec.ALT[i - 1]))
+                    if moved is not None and moved[1] <= pos and len(moved[2]) - len(moved[3]) == len(r) - len(a):
+                        key = moved
                 site = sites.get(key)
                 if site is None:
                     raise VerificationError(f"{path}: {rec.CHROM}:{rec.POS} alt {alt} missing from the lake as {key}")
@@ -84,6 +101,9 @@ def verify_files(lake: Path | str, institution: str, paths: list[Path | str]) ->
                 ac = an = 0
                 n_expected = 0
                 for s, call in enumerate(gts):
+                    if len(call) == 3 and call[0] == 0 and call[1] == 0:
+                        an += 2  # diploid 0/0, the common case: implied, so nothing is stored (checked below)
+                        continue
                     exp = _expected_gt(call, i)
                     alleles = [x for x in call[:-1] if x != -2]
                     an += sum(1 for x in alleles if x >= 0)
@@ -110,8 +130,9 @@ def verify_files(lake: Path | str, institution: str, paths: list[Path | str]) ->
                         va2 = None if va < -2147483646 else va
                         if (got["ad_ref"], got["ad_alt"]) != (vr2, va2):
                             raise VerificationError(f"{path}: {key} sample #{s + 1}: AD differs")
-                if len(stored) != n_expected:
-                    raise VerificationError(f"{path}: {key}: lake has {len(stored)} calls, VCF {n_expected}")
+                if len(stored) != n_expected:  # every expected call was found: the rest are calls the VCF lacks
+                    raise VerificationError(f"{path}: {key}: lake has {len(stored)} calls, VCF {n_expected} "
+                                            "(the others are diploid 0/0 in the VCF)")
                 if (site["ac"], site["an"]) != (ac, an):
                     raise VerificationError(f"{path}: {key}: AC/AN lake {site['ac']}/{site['an']}, VCF {ac}/{an}")
                 seen += 1
