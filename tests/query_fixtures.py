@@ -162,12 +162,12 @@ def build_oracle(tmp: Path, vcfs: dict[str, Path], inst: dict[str, list[str]]) -
 
 
 @pytest.fixture(scope="session")
-def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleLake]:
+def sample_lake(tmp_path_factory: pytest.TempPathFactory, _session_key_dir: Path) -> Iterator[SampleLake]:
     """The three-institution lake (see the module docstring), with phenotypes and the bcftools oracle."""
     need_bcftools()
     src = hail_vcf()
     tmp = tmp_path_factory.mktemp("query_lake")
-    key_dir = tmp / "keys"
+    key_dir = _session_key_dir  # the folder every test runs with (conftest), so any test can reach the key
     old = os.environ.get("GENOLAKE_KEY_DIR")
     os.environ["GENOLAKE_KEY_DIR"] = str(key_dir)
     try:

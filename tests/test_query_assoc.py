@@ -48,11 +48,11 @@ def _write_vcf(path: Path, g: np.ndarray, names: list[str], positions: list[int]
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cohort]:
+def cohort(tmp_path_factory: pytest.TempPathFactory, _session_key_dir: Path) -> Iterator[Cohort]:
     need_bcftools()
     tmp = tmp_path_factory.mktemp("assoc")
     old = os.environ.get("GENOLAKE_KEY_DIR")
-    os.environ["GENOLAKE_KEY_DIR"] = str(tmp / "keys")
+    os.environ["GENOLAKE_KEY_DIR"] = str(_session_key_dir)  # reachable from every test
     try:
         from genolake.ingest.pipeline import ingest
         from genolake.phenotypes import load_phenotypes

@@ -15,7 +15,7 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "sample_vcfs"
 
 
 @pytest.fixture(scope="module")
-def demo_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def demo_lake(tmp_path_factory: pytest.TempPathFactory, _session_key_dir: Path) -> Iterator[Any]:
     if not (DATA / "planted_variant.txt").exists():
         pytest.skip("data/sample_vcfs not present")
     import genolake
@@ -24,7 +24,7 @@ def demo_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     tmp = tmp_path_factory.mktemp("sample_data")
     old = os.environ.get("GENOLAKE_KEY_DIR")
-    os.environ["GENOLAKE_KEY_DIR"] = str(tmp / "keys")
+    os.environ["GENOLAKE_KEY_DIR"] = str(_session_key_dir)  # reachable from every test
     try:
         lake = tmp / "lake"
         for inst, name, ref in (("north", "north.vcf.gz", False), ("south", "south.vcf", True), ("east", "east.bcf", False)):

@@ -34,14 +34,14 @@ SEX = {"A": "male", "B": "male", "C": "female", "D": "female", "E": "male", "F":
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def tiny(tmp_path_factory: pytest.TempPathFactory, _session_key_dir: Path) -> Iterator[Any]:
     import genolake
     from genolake.ingest.pipeline import ingest
     from genolake.phenotypes import load_phenotypes
 
     tmp = tmp_path_factory.mktemp("tiny")
     old = os.environ.get("GENOLAKE_KEY_DIR")
-    os.environ["GENOLAKE_KEY_DIR"] = str(tmp / "keys")
+    os.environ["GENOLAKE_KEY_DIR"] = str(_session_key_dir)  # reachable from every test
     try:
         for name, text in (("one", ONE), ("two", TWO), ("three", THREE)):
             (tmp / f"{name}.vcf").write_text(text)
