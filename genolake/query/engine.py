@@ -321,7 +321,7 @@ def _unhive(value: str) -> str:
 class Engine:
     """A sandboxed DuckDB connection with the lake's views."""
 
-    def __init__(self, store: LakeStore, *, threads: int | None = None) -> None:
+    def __init__(self, store: LakeStore, *, threads: int | None = None, point_reads: bool = True) -> None:
         self.store = store
         self.con = duckdb.connect(
             ":memory:",
@@ -335,6 +335,8 @@ class Engine:
         self.views: list[str] = []
         self.catalog = Catalog()
         self._scans: dict[str, int] = {}
+        self._points: Any = None  # a point.PointReader, made on first use
+        self.point_reads = point_reads
         self.refresh()
         root = str(store.root).rstrip("/") + "/"
         self.con.execute(f"SET allowed_directories=[{_sql_str(root)}]")
@@ -517,6 +519,58 @@ class Engine:
             fids = ", ".join(_sql_str(f) for f in sorted(self.catalog.files))
             src = f"(SELECT * FROM {src} WHERE file_id IN ({fids or 'NULL'}))"
         return src
+
+    def point(self, table: str, *, contig: str, pos: int, columns: list[str],
+              equal: dict[str, Any] | None = None) -> pa.Table:
+        """The rows of ``table`` at one position (``contig``, ``pos``, and each ``equal`` column equal to its
+        value): ``columns`` only, committed rows only. Read with pyarrow from the row groups that can hold the
+        position (see :mod:`genolake.query.point`); by DuckDB if that reader cannot serve it."""
+        got = self._point_arrow(table, contig, pos, columns, equal)
+        if got is not None:
+            return got
+        sql, params = self._point_sql(table, contig, pos, columns, equal)
+        return self.query(sql, params)
+
+    def point_rows(self, table: str, *, contig: str, pos: int, columns: list[str],
+                   equal: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """:meth:`point` as Python tuples."""
+        from genolake.query.point import rows
+
+        got = self._point_arrow(table, contig, pos, columns, equal)
+        if got is not None:
+            return rows(got)
+        sql, params = self._point_sql(table, contig, pos, columns, equal)
+        return self.rows(sql, params)
+
+    def _point_arrow(self, table: str, contig: str, pos: int, columns: list[str],
+                     equal: dict[str, Any] | None) -> pa.Table | None:
+        if not self.point_reads:
+            return None
+        from genolake.query.point import PointReader, PointReadUnavailable
+
+        paths = self.catalog.table_paths(table, contig=contig)
+        if paths:
+            ranges = pos_ranges(paths)
+            paths = [p for p in paths if p not in ranges or ranges[p][0] <= pos <= ranges[p][1]]
+        fids = set(self.catalog.files) if self.catalog.needs_file_filter(table) else None
+        if self._points is None:
+            self._points = PointReader()
+        t = TABLES.get(table)
+        try:
+            return self._points.read(paths, pos, columns, equal={"contig": contig, **(equal or {})},
+                                     file_ids=fids, schema=t.arrow_schema if t is not None else None)
+        except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
+            log.info("point read of %s by DuckDB (%s)", table, exc)
+            return None
+
+    def _point_sql(self, table: str, contig: str, pos: int, columns: list[str],
+                   equal: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        match = {"contig": contig, **(equal or {})}
+        src = self.scan(table, contig=contig, start=pos, end=pos,
+                        columns=list(dict.fromkeys(["pos", *match, *columns])))
+        where = " AND ".join(["pos = $pos"] + [f"{quote_ident(k)} = $e{i}" for i, k in enumerate(match)])
+        params: dict[str, Any] = {"pos": pos, **{f"e{i}": v for i, v in enumerate(match.values())}}
+        return f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {src} WHERE {where}", params
 
     def ploidy_sums(self) -> dict[tuple[str, str], tuple[int, int]]:
         """(file_id, contig) -> (sum of sample ploidies, samples) for files that count absent sites."""

@@ -39,9 +39,9 @@ class Lake:
     >>> lake.sql("SELECT institution, count(*) AS n FROM samples GROUP BY 1").to_pandas()  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, threads: int | None = None, point_reads: bool = True) -> None:
         self.store = LakeStore.open(path)
-        self.engine = Engine(self.store, threads=threads)
+        self.engine = Engine(self.store, threads=threads, point_reads=point_reads)
 
     @property
     def path(self) -> Path:

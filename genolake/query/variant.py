@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from genolake.errors import UserInputError
 from genolake.query.engine import quote_ident
@@ -76,12 +77,11 @@ def _freq(scope: str, ac: int, an: int, nhomalt: int, nhemi: int) -> dict[str, A
 def site_rows(lake: Lake, key: VariantKey) -> tuple[list[tuple[Any, ...]], bool]:
     """The `variants` rows of the site, one per file listing it, and whether the position holds no other
     allele in the lake (then `calls` at the position need no REF/ALT filter: those columns are not read)."""
-    eng = lake.engine
-    src = eng.scan("variants", contig=key.contig, start=key.pos, end=key.pos,
-                   columns=["file_id", "institution", "contig", "pos", "ref", "alt", "ac", "an", "nhomalt", "nhemi",
-                            "id", "filters", "qual", "n_alleles"])
-    found = eng.rows(f"SELECT file_id, institution, ac, an, nhomalt, nhemi, id, filters, qual, n_alleles, ref, alt "
-                     f"FROM {src} WHERE contig = $contig AND pos = $pos", {"contig": key.contig, "pos": key.pos})
+
+    found = lake.engine.point_rows(
+        "variants", contig=key.contig, pos=key.pos,
+        columns=["file_id", "institution", "ac", "an", "nhomalt", "nhemi", "id", "filters", "qual", "n_alleles",
+                 "ref", "alt"])
     rows = [r[:10] for r in found if r[10] == key.ref and r[11] == key.alt]
     return rows, len(found) == len(rows)
 
@@ -133,11 +133,9 @@ def precomputed_frequencies(lake: Lake, key: VariantKey) -> list[dict[str, Any]]
     if "allele_frequencies" not in eng.catalog.tables or not eng.catalog.frequencies_current:
         return None
     try:
-        src = eng.scan("allele_frequencies", contig=key.contig, start=key.pos, end=key.pos)
-        rows = eng.rows(
-            f"SELECT scope, ac, an, nhomalt, nhemi FROM {src} WHERE {_KEY_WHERE} AND stratum = 'all'",
-            _key_params(key),
-        )
+        rows = eng.point_rows("allele_frequencies", contig=key.contig, pos=key.pos,
+                              columns=["scope", "ac", "an", "nhomalt", "nhemi"],
+                              equal={"ref": key.ref, "alt": key.alt, "stratum": "all"})
     except Exception as exc:  # a table of another version/shape: fall back to the lake
         log.info("allele_frequencies not usable: %s", exc)
         return None
@@ -201,15 +199,11 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
     if not names or not (present or fill):
         return []
     eng = lake.engine
-    cols = ["sample_id", "file_id", "contig", "pos", "ploidy", "called", "alt_count"]
-    where = "contig = $contig AND pos = $pos"
-    params = {"contig": key.contig, "pos": key.pos}
-    if not only_allele:  # other alleles at the position: filter on REF/ALT too (reads those columns)
-        cols += ["ref", "alt"]
-        where = _KEY_WHERE
-        params = _key_params(key)
-    calls = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos, columns=cols)
-    site_calls = eng.rows(f"SELECT file_id, sample_id, ploidy, called, alt_count FROM {calls} WHERE {where}", params)
+
+    # only one allele at the position: no REF/ALT filter, so those columns are not read
+    equal = {} if only_allele else {"ref": key.ref, "alt": key.alt}
+    site_calls = eng.point_rows("calls", contig=key.contig, pos=key.pos, equal=equal,
+                                columns=["file_id", "sample_id", "ploidy", "called", "alt_count"])
     from genolake.query.strata import SampleIndex, breakdown
 
     idx = getattr(eng.catalog, "_sample_index", None)
@@ -271,16 +265,58 @@ def carriers_table(lake: Lake, text: str, *, where: str | Condition | None = Non
     """Samples carrying the allele (alt_count > 0) with their genotype and phenotype columns."""
     key = resolve(lake, text)
     eng = lake.engine
-    params = _key_params(key)
+    params: dict[str, Any] = {}
     cond = compile_where(lake, where, pheno_alias="p", inst_expr="c.institution", params=params)
-    calls = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos)
     pheno_cols = "".join(
         f", p.{quote_ident(n)}" + (f" AS {quote_ident('phenotype_' + n)}" if n in _CARRIER_COLUMNS else "")
         for n in eng.catalog.phenotypes)
-    sql = f"""
-    SELECT c.institution, c.sample_id, c.gt, c.alt_count, c.ploidy, c.phased, c.gq, c.dp, c.ad_ref, c.ad_alt
-           {pheno_cols}
-    FROM {calls} AS c LEFT JOIN phenotypes p ON p.institution = c.institution AND p.sample_id = c.sample_id
-    WHERE c.contig = $contig AND c.pos = $pos AND c.ref = $ref AND c.alt = $alt AND c.alt_count > 0 AND {cond}
-    ORDER BY c.institution, c.sample_id"""
-    return eng.query(sql, params)
+    if not eng.point_reads:
+        calls = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos)
+        params.update(_key_params(key))
+        return eng.query(f"""
+        SELECT c.institution, c.sample_id, c.gt, c.alt_count, c.ploidy, c.phased, c.gq, c.dp, c.ad_ref, c.ad_alt
+               {pheno_cols}
+        FROM {calls} AS c LEFT JOIN phenotypes p ON p.institution = c.institution AND p.sample_id = c.sample_id
+        WHERE c.contig = $contig AND c.pos = $pos AND c.ref = $ref AND c.alt = $alt AND c.alt_count > 0 AND {cond}
+        ORDER BY c.institution, c.sample_id""", params)
+    site = eng.point("calls", contig=key.contig, pos=key.pos, equal={"ref": key.ref, "alt": key.alt},
+                     columns=["institution", "sample_id", "gt", "alt_count", "ploidy", "phased", "gq", "dp",
+                              "ad_ref", "ad_alt"])
+    site = site.filter(pc.greater(site.column("alt_count"), 0))
+    if where is None:  # no condition: the join is done in Arrow (a DuckDB query costs more than the join)
+        return _join_phenotypes(eng, site)
+    # the site's few rows are handed to DuckDB as an Arrow table, joined to the phenotypes
+    name = "_gl_site_calls"
+    eng.con.register(name, site)
+    try:
+        sql = f"""
+        SELECT c.institution, c.sample_id, c.gt, c.alt_count, c.ploidy, c.phased, c.gq, c.dp, c.ad_ref, c.ad_alt
+               {pheno_cols}
+        FROM {name} AS c LEFT JOIN phenotypes p ON p.institution = c.institution AND p.sample_id = c.sample_id
+        WHERE {cond}
+        ORDER BY c.institution, c.sample_id"""
+        return eng.query(sql, params)
+    finally:
+        eng.con.unregister(name)
+
+
+def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
+    """``site`` (institution, sample_id, genotype columns) left-joined to the phenotypes, sorted by
+    institution and sample; the same columns as the SQL join in :func:`carriers_table`."""
+    cat = eng.catalog
+    cached = getattr(cat, "_pheno_arrow", None)
+    if cached is None:
+        pheno = eng.query("SELECT * FROM phenotypes")
+        names = [("phenotype_" + n) if n in _CARRIER_COLUMNS else n for n in pheno.column_names[2:]]
+        index = {k: i for i, k in enumerate(zip(pheno.column("institution").to_pylist(),
+                                                pheno.column("sample_id").to_pylist(), strict=True))}
+        cached = (pheno.select(pheno.column_names[2:]).rename_columns(names), index)
+        cat._pheno_arrow = cached
+    pheno, index = cached
+    site = site.sort_by([("institution", "ascending"), ("sample_id", "ascending")])
+    if not pheno.num_columns:
+        return site
+    rows = pa.array([index.get(k) for k in zip(site.column("institution").to_pylist(),
+                                               site.column("sample_id").to_pylist(), strict=True)], pa.int64())
+    taken = pheno.take(rows)  # a null index gives a row of nulls: a sample without phenotypes
+    return pa.Table.from_arrays(site.columns + taken.columns, names=site.column_names + taken.column_names)
