@@ -288,6 +288,11 @@ def _vcf_text(samples: list[str], records: list[str]) -> str:
      "contigs chr20 and another name for 20 both occur"),
     ("allele_index.vcf", _vcf_text(["A"], ["20\t100\t.\tG\tA\t.\t.\t.\tGT\t0/2"]),
      "genotype allele index 2 but only 1 ALT allele"),
+    # checked once per batch of records: the first fault is still the one named, not a later one
+    ("allele_index_then_unsorted.vcf",
+     _vcf_text(["A"], ["20\t100\t.\tG\tA\t.\t.\t.\tGT\t0/1", "20\t150\t.\tG\tA\t.\t.\t.\tGT\t2/1",
+                       "20\t160\t.\tG\tA\t.\t.\t.\tGT\t0/1", "20\t50\t.\tG\tA\t.\t.\t.\tGT\t0/1"]),
+     "record 2 (20:150): genotype allele index 2 but only 1 ALT allele"),
     ("alt_equals_ref.vcf", _vcf_text(["A"], ["20\t100\t.\tG\tG\t.\t.\t.\tGT\t0/1"]), "ALT allele G equals REF"),
     ("bad_gt.vcf", _vcf_text(["A"], ["20\t100\t.\tG\tA\t.\t.\t.\tGT\tx/1"]), "Couldn't read GT data"),
 ])

@@ -153,6 +153,8 @@ class _Batch:
         self.gq: list[np.ndarray | None] = []
         self.dp: list[np.ndarray | None] = []
         self.ad: list[np.ndarray | None] = []
+        self.recs: list[tuple[int, str, int]] = []  # (record number, CHROM, POS) for error messages
+        self.task: Task | None = None
         self.vrow0 = 0
         self.width = -1
 
@@ -199,112 +201,116 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
     ploidy_acc: dict[str, np.ndarray] = {}
     maxp: dict[str, int] = {}
     batch = _Batch()
+    batch.task = task
     parts: dict[str, int] = {}
     writer = ThreadPoolExecutor(max_workers=1)  # Parquet writing releases the GIL: overlap it with parsing
     pending: list[Future[None]] = []
     ref_ok = _REF_OK.match
     alt_ok = _ALT_OK.match
-    for rec in records:
-        rec_no += 1
-        if progress is not None and not rec_no % 10_000:
-            progress(10_000)
-        err = htslib_error()
-        if err is not None:  # do not touch a record htslib failed to parse: its fields can crash the process
-            raise BadInputFileError(task.path, f"cannot parse record: {_clean(err)}", record=f"record {rec_no}"
-                                    + (f" (after {cur_src}:{last_pos})" if cur_src else ""))
-        pos = rec.POS
-        chrom = rec.CHROM
-        if not chrom:  # a blank or truncated line: htslib hands over an empty record whose fields crash on access
-            raise BadInputFileError(task.path, "empty or malformed data line (no CHROM)", record=f"record {rec_no}"
-                                    + (f" (after {cur_src}:{last_pos})" if cur_src else ""))
-        if chrom != cur_src:
-            if cur is not None and len(batch):
+    try:
+        for rec in records:
+            rec_no += 1
+            if progress is not None and not rec_no % 10_000:
+                progress(10_000)
+            err = htslib_error()
+            if err is not None:  # do not touch a record htslib failed to parse: its fields can crash the process
+                raise BadInputFileError(task.path, f"cannot parse record: {_clean(err)}", record=f"record {rec_no}"
+                                        + (f" (after {cur_src}:{last_pos})" if cur_src else ""))
+            pos = rec.POS
+            chrom = rec.CHROM
+            if not chrom:  # a blank or truncated line: htslib hands over an empty record whose fields crash on access
+                raise BadInputFileError(task.path, "empty or malformed data line (no CHROM)", record=f"record {rec_no}"
+                                        + (f" (after {cur_src}:{last_pos})" if cur_src else ""))
+            if chrom != cur_src:
+                if cur is not None and len(batch):
+                    _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+                if chrom in seen_contigs:
+                    raise BadInputFileError(task.path, f"records of contig {chrom} are not contiguous (file not sorted; "
+                                            "sort it with `bcftools sort`)", record=f"record {rec_no} ({chrom}:{pos})")
+                seen_contigs.add(chrom)
+                cur_src = chrom
+                cur_lake = to_style(chrom, task.lake_style)
+                if cur_lake in by_contig:
+                    raise BadInputFileError(task.path, f"contigs {chrom} and another name for {cur_lake} both occur",
+                                            record=f"record {rec_no} ({chrom}:{pos})")
+                cur = by_contig[cur_lake] = _Columns()
+                result.contig_order.append(cur_lake)
+                ploidy_acc[cur_lake] = np.zeros((n, 3), dtype=np.int64)
+                maxp[cur_lake] = 0
+                last_pos = 0
+            elif pos < last_pos:
+                raise BadInputFileError(task.path, f"position {pos} comes after {last_pos} (file not sorted; sort it "
+                                        "with `bcftools sort`)", record=f"record {rec_no} ({chrom}:{pos})")
+            last_pos = pos
+            assert cur is not None
+            if pos < 1:
+                raise BadInputFileError(task.path, f"invalid POS {pos}", record=_at(task, rec_no, chrom, pos))
+            raw_ref = rec.REF
+            ref = raw_ref if raw_ref.isupper() else raw_ref.upper()
+            if not ref_ok(ref):
+                raise BadInputFileError(task.path, f"invalid REF {raw_ref!r} (only A, C, G, T, N allowed)",
+                                        record=_at(task, rec_no, chrom, pos))
+            raw_alts = rec.ALT
+            result.n_records += 1
+            if not raw_alts:
+                result.n_skipped += 1
+                continue
+            alts = [a if a.isupper() else a.upper() for a in raw_alts]
+            for a in alts:
+                if not alt_ok(a) or a == ref or a in _GVCF_ALLELES:
+                    _bad_alt(task, a, ref, rec_no, chrom, pos)
+            if len(alts) > 1 and len(set(alts)) != len(alts):
+                raise BadInputFileError(task.path, "ALT lists the same allele twice (VCF 4.4 copy-number notation such "
+                                        "as <DUP>,<DUP> is not supported: alleles would share one key)",
+                                        record=_at(task, rec_no, chrom, pos))
+            try:
+                gt = rec.genotype
+                arr = gt.array() if gt is not None else None
+            except Exception:  # cyvcf2 raises a bare Exception when the record has no usable GT
+                arr = None
+            if arr is None:
+                raise BadInputFileError(task.path, "record has no GT (genotype) values; genolake stores genotypes",
+                                        record=_at(task, rec_no, chrom, pos))
+            gq = _int_field(rec, "GQ", n) if has_gq else None
+            dp = _int_field(rec, "DP", n) if has_dp else None
+            ad = _int_field(rec, "AD", n) if has_ad else None
+            if ad is not None and ad.shape[1] < len(alts) + 1:
+                ad = None
+            qual = rec.QUAL
+            filts = rec.FILTERS
+            meta = (
+                rec.ID,
+                None if qual is None or qual != qual else qual,
+                ";".join(filts) if filts else None,
+                rec.INFO.get("CSQ") if has_csq else None,
+                rec.INFO.get("ANN") if has_ann else None,
+            )
+            width = arr.shape[1] - 1
+            if len(alts) == 1 and width <= 2:
+                if len(batch) and batch.width != width:
+                    _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+                if not len(batch):
+                    batch.vrow0 = cur.n_variants
+                    batch.width = width
+                # allele indexes above 1 are looked for once per batch, in _flush
+                batch.gts.append(arr)
+                batch.recs.append((rec_no, chrom, pos))
+                batch.gq.append(gq)
+                batch.dp.append(dp)
+                batch.ad.append(ad)
+                _add_variant(cur, task, fasta, chrom, pos, raw_ref, ref, raw_alts[0], alts[0], 1, 2, meta, rec_no)
+                if len(batch) >= BATCH:
+                    _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+                    if cur.n_rows() >= PART_ROWS:
+                        cur = by_contig[cur_lake] = _spill(task, cur_lake, cur, result, parts, writer, pending)
+                continue
+            if len(batch):
                 _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
-            if chrom in seen_contigs:
-                raise BadInputFileError(task.path, f"records of contig {chrom} are not contiguous (file not sorted; "
-                                        "sort it with `bcftools sort`)", record=f"record {rec_no} ({chrom}:{pos})")
-            seen_contigs.add(chrom)
-            cur_src = chrom
-            cur_lake = to_style(chrom, task.lake_style)
-            if cur_lake in by_contig:
-                raise BadInputFileError(task.path, f"contigs {chrom} and another name for {cur_lake} both occur",
-                                        record=f"record {rec_no} ({chrom}:{pos})")
-            cur = by_contig[cur_lake] = _Columns()
-            result.contig_order.append(cur_lake)
-            ploidy_acc[cur_lake] = np.zeros((n, 3), dtype=np.int64)
-            maxp[cur_lake] = 0
-            last_pos = 0
-        elif pos < last_pos:
-            raise BadInputFileError(task.path, f"position {pos} comes after {last_pos} (file not sorted; sort it "
-                                    "with `bcftools sort`)", record=f"record {rec_no} ({chrom}:{pos})")
-        last_pos = pos
-        assert cur is not None
-        if pos < 1:
-            raise BadInputFileError(task.path, f"invalid POS {pos}", record=_at(task, rec_no, chrom, pos))
-        raw_ref = rec.REF
-        ref = raw_ref if raw_ref.isupper() else raw_ref.upper()
-        if not ref_ok(ref):
-            raise BadInputFileError(task.path, f"invalid REF {raw_ref!r} (only A, C, G, T, N allowed)",
-                                    record=_at(task, rec_no, chrom, pos))
-        raw_alts = rec.ALT
-        result.n_records += 1
-        if not raw_alts:
-            result.n_skipped += 1
-            continue
-        alts = [a if a.isupper() else a.upper() for a in raw_alts]
-        for a in alts:
-            if not alt_ok(a) or a == ref or a in _GVCF_ALLELES:
-                _bad_alt(task, a, ref, rec_no, chrom, pos)
-        if len(alts) > 1 and len(set(alts)) != len(alts):
-            raise BadInputFileError(task.path, "ALT lists the same allele twice (VCF 4.4 copy-number notation such "
-                                    "as <DUP>,<DUP> is not supported: alleles would share one key)",
-                                    record=_at(task, rec_no, chrom, pos))
-        try:
-            gt = rec.genotype
-            arr = gt.array() if gt is not None else None
-        except Exception:  # cyvcf2 raises a bare Exception when the record has no usable GT
-            arr = None
-        if arr is None:
-            raise BadInputFileError(task.path, "record has no GT (genotype) values; genolake stores genotypes",
-                                    record=_at(task, rec_no, chrom, pos))
-        gq = _int_field(rec, "GQ", n) if has_gq else None
-        dp = _int_field(rec, "DP", n) if has_dp else None
-        ad = _int_field(rec, "AD", n) if has_ad else None
-        if ad is not None and ad.shape[1] < len(alts) + 1:
-            ad = None
-        qual = rec.QUAL
-        filts = rec.FILTERS
-        meta = (
-            rec.ID,
-            None if qual is None or qual != qual else qual,
-            ";".join(filts) if filts else None,
-            rec.INFO.get("CSQ") if has_csq else None,
-            rec.INFO.get("ANN") if has_ann else None,
-        )
-        width = arr.shape[1] - 1
-        if len(alts) == 1 and width <= 2:
-            if len(batch) and batch.width != width:
-                _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
-            if not len(batch):
-                batch.vrow0 = cur.n_variants
-                batch.width = width
-            if arr.size and arr[:, :width].max() > 1:
-                raise BadInputFileError(task.path, f"genotype allele index {int(arr[:, :width].max())} but only 1 ALT "
-                                        "allele", record=_at(task, rec_no, chrom, pos))
-            batch.gts.append(arr)
-            batch.gq.append(gq)
-            batch.dp.append(dp)
-            batch.ad.append(ad)
-            _add_variant(cur, task, fasta, chrom, pos, raw_ref, ref, raw_alts[0], alts[0], 1, 2, meta, rec_no)
-            if len(batch) >= BATCH:
-                _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
-                if cur.n_rows() >= PART_ROWS:
-                    cur = by_contig[cur_lake] = _spill(task, cur_lake, cur, result, parts, writer, pending)
-            continue
-        if len(batch):
-            _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
-        _one_record(task, cur, fasta, arr, gq, dp, ad, chrom, pos, raw_ref, ref, raw_alts, alts, meta, rec_no,
-                    ploidy_acc[cur_lake], maxp, cur_lake)
+            _one_record(task, cur, fasta, arr, gq, dp, ad, chrom, pos, raw_ref, ref, raw_alts, alts, meta, rec_no,
+                        ploidy_acc[cur_lake], maxp, cur_lake)
+    except BadInputFileError:
+        _check_alleles(batch)  # an earlier record of the pending batch may be at fault: name the first one
+        raise
     if cur is not None and len(batch):
         _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
     vcf.close()
@@ -399,12 +405,31 @@ def _fmt_stack(items: list[np.ndarray | None], n: int, col: int | None = 0) -> n
     return out
 
 
+def _check_alleles(batch: _Batch, a: np.ndarray | None = None) -> None:
+    """Refuse the batch's first record with a genotype allele index above 1 (its records have one ALT)."""
+    if not len(batch):
+        return
+    if a is None:
+        a = np.stack(batch.gts)[:, :, :batch.width]
+    if not a.size:
+        return
+    high = a.reshape(a.shape[0], -1).max(axis=1)
+    bad = np.flatnonzero(high > 1)
+    if bad.size:
+        k = int(bad[0])
+        rec_no, chrom, pos = batch.recs[k]
+        assert batch.task is not None
+        raise BadInputFileError(batch.task.path, f"genotype allele index {int(high[k])} but only 1 ALT allele",
+                                record=_at(batch.task, rec_no, chrom, pos))
+
+
 def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], contig: str) -> None:
     """Counts and stored calls for a batch of biallelic records (vectorised over records and samples)."""
     g = np.stack(batch.gts)  # (B, n, width + 1)
     w = batch.width
     b, n = g.shape[0], g.shape[1]
     a = g[:, :, :w]
+    _check_alleles(batch, a)
     phased = g[:, :, w].astype(bool)
     if w == 2:
         a0, a1 = a[:, :, 0], a[:, :, 1]
@@ -453,7 +478,7 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
                                  ("ad_alt", batch.ad, 1)):
             m = _fmt_stack(items, n, col)
             c[name].append(m[rows, samples] if m is not None else np.full(rows.size, INT_MISSING, np.int32))
-    batch.gts, batch.gq, batch.dp, batch.ad = [], [], [], []
+    batch.gts, batch.gq, batch.dp, batch.ad, batch.recs = [], [], [], [], []
     batch.width = -1
 
 
