@@ -556,8 +556,15 @@ class Engine:
         if self._points is None:
             self._points = PointReader()
         t = TABLES.get(table)
+        match = dict(equal or {})
+        in_partition = {p for p, c, _f in self.catalog.paths.get(table, []) if c == contig}
+        if not all(p in in_partition for p in paths):  # a file outside contig= folders: filter on the column
+            match["contig"] = contig
+        files = self.catalog.files
+        constants = {p: {"file_id": f, "institution": files[f].institution}
+                     for p, _c, f in self.catalog.paths.get(table, []) if f is not None and f in files}
         try:
-            return self._points.read(paths, pos, columns, equal={"contig": contig, **(equal or {})},
+            return self._points.read(paths, pos, columns, equal=match, constants=constants,
                                      file_ids=fids, schema=t.arrow_schema if t is not None else None)
         except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
             log.info("point read of %s by DuckDB (%s)", table, exc)

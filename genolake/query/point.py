@@ -81,12 +81,15 @@ class PointReader:
 
     def read(self, paths: Sequence[str], pos: int, columns: Sequence[str], *,
              equal: dict[str, Any] | None = None, file_ids: Iterable[str] | None = None,
-             schema: pa.Schema | None = None) -> pa.Table:
+             schema: pa.Schema | None = None, constants: dict[str, dict[str, str]] | None = None) -> pa.Table:
         """Rows with ``pos`` equal to ``pos`` (and every ``equal`` column equal to its value) from ``paths``,
         only ``columns`` (in that order). With ``file_ids``, only rows whose ``file_id`` is one of them (rows of
-        an uncommitted write are never returned). ``schema`` types the empty result when no row matches."""
+        an uncommitted write are never returned). ``schema`` types the empty result when no row matches.
+        ``constants`` gives, per path, string columns whose value is known for the whole file (such as its
+        file_id and institution): those are not read."""
         equal = equal or {}
         need = list(dict.fromkeys(["pos", *equal, *columns, *(["file_id"] if file_ids is not None else [])]))
+        constants = constants or {}
         work = []
         for path in paths:
             idx = self._file(path)
@@ -99,11 +102,14 @@ class PointReader:
 
         def one(item: tuple[str, _FileIndex, list[int]]) -> pa.Table:
             path, idx, groups = item
+            const = {k: v for k, v in constants.get(path, {}).items() if k in need and k != "pos"}
             pf = pq.ParquetFile(path, metadata=idx.metadata, read_dictionary=idx.strings)
-            t = pf.read_row_groups(groups, columns=need, use_threads=False)
+            t = pf.read_row_groups(groups, columns=[c for c in need if c not in const], use_threads=False)
             t = t.filter(pc.equal(t.column("pos"), pos))
             t = t.cast(pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
                                   for f in t.schema]))
+            for name, value in const.items():
+                t = t.append_column(name, pa.array([value] * t.num_rows, pa.string()))
             if equal and t.num_rows:
                 mask = None
                 for name, value in equal.items():
@@ -118,7 +124,7 @@ class PointReader:
             if schema is not None and all(c in schema.names for c in columns):
                 return pa.table({c: pa.array([], schema.field(c).type) for c in columns})
             return pa.table({c: pa.array([]) for c in columns})
-        t = pa.concat_tables(parts)
+        t = pa.concat_tables([x.select(need) for x in parts])
         if file_ids is not None:
             t = t.filter(pc.is_in(t.column("file_id"), pa.array(sorted(file_ids), pa.string())))
         return t.select(list(columns))
