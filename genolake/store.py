@@ -55,6 +55,10 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "row_group_size": 16384,
     "store_schema": False,
 }
+# Tables of one row per variant (or per variant and stratum) are read a row group at a time by point queries
+# and are small next to `calls`: smaller groups make a point read 2-3x cheaper for a few percent of size.
+SMALL_ROW_GROUPS = 4096
+LARGE_ROW_GROUP_TABLES = frozenset({"calls"})
 COMMIT_ORDER = (*FILE_TABLES, "files")
 
 
@@ -87,7 +91,9 @@ def write_parquet(table: Table, data: pa.Table, path: Path) -> None:
     data = data.cast(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(data, tmp, **PARQUET_OPTIONS)
+    opts = PARQUET_OPTIONS if table.name in LARGE_ROW_GROUP_TABLES else {**PARQUET_OPTIONS,
+                                                                          "row_group_size": SMALL_ROW_GROUPS}
+    pq.write_table(data, tmp, **opts)
     os.replace(tmp, path)
 
 

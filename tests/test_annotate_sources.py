@@ -232,6 +232,26 @@ def test_frequencies_and_rsids(lake37: Path) -> None:
         assert one is not None and one["external_frequencies"]["gnomad"]["an"] is not None
 
 
+def test_annotations_in_variant_reports_equal_through_both_readers(lake37: Path) -> None:
+    """`lake.variant()` reads a variant's annotations and external frequencies with the pyarrow point reader;
+    the DuckDB path (the CLI's) gives the same objects, list columns included."""
+    from genolake.compute.annotate import annotate
+    from genolake.query.lake import Lake
+
+    annotate(lake37, frequencies=[(GNOMAD, "gnomad")], dbsnp=GNOMAD, clinvar=CLINVAR37, workers=0)
+    with Lake(lake37) as fast, Lake(lake37, point_reads=False) as slow:
+        keys = fast.sql("SELECT contig, pos, ref, alt FROM annotations ORDER BY ALL").to_pylist()
+        assert len(keys) > 50
+        seen_freq = seen_clinvar = 0
+        for k in keys:
+            vid = f"{k['contig']}-{k['pos']}-{k['ref']}-{k['alt']}"
+            a, b = fast.variant(vid)["annotations"], slow.variant(vid)["annotations"]
+            assert a == b, vid
+            seen_freq += bool(a.get("external_frequencies"))
+            seen_clinvar += a.get("clinvar_significance") is not None
+        assert seen_freq and seen_clinvar
+
+
 def test_reannotate_replaces_one_source_keeps_others_and_genotypes(lake37: Path, env: Path) -> None:
     from genolake.compute.annotate import annotate
     from genolake.store import LakeStore

@@ -979,8 +979,9 @@ def _align(keys: pa.Table, part: pa.Table) -> pa.Table:
     Positional when ``part`` has the same keys in the same order (gene results, last run's annotations);
     otherwise the row numbers are matched by a DuckDB join of the key columns and the columns taken by index.
     """
-    import duckdb
     import numpy as np
+
+    from genolake.duck import connect
 
     n = keys.num_rows
     if not part.num_columns or not part.num_rows:
@@ -989,7 +990,7 @@ def _align(keys: pa.Table, part: pa.Table) -> pa.Table:
         return part.drop_columns(KEY_NAMES)
     left = keys.select(KEY_NAMES).append_column("_rn", pa.array(np.arange(n, dtype=np.int64)))
     right = part.select(KEY_NAMES).append_column("_pi", pa.array(np.arange(part.num_rows, dtype=np.int64)))
-    con = duckdb.connect(":memory:", config={"threads": min(4, os.cpu_count() or 1)})
+    con = connect()
     try:
         con.register("l", left)
         con.register("r", right)

@@ -330,8 +330,7 @@ def _ranges(groups: list[tuple[int, int, int]], parts: int) -> list[tuple[int, i
 def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), adj: bool = False,
          n_workers: int = 1, staging: str = "", txn: str = "", target_rows: int | None = None) -> Plan:
     """Plan the job over the lake's committed files (a snapshot: files committed later are not seen)."""
-    import duckdb
-
+    from genolake.duck import connect
     from genolake.store import partition_dir
 
     by = list(dict.fromkeys(by))
@@ -344,7 +343,7 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     ploidy = store.read_table("ploidy", columns=["sample_id", "contig", "ploidy", "file_id"])
     callable_ = store.read_table("callable", columns=["contig", "start", "end", "file_id"])
     strata, labels = _strata_of(store, samples, by)
-    con = duckdb.connect(":memory:", config={"threads": 2})
+    con = connect(2)
     try:
         con.register("files_t", files.select(["file_id", "institution", "absent_mode", "contigs"]))
         con.register("samples_t", samples)
@@ -423,12 +422,11 @@ def count_part(task: PartTask, groups: pa.Table, *, file_ids: Sequence[str] | No
     ``groups`` (file_id, sample_id, institution, stratum) lists each committed sample once per stratum it is in;
     rows of files not in it are ignored, so uncommitted data never counts.
     """
-    import duckdb
+    from genolake.duck import connect
 
     own = con is None
     if own:
-        con = duckdb.connect(":memory:", config={"threads": task.threads, "autoinstall_known_extensions": False,
-                                                  "autoload_known_extensions": False})
+        con = connect(task.threads)
     try:
         con.register("gm", groups)
         con.register("ff", task.fill)
@@ -549,7 +547,7 @@ def derive(counts: pa.Table, *, faf_groups: Sequence[str] = ()) -> pa.Table:
 
     Pure and deterministic: the same integer counts give bit-identical output whatever engine counted them.
     """
-    import duckdb
+    from genolake.duck import connect
 
     n = counts.num_rows
     ac = counts["ac"].to_numpy(zero_copy_only=False).astype(np.int64)
@@ -562,7 +560,7 @@ def derive(counts: pa.Table, *, faf_groups: Sequence[str] = ()) -> pa.Table:
     t = counts.append_column("rid", pa.array(np.arange(n, dtype=np.int64))) \
               .append_column("af", pa.array(af, mask=np.isnan(af))) \
               .append_column("faf_own", pa.array(faf_own, mask=np.isnan(faf_own)))
-    con = duckdb.connect(":memory:", config={"threads": 1})
+    con = connect(1)
     try:
         con.register("t", t)
         # het_p: institution rows with AN > 0 of each joint row's site and stratum, in scope order

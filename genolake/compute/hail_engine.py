@@ -99,7 +99,7 @@ def lake_matrix_table(store: Any, *, groups: pa.Table | None = None, for_export:
     ``AD``.
     """
     hl = import_hail()
-    import duckdb
+    from genolake.duck import connect
 
     file_ids, files = _committed(store)
     if not file_ids:
@@ -108,7 +108,7 @@ def lake_matrix_table(store: Any, *, groups: pa.Table | None = None, for_export:
     samples = store.read_table("samples", columns=["institution", "sample_id", "file_id"])
     ploidy = store.read_table("ploidy", columns=["sample_id", "contig", "ploidy", "file_id"])
     callable_ = store.read_table("callable", columns=["contig", "start", "end", "file_id"])
-    con = duckdb.connect(":memory:", config={"threads": 2})
+    con = connect(2)
     try:
         con.register("files_t", files)
         con.register("samples_t", samples)
@@ -286,11 +286,10 @@ class _tmp_parquet:
 def _complete(raw: pa.Table, institutions: list[str], *, adj: bool) -> pa.Table:
     """The Dask engine's row set: `all` rows for every site and scope (zeros where no sample counts), other strata
     where a sample counts; sorted as the Dask engine sorts."""
-    import duckdb
-
     from genolake.compute.frequencies import _arrow
+    from genolake.duck import connect
 
-    con = duckdb.connect(":memory:", config={"threads": 2})
+    con = connect(2)
     try:
         con.register("raw", raw)
         con.register("insts", pa.table({"scope": pa.array(["joint", *institutions], pa.string())}))

@@ -32,6 +32,7 @@ from urllib.parse import unquote
 import duckdb
 import pyarrow as pa
 
+from genolake.duck import connect
 from genolake.errors import UserInputError
 from genolake.schema import FILE_TABLES, TABLES, Table
 from genolake.store import LakeStore
@@ -323,14 +324,7 @@ class Engine:
 
     def __init__(self, store: LakeStore, *, threads: int | None = None, point_reads: bool = True) -> None:
         self.store = store
-        self.con = duckdb.connect(
-            ":memory:",
-            config={
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-                "threads": threads or min(4, os.cpu_count() or 1),
-            },
-        )
+        self.con = connect(threads)
         self.con.execute("SET parquet_metadata_cache=true")
         self.views: list[str] = []
         self.catalog = Catalog()
@@ -530,6 +524,13 @@ class Engine:
             return got
         sql, params = self._point_sql(table, contig, pos, columns, equal)
         return self.query(sql, params)
+
+    def view_columns(self, view: str) -> list[str]:
+        """The column names of a view (cached until the next refresh)."""
+        cache = self.catalog.__dict__.setdefault("_view_columns", {})
+        if view not in cache:
+            cache[view] = [r[0] for r in self.con.execute(f"DESCRIBE {quote_ident(view)}").fetchall()]
+        return list(cache[view])
 
     def point_rows(self, table: str, *, contig: str, pos: int, columns: list[str],
                    equal: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:

@@ -245,15 +245,16 @@ def annotation_of(lake: Any, contig: str, pos: int, ref: str, alt: str) -> dict[
     """All annotation columns of one variant plus its external frequencies (``{prefix: {af, ac, ...}}``)."""
     if "annotations" not in lake.engine.views:
         return None
-    key = {"c": contig, "p": pos, "r": ref, "a": alt}
-    rows = lake.engine.query(
-        "SELECT * FROM annotations WHERE contig = $c AND pos = $p AND ref = $r AND alt = $a", key).to_pylist()
+    eng = lake.engine
+    allele = {"ref": ref, "alt": alt}
+    rows = eng.point("annotations", contig=contig, pos=pos, columns=eng.view_columns("annotations"),
+                     equal=allele).to_pylist()
     if not rows:
         return None
     out = dict(rows[0])
-    if "external_frequencies" in lake.engine.views:
-        freq = lake.engine.query(
-            "SELECT source, af, ac, an, nhomalt, popmax, popmax_af FROM external_frequencies "
-            "WHERE contig = $c AND pos = $p AND ref = $r AND alt = $a ORDER BY source", key).to_pylist()
+    if "external_frequencies" in eng.views:
+        freq = eng.point("external_frequencies", contig=contig, pos=pos, equal=allele,
+                         columns=["source", "af", "ac", "an", "nhomalt", "popmax", "popmax_af"]).to_pylist()
+        freq.sort(key=lambda r: r["source"])
         out["external_frequencies"] = {r.pop("source"): r for r in freq}
     return out

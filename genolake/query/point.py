@@ -63,10 +63,11 @@ class PointReader:
         got = self._index.get(key)
         if got is None:
             md = pq.read_metadata(path)
-            names = [md.schema.column(i).name for i in range(md.num_columns)]
-            if "pos" not in names:
+            leaves = [md.schema.column(i).path for i in range(md.num_columns)]  # nested: "genes.list.element"
+            if "pos" not in leaves:
                 raise PointReadUnavailable(f"{path}: no pos column")
-            j = names.index("pos")
+            j = leaves.index("pos")
+            names = md.schema.to_arrow_schema().names  # top-level columns (what is read by name)
             lo = np.empty(md.num_row_groups, dtype=np.int64)
             hi = np.empty(md.num_row_groups, dtype=np.int64)
             for g in range(md.num_row_groups):
@@ -74,7 +75,8 @@ class PointReader:
                 if st is None or not st.has_min_max:
                     raise PointReadUnavailable(f"{path}: row group {g} has no pos statistics")
                 lo[g], hi[g] = int(st.min), int(st.max)
-            strings = tuple(n for i, n in enumerate(names) if md.schema.column(i).physical_type == "BYTE_ARRAY")
+            strings = tuple(p for i, p in enumerate(leaves)
+                            if "." not in p and md.schema.column(i).physical_type == "BYTE_ARRAY")
             got = _FileIndex(md, lo, hi, frozenset(names), strings)
             self._index[key] = got
         return got
