@@ -49,14 +49,20 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
             client.close()
         return
     n = workers if workers and workers > 0 else (os.cpu_count() or 1)
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-        memory_limit=None,
-    )
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (less unmanaged memory in long-lived workers). Setting
+    # it turns off glibc's adaptive mmap threshold, so every multi-megabyte numpy buffer is mapped and zeroed
+    # afresh: ingest ran 20% slower in a worker than in process. These workers live for one command.
+    environ = {k: v for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}).items()
+               if k != "MALLOC_TRIM_THRESHOLD_"}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+            memory_limit=None,
+        )
     client = Client(cluster)
     try:
         yield client

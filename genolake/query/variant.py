@@ -11,7 +11,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from genolake.errors import UserInputError
 from genolake.query.engine import quote_ident
@@ -282,6 +281,8 @@ def carriers_table(lake: Lake, text: str, *, where: str | Condition | None = Non
     site = eng.point("calls", contig=key.contig, pos=key.pos, equal={"ref": key.ref, "alt": key.alt},
                      columns=["institution", "sample_id", "gt", "alt_count", "ploidy", "phased", "gq", "dp",
                               "ad_ref", "ad_alt"])
+    import pyarrow.compute as pc
+
     site = site.filter(pc.greater(site.column("alt_count"), 0))
     if where is None:  # no condition: the join is done in Arrow (a DuckDB query costs more than the join)
         return _join_phenotypes(eng, site)
