@@ -39,7 +39,7 @@ def test_point_reader_equals_a_filter(tmp_path: Path) -> None:
         paths.append(str(p))
     reader = PointReader()
     rows = t.to_pylist()
-    for pos in sorted(set(t.column("pos").to_pylist()))[::3] + [1, 10**6]:
+    for pos in [*sorted(set(t.column("pos").to_pylist()))[::3], 1, 10**6]:
         for equal, fids in (({}, None), ({"ref": "A"}, None), ({"ref": "C", "contig": "chr1"}, {"f1"})):
             want = [(r["sample_id"], r["dp"]) for r in rows
                     if r["pos"] == pos and all(r[k] == v for k, v in equal.items())
