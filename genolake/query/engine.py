@@ -535,10 +535,10 @@ class Engine:
     def point_rows(self, table: str, *, contig: str, pos: int, columns: list[str],
                    equal: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """:meth:`point` as Python tuples."""
-        from genolake.query.point import rows
-
         got = self._point_arrow(table, contig, pos, columns, equal)
         if got is not None:
+            from genolake.query.point import rows  # not on the CLI's path (pyarrow.compute: 45 ms to import)
+
             return rows(got)
         sql, params = self._point_sql(table, contig, pos, columns, equal)
         return self.rows(sql, params)
