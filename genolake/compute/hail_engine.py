@@ -46,21 +46,34 @@ def import_hail() -> Any:
     return hl
 
 
+_OWN_TMP: list[str] = []  # the temporary folder of the Hail context genolake started (empty: none, or the user's)
+
+
 def init_hail(tmp_dir: str | None = None) -> Any:
-    """Initialise Hail once per process (quiet, logs under ``tmp_dir``), honouring ``GENOLAKE_HAIL_MASTER``."""
+    """Initialise Hail (quiet, logs and Spark's local files under ``tmp_dir``), honouring ``GENOLAKE_HAIL_MASTER``.
+
+    A context the user started is used as it is. One genolake started is restarted when a job asks for another
+    temporary folder: each aggregate keeps Spark's shuffle files (genotypes) inside its own staging folder, which
+    is deleted after the commit, so a second job in the same process could not reuse the first one's context.
+    """
     hl = import_hail()
     from hail.utils.java import Env
 
-    if Env._hc is None:
-        import shutil
+    tmp = tmp_dir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "genolake-hail")
+    if Env._hc is not None:
+        if not _OWN_TMP or _OWN_TMP[0] == tmp:
+            return hl
+        hl.stop()
+        _OWN_TMP.clear()
+    import shutil
 
-        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-            raise MissingExtraError("hail", "a Java runtime (JDK 11 or 17) for hail")
-        tmp = tmp_dir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "genolake-hail")
-        os.makedirs(tmp, exist_ok=True)
-        hl.init(quiet=True, master=os.environ.get("GENOLAKE_HAIL_MASTER") or None, tmp_dir=tmp,
-                local_tmpdir=tmp, log=os.path.join(tmp, "hail.log"), min_block_size=0,
-                spark_conf={"spark.ui.showConsoleProgress": "false"})
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise MissingExtraError("hail", "a Java runtime (JDK 11 or 17) for hail")
+    os.makedirs(tmp, exist_ok=True)
+    hl.init(quiet=True, master=os.environ.get("GENOLAKE_HAIL_MASTER") or None, tmp_dir=tmp,
+            local_tmpdir=tmp, log=os.path.join(tmp, "hail.log"), min_block_size=0,
+            spark_conf={"spark.ui.showConsoleProgress": "false"})
+    _OWN_TMP.append(tmp)
     return hl
 
 
