@@ -27,13 +27,16 @@ def test_duckdb_connections_offline_and_quiet() -> None:
 
 
 @pytest.mark.cluster
-def test_local_dask_workers_start_without_malloc_trim() -> None:
+def test_local_dask_workers_start_without_malloc_trim(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     import dask
 
     from genolake.compute.cluster import dask_client
 
+    # an earlier default Dask cluster in this process leaves the variable in os.environ (Dask's nanny sets it
+    # there), and workers inherit the environment as it is
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     with dask_client(workers=1) as client:
         seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert list(seen.values()) == [None]

@@ -51,9 +51,10 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
     n = workers if workers and workers > 0 else (os.cpu_count() or 1)
     # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (less unmanaged memory in long-lived workers). Setting
     # it turns off glibc's adaptive mmap threshold, so every multi-megabyte numpy buffer is mapped and zeroed
-    # afresh: ingest ran 20% slower in a worker than in process. These workers live for one command.
-    environ = {k: v for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}).items()
-               if k != "MALLOC_TRIM_THRESHOLD_"}
+    # afresh: ingest ran 20% slower in a worker than in process. These workers live for one command, so the
+    # variable is unset the way Dask documents (None). A value already in this process's environment (the user's,
+    # or left there by an earlier Dask cluster: Dask's nanny writes it into os.environ) is inherited as it is.
+    environ = {**(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}), "MALLOC_TRIM_THRESHOLD_": None}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(
             n_workers=n,
