@@ -166,24 +166,18 @@ def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: i
     medians: dict[str, float] = {}
 
     # ---- point and carriers
-    point: list[Series] = []
-    if hasattr(lake, "variant"):
-        point.append(Series(f"{prefix}.point", "genolake", "lake.variant(id): joint + per institution",
-                            lambda v: lake.variant(variant_id(v))))
-    else:
-        res.skip(f"{prefix}.point", "Lake.variant is not implemented yet")
-    point.append(Series(f"{prefix}.point_pysam", "pysam", "pysam fetch in every file + AC/AN from GT",
-                        lambda v: pysam_peer.point(*v), cfg.peer_budget_s))
-    if hasattr(lake, "carriers"):
-        point.append(Series(f"{prefix}.carriers", "genolake", "lake.carriers(id)",
-                            lambda v: lake.carriers(variant_id(v))))
-    else:
-        res.skip(f"{prefix}.carriers", "Lake.carriers is not implemented yet")
+    point = [
+        Series(f"{prefix}.point", "genolake", "lake.variant(id): joint + per institution",
+               lambda v: lake.variant(variant_id(v))),
+        Series(f"{prefix}.point_pysam", "pysam", "pysam fetch in every file + AC/AN from GT",
+               lambda v: pysam_peer.point(*v), cfg.peer_budget_s),
+        Series(f"{prefix}.carriers", "genolake", "lake.carriers(id)", lambda v: lake.carriers(variant_id(v))),
+    ]
     point.append(Series(f"{prefix}.carriers_pysam", "pysam", "pysam fetch + samples carrying the allele (context)",
                         lambda v: pysam_peer.carriers(*v), cfg.peer_budget_s))
     run_interleaved(point, variants)
     note = ""
-    if hasattr(lake, "variant") and point[0].error is None:
+    if point[0].error is None:
         note = check_point_answers(lake, pysam_peer, variants[:20])
     for s in point:
         if record(res, s, note=note if s.key.endswith(".point") else ""):
@@ -197,12 +191,8 @@ def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: i
     if regions:
         wins = pick_regions(lake, n, cfg.seed, 1_000_000)
         cy = Cyvcf2Peer(vcfs)
-        reg: list[Series] = []
-        if hasattr(lake, "region"):
-            reg.append(Series(f"{prefix}.region", "genolake", "lake.region(1 Mb): variants with joint frequencies",
-                              lambda w: lake.region(f"{w[0]}:{w[1]}-{w[2]}")))
-        else:
-            res.skip(f"{prefix}.region", "Lake.region is not implemented yet")
+        reg = [Series(f"{prefix}.region", "genolake", "lake.region(1 Mb): variants with joint frequencies",
+                      lambda w: lake.region(f"{w[0]}:{w[1]}-{w[2]}"))]
         reg.append(Series(f"{prefix}.region_pysam", "pysam", "pysam fetch 1 Mb in every file + AC/AN from GT",
                           lambda w: pysam_peer.region(*w), cfg.peer_budget_s))
         reg.append(Series(f"{prefix}.region_cyvcf2", "cyvcf2", "cyvcf2 1 Mb in every file + numpy AC/AN (context)",
@@ -227,9 +217,6 @@ def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: i
 def measure_assoc(ctx: Context, lake: Any, *, prefix: str, n: int) -> None:
     res, cfg = ctx.results, ctx.config
     key = f"{prefix}.assoc"
-    if not hasattr(lake, "assoc"):
-        res.skip(key, "Lake.assoc is not implemented yet")
-        return
     pheno = next((p for p in ctx.cohort().phenotypes if p is not None), None)
     column = None
     if pheno is not None:

@@ -212,6 +212,18 @@ def markdown(results: Results, cfg: Config, machine: dict[str, Any], meta: dict[
 
 
 # ---------------------------------------------------------------- plot
+def _panel(ax: Any, series: list[dict[str, Any]], lines: tuple[tuple[str, str, str], ...], *, ylabel: str,
+           title: str) -> None:
+    """One log-log panel of the scaling plot: a line per (series key, label, style) that has points."""
+    for key, label, style in lines:
+        pts = [(p["samples"], p[key]) for p in series if key in p]
+        if pts:
+            ax.plot([a for a, _ in pts], [b for _, b in pts], style, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="samples in the cohort", ylabel=ylabel, title=title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def plot_scaling(results: Results, path: Path) -> bool:
     series: list[dict[str, Any]] = results.extra.get("scaling") or []
     if len(series) < 2:
@@ -223,27 +235,13 @@ def plot_scaling(results: Results, path: Path) -> bool:
 
     xs = [p["samples"] for p in series]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key, label, style in (("point", "lake.variant (genolake)", "o-"),
-                              ("carriers", "lake.carriers (genolake)", "s-"),
-                              ("point_pysam", "pysam fetch + AC/AN", "^--"),
-                              ("carriers_pysam", "pysam fetch + carriers", "v--")):
-        pts = [(p["samples"], p[key]) for p in series if key in p]
-        if pts:
-            ax1.plot([a for a, _ in pts], [b for _, b in pts], style, label=label)
-    ax1.set(xscale="log", yscale="log", xlabel="samples in the cohort", ylabel="median latency (ms)",
-            title="Point query and carriers")
-    ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend(fontsize=8)
-    for key, label, style in (("aggregate_genolake_s", "genolake aggregate (2 workers)", "o-"),
-                              ("aggregate_bcftools_s", "bcftools +fill-tags", "^--"),
-                              ("ingest_seconds", "genolake ingest (in process)", "s:")):
-        pts = [(p["samples"], p[key]) for p in series if key in p]
-        if pts:
-            ax2.plot([a for a, _ in pts], [b for _, b in pts], style, label=label)
-    ax2.set(xscale="log", yscale="log", xlabel="samples in the cohort", ylabel="seconds",
-            title="Aggregate and ingest time")
-    ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=8)
+    _panel(ax1, series, (("point", "lake.variant (genolake)", "o-"), ("carriers", "lake.carriers (genolake)", "s-"),
+                         ("point_pysam", "pysam fetch + AC/AN", "^--"), ("carriers_pysam", "pysam fetch + carriers", "v--")),
+           ylabel="median latency (ms)", title="Point query and carriers")
+    _panel(ax2, series, (("aggregate_genolake_s", "genolake aggregate (2 workers)", "o-"),
+                         ("aggregate_bcftools_s", "bcftools +fill-tags", "^--"),
+                         ("ingest_seconds", "genolake ingest (in process)", "s:")),
+           ylabel="seconds", title="Aggregate and ingest time")
     fig.suptitle(f"genolake scaling: one institution per size, same sites ({xs[0]:,} to {xs[-1]:,} samples)",
                  fontsize=10)
     fig.tight_layout()

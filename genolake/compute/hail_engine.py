@@ -46,7 +46,7 @@ def import_hail() -> Any:
     return hl
 
 
-_OWN_TMP: list[str] = []  # the temporary folder of the Hail context genolake started (empty: none, or the user's)
+_own_tmp: str | None = None  # the temporary folder of the Hail context genolake started (None: none, or the user's)
 
 
 def init_hail(tmp_dir: str | None = None) -> Any:
@@ -56,15 +56,16 @@ def init_hail(tmp_dir: str | None = None) -> Any:
     temporary folder: each aggregate keeps Spark's shuffle files (genotypes) inside its own staging folder, which
     is deleted after the commit, so a second job in the same process could not reuse the first one's context.
     """
+    global _own_tmp
     hl = import_hail()
     from hail.utils.java import Env
 
     tmp = tmp_dir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "genolake-hail")
     if Env._hc is not None:
-        if not _OWN_TMP or _OWN_TMP[0] == tmp:
+        if _own_tmp is None or _own_tmp == tmp:
             return hl
         hl.stop()
-        _OWN_TMP.clear()
+        _own_tmp = None
     import shutil
 
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -73,7 +74,7 @@ def init_hail(tmp_dir: str | None = None) -> Any:
     hl.init(quiet=True, master=os.environ.get("GENOLAKE_HAIL_MASTER") or None, tmp_dir=tmp,
             local_tmpdir=tmp, log=os.path.join(tmp, "hail.log"), min_block_size=0,
             spark_conf={"spark.ui.showConsoleProgress": "false"})
-    _OWN_TMP.append(tmp)
+    _own_tmp = tmp
     return hl
 
 

@@ -140,6 +140,17 @@ class Catalog:
     frequencies_current: bool = False
     ploidy_sums: dict[tuple[str, str], tuple[int, int]] | None = None  # (file, contig) -> (sum ploidy, samples)
     callable: dict[tuple[str, str], tuple[list[int], list[int]]] | None = None  # sorted starts, ends
+    # caches of this lake version, filled on first use
+    view_columns: dict[str, list[str]] = field(default_factory=dict)
+    pheno_arrow: Any = None  # (phenotype columns as Arrow, (institution, sample_id) -> row), see variant.py
+    _path_info: dict[str, dict[str, tuple[str | None, str | None]]] = field(default_factory=dict)
+
+    def path_info(self, table: str) -> dict[str, tuple[str | None, str | None]]:
+        """Each committed file of ``table`` -> (contig of its ``contig=`` folder, file_id in its name)."""
+        got = self._path_info.get(table)
+        if got is None:
+            got = self._path_info[table] = {p: (c, f) for p, c, f in self.paths.get(table, [])}
+        return got
 
     @property
     def institutions(self) -> list[str]:
@@ -527,7 +538,7 @@ class Engine:
 
     def view_columns(self, view: str) -> list[str]:
         """The column names of a view (cached until the next refresh)."""
-        cache = self.catalog.__dict__.setdefault("_view_columns", {})
+        cache = self.catalog.view_columns
         if view not in cache:
             cache[view] = [r[0] for r in self.con.execute(f"DESCRIBE {quote_ident(view)}").fetchall()]
         return list(cache[view])
@@ -558,12 +569,13 @@ class Engine:
             self._points = PointReader()
         t = TABLES.get(table)
         match = dict(equal or {})
-        in_partition = {p for p, c, _f in self.catalog.paths.get(table, []) if c == contig}
-        if not all(p in in_partition for p in paths):  # a file outside contig= folders: filter on the column
+        info = self.catalog.path_info(table)
+        if any(info[p][0] != contig for p in paths):  # a file outside contig= folders: filter on the column
             match["contig"] = contig
         files = self.catalog.files
+        # columns whose value is known for the whole file are not read
         constants = {p: {"file_id": f, "institution": files[f].institution}
-                     for p, _c, f in self.catalog.paths.get(table, []) if f is not None and f in files}
+                     for p in paths if (f := info[p][1]) is not None and f in files}
         try:
             return self._points.read(paths, pos, columns, equal=match, constants=constants,
                                      file_ids=fids, schema=t.arrow_schema if t is not None else None)

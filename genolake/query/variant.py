@@ -269,50 +269,46 @@ def carriers_table(lake: Lake, text: str, *, where: str | Condition | None = Non
     pheno_cols = "".join(
         f", p.{quote_ident(n)}" + (f" AS {quote_ident('phenotype_' + n)}" if n in _CARRIER_COLUMNS else "")
         for n in eng.catalog.phenotypes)
-    if not eng.point_reads:
-        calls = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos)
+    if eng.point_reads:
+        site = eng.point("calls", contig=key.contig, pos=key.pos, equal={"ref": key.ref, "alt": key.alt},
+                         columns=["institution", "sample_id", "gt", "alt_count", "ploidy", "phased", "gq", "dp",
+                                  "ad_ref", "ad_alt"])
+        import pyarrow.compute as pc
+
+        site = site.filter(pc.greater(site.column("alt_count"), 0))
+        if where is None:  # no condition: the join is done in Arrow (a DuckDB query costs more than the join)
+            return _join_phenotypes(eng, site)
+        # the site's few rows are handed to DuckDB as an Arrow table, joined to the phenotypes there
+        eng.con.register("_gl_site_calls", site)
+        src, site_filter = "_gl_site_calls", "TRUE"
+    else:
+        src = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos)
+        site_filter = "c.contig = $contig AND c.pos = $pos AND c.ref = $ref AND c.alt = $alt AND c.alt_count > 0"
         params.update(_key_params(key))
+    try:
         return eng.query(f"""
         SELECT c.institution, c.sample_id, c.gt, c.alt_count, c.ploidy, c.phased, c.gq, c.dp, c.ad_ref, c.ad_alt
                {pheno_cols}
-        FROM {calls} AS c LEFT JOIN phenotypes p ON p.institution = c.institution AND p.sample_id = c.sample_id
-        WHERE c.contig = $contig AND c.pos = $pos AND c.ref = $ref AND c.alt = $alt AND c.alt_count > 0 AND {cond}
+        FROM {src} AS c LEFT JOIN phenotypes p ON p.institution = c.institution AND p.sample_id = c.sample_id
+        WHERE {site_filter} AND {cond}
         ORDER BY c.institution, c.sample_id""", params)
-    site = eng.point("calls", contig=key.contig, pos=key.pos, equal={"ref": key.ref, "alt": key.alt},
-                     columns=["institution", "sample_id", "gt", "alt_count", "ploidy", "phased", "gq", "dp",
-                              "ad_ref", "ad_alt"])
-    import pyarrow.compute as pc
-
-    site = site.filter(pc.greater(site.column("alt_count"), 0))
-    if where is None:  # no condition: the join is done in Arrow (a DuckDB query costs more than the join)
-        return _join_phenotypes(eng, site)
-    # the site's few rows are handed to DuckDB as an Arrow table, joined to the phenotypes
-    name = "_gl_site_calls"
-    eng.con.register(name, site)
-    try:
-        sql = f"""
-        SELECT c.institution, c.sample_id, c.gt, c.alt_count, c.ploidy, c.phased, c.gq, c.dp, c.ad_ref, c.ad_alt
-               {pheno_cols}
-        FROM {name} AS c LEFT JOIN phenotypes p ON p.institution = c.institution AND p.sample_id = c.sample_id
-        WHERE {cond}
-        ORDER BY c.institution, c.sample_id"""
-        return eng.query(sql, params)
     finally:
-        eng.con.unregister(name)
+        if eng.point_reads:
+            eng.con.unregister("_gl_site_calls")
 
 
 def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
     """``site`` (institution, sample_id, genotype columns) left-joined to the phenotypes, sorted by
     institution and sample; the same columns as the SQL join in :func:`carriers_table`."""
     cat = eng.catalog
-    cached = getattr(cat, "_pheno_arrow", None)
+    cached = cat.pheno_arrow
     if cached is None:
         pheno = eng.query("SELECT * FROM phenotypes")
         names = [("phenotype_" + n) if n in _CARRIER_COLUMNS else n for n in pheno.column_names[2:]]
         index = {k: i for i, k in enumerate(zip(pheno.column("institution").to_pylist(),
                                                 pheno.column("sample_id").to_pylist(), strict=True))}
         cached = (pheno.select(pheno.column_names[2:]).rename_columns(names), index)
-        cat._pheno_arrow = cached
+        cat.pheno_arrow = cached
     pheno, index = cached
     site = site.sort_by([("institution", "ascending"), ("sample_id", "ascending")])
     if not pheno.num_columns:
