@@ -342,7 +342,10 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     samples = store.read_table("samples", columns=["institution", "sample_id", "file_id"])
     ploidy = store.read_table("ploidy", columns=["sample_id", "contig", "ploidy", "file_id"])
     callable_ = store.read_table("callable", columns=["contig", "start", "end", "file_id"])
-    strata, labels = _strata_of(store, samples, by)
+    # a person (institution, pseudonym) is labelled once, however many files (one per contig, ...) hold them
+    people = samples.select(["institution", "sample_id"]).group_by(["institution", "sample_id"]).aggregate([]) \
+        .sort_by([("institution", "ascending"), ("sample_id", "ascending")])
+    strata, labels = _strata_of(store, people, by)
     con = connect(2)
     try:
         con.register("files_t", files.select(["file_id", "institution", "absent_mode", "contigs"]))
