@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def records_progress(label: str, *, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
-    """Yield a ``progress(records_done, tasks_done)`` callback that draws records/s on stderr (a TTY only)."""
+def records_progress(label: str, *, enabled: bool = True, unit: str = "records",
+                     chunk: str = "chunks") -> Iterator[Callable[[int, int], None] | None]:
+    """Yield a ``progress(records_done, tasks_done)`` callback that draws records/s on stderr (a TTY only);
+    ``unit`` and ``chunk`` name what is counted (``variants``, ``blocks``)."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
@@ -25,6 +27,6 @@ def records_progress(label: str, *, enabled: bool = True) -> Iterator[Callable[[
 
         def update(records: int, tasks: int) -> None:
             rate = records / max(1e-9, time.perf_counter() - start)
-            bar.update(tid, description=f"{label}: {records:,} records, {rate:,.0f} records/s, {tasks} chunks done")
+            bar.update(tid, description=f"{label}: {records:,} {unit}, {rate:,.0f} {unit}/s, {tasks} {chunk} done")
 
         yield update
