@@ -62,7 +62,7 @@ def burden_table(lake: Lake, phenotype: str, reg: Region | None, *, test: str, c
     assert reg is not None
     fit_test = "logistic" if test == "fisher" else test
     design = build_design(lake, phenotype, test=fit_test, covariates=covariates, case=case, control=control)
-    G, nvar = _qualifying(lake, reg, design, min_ac, max_af)
+    G, _ = _qualifying(lake, reg, design, min_ac, max_af)
     if test == "fisher":
         return _madsen_browning(reg, G, design.y, permutations=permutations, seed=seed)
     return _regression_burden(reg, G, design, test, weights, firth_mac)
