@@ -264,7 +264,7 @@ def test_dosage_matrix_follows_the_counting_rule(real: Real) -> None:
                for inst in (("a",) if j < len(ids) // 2 else ("b",))}
         order = [col[(i, s)] for i, s in zip(d.people.institution, d.people.sample_id, strict=True)]
         reg = Region("20", 1_000_000, 1_300_000)
-        counts = people_counts(lk, reg, d)
+        counts = people_counts(lk, reg, d.people)
         seen = 0
         for blk in dosage_blocks(lk.engine, reg, d.people, block=500):
             for i, key in enumerate(zip(blk.keys["pos"].to_pylist(), blk.keys["ref"].to_pylist(),
@@ -345,3 +345,54 @@ def test_plot_functions_return_figures_and_name_the_extra(real: Real, monkeypatc
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'genolake\[plot\]'"):
         manhattan(t)
+
+
+def _oracle_standardise(G: np.ndarray) -> np.ndarray:
+    p = G.mean(axis=1, keepdims=True) / 2
+    return (G - 2 * p) / np.sqrt(2 * p * (1 - p))
+
+
+def test_pca_matches_sklearn_and_is_stored_as_phenotypes(real: Real, tmp_path: Path) -> None:
+    """`genolake pca`: scores equal sklearn's PCA of the same variants standardised from the VCF text (up to
+    sign); the variants are common and LD-thinned; pc1..pcK become numeric phenotypes usable as covariates, and a
+    rerun with fewer components removes the extra ones."""
+    import shutil
+
+    from sklearn.decomposition import PCA
+
+    import genolake
+    from genolake.stats.pca import compute_pca, run_pca
+
+    lake = tmp_path / "lake"
+    shutil.copytree(real.lake, lake)
+    with genolake.open(lake) as lk:
+        res = compute_pca(lk, k=4)
+    used = [(r["pos"], r["ref"], r["alt"]) for r in res.variants.to_pylist()]
+    idx = [real.keys.index(k) for k in used]
+    af = real.G[idx].mean(axis=1) / 2
+    assert len(used) > 50 and af.min() >= 0.05 and af.max() <= 0.95
+    order = np.argsort([k[0] for k in used])
+    Zu = _oracle_standardise(real.G[idx][order])
+    Zu /= np.linalg.norm(Zu, axis=1, keepdims=True)
+    assert np.max(np.sum(Zu[1:] * Zu[:-1], axis=1) ** 2) <= 0.2 + 1e-9  # neighbours after thinning
+    report = run_pca(lake, k=4)
+    assert report["people"] == len(real.samples) and report["variants_used"] == len(used)
+    ids = sh("bcftools", "query", "-l", real.oracle_vcf).split()
+    with genolake.open(lake) as lk:
+        pseudo = lk.store.pseudonymiser()
+        rows = lk.sql("SELECT institution, sample_id, pc1, pc2, pc3, pc4, status FROM phenotypes").to_pylist()
+        assert len(rows) == len(real.samples) and all(r["status"] in ("case", "control") for r in rows)
+        col = {pseudo("a" if j < len(ids) // 2 else "b", s): j for j, s in enumerate(ids)}
+        ours = np.zeros((len(ids), 4))
+        for r in rows:
+            ours[col[r["sample_id"]]] = [r["pc1"], r["pc2"], r["pc3"], r["pc4"]]
+        t = lk.assoc("status", region=REGION, test="logistic", covariates="pc1,pc2,pc3")
+        assert t.schema.metadata[b"genolake.covariates"] == b"pc1,pc2,pc3"
+    ref = PCA(n_components=4, svd_solver="full").fit_transform(_oracle_standardise(real.G[idx]).T)
+    for i in range(4):
+        sign = np.sign(ref[:, i] @ ours[:, i])
+        np.testing.assert_allclose(ours[:, i], sign * ref[:, i], rtol=1e-6, atol=1e-8 * np.abs(ref[:, i]).max())
+    run_pca(lake, k=2)
+    with genolake.open(lake) as lk:
+        names = {r[0] for r in lk.engine.rows("SELECT DISTINCT name FROM phenotypes_long")}
+    assert {"pc1", "pc2", "status", "age"} <= names and not {"pc3", "pc4"} & names

@@ -38,7 +38,7 @@ def _qualifying(lake: Lake, reg: Region, design: Any, min_ac: int | None,
     from genolake.query.dosage import dosage_blocks
     from genolake.query.regress import people_counts
 
-    counts = people_counts(lake, reg, design)
+    counts = people_counts(lake, reg, design.people)
     lo = 1 if min_ac is None else min_ac
     rows: list[np.ndarray] = []
     for blk in dosage_blocks(lake.engine, reg, design.people):

@@ -49,16 +49,17 @@ from genolake.query.counts import group_ctes, joint_ctes
 
 if TYPE_CHECKING:
     from genolake.query.design import Design
+    from genolake.query.dosage import People
     from genolake.query.ids import Region
     from genolake.query.lake import Lake
 
 log = logging.getLogger(__name__)
 
 
-def people_counts(lake: Lake, reg: Region | None, design: Design) -> dict[tuple[str, int, str, str], tuple[int, int]]:
-    """(contig, pos, ref, alt) -> (AC, AN) over the people of ``design`` (one group), by :mod:`counts`."""
+def people_counts(lake: Lake, reg: Region | None, people: People) -> dict[tuple[str, int, str, str], tuple[int, int]]:
+    """(contig, pos, ref, alt) -> (AC, AN) over ``people`` (one group), by :mod:`genolake.query.counts`."""
     eng = lake.engine
-    params: dict[str, Any] = {"p_inst": design.people.institution, "p_sid": design.people.sample_id}
+    params: dict[str, Any] = {"p_inst": people.institution, "p_sid": people.sample_id}
     grp = "SELECT unnest($p_inst) AS institution, unnest($p_sid) AS sample_id, 'all' AS g"
     ctes = joint_ctes(eng, reg, None, params) + "," + group_ctes(eng, reg, None, grp, params)
     out: dict[tuple[str, int, str, str], tuple[int, int]] = {}
@@ -115,7 +116,7 @@ def regression_table(
     design = build_design(lake, phenotype, test=test, covariates=covariates, case=case, control=control)
     log.info("%s regression on %d people (%d dropped for a missing covariate), covariates: %s", test,
              len(design.people), design.dropped_missing_covariate, ", ".join(design.names[1:]) or "none")
-    counts = people_counts(lake, reg, design)
+    counts = people_counts(lake, reg, design.people)
     lo_ac = 1 if min_ac is None else min_ac
     y, C = design.y, standardised(design.C)
     b0 = null_logistic(y, C) if test == "logistic" else None
