@@ -48,44 +48,61 @@ def fisher_exact_p(a: ArrayLike, b: ArrayLike, c: ArrayLike, d: ArrayLike) -> ND
     live = np.flatnonzero((n1 > 0) & (n2 > 0) & (n > 0) & (b + d > 0))
     if not live.size:
         return p.reshape(shape)
-    lo = np.maximum(0, n - n2)
-    size = np.minimum(n, n1) - lo + 1
-    order = live[np.argsort(size[live], kind="stable")]
+    # Tables with the same margins share one hypergeometric distribution: in a scan they are few (the case and
+    # control allele numbers repeat, the total allele count takes a few hundred values), so each distinct
+    # distribution is computed once, over its whole support, and every table of it reads its p from the sorted
+    # probabilities' running sum.
+    margins, inverse = np.unique(np.column_stack([n1[live], n2[live], n[live]]), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    m1, m2, mn = margins[:, 0], margins[:, 1], margins[:, 2]
+    lo = np.maximum(0, mn - m2)
+    size = np.minimum(mn, m1) - lo + 1
+    order = np.argsort(size, kind="stable")
     sizes = size[order]
-    start = 0
-    while start < order.size:
-        # rows sorted by support size: grow the chunk while rows x its widest support stays within _CELLS
-        stop = start + max(1, int(np.searchsorted(sizes[start:] * np.arange(1, order.size - start + 1), _CELLS,
-                                                   side="right")))
-        rows = order[start:stop]
-        p[rows] = _chunk_p(a[rows], n1[rows], n2[rows], n[rows], lo[rows], size[rows], int(size[rows[-1]]))
-        start = stop
+    out = np.empty(live.size, dtype=np.float64)
+    rows_of = np.argsort(inverse, kind="stable")  # live rows grouped by distribution
+    bounds = np.searchsorted(inverse[rows_of], np.arange(len(margins) + 1))
+    begin = 0
+    while begin < order.size:
+        # distributions sorted by support size: grow the chunk while count x widest support stays within _CELLS
+        end = begin + max(1, int(np.searchsorted(sizes[begin:] * np.arange(1, order.size - begin + 1), _CELLS,
+                                                 side="right")))
+        dist = order[begin:end]
+        dens = _densities(m1[dist], m2[dist], mn[dist], lo[dist], size[dist], int(size[dist[-1]]))
+        sorted_d = np.sort(dens, axis=1)
+        running = np.cumsum(sorted_d, axis=1)
+        total = running[:, -1]
+        for j, u in enumerate(dist):
+            members = rows_of[bounds[u]:bounds[u + 1]]
+            obs = dens[j, a[live[members]] - lo[u]]
+            # how many of the distribution's probabilities are <= the observed one (scipy's tolerance)
+            k = np.searchsorted(sorted_d[j], obs * _GAMMA, side="right")
+            out[members] = np.minimum(running[j, k - 1] / total[j], 1.0)
+        begin = end
+    p[live] = out
     return p.reshape(shape)
 
 
 _CELLS = 1 << 21
 
 
-def _chunk_p(a: NDArray[np.int64], n1: NDArray[np.int64], n2: NDArray[np.int64], n: NDArray[np.int64],
-             lo: NDArray[np.int64], size: NDArray[np.int64], width: int) -> NDArray[np.float64]:
-    x = lo[:, None] + np.arange(width, dtype=np.int64)[None, :]  # support values, padded to `width`
+def _densities(n1: NDArray[np.int64], n2: NDArray[np.int64], n: NDArray[np.int64], lo: NDArray[np.int64],
+               size: NDArray[np.int64], width: int) -> NDArray[np.float64]:
+    """Hypergeometric probabilities over each support (padded with 0), relative to the mode's."""
+    rows = np.arange(len(size))
+    x = lo[:, None] + np.arange(width, dtype=np.int64)[None, :]
     valid = np.arange(width)[None, :] < size[:, None]
     step = valid.copy()
-    step[np.arange(len(size)), size - 1] = False  # a step x -> x+1 needs x+1 in the support
+    step[rows, size - 1] = False  # a step x -> x+1 needs x+1 in the support
     num = ((n1[:, None] - x) * (n[:, None] - x)).astype(np.float64)
     den = ((x + 1) * (n2[:, None] - n[:, None] + x + 1)).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(step, np.log(np.where(step, num / den, 1.0)), 0.0)
     cum = np.zeros((len(size), width), dtype=np.longdouble)
     np.cumsum(t[:, :-1], axis=1, dtype=np.longdouble, out=cum[:, 1:])
-    tot = n1 + n2
-    mode = (n + 1) * (n1 + 1) // (tot + 2)
-    rows = np.arange(len(size))
+    mode = (n + 1) * (n1 + 1) // (n1 + n2 + 2)
     rel = (cum - cum[rows, mode - lo][:, None]).astype(np.float64)  # log P(x) - log P(mode)
-    dens = np.where(valid, np.exp(rel), 0.0)
-    obs = dens[rows, a - lo]
-    tail = np.where(dens <= (obs * _GAMMA)[:, None], dens, 0.0).sum(axis=1)
-    return np.minimum(tail / dens.sum(axis=1), 1.0)
+    return np.where(valid, np.exp(rel), 0.0)
 
 
 @dataclass
