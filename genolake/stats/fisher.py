@@ -48,61 +48,82 @@ def fisher_exact_p(a: ArrayLike, b: ArrayLike, c: ArrayLike, d: ArrayLike) -> ND
     live = np.flatnonzero((n1 > 0) & (n2 > 0) & (n > 0) & (b + d > 0))
     if not live.size:
         return p.reshape(shape)
-    # Tables with the same margins share one hypergeometric distribution: in a scan they are few (the case and
-    # control allele numbers repeat, the total allele count takes a few hundred values), so each distinct
-    # distribution is computed once, over its whole support, and every table of it reads its p from the sorted
-    # probabilities' running sum.
-    margins, inverse = np.unique(np.column_stack([n1[live], n2[live], n[live]]), axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    m1, m2, mn = margins[:, 0], margins[:, 1], margins[:, 2]
-    lo = np.maximum(0, mn - m2)
-    size = np.minimum(mn, m1) - lo + 1
-    order = np.argsort(size, kind="stable")
-    sizes = size[order]
-    out = np.empty(live.size, dtype=np.float64)
-    rows_of = np.argsort(inverse, kind="stable")  # live rows grouped by distribution
-    bounds = np.searchsorted(inverse[rows_of], np.arange(len(margins) + 1))
-    begin = 0
-    while begin < order.size:
-        # distributions sorted by support size: grow the chunk while count x widest support stays within _CELLS
-        end = begin + max(1, int(np.searchsorted(sizes[begin:] * np.arange(1, order.size - begin + 1), _CELLS,
-                                                 side="right")))
-        dist = order[begin:end]
-        dens = _densities(m1[dist], m2[dist], mn[dist], lo[dist], size[dist], int(size[dist[-1]]))
-        sorted_d = np.sort(dens, axis=1)
-        running = np.cumsum(sorted_d, axis=1)
-        total = running[:, -1]
-        for j, u in enumerate(dist):
-            members = rows_of[bounds[u]:bounds[u + 1]]
-            obs = dens[j, a[live[members]] - lo[u]]
-            # how many of the distribution's probabilities are <= the observed one (scipy's tolerance)
-            k = np.searchsorted(sorted_d[j], obs * _GAMMA, side="right")
-            out[members] = np.minimum(running[j, k - 1] / total[j], 1.0)
-        begin = end
-    p[live] = out
+    lo = np.maximum(0, n - n2)
+    hi = np.minimum(n, n1)
+    mode = (n + 1) * (n1 + 1) // (n1 + n2 + 2)
+    # Only probabilities within e^-40 of the observed table's matter (the rest change p by < 1e-14 relative): a
+    # window around the mode reaching about as far as a normal density takes to fall that low past the observed
+    # table. The pmf is log-concave, so if it is below that at the window's edges it stays below beyond them;
+    # rows where it is not are redone over their whole support.
+    nf, tf = n.astype(np.float64), (n1 + n2).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = nf * n1 * n2 * (tf - nf) / np.maximum(tf * tf * (tf - 1.0), 1.0)
+    reach = np.ceil(np.sqrt((a - mode).astype(np.float64) ** 2 + 100.0 * var)).astype(np.int64) + 10
+    start = np.maximum(lo, mode - reach)
+    stop = np.minimum(hi, mode + reach)
+    _windows(p, live, a, n1, n2, n, mode, start, stop, lo, hi)
     return p.reshape(shape)
 
 
-_CELLS = 1 << 21
+_CELLS = 1 << 15  # small chunks stay in cache: measured 3x faster than 1 << 20
+_CUT = 40.0  # how far (in log probability) below the observed table the window must reach
 
 
-def _densities(n1: NDArray[np.int64], n2: NDArray[np.int64], n: NDArray[np.int64], lo: NDArray[np.int64],
-               size: NDArray[np.int64], width: int) -> NDArray[np.float64]:
-    """Hypergeometric probabilities over each support (padded with 0), relative to the mode's."""
-    rows = np.arange(len(size))
-    x = lo[:, None] + np.arange(width, dtype=np.int64)[None, :]
-    valid = np.arange(width)[None, :] < size[:, None]
-    step = valid.copy()
-    step[rows, size - 1] = False  # a step x -> x+1 needs x+1 in the support
-    num = ((n1[:, None] - x) * (n[:, None] - x)).astype(np.float64)
-    den = ((x + 1) * (n2[:, None] - n[:, None] + x + 1)).astype(np.float64)
+def _windows(p: NDArray[np.float64], rows_in: NDArray[np.intp], a: NDArray[np.int64], n1: NDArray[np.int64],
+             n2: NDArray[np.int64], n: NDArray[np.int64], mode: NDArray[np.int64], start: NDArray[np.int64],
+             stop: NDArray[np.int64], lo: NDArray[np.int64], hi: NDArray[np.int64]) -> None:
+    size = stop - start + 1
+    order = rows_in[np.argsort(size[rows_in], kind="stable")]
+    sizes = size[order]
+    redo: list[NDArray[np.intp]] = []
+    begin = 0
+    while begin < order.size:
+        # rows sorted by window size: grow the chunk while rows x (about) its widest window stays within _CELLS
+        end = begin + max(1, int(np.searchsorted(2 * sizes[begin:] * np.arange(1, order.size - begin + 1),
+                                                 _CELLS, side="right")))
+        r = order[begin:end]
+        pv, ok = _chunk(a[r], n1[r], n2[r], n[r], mode[r], start[r], stop[r], lo[r], hi[r])
+        p[r] = pv
+        if not ok.all():
+            redo.append(r[~ok])
+        begin = end
+    if redo:
+        again = np.concatenate(redo)
+        wide_start, wide_stop = start.copy(), stop.copy()
+        wide_start[again], wide_stop[again] = lo[again], hi[again]
+        _windows(p, again, a, n1, n2, n, mode, wide_start, wide_stop, lo, hi)
+
+
+def _chunk(a: NDArray[np.int64], n1: NDArray[np.int64], n2: NDArray[np.int64], n: NDArray[np.int64],
+           mode: NDArray[np.int64], start: NDArray[np.int64], stop: NDArray[np.int64], lo: NDArray[np.int64],
+           hi: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """p of each table from its window ``[start, stop]``; and whether the window held every term that matters.
+
+    Columns are offsets from the mode, so log-probabilities relative to the mode are running sums of the log
+    ratios of consecutive terms taken outward from the mode (small sums, small rounding errors)."""
+    rows = np.arange(len(a))
+    left, right = mode - start, stop - mode
+    L, R = int(left.max()), int(right.max())
+    j = np.arange(-L, R + 1, dtype=np.int64)[None, :]
+    x = (mode[:, None] + j).astype(np.float64)
+    valid = (j >= -left[:, None]) & (j <= right[:, None])
+    step = valid & (j < right[:, None])  # log P(x+1)/P(x), needs x+1 in the window
+    n1f, nf, n2f = n1[:, None].astype(np.float64), n[:, None].astype(np.float64), n2[:, None].astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(step, np.log(np.where(step, num / den, 1.0)), 0.0)
-    cum = np.zeros((len(size), width), dtype=np.longdouble)
-    np.cumsum(t[:, :-1], axis=1, dtype=np.longdouble, out=cum[:, 1:])
-    mode = (n + 1) * (n1 + 1) // (n1 + n2 + 2)
-    rel = (cum - cum[rows, mode - lo][:, None]).astype(np.float64)  # log P(x) - log P(mode)
-    return np.where(valid, np.exp(rel), 0.0)
+        ratio = ((n1f - x) * (nf - x)) / ((x + 1.0) * (n2f - nf + x + 1.0))
+        t = np.log(np.where(step, ratio, 1.0))
+    S = np.zeros(x.shape)
+    if R:
+        np.cumsum(t[:, L:L + R], axis=1, out=S[:, L + 1:])
+    if L:
+        S[:, :L] = -np.cumsum(t[:, :L][:, ::-1], axis=1)[:, ::-1]
+    s_obs = S[rows, L + a - mode]
+    dens = np.where(valid, np.exp(S), 0.0)
+    obs = np.exp(s_obs)
+    tail = np.where(dens <= (obs * _GAMMA)[:, None], dens, 0.0).sum(axis=1)
+    floor = s_obs - _CUT
+    ok = (((start == lo) | (S[rows, L - left] < floor)) & ((stop == hi) | (S[rows, L + right] < floor)))
+    return np.minimum(tail / dens.sum(axis=1), 1.0), ok
 
 
 @dataclass
