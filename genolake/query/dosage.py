@@ -137,23 +137,44 @@ def dosage_blocks(eng: Engine, region: Region | None, people: People, *, block: 
 
 def _fill_calls(eng: Engine, contig: str, kb: pa.Table, pf_file: np.ndarray, pf_sid: list[str],
                 pf_j: np.ndarray, G: np.ndarray) -> None:
+    """Stored calls of the block's people into ``G``. DuckDB joins the calls to the people (a small hash
+    table); rows are matched to the block's variants by position in numpy (binary search over the sorted
+    keys; ref/alt compared only at positions with several alleles), which is faster than a join on the
+    (pos, ref, alt) strings."""
+    import pyarrow.compute as pc
+
     lo, hi = int(kb["pos"][0].as_py()), int(kb["pos"][-1].as_py())
     calls = eng.scan("calls", contig=contig, start=lo, end=hi,
                      columns=["file_id", "sample_id", "contig", "pos", "ref", "alt", "ploidy", "called", "alt_count"])
     t = eng.query(f"""
-        WITH vk AS (SELECT unnest($pos) AS pos, unnest($ref) AS ref, unnest($alt) AS alt,
-                           CAST(unnest(range(len($pos))) AS BIGINT) AS i),
-             pf AS (SELECT unnest($pf_file) AS file_id, unnest($pf_sid) AS sample_id, unnest($pf_j) AS j)
-        SELECT vk.i, pf.j, CASE WHEN c.called = c.ploidy THEN c.alt_count ELSE -1 END AS g
-        FROM {calls} AS c JOIN vk USING (pos, ref, alt)
-             JOIN pf ON pf.file_id = c.file_id AND pf.sample_id = c.sample_id
+        WITH pf AS (SELECT unnest($pf_file) AS file_id, unnest($pf_sid) AS sample_id, unnest($pf_j) AS j)
+        SELECT c.pos, c.ref, c.alt, pf.j, CASE WHEN c.called = c.ploidy THEN c.alt_count ELSE -1 END AS g
+        FROM {calls} AS c JOIN pf ON pf.file_id = c.file_id AND pf.sample_id = c.sample_id
         WHERE c.contig = $contig AND c.pos BETWEEN $lo AND $hi""",
-                  {"pos": kb["pos"].to_pylist(), "ref": kb["ref"].to_pylist(), "alt": kb["alt"].to_pylist(),
-                   "pf_file": pf_file.tolist(), "pf_sid": pf_sid, "pf_j": pf_j.tolist(), "contig": contig,
+                  {"pf_file": pf_file.tolist(), "pf_sid": pf_sid, "pf_j": pf_j.tolist(), "contig": contig,
                    "lo": lo, "hi": hi})
-    if t.num_rows:
-        i = t["i"].to_numpy()
-        j = t["j"].to_numpy()
-        g = t["g"].to_numpy().astype(np.float64)
-        g[g < 0] = np.nan
-        G[i, j] = g
+    if not t.num_rows:
+        return
+    key_pos = kb["pos"].to_numpy().astype(np.int64)
+    pos = t["pos"].to_numpy().astype(np.int64)
+    first = np.searchsorted(key_pos, pos, side="left")
+    last = np.searchsorted(key_pos, pos, side="right")
+    i = first.copy()
+    multi = np.flatnonzero(last - first > 1)
+    keep = last > first
+    if multi.size:  # several alleles at the position: match ref and alt
+        index = {(int(p), r, a): k for k, (p, r, a) in enumerate(zip(
+            kb["pos"].to_pylist(), kb["ref"].to_pylist(), kb["alt"].to_pylist(), strict=True))}
+        sel = pa.array(multi)
+        refs = pc.take(t["ref"], sel).to_pylist()
+        alts = pc.take(t["alt"], sel).to_pylist()
+        for row, p, r, a in zip(multi.tolist(), pos[multi].tolist(), refs, alts, strict=True):
+            k = index.get((p, r, a))
+            if k is None:
+                keep[row] = False
+            else:
+                i[row] = k
+    j = t["j"].to_numpy()
+    g = t["g"].to_numpy().astype(np.float64)
+    g[g < 0] = np.nan
+    G[i[keep], j[keep]] = g[keep]

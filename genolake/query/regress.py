@@ -81,13 +81,16 @@ def standardised(C: np.ndarray) -> np.ndarray:
 
 
 def impute_mean(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Missing dosages replaced by the row mean of the others (0 when none is called); returns the count."""
+    """Missing dosages replaced (in place) by the row mean of the others (0 when none is called); returns
+    ``G`` and the count of missing entries per row."""
     miss = np.isnan(G)
     nmiss = miss.sum(axis=1)
     if nmiss.any():
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nanmean(np.where(miss.all(axis=1, keepdims=True), 0.0, G), axis=1)
-        G = np.where(miss, np.nan_to_num(mean)[:, None], G)
+        rows, cols = np.nonzero(miss)
+        G[rows, cols] = 0.0
+        called = G.shape[1] - nmiss
+        mean = np.divide(G.sum(axis=1), called, out=np.zeros(G.shape[0]), where=called > 0)
+        G[rows, cols] = mean[rows]
     return G, nmiss
 
 
