@@ -138,19 +138,28 @@ def _fit_blocks(lake: Lake, reg: Region | None, design: Design, test: str, y: np
 
     parts: list[dict[str, Any]] = []
     done = 0
-    for blocks, blk in enumerate(dosage_blocks(lake.engine, reg, design.people, block=block), start=1):
-        k = blk.keys
-        keys = list(zip(k["contig"].to_pylist(), k["pos"].to_pylist(), k["ref"].to_pylist(), k["alt"].to_pylist(),
-                        strict=True))
-        acan = np.array([counts.get(key, (0, 0)) for key in keys], dtype=np.int64).reshape(-1, 2)
-        ac, an = acan[:, 0], acan[:, 1]
-        keep = ac >= lo_ac
+
+    def acan_of(keys: pa.Table) -> np.ndarray:
+        return np.array([counts.get(key, (0, 0)) for key in zip(
+            keys["contig"].to_pylist(), keys["pos"].to_pylist(), keys["ref"].to_pylist(), keys["alt"].to_pylist(),
+            strict=True)], dtype=np.int64).reshape(-1, 2)
+
+    def select(keys: pa.Table) -> np.ndarray:
+        acan = acan_of(keys)
+        keep = acan[:, 0] >= lo_ac
         if max_af is not None:
-            keep &= ac <= max_af * an
-        idx = np.flatnonzero(keep)
-        done += len(keys)
+            keep &= acan[:, 0] <= max_af * acan[:, 1]
+        return keep
+
+    for blocks, blk in enumerate(dosage_blocks(lake.engine, reg, design.people, block=block, select=select),
+                                 start=1):
+        k = blk.keys
+        acan = acan_of(k)
+        ac, an = acan[:, 0], acan[:, 1]
+        idx = np.arange(k.num_rows)
+        done += k.num_rows
         if idx.size:
-            G, nmiss = impute_mean(blk.G[idx])
+            G, nmiss = impute_mean(blk.G)
             mac = np.minimum(ac[idx], an[idx] - ac[idx])
             method = np.full(idx.size, None, dtype=object)
             if test == "linear":
@@ -181,7 +190,7 @@ def _fit_blocks(lake: Lake, reg: Region | None, design: Design, test: str, y: np
                         method[f[ff.converged]] = "firth"
             with np.errstate(divide="ignore", invalid="ignore"):
                 af = np.where(an[idx] > 0, ac[idx] / an[idx], np.nan)
-            parts.append({"keys": k.take(pa.array(idx)), "n_missing": nmiss, "ac": ac[idx], "an": an[idx],
+            parts.append({"keys": k, "n_missing": nmiss, "ac": ac[idx], "an": an[idx],
                           "af": af, "mac": mac, "beta": beta, "se": se, "stat": stat, "p": p,
                           "method": method})
         if progress is not None:

@@ -10,8 +10,9 @@
 4. **Standardisation** as Patterson et al. (2006) and Hail's ``hwe_normalized_pca``: each kept variant's dosage
    becomes ``(g - 2p) / sqrt(2p(1-p))`` with ``p`` its allele frequency among the people with a call; a
    missing dosage becomes 0 (the mean).
-5. **Components**: the ``k`` leading singular vectors of that people x variants matrix (ARPACK through
-   ``scipy.sparse.linalg.svds``, deterministic start). Scores are ``U * S`` (as ``sklearn.decomposition.PCA``'s
+5. **Components**: the ``k`` leading singular vectors of that people x variants matrix (from the smaller Gram
+   matrix's eigendecomposition when it is at most 5,000 square, else ARPACK through
+   ``scipy.sparse.linalg.svds`` with a deterministic start). Scores are ``U * S`` (as ``sklearn.decomposition.PCA``'s
    ``fit_transform`` of the same matrix), each sign fixed so that the score of largest magnitude is positive.
 
 Stored with :func:`genolake.phenotypes.replace_numeric_phenotypes` as numeric phenotypes ``pc1..pcK`` (any
@@ -78,8 +79,6 @@ def ld_thin(Z: np.ndarray, *, window: int, r2: float, prev: np.ndarray | None = 
 def compute_pca(lake: Any, *, k: int = 10, min_af: float = 0.05, r2: float = 0.2, window: int = 50,
                 max_variants: int = 20_000, max_missing: float = 0.05, block: int = 4096) -> PcaResult:
     """Principal components of the lake's people (see the module docstring); nothing is written."""
-    from scipy.sparse.linalg import svds
-
     from genolake.query.dosage import People, dosage_blocks
     from genolake.query.regress import people_counts
 
@@ -98,19 +97,21 @@ def compute_pca(lake: Any, *, k: int = 10, min_af: float = 0.05, r2: float = 0.2
     candidates = 0
     tail: np.ndarray | None = None
     last_contig = None
-    for blk in dosage_blocks(lake.engine, None, people, block=block):
-        contig = blk.keys["contig"][0].as_py()
-        if contig in NOT_AUTOSOMAL:
-            continue
-        if contig != last_contig:
-            tail, last_contig = None, contig
-        kk = list(zip(blk.keys["contig"].to_pylist(), blk.keys["pos"].to_pylist(), blk.keys["ref"].to_pylist(),
-                      blk.keys["alt"].to_pylist(), strict=True))
-        acan = np.array([counts.get(x, (0, 0)) for x in kk], dtype=np.float64).reshape(-1, 2)
+    def select(keys: pa.Table) -> np.ndarray:
+        acan = np.array([counts.get(x, (0, 0)) for x in zip(
+            keys["contig"].to_pylist(), keys["pos"].to_pylist(), keys["ref"].to_pylist(), keys["alt"].to_pylist(),
+            strict=True)], dtype=np.float64).reshape(-1, 2)
         with np.errstate(divide="ignore", invalid="ignore"):
             af = np.where(acan[:, 1] > 0, acan[:, 0] / acan[:, 1], 0.0)
+        auto = ~np.isin(np.asarray(keys["contig"].to_pylist(), dtype=object), list(NOT_AUTOSOMAL))
+        return auto & (af >= min_af) & (af <= 1 - min_af)  # type: ignore[no-any-return]
+
+    for blk in dosage_blocks(lake.engine, None, people, block=block, select=select):
+        contig = blk.keys["contig"][0].as_py()
+        if contig != last_contig:
+            tail, last_contig = None, contig
         missing = np.isnan(blk.G).mean(axis=1)
-        sel = np.flatnonzero((af >= min_af) & (af <= 1 - min_af) & (missing < max_missing))
+        sel = np.flatnonzero(missing < max_missing)
         if not sel.size:
             continue
         candidates += sel.size
@@ -135,10 +136,7 @@ def compute_pca(lake: Any, *, k: int = 10, min_af: float = 0.05, r2: float = 0.2
         raise UserInputError(f"only {m} variants left after LD thinning: too few for {k} components "
                              "(lower --k or --min-af)")
     A = np.ascontiguousarray(X.T)  # people x variants
-    v0 = np.ones(min(A.shape)) / np.sqrt(min(A.shape))
-    u, s, _vt = svds(A, k=k, v0=v0, solver="arpack")
-    order = np.argsort(-s)
-    u, s = u[:, order], s[order]
+    u, s = _leading(A, k)
     scores = u * s
     flip = np.sign(scores[np.argmax(np.abs(scores), axis=0), np.arange(k)])
     scores *= np.where(flip == 0, 1.0, flip)
@@ -148,6 +146,35 @@ def compute_pca(lake: Any, *, k: int = 10, min_af: float = 0.05, r2: float = 0.2
         cols[f"pc{i + 1}"] = scores[:, i]
     log.info("PCA: %d people, %d common variants, %d after LD thinning", n, candidates, m)
     return PcaResult(pa.table(cols), s * s / m, s * s / total if total else s * 0, used, candidates)
+
+
+def _leading(A: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` leading left singular vectors and singular values of ``A``: from the eigendecomposition of the
+    smaller Gram matrix (``A'A`` or ``AA'``) when it is at most 5,000 square (one BLAS-3 product and a
+    symmetric eigensolver: ~10x faster than a dense SVD here; the leading components are well conditioned),
+    else ARPACK (``scipy.sparse.linalg.svds``, deterministic start)."""
+    from scipy.sparse.linalg import svds
+
+    from genolake.stats.regression import single_threaded_blas
+
+    n, m = A.shape
+    with single_threaded_blas():
+        if min(n, m) <= 5000:
+            if m <= n:
+                w, V = np.linalg.eigh(A.T @ A)
+                top = np.argsort(-w)[:k]
+                s = np.sqrt(np.maximum(w[top], 0.0))
+                u = (A @ V[:, top]) / np.where(s > 0, s, 1.0)
+            else:
+                w, U = np.linalg.eigh(A @ A.T)
+                top = np.argsort(-w)[:k]
+                s = np.sqrt(np.maximum(w[top], 0.0))
+                u = U[:, top]
+            return u, s
+        v0 = np.ones(min(n, m)) / np.sqrt(min(n, m))
+        u, s, _vt = svds(A, k=k, v0=v0, solver="arpack")
+        order = np.argsort(-s)
+        return u[:, order], s[order]
 
 
 def standardise(G: np.ndarray) -> np.ndarray:
