@@ -107,8 +107,8 @@ def _madsen_browning(reg: Region, G: np.ndarray, y: np.ndarray, *, permutations:
 
 
 def _regression_burden(reg: Region, G: np.ndarray, design: Any, test: str, weights: str, firth_mac: int) -> pa.Table:
-    from genolake.query.regress import impute_mean, standardised
-    from genolake.stats.regression import firth_logistic, linear, logistic, null_logistic, single_threaded_blas
+    from genolake.query.regress import fit_null, impute_mean, standardised
+    from genolake.stats.regression import firth_logistic, linear, logistic, single_threaded_blas
 
     y, C = design.y, standardised(design.C)
     Gi, _ = impute_mean(G)
@@ -126,7 +126,7 @@ def _regression_burden(reg: Region, G: np.ndarray, design: Any, test: str, weigh
         if test == "linear":
             fit = linear(score, y, C)
         else:
-            b0 = null_logistic(y, C)
+            b0 = fit_null(y, C, design)
             if carriers < firth_mac:
                 fit, method = firth_logistic(score, y, C, b0=b0), "firth"
             else:

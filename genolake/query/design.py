@@ -106,7 +106,10 @@ def build_design(lake: Lake, phenotype: str, *, test: str, covariates: list[str]
             names.append(c)
         else:
             levels, counts = np.unique(np.asarray(vals, dtype=object).astype(str), return_counts=True)
-            ref = levels[int(np.argmax(counts))] if len(levels) else None
+            if len(levels) < 2:
+                raise UserInputError(f"covariate {c} has one value ({', '.join(levels)}) among the people analysed; "
+                                     "drop it")
+            ref = levels[int(np.argmax(counts))]
             for lev in levels:
                 if lev != ref:
                     columns.append(np.asarray([1.0 if v == lev else 0.0 for v in vals]))

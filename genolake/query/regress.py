@@ -69,6 +69,22 @@ def people_counts(lake: Lake, reg: Region | None, people: People) -> dict[tuple[
     return out
 
 
+def fit_null(y: np.ndarray, C: np.ndarray, design: Design) -> np.ndarray:
+    """The covariate-only logistic fit, or an error naming the covariate that separates cases from controls."""
+    from genolake.stats.regression import SeparationError, null_logistic
+
+    try:
+        return null_logistic(y, C)
+    except SeparationError as exc:
+        name = design.names[exc.column]
+        col = design.C[:, exc.column]
+        held = col != np.median(col)
+        raise UserInputError(
+            f"covariate {name} separates the outcome: its {int(held.sum())} people are all "
+            f"{'cases' if y[held].mean() > 0.5 else 'controls'} (no finite estimate); drop the covariate, merge "
+            "its rare levels into another, or leave those people out") from None
+
+
 def standardised(C: np.ndarray) -> np.ndarray:
     """Covariates centred and scaled (the intercept kept): the dosage's coefficient, its SE and every test are
     unchanged by this affine change of the covariates, and the fits are better conditioned (age in years next
@@ -112,7 +128,7 @@ def regression_table(
 ) -> pa.Table:
     from genolake.query.design import build_design
     from genolake.stats.fisher import bh_qvalues
-    from genolake.stats.regression import null_logistic, single_threaded_blas
+    from genolake.stats.regression import single_threaded_blas
 
     if firth_mac < 0:
         raise UserInputError(f"--firth-mac must be >= 0, not {firth_mac}")
@@ -122,7 +138,7 @@ def regression_table(
     counts = people_counts(lake, reg, design.people)
     lo_ac = 1 if min_ac is None else min_ac
     y, C = design.y, standardised(design.C)
-    b0 = null_logistic(y, C) if test == "logistic" else None
+    b0 = fit_null(y, C, design) if test == "logistic" else None
     with single_threaded_blas():
         parts = _fit_blocks(lake, reg, design, test, y, C, b0, counts, lo_ac, max_af, firth_mac, firth_p, block,
                             progress)

@@ -126,8 +126,20 @@ def _information(C: F64, P: F64, G: F64, w: F64) -> F64:
     return info
 
 
+class SeparationError(ValueError):
+    """The covariate-only logistic model has no finite maximum (a covariate separates cases from controls)."""
+
+    def __init__(self, column: int) -> None:
+        self.column = column
+        super().__init__(f"covariate column {column} separates the outcome")
+
+
 def null_logistic(y: F64, C: F64, *, max_iter: int = 50, tol: float = 1e-10) -> F64:
-    """Coefficients of the covariate-only logistic model (Newton-Raphson)."""
+    """Coefficients of the covariate-only logistic model (Newton-Raphson).
+
+    Raises :class:`SeparationError` (naming the column whose coefficient runs away) when it does not
+    converge or fits someone a probability of 0 or 1 (within 1e-8): a covariate level held only by cases or
+    only by controls has no finite estimate, and every per-variant fit would inherit the problem."""
     b = np.zeros(C.shape[1])
     mean = y.mean()
     if 0 < mean < 1:
@@ -139,7 +151,12 @@ def null_logistic(y: F64, C: F64, *, max_iter: int = 50, tol: float = 1e-10) -> 
         b = b + step
         if np.max(np.abs(step)) < tol:
             break
-    return b
+    mu = _expit(C @ b)
+    if np.max(np.abs(step)) < tol and np.all((mu > 1e-8) & (mu < 1 - 1e-8)):
+        return b
+    # no convergence, or fitted probabilities of 0 or 1 (the estimate ran off until the weights underflowed)
+    sd = np.where(C.std(axis=0) > 0, C.std(axis=0), 1.0)
+    raise SeparationError(int(np.argmax(np.abs(b * sd)[1:])) + 1 if C.shape[1] > 1 else 0)
 
 
 def logistic(G: F64, y: F64, C: F64, *, b0: F64 | None = None, max_iter: int = 30, tol: float = 1e-7,
@@ -241,6 +258,7 @@ def _logistic_block(G: F64, y: F64, C: F64, P: F64, b0: F64, max_iter: int,
         diverged = bad | (np.abs(B[:, k]) > 30)
         converged |= small & ~done & ~diverged
         done |= small | diverged
+    converged &= np.isfinite(cov) & (cov > 0) & np.isfinite(B).all(axis=1)
     with np.errstate(invalid="ignore"):
         se = np.where(converged, np.sqrt(cov), np.nan)
     return np.where(converged, B[:, k], np.nan), se, converged, iters
