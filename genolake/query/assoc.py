@@ -163,19 +163,27 @@ def assoc_table(
     af_term = ""
     if max_af is not None:
         params["max_af"] = max_af
-        af_term = ("AND coalesce(ca.ac, 0) + coalesce(co.ac, 0) "
-                   "<= $max_af * (coalesce(ca.an, 0) + coalesce(co.an, 0))")
+        af_term = ("AND coalesce(v.case_ac, 0) + coalesce(v.control_ac, 0) "
+                   "<= $max_af * (coalesce(v.case_an, 0) + coalesce(v.control_an, 0))")
     per_variant = f"""
     SELECT k.contig, k.pos, k.ref, k.alt, k.id,
-           coalesce(ca.ac, 0) AS case_ac, coalesce(ca.an, 0) AS case_an,
-           coalesce(co.ac, 0) AS control_ac, coalesce(co.an, 0) AS control_an,
-           coalesce(ca.carriers, 0) AS case_carriers, coalesce(ca.noncarriers, 0) AS case_noncarriers,
-           coalesce(co.carriers, 0) AS control_carriers, coalesce(co.noncarriers, 0) AS control_noncarriers
-    FROM keys k LEFT JOIN (SELECT * FROM gcounts WHERE g = 'case') ca USING (contig, pos, ref, alt)
-                LEFT JOIN (SELECT * FROM gcounts WHERE g = 'control') co USING (contig, pos, ref, alt)
-    WHERE coalesce(ca.ac, 0) + coalesce(co.ac, 0) >= $min_ac {af_term}"""
+           coalesce(v.case_ac, 0) AS case_ac, coalesce(v.case_an, 0) AS case_an,
+           coalesce(v.control_ac, 0) AS control_ac, coalesce(v.control_an, 0) AS control_an,
+           coalesce(v.case_carriers, 0) AS case_carriers, coalesce(v.case_noncarriers, 0) AS case_noncarriers,
+           coalesce(v.control_carriers, 0) AS control_carriers,
+           coalesce(v.control_noncarriers, 0) AS control_noncarriers
+    FROM keys k LEFT JOIN (
+        SELECT contig, pos, ref, alt,
+               sum(ac) FILTER (WHERE g = 'case') AS case_ac, sum(an) FILTER (WHERE g = 'case') AS case_an,
+               sum(carriers) FILTER (WHERE g = 'case') AS case_carriers,
+               sum(noncarriers) FILTER (WHERE g = 'case') AS case_noncarriers,
+               sum(ac) FILTER (WHERE g = 'control') AS control_ac, sum(an) FILTER (WHERE g = 'control') AS control_an,
+               sum(carriers) FILTER (WHERE g = 'control') AS control_carriers,
+               sum(noncarriers) FILTER (WHERE g = 'control') AS control_noncarriers
+        FROM gcounts GROUP BY contig, pos, ref, alt) v USING (contig, pos, ref, alt)
+    WHERE coalesce(v.case_ac, 0) + coalesce(v.control_ac, 0) >= $min_ac {af_term}"""
     if not burden:
-        counts = eng.query(f"WITH {ctes} {per_variant} ORDER BY k.contig, k.pos, k.ref, k.alt", params)
+        counts = eng.query(f"WITH {ctes} {per_variant}", params)  # fisher_table sorts (by p, then position)
         if progress is not None:
             progress(counts.num_rows, 1)
         return fisher_table(counts)
