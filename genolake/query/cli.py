@@ -22,6 +22,9 @@ WhereOpt = Annotated[
                                  "(=, !=, <, >, IN (...), BETWEEN, LIKE, CONTAINS, IS NULL, AND/OR/NOT)."),
 ]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="CONTIG:START-END, 1-based inclusive.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Stop the query after this many seconds.")]
+MemoryOpt = Annotated[str | None, typer.Option("--memory-limit",
+                                               help="Memory for the query, e.g. 4GB (default: a quarter of RAM).")]
 
 
 def _open(lake: Path):  # type: ignore[no-untyped-def]
@@ -38,11 +41,15 @@ def sql_cmd(
     lake: LakeOpt,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
+    timeout: TimeoutOpt = 300.0,
+    memory_limit: MemoryOpt = None,
 ) -> None:
     """Run read-only SQL over the views: variants, variant_files, calls, samples, phenotypes, files, ploidy, ..."""
     from genolake.output import emit_table
+    from genolake.query.sandbox import parse_size
 
-    emit_table(_open(lake).sql(query), fmt, output)
+    limit = parse_size(memory_limit) if memory_limit else None
+    emit_table(_open(lake).sql(query, timeout=timeout, memory_limit=limit), fmt, output)
 
 
 @app.command("variant")
