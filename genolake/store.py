@@ -126,8 +126,13 @@ class LakeStore:
         root = Path(root).resolve()
         cfg = root / CONFIG
         if not cfg.exists():
+            _refuse_orphan_tables(root)
             raise LakeNotFoundError(f"{root} is not a genolake lake (no {CONFIG}); create one with `genolake ingest`")
-        return cls(root, json.loads(cfg.read_text()))
+        try:
+            config = json.loads(cfg.read_text())
+        except (OSError, ValueError) as exc:
+            raise LakeStateError(f"{cfg} cannot be read ({exc}); restore it from a backup of the lake") from None
+        return cls(root, config)
 
     @classmethod
     def open_or_create(cls, root: Path | str, *, build: str, contig_style: str) -> LakeStore:
@@ -142,10 +147,12 @@ class LakeStore:
                 raise LakeNotFoundError(f"{root} is inside the lake {parent}; use --lake {parent}")
         if (root / "_delta_log").exists():
             raise LakeNotFoundError(f"{root} is a Delta table folder, not a genolake lake; use its lake folder")
+        _refuse_orphan_tables(root)
         root.mkdir(parents=True, exist_ok=True)
         with _flock(root / "_lock"):
             if (root / CONFIG).exists():
                 return cls.open(root)
+            _refuse_orphan_tables(root)
             lake_id = uuid.uuid4().hex
             key_path = pseudonym.default_key_path(lake_id)
             key = bytes.fromhex(key_path.read_text().strip()) if key_path.exists() else pseudonym.create_key(key_path)
@@ -372,6 +379,24 @@ def _flock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _refuse_orphan_tables(root: Path) -> None:
+    """A folder that holds lake data but no lake record (``genolake.json``: the lake id, which names the key,
+    and the key's fingerprint) must not become a new lake: a new key would give the same people new pseudonyms
+    next to the old ones. Tables with no data file (a creation interrupted before the record was written) are
+    not data."""
+    names = [*TABLES, "phenotypes", "allele_frequencies", "annotations"]
+    for name in names:
+        table_dir = root / name
+        if not (table_dir / "_delta_log").is_dir():
+            continue
+        if any(p.suffix == ".parquet" for p in table_dir.rglob("*.parquet") if "_delta_log" not in p.parts):
+            raise LakeStateError(
+                f"{root} holds lake tables ({name}/ and others) but no {CONFIG}, the lake record that names its "
+                f"key: restore {CONFIG} from a backup (or from the copy this folder came from) and rerun; "
+                "nothing was changed (a new key would give the same people new pseudonyms)"
+            )
 
 
 def _atomic_write(path: Path, text: str) -> None:

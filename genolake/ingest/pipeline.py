@@ -33,7 +33,7 @@ from genolake.contigs import canonical_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateError, UserInputError
 from genolake.ingest.convert import ChunkResult, Task, run_task
 from genolake.ingest.plan import contig_extents, region_chunks
-from genolake.ingest.reader import Source, inspect_source
+from genolake.ingest.reader import Source, check_unchanged, inspect_source
 from genolake.schema import CALLABLE, FILES, PLOIDY, SAMPLES
 from genolake.store import Commit, LakeStore, partition_dir, write_parquet
 
@@ -69,10 +69,25 @@ class IngestReport:
         return sum(f.n_records * f.n_samples for f in self.files if f.status != "skipped")
 
 
+# Names an institution cannot take: `joint` is the scope of the whole cohort in every frequency answer (two
+# `joint` rows per site otherwise), `all` the stratum of every sample; the rest are device names that cannot be
+# folders on Windows (a lake copied there would lose the institution's folder). Compared case-insensitively.
+RESERVED_INSTITUTIONS = frozenset(
+    {"joint", "all", "con", "prn", "aux", "nul"} | {f"{d}{i}" for d in ("com", "lpt") for i in range(10)}
+)
+
+
 def validate_institution(name: str) -> str:
-    if not _INSTITUTION.match(name):
+    """``name`` if it can be an institution: a safe folder name and SQL value, and not a reserved scope name."""
+    if not _INSTITUTION.match(name) or name.endswith("."):
         raise UserInputError(
-            f"invalid institution name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, no spaces)"
+            f"invalid institution name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, no spaces, "
+            "starting with a letter or digit, not ending with '.')"
+        )
+    if name.lower() in RESERVED_INSTITUTIONS or name.split(".")[0].lower() in RESERVED_INSTITUTIONS - {"joint", "all"}:
+        raise UserInputError(
+            f"institution name {name!r} is reserved ('joint' and 'all' name the whole cohort in frequency answers; "
+            "CON, PRN, AUX, NUL, COM0-9 and LPT0-9 cannot be folders on Windows): choose another name"
         )
     return name
 
@@ -214,6 +229,7 @@ def ingest(
             for src in todo:
                 if src.file_id in committed:
                     raise LakeStateError(f"{src.path}: another job ingested this file meanwhile; nothing was changed")
+                check_unchanged(src)  # the checksum must describe the bytes that were read
             replaced = _overlapping_files(store, institution, file_pseudonyms, file_contigs, todo, replace)
             for fid in replaced:
                 _remove_file(store, commit, fid)

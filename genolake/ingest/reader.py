@@ -40,6 +40,7 @@ class Source:
     index: str | None  # path of a .tbi/.csi index, if present and usable
     header_contigs: dict[str, int | None] = field(default_factory=dict)
     has_fields: dict[str, str] = field(default_factory=dict)  # FORMAT field -> Type
+    stat: tuple[int, ...] = ()  # (size, mtime_ns, ctime_ns, inode, device) when the checksum was taken
 
     @property
     def file_id(self) -> str:
@@ -66,6 +67,27 @@ def sniff_format(path: str) -> str:
     if head[:3] == b"BCF":
         return "bcf"  # uncompressed BCF
     return "vcf"
+
+
+def file_state(path: str) -> tuple[int, ...]:
+    """What changes when a file's bytes change (or the name points to another file): size, modification and
+    change times (ns), inode and device."""
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def check_unchanged(src: Source) -> None:
+    """Refuse a file that changed since its checksum was taken: the lake would record a checksum that does not
+    describe the records read (issue 15.3). Called just before the commit."""
+    try:
+        now = file_state(src.path)
+    except OSError as exc:
+        raise BadInputFileError(src.path, f"cannot be read any more ({exc.strerror or exc}); nothing was changed") \
+            from None
+    if src.stat and now != src.stat:
+        raise BadInputFileError(
+            src.path, "the file changed while it was being ingested (its size or modification time is not what it "
+            "was when its checksum was taken); nothing was changed: ingest it again once it is complete")
 
 
 def sha256_of(path: str) -> tuple[str, int]:
@@ -216,9 +238,14 @@ def inspect_source(path: str | Path) -> Source:
     try:
         fmt = sniff_format(path)
         check_compression(path, fmt)
+        before = file_state(path)
         digest, size = sha256_of(path)
+        state = file_state(path)
     except OSError as exc:  # unreadable (permissions, I/O error): one line, not a traceback
         raise BadInputFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    if state != before or size != state[0]:
+        raise BadInputFileError(path, "the file changed while its checksum was being taken; ingest it again once "
+                                      "it is complete")
     vcf = open_vcf(path)
     try:
         raw = vcf.raw_header
@@ -263,4 +290,5 @@ def inspect_source(path: str | Path) -> Source:
         index=find_index(path, fmt),
         header_contigs=contigs,
         has_fields=fields,
+        stat=state,
     )

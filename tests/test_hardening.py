@@ -1,0 +1,115 @@
+"""Issue 15's reproductions outside the SQL sandbox (tests/test_sql_sandbox.py): each one gives one clear line
+(or the right answer) and leaves the lake as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from ingest_helpers import lake_fingerprint, run_cli
+
+import genolake
+from genolake.errors import BadInputFileError, LakeStateError, UserInputError
+from genolake.ingest.pipeline import ingest, validate_institution
+
+ROOT = Path(__file__).resolve().parent.parent
+SOUTH = ROOT / "data" / "sample_vcfs" / "south.vcf"
+NORTH = ROOT / "data" / "sample_vcfs" / "north.vcf.gz"
+EAST = ROOT / "data" / "sample_vcfs" / "east.bcf"
+
+
+# ----------------------------------------------------------------------------- 2. reserved institution names
+@pytest.mark.parametrize("name", ["joint", "JOINT", "Joint", "all", "con", "NUL", "com1", "lpt9", "aux.x", "north."])
+def test_reserved_institution_names_are_refused(name: str) -> None:
+    with pytest.raises(UserInputError, match=r"reserved|invalid institution name"):
+        validate_institution(name)
+
+
+@pytest.mark.parametrize("name", ["north", "st-mary_s.2", "joint2", "jointly", "a"])
+def test_ordinary_institution_names_pass(name: str) -> None:
+    assert validate_institution(name) == name
+
+
+def test_ingest_as_joint_is_one_line_and_no_lake(tmp_path: Path) -> None:
+    res = run_cli("ingest", "--lake", str(tmp_path / "lake"), "-i", "joint", "-w", "0", str(SOUTH))
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "reserved" in res.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+# ----------------------------------------------------------------------------- 4. a lake without genolake.json
+def test_lake_without_its_record_is_not_rekeyed(tmp_path: Path, key_dir: Path) -> None:
+    lake = tmp_path / "lake"
+    ingest(lake, "south", [SOUTH], workers=0)
+    (lake / "genolake.json").unlink()
+    before = lake_fingerprint(lake)
+    keys = sorted(p.name for p in key_dir.iterdir())
+    with pytest.raises(LakeStateError, match=r"no genolake.json.*restore genolake.json from a backup"):
+        ingest(lake, "east", [EAST], workers=0)
+    res = run_cli("ingest", "--lake", str(lake), "-i", "east", "-w", "0", str(EAST))
+    assert res.returncode != 0 and res.stderr.strip().count("\n") == 0 and "restore genolake.json" in res.stderr
+    assert lake_fingerprint(lake) == before
+    assert sorted(p.name for p in key_dir.iterdir()) == keys  # no second key
+    res = run_cli("query", "sql", "--lake", str(lake), "SELECT 1")
+    assert res.returncode != 0 and "restore genolake.json" in res.stderr
+
+
+def test_restoring_the_record_brings_the_lake_back(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    ingest(lake, "south", [SOUTH], workers=0)
+    record = (lake / "genolake.json").read_text()
+    (lake / "genolake.json").unlink()
+    with pytest.raises(LakeStateError):
+        ingest(lake, "east", [EAST], workers=0)
+    (lake / "genolake.json").write_text(record)
+    ingest(lake, "east", [EAST], workers=0)
+    with genolake.open(lake) as lk:
+        assert lk.store.config["lake_id"] == json.loads(record)["lake_id"]
+        assert lk.sql("SELECT count(DISTINCT institution) AS n FROM files").to_pylist() == [{"n": 2}]
+
+
+def test_interrupted_creation_without_data_can_be_rerun(tmp_path: Path) -> None:
+    """Tables created but no record written yet (a crash during creation) hold no data: not refused."""
+    lake = tmp_path / "lake"
+    ingest(lake, "south", [SOUTH], workers=0)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copytree(lake / "files" / "_delta_log", empty / "files" / "_delta_log")
+    for p in (empty / "files" / "_delta_log").glob("*.json"):
+        if int(p.stem) > 0:
+            p.unlink()
+    ingest(empty, "south", [SOUTH], workers=0)
+    assert (empty / "genolake.json").exists()
+
+
+# ----------------------------------------------------------------------------- 3. a file modified during ingest
+def test_file_changed_during_ingest_is_refused(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    ingest(lake, "east", [EAST], workers=0)
+    vcf = tmp_path / "in.vcf"
+    shutil.copy(SOUTH, vcf)
+    last = vcf.read_text().rstrip("\n").split("\n")[-1].split("\t")
+    last[1] = str(int(last[1]) + 1)
+    extra = "\t".join(last) + "\n"
+    before = lake_fingerprint(lake)
+    appended = []
+
+    def grow(_records: int, _tasks: int) -> None:  # another program appends a record while genolake reads
+        if not appended:
+            with open(vcf, "a") as fh:
+                fh.write(extra)
+            appended.append(1)
+
+    with pytest.raises(BadInputFileError, match="changed while it was being ingested"):
+        ingest(lake, "south", [vcf], workers=0, progress=grow)
+    assert appended and lake_fingerprint(lake) == before
+    # the complete file then goes in, under the checksum of the bytes read
+    report = ingest(lake, "south", [vcf], workers=0)
+    import hashlib
+
+    with genolake.open(lake) as lk:
+        sha = lk.sql("SELECT sha256 FROM files WHERE institution = 'south'").to_pylist()[0]["sha256"]
+    assert sha == hashlib.sha256(vcf.read_bytes()).hexdigest()
+    assert report.files[0].n_records == sum(1 for line in vcf.read_text().splitlines() if not line.startswith("#"))
