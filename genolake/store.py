@@ -155,7 +155,7 @@ class LakeStore:
             _refuse_orphan_tables(root)
             lake_id = uuid.uuid4().hex
             key_path = pseudonym.default_key_path(lake_id)
-            key = bytes.fromhex(key_path.read_text().strip()) if key_path.exists() else pseudonym.create_key(key_path)
+            key = pseudonym.read_key(key_path) if key_path.exists() else pseudonym.create_key(key_path)
             config = {
                 "format": "genolake",
                 "format_version": FORMAT_VERSION,

@@ -113,3 +113,60 @@ def test_file_changed_during_ingest_is_refused(tmp_path: Path) -> None:
         sha = lk.sql("SELECT sha256 FROM files WHERE institution = 'south'").to_pylist()[0]["sha256"]
     assert sha == hashlib.sha256(vcf.read_bytes()).hexdigest()
     assert report.files[0].n_records == sum(1 for line in vcf.read_text().splitlines() if not line.startswith("#"))
+
+
+# ----------------------------------------------------------------------------- 6. raw IDs, file names, key mode
+def test_redact_samples() -> None:
+    from genolake.ingest.reader import redact_samples
+
+    samples = ["NA06985", "HG00173", "7"]
+    assert redact_samples("Duplicated sample name 'NA06985'", samples) == "Duplicated sample name sample column 1"
+    assert redact_samples("sample HG00173 has 3 values", samples) == "sample sample column 2 has 3 values"
+    assert redact_samples("record 7 of '7'", samples) == "record 7 of sample column 3"
+    assert redact_samples("NA069850 NA06985x", samples) == "NA069850 NA06985x"
+
+
+def test_htslib_message_with_a_sample_name_is_scrubbed(tmp_path: Path) -> None:
+    lines = SOUTH.read_text().split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("#CHROM"):
+            cols = line.split("\t")
+            cols[10] = cols[9]  # the second sample column repeats the first name
+            lines[i] = "\t".join(cols)
+            name = cols[9]
+    vcf = tmp_path / "dup.vcf"
+    vcf.write_text("\n".join(lines))
+    res = run_cli("ingest", "--lake", str(tmp_path / "lake"), "-i", "x", "-w", "0", str(vcf))
+    assert res.returncode == 1
+    assert name not in res.stderr and name not in res.stdout
+    assert "sample column 1" in res.stderr and res.stderr.strip().count("\n") == 0
+
+
+def test_summary_names_files_by_position_not_name(tmp_path: Path) -> None:
+    named = tmp_path / "NA06985_HG00173.vcf"
+    shutil.copy(SOUTH, named)
+    res = run_cli("ingest", "--lake", str(tmp_path / "lake"), "-i", "x", "-w", "0", str(EAST), str(named))
+    assert res.returncode == 0, res.stderr
+    assert "NA06985" not in res.stderr + res.stdout
+    assert "file 2 of 2 (sha256 " in res.stderr and "file 1 of 2 (sha256 " in res.stderr
+    res = run_cli("ingest", "--lake", str(tmp_path / "lake"), "-i", "x", "-w", "0", str(named))
+    assert "NA06985" not in res.stderr and "file 1 of 1 (sha256 " in res.stderr and "already ingested" in res.stderr
+
+
+def test_key_readable_by_others_is_refused(tmp_path: Path, key_dir: Path) -> None:
+    import os
+
+    lake = tmp_path / "lake"
+    ingest(lake, "south", [SOUTH], workers=0)
+    key = key_dir / f"{json.loads((lake / 'genolake.json').read_text())['lake_id']}.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    before = lake_fingerprint(lake)
+    os.chmod(key, 0o644)
+    try:
+        res = run_cli("ingest", "--lake", str(lake), "-i", "east", "-w", "0", str(EAST))
+        assert res.returncode == 1 and res.stderr.strip().count("\n") == 0
+        assert f"chmod 600 {key}" in res.stderr
+        assert lake_fingerprint(lake) == before
+    finally:
+        os.chmod(key, 0o600)
+    ingest(lake, "east", [EAST], workers=0)

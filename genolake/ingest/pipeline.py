@@ -54,12 +54,14 @@ class FileReport:
     n_samples: int = 0
     n_skipped: int = 0
     message: str = ""
+    position: int = 0  # 1-based place of the file on the command line (messages name it so, not by its name)
 
 
 @dataclass
 class IngestReport:
     lake: str
     institution: str
+    n_inputs: int = 0  # files given
     files: list[FileReport] = field(default_factory=list)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -162,7 +164,10 @@ def ingest(
             f"{sources[0].path}: reference build {file_build} but the lake at {store.root} holds {store.build} data; "
             "lift the file over or use another lake"
         )
-    report = IngestReport(lake=str(store.root), institution=institution)
+    report = IngestReport(lake=str(store.root), institution=institution, n_inputs=len(sources))
+    position: dict[str, int] = {}
+    for k, src in enumerate(sources, start=1):
+        position.setdefault(src.file_id, k)
     pseudo = store.pseudonymiser()
     # skip files already in the lake (same bytes), or repeated on the command line
     committed = _committed_files(store)
@@ -176,7 +181,8 @@ def ingest(
                     f"{src.path}: the same file (sha256 {src.sha256[:12]}...) is already in the lake as institution {inst!r}"
                 )
             report.files.append(FileReport(src.name, src.file_id, "skipped",
-                                           message="already ingested (same checksum); nothing to do"))
+                                           message="already ingested (same checksum); nothing to do",
+                                           position=position[src.file_id]))
             continue
         if src.file_id in seen_ids:
             continue
@@ -218,7 +224,7 @@ def ingest(
             fr = FileReport(src.name, src.file_id, "ingested",
                             n_records=sum(c.n_records for c in chunks), n_variants=sum(c.n_variants for c in chunks),
                             n_calls=sum(c.n_calls for c in chunks), n_samples=len(src.samples),
-                            n_skipped=sum(c.n_skipped for c in chunks))
+                            n_skipped=sum(c.n_skipped for c in chunks), position=position[src.file_id])
             report.files.append(fr)
             for c in chunks:
                 report.warnings.extend(c.warnings)
@@ -286,7 +292,7 @@ def _plan(
             try:
                 groups = region_chunks(contig_extents(src.path), n_workers * 4)
             except (OSError, ValueError) as exc:
-                log.info("%s: index not usable (%s); reading sequentially", src.name, exc)
+                log.info("file %s: index not usable (%s); reading sequentially", src.file_id, exc)
                 groups = []
         if len(groups) <= 1:
             tasks.append(Task(chunk=0, region=None, **common))
