@@ -170,3 +170,61 @@ def test_key_readable_by_others_is_refused(tmp_path: Path, key_dir: Path) -> Non
     finally:
         os.chmod(key, 0o600)
     ingest(lake, "east", [EAST], workers=0)
+
+
+# ----------------------------------------------------------------------------- 8. phenotype files
+@pytest.fixture(scope="module")
+def pheno_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    from genolake.ingest.reader import header_samples
+
+    lake = tmp_path_factory.mktemp("pheno") / "lake"
+    ingest(lake, "south", [SOUTH], workers=0)
+    return lake, header_samples(str(SOUTH))[:3]
+
+
+def test_huge_phenotype_cell_is_one_line(pheno_lake: tuple[Path, list[str]], tmp_path: Path) -> None:
+    from genolake.phenotypes import load_phenotypes
+
+    lake, ids = pheno_lake
+    before = lake_fingerprint(lake)
+    for suffix, sep in ((".tsv", "\t"), (".csv", ",")):
+        f = tmp_path / f"big{suffix}"
+        f.write_text(f"sample_id{sep}note\n{ids[0]}{sep}ok\n{ids[1]}{sep}{'x' * 200_000}\n")
+        with pytest.raises(BadInputFileError, match=r"line 3.*128 KiB"):
+            load_phenotypes(lake, "south", f)
+        res = run_cli("phenotypes", "load", "--lake", str(lake), "-i", "south", str(f))
+        assert res.returncode == 1 and res.stderr.strip().count("\n") == 0 and "128 KiB" in res.stderr
+    assert lake_fingerprint(lake) == before
+
+
+def test_free_text_is_not_split_and_formulas_are_neutralised_in_csv(pheno_lake: tuple[Path, list[str]],
+                                                                     tmp_path: Path) -> None:
+    lake, ids = pheno_lake
+    f = tmp_path / "p.tsv"
+    formula = "=cmd|' /C calc'!A0"
+    f.write_text("sample_id\tnote\tcodes\tscore\n"
+                 f"{ids[0]}\t{formula}\tE11;I10\t-0.5\n"
+                 f"{ids[1]}\tseizures, mild; recurrent\tE11\t2\n"
+                 f"{ids[2]}\t@SUM(A1)\tI10|E11\t3\n")
+    res = run_cli("phenotypes", "load", "--lake", str(lake), "-i", "south", "--format", "json", str(f))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["phenotypes"] == {"note": "categorical", "codes": "categorical",
+                                                    "score": "numeric"}
+    with genolake.open(lake) as lk:
+        notes = sorted(r["note"] for r in lk.sql("SELECT note FROM phenotypes WHERE note IS NOT NULL").to_pylist())
+    assert notes == sorted([formula, "seizures, mild; recurrent", "@SUM(A1)"])  # stored as written
+    res = run_cli("query", "sql", "--lake", str(lake), "--format", "csv",
+                  "SELECT note, score FROM phenotypes WHERE note IS NOT NULL ORDER BY score")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[1] == "'=cmd|' /C calc'!A0,-0.5"  # neutralised; a number is not
+    assert lines[3].startswith("'@SUM(A1)")
+    tsv = run_cli("query", "sql", "--lake", str(lake), "--format", "tsv", "SELECT note FROM phenotypes ORDER BY note")
+    assert formula in tsv.stdout.splitlines()  # TSV stays exact
+    # lists where the user says so
+    res = run_cli("phenotypes", "load", "--lake", str(lake), "-i", "south", "--list-columns", "codes",
+                  "--format", "json", str(f))
+    assert json.loads(res.stdout)["phenotypes"]["codes"] == "list"
+    with genolake.open(lake) as lk:
+        got = sorted(map(sorted, (r["codes"] for r in lk.sql("SELECT codes FROM phenotypes").to_pylist())))
+    assert got == [["E11"], ["E11", "I10"], ["E11", "I10"]]

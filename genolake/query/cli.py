@@ -182,6 +182,8 @@ def phenotypes_load(
     sample_column: Annotated[str, typer.Option("--sample-column", help="Sample ID column of a TSV/CSV.")] = "sample_id",
     type_: Annotated[list[str] | None, typer.Option("--type", "-t",
                                                     help="NAME=categorical|numeric|list (repeatable).")] = None,
+    list_columns: Annotated[str | None, typer.Option(
+        "--list-columns", help="Columns holding lists, e.g. hpo,icd10 (cells split on ';', '|' or ',').")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Load (or replace, atomically) an institution's phenotypes; reports counts, never sample IDs."""
@@ -195,6 +197,9 @@ def phenotypes_load(
         if not sep:
             raise UserInputError(f"--type {t!r}: use NAME=categorical|numeric|list")
         types[key.strip()] = value.strip()
+    for name in (list_columns or "").split(","):
+        if name.strip():
+            types[name.strip()] = "list"
     report = load_phenotypes(lake, institution, file, types=types or None, sample_column=sample_column)
     emit_object(report, fmt)
 
