@@ -139,6 +139,15 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a write path outside the store's own checks (e.g. a job's staged output)
+        from genolake.errors import write_failure
+
+        got = write_failure(exc)
+        if got is None:
+            raise
+        print(f"genolake: error: {got[0]} ({exc}); {got[1]} and rerun the same command (it completes a commit "
+              "it interrupted)", file=sys.stderr)
+        sys.exit(1)
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("genolake: interrupted; nothing was committed, the lake is unchanged", file=sys.stderr)
         sys.exit(130)

@@ -228,3 +228,129 @@ def test_free_text_is_not_split_and_formulas_are_neutralised_in_csv(pheno_lake: 
     with genolake.open(lake) as lk:
         got = sorted(map(sorted, (r["codes"] for r in lk.sql("SELECT codes FROM phenotypes").to_pylist())))
     assert got == [["E11"], ["E11", "I10"], ["E11", "I10"]]
+
+
+# ----------------------------------------------------------------------------- 5. full disk, read-only lake
+def _mount_tmpfs(where: Path, size: str) -> None:
+    import subprocess
+
+    where.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root); the unit-level simulations below still run")
+
+
+def _umount(where: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_disk_full_during_the_delta_commit_then_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC inside the Delta commit (simulated at deltalake's write call: the first table commits, the next
+    hits a full disk), the rerun while still full, and the rerun after space is freed."""
+    import errno
+
+    import deltalake
+
+    from genolake.errors import LakeWriteError
+
+    lake = tmp_path / "lake"
+    ingest(lake, "east", [EAST], workers=0)
+    before = lake_fingerprint(lake)
+    real = deltalake.DeltaTable.create_write_transaction
+    calls = []
+
+    def full(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "Generic LocalFileSystem error: No space left on device (os error 28)")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(deltalake.DeltaTable, "create_write_transaction", full)
+    with pytest.raises(LakeWriteError, match=r"disk holding the lake is full .*committing; the commit is recorded"):
+        ingest(lake, "south", [SOUTH], workers=0)
+    assert list((lake / "_txn").glob("*.json"))  # the redo record
+    with genolake.open(lake) as lk:  # nothing of the new file is visible
+        assert lk.sql("SELECT count(*) AS n FROM files").to_pylist() == [{"n": 1}]
+    with pytest.raises(LakeWriteError, match=r"is full .*completing an interrupted commit"):  # still full
+        ingest(lake, "south", [SOUTH], workers=0)
+    monkeypatch.setattr(deltalake.DeltaTable, "create_write_transaction", real)  # space freed
+    report = ingest(lake, "south", [SOUTH], workers=0)
+    assert [f.status for f in report.files] == ["skipped"]  # the interrupted commit was completed first
+    assert not list((lake / "_txn").glob("*.json"))
+    with genolake.open(lake) as lk:
+        assert lk.sql("SELECT institution, count(*) AS n FROM files GROUP BY 1 ORDER BY 1").to_pylist() == [
+            {"institution": "east", "n": 1}, {"institution": "south", "n": 1}]
+    assert set(before) <= set(lake_fingerprint(lake))
+
+
+def test_disk_full_while_staging_is_not_a_parse_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import pyarrow.parquet as pq
+
+    from genolake.errors import LakeWriteError
+
+    lake = tmp_path / "lake"
+    ingest(lake, "east", [EAST], workers=0)
+    before = lake_fingerprint(lake)
+
+    def full(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    with pytest.raises(LakeWriteError, match=r"full .*nothing was changed"):
+        ingest(lake, "south", [SOUTH], workers=0)
+    monkeypatch.undo()
+    assert {k: v for k, v in lake_fingerprint(lake).items() if not k.startswith("_staging")} == before
+    assert [f.status for f in ingest(lake, "south", [SOUTH], workers=0).files] == ["ingested"]
+
+
+def test_real_full_disk_and_read_only_lake(tmp_path: Path) -> None:
+    """On a real tmpfs: a full disk and a read-only mount each give one line; the rerun completes with exit 0."""
+    mnt = tmp_path / "mnt"
+    _mount_tmpfs(mnt, "6m")
+    try:
+        lake = mnt / "lake"
+        res = run_cli("ingest", "--lake", str(lake), "-i", "east", "-w", "0", str(EAST))
+        assert res.returncode == 0, res.stderr
+        before = lake_fingerprint(lake)
+        filler = mnt / "filler"
+        with open(filler, "wb") as fh:  # leave about 16 KiB free
+            import os
+
+            free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+            fh.write(b"\0" * max(0, free - 16 * 1024))
+        res = run_cli("ingest", "--lake", str(lake), "-i", "south", "-w", "0", str(SOUTH))
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.strip().count("\n") == 0 and "is full" in res.stderr and "Traceback" not in res.stderr
+        filler.unlink()
+        res = run_cli("ingest", "--lake", str(lake), "-i", "south", "-w", "0", str(SOUTH))
+        assert res.returncode == 0, res.stderr
+        assert set(before) <= set(lake_fingerprint(lake))
+        # read-only
+        import subprocess
+
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        frozen = lake_fingerprint(lake)
+        pheno = tmp_path / "p.tsv"
+        from genolake.ingest.reader import header_samples
+
+        pheno.write_text("sample_id\tage\n" + "".join(f"{s}\t{40 + i}\n"
+                                                       for i, s in enumerate(header_samples(str(SOUTH))[:5])))
+        for args in (["ingest", "--lake", str(lake), "-i", "north", "-w", "0", str(NORTH)],
+                     ["phenotypes", "load", "--lake", str(lake), "-i", "south", str(pheno)],
+                     ["aggregate", "--lake", str(lake), "--workers", "0"]):
+            res = run_cli(*args)
+            assert res.returncode == 1, (args, res.stderr)
+            assert "read-only file system" in res.stderr and "Traceback" not in res.stderr, res.stderr
+            assert res.stderr.strip().count("\n") == 0, res.stderr
+        res = run_cli("query", "sql", "--lake", str(lake), "SELECT count(*) AS n FROM files")
+        assert res.returncode == 0, res.stderr  # reading a read-only lake works
+        assert lake_fingerprint(lake) == frozen
+        subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+        res = run_cli("phenotypes", "load", "--lake", str(lake), "-i", "south", str(pheno))
+        assert res.returncode == 0, res.stderr
+    finally:
+        _umount(mnt)

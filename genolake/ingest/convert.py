@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from genolake.contigs import bare, to_style
-from genolake.errors import BadInputFileError
+from genolake.errors import BadInputFileError, LakeWriteError, write_failure
 from genolake.ingest.normalise import is_symbolic, left_align, trim
 from genolake.ingest.reader import fatal_messages, htslib_error, htslib_messages, open_vcf, scrub
 from genolake.schema import CALLS, VARIANTS
@@ -108,6 +108,11 @@ def run_task(task: Task, progress: Callable[[int], None] | None = None) -> Chunk
         else:
             error = None
     messages[:] = scrub(messages, task.path)  # sample names -> column numbers before anything is passed on
+    if result is None and error is not None:
+        got = write_failure(error)
+        if got is not None and not got[0].startswith("no permission"):  # the staging disk, not the input
+            raise LakeWriteError(f"{got[0]} ({task.staging}) while writing staged data; nothing was changed; "
+                                 f"{got[1]} and rerun") from None
     if result is None:
         detail = fatal_messages(messages) or messages or scrub([str(error)], task.path)
         raise BadInputFileError(task.path, f"cannot parse record: {_clean(detail[0])}", record=_where(task, error))

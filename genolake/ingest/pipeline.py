@@ -169,7 +169,9 @@ def ingest(
     for k, src in enumerate(sources, start=1):
         position.setdefault(src.file_id, k)
     pseudo = store.pseudonymiser()
-    # skip files already in the lake (same bytes), or repeated on the command line
+    # skip files already in the lake (same bytes), or repeated on the command line; a commit interrupted by a
+    # crash or a full disk is completed first, so rerunning the same command finds its files committed
+    store.recover_pending()
     committed = _committed_files(store)
     todo: list[Source] = []
     seen_ids: set[str] = set()
