@@ -22,6 +22,9 @@ WhereOpt = Annotated[
                                  "(=, !=, <, >, IN (...), BETWEEN, LIKE, CONTAINS, IS NULL, AND/OR/NOT)."),
 ]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="CONTIG:START-END, 1-based inclusive.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Stop the query after this many seconds.")]
+MemoryOpt = Annotated[str | None, typer.Option("--memory-limit",
+                                               help="Memory for the query, e.g. 4GB (default: a quarter of RAM).")]
 
 
 def _open(lake: Path):  # type: ignore[no-untyped-def]
@@ -38,11 +41,15 @@ def sql_cmd(
     lake: LakeOpt,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
+    timeout: TimeoutOpt = 300.0,
+    memory_limit: MemoryOpt = None,
 ) -> None:
     """Run read-only SQL over the views: variants, variant_files, calls, samples, phenotypes, files, ploidy, ..."""
     from genolake.output import emit_table
+    from genolake.query.sandbox import parse_size
 
-    emit_table(_open(lake).sql(query), fmt, output)
+    limit = parse_size(memory_limit) if memory_limit else None
+    emit_table(_open(lake).sql(query, timeout=timeout, memory_limit=limit), fmt, output)
 
 
 @app.command("variant")
@@ -175,6 +182,8 @@ def phenotypes_load(
     sample_column: Annotated[str, typer.Option("--sample-column", help="Sample ID column of a TSV/CSV.")] = "sample_id",
     type_: Annotated[list[str] | None, typer.Option("--type", "-t",
                                                     help="NAME=categorical|numeric|list (repeatable).")] = None,
+    list_columns: Annotated[str | None, typer.Option(
+        "--list-columns", help="Columns holding lists, e.g. hpo,icd10 (cells split on ';', '|' or ',').")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Load (or replace, atomically) an institution's phenotypes; reports counts, never sample IDs."""
@@ -188,6 +197,9 @@ def phenotypes_load(
         if not sep:
             raise UserInputError(f"--type {t!r}: use NAME=categorical|numeric|list")
         types[key.strip()] = value.strip()
+    for name in (list_columns or "").split(","):
+        if name.strip():
+            types[name.strip()] = "list"
     report = load_phenotypes(lake, institution, file, types=types or None, sample_column=sample_column)
     emit_object(report, fmt)
 

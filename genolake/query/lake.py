@@ -55,9 +55,14 @@ class Lake:
         """Pick up commits made since the lake was opened."""
         self.engine.refresh()
 
-    def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
-        """Run a read-only SQL query over the views (see docs/SCHEMA.md) and return Arrow."""
-        return self.engine.user_sql(text, params)
+    def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None, *,
+            timeout: float | None = None, memory_limit: int | None = None) -> pa.Table:
+        """Run a read-only SQL query over the views (see docs/SCHEMA.md) and return Arrow.
+
+        The query runs in a sandbox that can read the views and write nothing (docs/SECURITY.md), and is
+        stopped after ``timeout`` seconds (default 300) or when it needs more than ``memory_limit`` bytes
+        (default a quarter of RAM)."""
+        return self.engine.user_sql(text, params, timeout=timeout, memory_limit=memory_limit)
 
     def variant(self, id: str) -> dict[str, Any]:  # noqa: A002 - the documented API name
         """One variant: ``{"variant": {...}, "frequencies": [...], "phenotypes": [...], "annotations": {...}}``.
