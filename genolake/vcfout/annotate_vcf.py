@@ -168,7 +168,9 @@ class _Normaliser:
             self.by_bare = {bare(n): n for n in names}
             self.names = names
 
-    def key(self, chrom: str, pos: int, ref: str, alt: str, where: str) -> tuple[int, str, str]:
+    def key(self, chrom: str, pos: int, ref: str, alt: str, rec_no: int) -> tuple[int, str, str]:
+        if self.fasta is None and len(ref) == 1 and len(alt) == 1:
+            return pos, ref, alt
         if is_symbolic(alt):
             return pos, ref, alt
         if self.fasta is None:
@@ -183,7 +185,8 @@ class _Normaliser:
         fasta = self.fasta
         got = str(fasta.fetch(name, pos - 1, pos - 1 + len(ref))).upper()
         if got != ref:
-            raise BadInputFileError(self.path, f"REF {ref} does not match the reference FASTA ({got})", record=where)
+            raise BadInputFileError(self.path, f"REF {ref} does not match the reference FASTA ({got})",
+                                    record=f"record {rec_no} ({chrom}:{pos})")
         return left_align(pos, ref, alt, lambda s, e: str(fasta.fetch(name, s, e)))
 
 
@@ -322,6 +325,11 @@ class _Lookup:
                         continue
                 acc[g] = acc.get(g, 0) + int(ploidy)
         self._fill = [(f.file_id, f.institution, f.absent_mode, sums[f.file_id]) for f in files]
+
+    def fill_files(self, contig: str) -> list[tuple[str, str, str, dict[Group, int]]]:
+        """Files whose samples count at alleles absent from them on ``contig`` (with their ploidy sums)."""
+        self._load_fill(contig)
+        return self._fill
 
     def absent_an(self, contig: str, pos: int, group: Group, present: frozenset[str] = frozenset()) -> int | None:
         """AN of ``group`` at an allele no file of the scope lists: the ploidy of the samples of absent-as-ref
@@ -516,7 +524,10 @@ def _header(raw: str, path: str, store: Any, columns: list[tuple[str, str, Group
 
 
 class _ChunkWriter:
-    """Buffers the records of one chunk, looks their alleles up, writes them with the new INFO fields."""
+    """Buffers the records of one chunk, looks their alleles up, writes them with the new INFO fields.
+
+    Each distinct allele's values are formatted once; alleles the lake has not seen share their strings by the
+    tuple of absent-site ANs (usually one or two per contig)."""
 
     def __init__(self, sink: Any, lookup: _Lookup, columns: list[tuple[str, str, Group]], report: AnnotateReport,
                  ours: set[str]) -> None:
@@ -526,81 +537,100 @@ class _ChunkWriter:
         self.report = report
         self.ours = ours
         self.contig = ""
-        self.records: list[tuple[str, list[tuple[int, str, str]], int]] = []
+        self.records: list[tuple[str, list[tuple[int, str, str]]]] = []
         self.groups = list(dict.fromkeys(c[2] for c in columns))
+        self.found: set[tuple[int, str, str]] = set()
+        self.absent_known: set[tuple[int, str, str]] = set()
 
-    def add(self, contig: str, line: str, keys: list[tuple[int, str, str]], pos: int) -> None:
+    def add(self, contig: str, line: str, keys: list[tuple[int, str, str]]) -> None:
         self.contig = contig
-        self.records.append((line, keys, pos))
+        self.records.append((line, keys))
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def _absent(self, contig: str, pos: int) -> tuple[int | None, ...]:
+        return tuple(self.lookup.absent_an(contig, pos, g) for g in self.groups)
+
+    def _strings(self, contig: str, keys: set[tuple[int, str, str]]) -> dict[tuple[int, str, str], list[str]]:
+        """Per allele: the formatted value of every column (``.`` where missing)."""
+        seen = self.lookup.seen(contig, list(keys))
+        cols = self.columns
+        gi = {g: i for i, g in enumerate(self.groups)}
+        self.found = set(seen)
+        self.absent_known = set()
+        out: dict[tuple[int, str, str], list[str]] = {}
+        unseen_cache: dict[tuple[int | None, ...], list[str]] = {}
+        has_fill = bool(self.lookup.fill_files(contig))
+        for k in keys:
+            vals = seen.get(k)
+            if vals is None:
+                absent = self._absent(contig, k[0]) if has_fill else (None,) * len(self.groups)
+                got = unseen_cache.get(absent)
+                if got is None:
+                    got = unseen_cache[absent] = [_value(f, _unseen(absent[gi[g]])) for _key, f, g in cols]
+                if any(a is not None for a in absent):
+                    self.absent_known.add(k)
+                out[k] = got
+                continue
+            full: list[Values] = []
+            absent_t: tuple[int | None, ...] | None = None
+            for g in self.groups:
+                v = vals.get(g)
+                if v is None:  # no row for the group: none of its samples' files lists the allele
+                    if absent_t is None:
+                        absent_t = self._absent(contig, k[0]) if has_fill else (None,) * len(self.groups)
+                    an = absent_t[gi[g]] or 0
+                    v = (0, an, 0, 0, 0.0 if an else None, None)
+                full.append(v)
+            out[k] = [_value(f, full[gi[g]]) for _key, f, g in cols]
+        return out
 
     def flush(self) -> None:
         if not self.records:
             return
         contig = self.contig
-        lookup = self.lookup
-        keys = [k for _line, ks, _p in self.records for k in ks]
-        seen = lookup.seen(contig, keys)
-        cols = self.columns
-        out: list[str] = []
+        keys = {k for _line, ks in self.records for k in ks}
+        strings = self._strings(contig, keys)
+        names = [c[0] for c in self.columns]
+        ours = self.ours
         rep = self.report
-        absent_cache: dict[tuple[int, Group], int | None] = {}
-        for line, ks, _pos in self.records:
-            rep.n_records += 1
+        single: dict[tuple[int, str, str], str] = {}
+        out: list[str] = []
+        for line, ks in self.records:
             if not ks:
                 out.append(line)
                 continue
-            per_key: list[dict[Group, Values]] = []
-            for k in ks:
-                rep.n_alleles += 1
-                vals = seen.get(k)
-                if vals is not None:
-                    rep.n_found += 1
-                    full = {}
-                    for g in self.groups:
-                        v = vals.get(g)
-                        if v is None:  # no row for the group: none of its samples' files lists the allele
-                            an = absent_cache.get((k[0], g), -1)
-                            if an == -1:
-                                an = absent_cache[(k[0], g)] = lookup.absent_an(contig, k[0], g)
-                            an = an or 0
-                            v = (0, an, 0, 0, 0.0 if an else None, None)
-                        full[g] = v
-                    per_key.append(full)
-                    continue
-                full = {}
-                known = False
-                for g in self.groups:
-                    an = absent_cache.get((k[0], g), -1)
-                    if an == -1:
-                        an = absent_cache[(k[0], g)] = lookup.absent_an(contig, k[0], g)
-                    if an is None:
-                        full[g] = (None, None, None, None, None, None)
-                    else:
-                        known = True
-                        full[g] = (0, an, 0, 0, 0.0 if an else None, None)
-                if known:
-                    rep.n_absent += 1
-                per_key.append(full)
-            parts = []
-            for key, f, g in cols:
-                vs = [_value(f, pk[g]) for pk in per_key]
-                parts.append(f"{key}={','.join(vs)}")
-            add = ";".join(parts)
+            if len(ks) == 1:
+                k = ks[0]
+                add = single.get(k)
+                if add is None:
+                    add = single[k] = ";".join(f"{n}={v}" for n, v in zip(names, strings[k], strict=True))
+            else:
+                per = [strings[k] for k in ks]
+                add = ";".join(f"{n}={','.join(p[i] for p in per)}" for i, n in enumerate(names))
             fields = line.rstrip("\n").split("\t", 8)
             info = fields[7]
             if info == "." or not info:
-                info = add
+                fields[7] = add
             else:
-                if any(item.split("=", 1)[0] in self.ours for item in info.split(";")):
-                    info = ";".join(i for i in info.split(";") if i.split("=", 1)[0] not in self.ours) or ""
-                info = f"{info};{add}" if info and info != "." else add
-            fields[7] = info
+                if ours and any(item.split("=", 1)[0] in ours for item in info.split(";")):
+                    info = ";".join(i for i in info.split(";") if i.split("=", 1)[0] not in ours)
+                fields[7] = f"{info};{add}" if info and info != "." else add
             out.append("\t".join(fields) + "\n")
+        rep.n_records += len(self.records)
+        for _line, ks in self.records:
+            rep.n_alleles += len(ks)
+            rep.n_found += sum(1 for k in ks if k in self.found)
+            rep.n_absent += sum(1 for k in ks if k in self.absent_known)
         self.sink.write("".join(out).encode())
         self.records = []
+
+
+def _unseen(an: int | None) -> Values:
+    if an is None:
+        return (None, None, None, None, None, None)
+    return (0, an, 0, 0, 0.0 if an else None, None)
 
 
 def _value(f: str, v: Values) -> str:
@@ -658,18 +688,18 @@ def _stream(reader: Any, path: str, style: str, normaliser: _Normaliser, writer:
         elif len(writer) >= chunk_records:
             writer.flush()
         last = pos
-        where = f"record {rec_no} ({chrom}:{pos})"
         raw_ref = rec.REF
         ref = raw_ref.upper()
-        if not ref or any(c not in "ACGTN" for c in ref):
-            raise BadInputFileError(path, f"invalid REF {raw_ref!r} (only A, C, G, T, N allowed)", record=where)
+        if not ref or ref.strip("ACGTN"):
+            raise BadInputFileError(path, f"invalid REF {raw_ref!r} (only A, C, G, T, N allowed)",
+                                    record=f"record {rec_no} ({chrom}:{pos})")
         keys = []
         for a in rec.ALT:
             alt = a.upper()
             if not alt or alt == ref:
-                raise BadInputFileError(path, f"invalid ALT allele {a!r}", record=where)
-            keys.append(normaliser.key(chrom, pos, ref, alt, where))
-        writer.add(contig, str(rec), keys, pos)
+                raise BadInputFileError(path, f"invalid ALT allele {a!r}", record=f"record {rec_no} ({chrom}:{pos})")
+            keys.append(normaliser.key(chrom, pos, ref, alt, rec_no))
+        writer.add(contig, str(rec), keys)
         if progress is not None and not rec_no % 10_000:
             progress(rec_no, 0)
     writer.flush()
