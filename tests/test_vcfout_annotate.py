@@ -162,6 +162,20 @@ def test_chunks_do_not_change_the_output(sample_lake: SampleLake, annotated: Pat
     assert _body(out) == _body(annotated)
 
 
+def test_bcf_and_plain_vcf_inputs_give_the_same_values(sample_lake: SampleLake, annotated: Path,
+                                                        tmp_path: Path) -> None:
+    bcf = tmp_path / "in.bcf"
+    sh("bcftools", "view", "-Ob", "-o", bcf, hail_vcf())
+    plain = tmp_path / "in.vcf"
+    sh("bcftools", "view", "-Ov", "-o", plain, hail_vcf())
+    keys = ["GL_AC", "GL_AN", "GL_AC_east", "GL_AN_sex_female"]
+    want = _query(annotated, keys)
+    for src in (bcf, plain):
+        out = tmp_path / (src.name + ".gl.vcf.gz")
+        annotate_vcf(sample_lake.path, src, out, fields=FIELDS, scopes=["all"], strata=["sex=female"])
+        assert _query(out, keys) == want
+
+
 def test_left_alignment_with_reference(tmp_path: Path) -> None:
     """An insertion in a homopolymer written at its right end matches the lake's left-aligned allele."""
     from genolake.ingest.pipeline import ingest

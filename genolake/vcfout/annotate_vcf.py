@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,11 +208,11 @@ class _Lookup:
         if not keys:
             return {}
         eng = self.eng
-        uniq = sorted(set(keys))
-        tbl = pa.table({"pos": pa.array([k[0] for k in uniq], pa.int32()),
-                        "ref": pa.array([k[1] for k in uniq], pa.string()),
-                        "alt": pa.array([k[2] for k in uniq], pa.string())})
-        lo, hi = uniq[0][0], max(k[0] for k in uniq)
+        uniq = set(keys)
+        pos, ref, alt = zip(*uniq, strict=True)
+        tbl = pa.table({"pos": pa.array(pos, pa.int32()), "ref": pa.array(ref, pa.string()),
+                        "alt": pa.array(alt, pa.string())})
+        lo, hi = min(pos), max(pos)
         eng.con.register("_gl_vcf_keys", tbl)
         try:
             if self.use_af:
@@ -406,7 +406,7 @@ def annotate_vcf(
     >>> annotate_vcf("lake", "patient.vcf.gz", "patient.gl.vcf.gz", fields="ac,an,af,nhomalt")  # doctest: +SKIP
     AnnotateReport(output=PosixPath('patient.gl.vcf.gz'), n_records=98123, ...)
     """
-    from genolake.ingest.reader import htslib_error, htslib_messages, open_vcf
+    from genolake.ingest.reader import htslib_error, htslib_messages, open_vcf, sniff_format
     from genolake.query.engine import Engine
     from genolake.store import LakeStore
 
@@ -443,7 +443,10 @@ def annotate_vcf(
                 with pysam.BGZFile(str(dest.tmp), "wb", None) as sink:
                     sink.write(header.encode())
                     writer = _ChunkWriter(sink, lookup, columns, report, {c[0] for c in columns})
-                    _stream(reader, path, style, normaliser, writer, chunk_records, progress, htslib_error)
+                    fmt = sniff_format(path)
+                    records = (_htslib_records(reader, path, htslib_error) if fmt == "bcf"
+                               else _text_records(path, fmt))
+                    _stream(records, path, len(reader.samples), style, normaliser, writer, chunk_records, progress)
             finally:
                 reader.close()
             finish(dest)
@@ -537,14 +540,14 @@ class _ChunkWriter:
         self.report = report
         self.ours = ours
         self.contig = ""
-        self.records: list[tuple[str, list[tuple[int, str, str]]]] = []
+        self.records: list[tuple[list[str], list[tuple[int, str, str]]]] = []
         self.groups = list(dict.fromkeys(c[2] for c in columns))
         self.found: set[tuple[int, str, str]] = set()
         self.absent_known: set[tuple[int, str, str]] = set()
 
-    def add(self, contig: str, line: str, keys: list[tuple[int, str, str]]) -> None:
+    def add(self, contig: str, fields: list[str], keys: list[tuple[int, str, str]]) -> None:
         self.contig = contig
-        self.records.append((line, keys))
+        self.records.append((fields, keys))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -590,16 +593,20 @@ class _ChunkWriter:
         if not self.records:
             return
         contig = self.contig
-        keys = {k for _line, ks in self.records for k in ks}
-        strings = self._strings(contig, keys)
+        all_keys = [k for _fields, ks in self.records for k in ks]
+        n_alleles = len(all_keys)
+        strings = self._strings(contig, set(all_keys))
+        found, absent_known = self.found, self.absent_known
+        rep = self.report
+        rep.n_found += sum(map(found.__contains__, all_keys)) if found else 0
+        rep.n_absent += sum(map(absent_known.__contains__, all_keys)) if absent_known else 0
         names = [c[0] for c in self.columns]
         ours = self.ours
-        rep = self.report
         single: dict[tuple[int, str, str], str] = {}
         out: list[str] = []
-        for line, ks in self.records:
+        for fields, ks in self.records:
             if not ks:
-                out.append(line)
+                out.append("\t".join(fields) + "\n")
                 continue
             if len(ks) == 1:
                 k = ks[0]
@@ -609,7 +616,6 @@ class _ChunkWriter:
             else:
                 per = [strings[k] for k in ks]
                 add = ";".join(f"{n}={','.join(p[i] for p in per)}" for i, n in enumerate(names))
-            fields = line.rstrip("\n").split("\t", 8)
             info = fields[7]
             if info == "." or not info:
                 fields[7] = add
@@ -619,10 +625,7 @@ class _ChunkWriter:
                 fields[7] = f"{info};{add}" if info and info != "." else add
             out.append("\t".join(fields) + "\n")
         rep.n_records += len(self.records)
-        for _line, ks in self.records:
-            rep.n_alleles += len(ks)
-            rep.n_found += sum(1 for k in ks if k in self.found)
-            rep.n_absent += sum(1 for k in ks if k in self.absent_known)
+        rep.n_alleles += n_alleles
         self.sink.write("".join(out).encode())
         self.records = []
 
@@ -650,32 +653,68 @@ def _value(f: str, v: Values) -> str:
     return _fmt(grpmax)
 
 
-def _stream(reader: Any, path: str, style: str, normaliser: _Normaliser, writer: _ChunkWriter, chunk_records: int,
-            progress: Callable[[int, int], None] | None, htslib_error: Callable[[], str | None]) -> None:
-    """Read every record, split and normalise its alleles, hand them to ``writer`` in chunks of one contig."""
-    cur_chrom: str | None = None
-    contig = ""
-    done: set[str] = set()
-    rec_no = 0
-    last = 0
+def _htslib_records(reader: Any, path: str, htslib_error: Callable[[], str | None]) -> Iterator[tuple[int, list[str]]]:
+    """Records of a BCF (or any file htslib reads) as VCF text fields, checked by htslib as they are read."""
     records = iter(reader)
+    rec_no = 0
     while True:
         try:
             rec = next(records)
         except StopIteration:
-            break
+            return
         except Exception as exc:  # cyvcf2 raises a bare Exception on a record htslib cannot parse
             detail = htslib_error() or str(exc)
-            raise BadInputFileError(path, f"cannot parse record: {_clean(detail)}",
-                                    record=_after(rec_no + 1, cur_chrom, last)) from None
+            raise BadInputFileError(path, f"cannot parse record: {_clean(detail)}", record=f"record {rec_no + 1}") from None
         rec_no += 1
         err = htslib_error()
-        if err is not None:
-            raise BadInputFileError(path, f"cannot parse record: {_clean(err)}", record=_after(rec_no, cur_chrom, last))
-        chrom = rec.CHROM
-        if not chrom:
-            raise BadInputFileError(path, "empty or malformed data line (no CHROM)", record=_after(rec_no, cur_chrom, last))
-        pos = rec.POS
+        if err is not None:  # do not touch a record htslib failed to parse
+            raise BadInputFileError(path, f"cannot parse record: {_clean(err)}", record=f"record {rec_no}")
+        yield rec_no, str(rec).rstrip("\n").split("\t", 8)
+
+
+def _text_records(path: str, fmt: str) -> Iterator[tuple[int, list[str]]]:
+    """Records of a VCF or (b)gzipped VCF as the text fields they were written with (kept byte for byte)."""
+    import gzip
+    import zlib
+
+    opener: Any = gzip.open if fmt in ("vcf.gz", "vcf.gzip") else open
+    rec_no = 0
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
+            for line in fh:
+                if line.startswith("#"):
+                    continue
+                rec_no += 1
+                yield rec_no, line.rstrip("\r\n").split("\t", 8)
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt gzip stream
+        raise BadInputFileError(path, f"cannot read: {exc}", record=f"after record {rec_no}") from None
+
+
+def _stream(records: Iterator[tuple[int, list[str]]], path: str, n_samples: int, style: str,
+            normaliser: _Normaliser, writer: _ChunkWriter, chunk_records: int,
+            progress: Callable[[int, int], None] | None) -> None:
+    """Check every record, split and normalise its alleles, hand them to ``writer`` in chunks of one contig."""
+    cur_chrom: str | None = None
+    contig = ""
+    done: set[str] = set()
+    last = 0
+    rec_no = 0
+    width = n_samples + 1  # FORMAT + samples, in the 9th field
+    for rec_no, fields in records:
+        if len(fields) < 8 or not fields[0]:
+            raise BadInputFileError(path, "malformed data line (fewer than 8 tab-separated columns)",
+                                    record=_after(rec_no, cur_chrom, last))
+        chrom = fields[0]
+        try:
+            pos = int(fields[1])
+        except ValueError:
+            raise BadInputFileError(path, f"invalid POS {fields[1]!r}", record=_after(rec_no, cur_chrom, last)) from None
+        if pos < 1:
+            raise BadInputFileError(path, f"invalid POS {pos}", record=_after(rec_no, cur_chrom, last))
+        if n_samples and (len(fields) < 9 or fields[8].count("\t") + 1 != width):
+            got = fields[8].count("\t") if len(fields) == 9 else 0
+            raise BadInputFileError(path, f"{got} sample columns where the header names {n_samples}",
+                                    record=f"record {rec_no} ({chrom}:{pos})")
         if chrom != cur_chrom:
             writer.flush()
             if chrom in done:
@@ -685,21 +724,25 @@ def _stream(reader: Any, path: str, style: str, normaliser: _Normaliser, writer:
                 done.add(cur_chrom)
             cur_chrom = chrom
             contig = to_style(chrom, style)
+        elif pos < last:
+            raise BadInputFileError(path, f"position {pos} comes after {last} (sort the file with `bcftools sort`)",
+                                    record=f"record {rec_no} ({chrom}:{pos})")
         elif len(writer) >= chunk_records:
             writer.flush()
         last = pos
-        raw_ref = rec.REF
+        raw_ref = fields[3]
         ref = raw_ref.upper()
         if not ref or ref.strip("ACGTN"):
             raise BadInputFileError(path, f"invalid REF {raw_ref!r} (only A, C, G, T, N allowed)",
                                     record=f"record {rec_no} ({chrom}:{pos})")
         keys = []
-        for a in rec.ALT:
-            alt = a.upper()
-            if not alt or alt == ref:
-                raise BadInputFileError(path, f"invalid ALT allele {a!r}", record=f"record {rec_no} ({chrom}:{pos})")
-            keys.append(normaliser.key(chrom, pos, ref, alt, rec_no))
-        writer.add(contig, str(rec), keys)
+        if fields[4] != ".":
+            for a in fields[4].split(","):
+                alt = a.upper()
+                if not alt or alt == ref or (alt.strip("ACGTN") and not is_symbolic(alt)):
+                    raise BadInputFileError(path, f"invalid ALT allele {a!r}", record=f"record {rec_no} ({chrom}:{pos})")
+                keys.append(normaliser.key(chrom, pos, ref, alt, rec_no))
+        writer.add(contig, fields, keys)
         if progress is not None and not rec_no % 10_000:
             progress(rec_no, 0)
     writer.flush()
