@@ -200,3 +200,24 @@ def test_cli_export(sample_lake: SampleLake, tmp_path: Path) -> None:
     assert "x 30 samples" in r.stderr
     body = sh("bcftools", "view", "-H", out).splitlines()
     assert body and all(len(x.split("\t")) == 9 + 30 for x in body)
+
+
+def test_fill_tags_on_the_export_give_the_lakes_counts(sample_lake: SampleLake, tmp_path: Path) -> None:
+    """The two commands agree: bcftools' AC/AN over the exported genotypes = annotate-vcf's lake AC/AN."""
+    from query_fixtures import fill_tags
+
+    from genolake.vcfout.annotate_vcf import annotate_vcf
+
+    out = tmp_path / "all.vcf.gz"
+    export_vcf(sample_lake.path, out)
+    counts = fill_tags(out, None, tmp_path)
+    ann = tmp_path / "ann.vcf.gz"
+    annotate_vcf(sample_lake.path, out, ann, fields="ac,an,nhomalt")
+    rows = sh("bcftools", "query", "-f", "%CHROM\\t%POS\\t%REF\\t%ALT\\t%GL_AC\\t%GL_AN\\t%GL_nhomalt\\n", ann)
+    n = 0
+    for line in rows.splitlines():
+        c, p, r, a, ac, an, nh = line.split("\t")
+        k = (c, int(p), r, a)
+        assert (int(ac), int(an), 2 * int(nh)) == (counts[k]["AC"], counts[k]["AN"], counts[k]["AC_Hom"]), k
+        n += 1
+    assert n == len(counts) > 300
