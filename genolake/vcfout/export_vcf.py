@@ -452,10 +452,10 @@ def _stored_calls(eng: Engine, m: np.ndarray, sites: list[tuple[Any, ...]], samp
     site_tbl = pa.table({"pos": pa.array([s[0] for s in sites], pa.int32()),
                          "ref": pa.array([s[1] for s in sites], pa.string()),
                          "alt": pa.array([s[2] for s in sites], pa.string()),
-                         "i": pa.array(range(len(sites)), pa.int64())})
+                         "i": pa.array(np.arange(len(sites), dtype=np.int64))})
     col_tbl = pa.table({"institution": pa.array([s.institution for s in samples], pa.string()),
                         "sample_id": pa.array([s.sample_id for s in samples], pa.string()),
-                        "j": pa.array(range(len(samples)), pa.int64())})
+                        "j": pa.array(np.arange(len(samples), dtype=np.int64))})
     csrc = eng.scan("calls", contig=contig, institution=institution, start=start, end=end,
                     columns=["institution", "contig", "pos", "ref", "alt", "sample_id", "gt", "gq", "dp", "ad_ref",
                              "ad_alt"])
