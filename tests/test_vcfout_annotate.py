@@ -81,6 +81,13 @@ def test_output_keeps_every_record_and_is_indexed(annotated: Path) -> None:
     assert sh("bcftools", "query", "-f", "%GL_AF\\n", annotated).splitlines()[0] == "0.445"
 
 
+def test_annotating_twice_replaces_the_fields(sample_lake: SampleLake, annotated: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again.vcf.gz"
+    annotate_vcf(sample_lake.path, annotated, again, fields=FIELDS, scopes=["all"], strata=["sex=female"])
+    assert _body(again) == _body(annotated)
+    assert sh("bcftools", "view", "-h", again).count("##INFO=<ID=GL_AC,") == 1
+
+
 def _hand_vcf(path: Path, records: list[str], samples: list[str] | None = None, contig_line: str = "##contig=<ID=20>") -> Path:
     cols = "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO" + ("\tFORMAT\t" + "\t".join(samples) if samples else "")
     lines = ["##fileformat=VCFv4.2", contig_line, '##INFO=<ID=X,Number=1,Type=Integer,Description="x">',

@@ -444,7 +444,9 @@ def annotate_vcf(
 
                 with pysam.BGZFile(str(dest.tmp), "wb", None) as sink:
                     sink.write(header.encode())
-                    writer = _ChunkWriter(sink, lookup, columns, report, {c[0] for c in columns})
+                    declared = {ln[11:].split(",", 1)[0] for ln in reader.raw_header.split("\n")
+                                if ln.startswith("##INFO=<ID=")}
+                    writer = _ChunkWriter(sink, lookup, columns, report, declared & {c[0] for c in columns})
                     fmt = sniff_format(path)
                     records = (_htslib_records(reader, path, htslib_error) if fmt == "bcf"
                                else _text_records(path, fmt))
@@ -557,15 +559,17 @@ class _ChunkWriter:
     def _absent(self, contig: str, pos: int) -> tuple[int | None, ...]:
         return tuple(self.lookup.absent_an(contig, pos, g) for g in self.groups)
 
-    def _strings(self, contig: str, keys: set[tuple[int, str, str]]) -> dict[tuple[int, str, str], list[str]]:
-        """Per allele: the formatted value of every column (``.`` where missing)."""
+    def _strings(self, contig: str, keys: set[tuple[int, str, str]]) -> dict[tuple[int, str, str], tuple[list[str], str]]:
+        """Per allele: the formatted value of every column (``.`` where missing) and the INFO text of a record
+        with this one allele."""
         seen = self.lookup.seen(contig, list(keys))
         cols = self.columns
         gi = {g: i for i, g in enumerate(self.groups)}
         self.found = set(seen)
         self.absent_known = set()
-        out: dict[tuple[int, str, str], list[str]] = {}
-        unseen_cache: dict[tuple[int | None, ...], list[str]] = {}
+        out: dict[tuple[int, str, str], tuple[list[str], str]] = {}
+        unseen_cache: dict[tuple[int | None, ...], tuple[list[str], str]] = {}
+        template = ";".join(f"{c[0]}={{}}" for c in cols)
         has_fill = bool(self.lookup.fill_files(contig))
         for k in keys:
             vals = seen.get(k)
@@ -573,7 +577,8 @@ class _ChunkWriter:
                 absent = self._absent(contig, k[0]) if has_fill else (None,) * len(self.groups)
                 got = unseen_cache.get(absent)
                 if got is None:
-                    got = unseen_cache[absent] = [_value(f, _unseen(absent[gi[g]])) for _key, f, g in cols]
+                    vs = [_value(f, _unseen(absent[gi[g]])) for _key, f, g in cols]
+                    got = unseen_cache[absent] = (vs, template.format(*vs))
                 if any(a is not None for a in absent):
                     self.absent_known.add(k)
                 out[k] = got
@@ -588,7 +593,8 @@ class _ChunkWriter:
                     an = absent_t[gi[g]] or 0
                     v = (0, an, 0, 0, 0.0 if an else None, None)
                 full.append(v)
-            out[k] = [_value(f, full[gi[g]]) for _key, f, g in cols]
+            vs = [_value(f, full[gi[g]]) for _key, f, g in cols]
+            out[k] = (vs, template.format(*vs))
         return out
 
     def flush(self) -> None:
@@ -603,28 +609,24 @@ class _ChunkWriter:
         rep.n_found += sum(map(found.__contains__, all_keys)) if found else 0
         rep.n_absent += sum(map(absent_known.__contains__, all_keys)) if absent_known else 0
         names = [c[0] for c in self.columns]
-        ours = self.ours
-        single: dict[tuple[int, str, str], str] = {}
+        strip = self.ours  # INFO keys of ours the input already declared: replaced, not repeated
         out: list[str] = []
         for fields, ks in self.records:
             if not ks:
                 out.append("\t".join(fields) + "\n")
                 continue
             if len(ks) == 1:
-                k = ks[0]
-                add = single.get(k)
-                if add is None:
-                    add = single[k] = ";".join(f"{n}={v}" for n, v in zip(names, strings[k], strict=True))
+                add = strings[ks[0]][1]
             else:
-                per = [strings[k] for k in ks]
+                per = [strings[k][0] for k in ks]
                 add = ";".join(f"{n}={','.join(p[i] for p in per)}" for i, n in enumerate(names))
             info = fields[7]
             if info == "." or not info:
                 fields[7] = add
             else:
-                if ours and any(item.split("=", 1)[0] in ours for item in info.split(";")):
-                    info = ";".join(i for i in info.split(";") if i.split("=", 1)[0] not in ours)
-                fields[7] = f"{info};{add}" if info and info != "." else add
+                if strip:
+                    info = ";".join(i for i in info.split(";") if i.split("=", 1)[0] not in strip) or "."
+                fields[7] = add if info == "." else f"{info};{add}"
             out.append("\t".join(fields) + "\n")
         rep.n_records += len(self.records)
         rep.n_alleles += n_alleles
@@ -702,6 +704,8 @@ def _stream(records: Iterator[tuple[int, list[str]]], path: str, n_samples: int,
     last = 0
     rec_no = 0
     width = n_samples + 1  # FORMAT + samples, in the 9th field
+    pending = writer.records
+    key = normaliser.key
     for rec_no, fields in records:
         if len(fields) < 8 or not fields[0]:
             raise BadInputFileError(path, "malformed data line (fewer than 8 tab-separated columns)",
@@ -719,6 +723,7 @@ def _stream(records: Iterator[tuple[int, list[str]]], path: str, n_samples: int,
                                     record=f"record {rec_no} ({chrom}:{pos})")
         if chrom != cur_chrom:
             writer.flush()
+            pending = writer.records
             if chrom in done:
                 raise BadInputFileError(path, f"records of contig {chrom} are not contiguous (sort the file with "
                                         "`bcftools sort`)", record=f"record {rec_no} ({chrom}:{pos})")
@@ -729,8 +734,9 @@ def _stream(records: Iterator[tuple[int, list[str]]], path: str, n_samples: int,
         elif pos < last:
             raise BadInputFileError(path, f"position {pos} comes after {last} (sort the file with `bcftools sort`)",
                                     record=f"record {rec_no} ({chrom}:{pos})")
-        elif len(writer) >= chunk_records:
+        elif len(pending) >= chunk_records:
             writer.flush()
+            pending = writer.records
         last = pos
         raw_ref = fields[3]
         ref = raw_ref.upper()
@@ -743,8 +749,10 @@ def _stream(records: Iterator[tuple[int, list[str]]], path: str, n_samples: int,
                 alt = a.upper()
                 if not alt or alt == ref or (alt.strip("ACGTN") and not is_symbolic(alt)):
                     raise BadInputFileError(path, f"invalid ALT allele {a!r}", record=f"record {rec_no} ({chrom}:{pos})")
-                keys.append(normaliser.key(chrom, pos, ref, alt, rec_no))
-        writer.add(contig, fields, keys)
+                keys.append((pos, ref, alt) if len(ref) == 1 and len(alt) == 1 and normaliser.fasta is None
+                            else key(chrom, pos, ref, alt, rec_no))
+        writer.contig = contig
+        pending.append((fields, keys))
         if progress is not None and not rec_no % 10_000:
             progress(rec_no, 0)
     writer.flush()
