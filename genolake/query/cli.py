@@ -96,6 +96,10 @@ def carriers_cmd(
     variant: Annotated[str, typer.Argument(help="Variant ID or rsID.")],
     lake: LakeOpt,
     where: WhereOpt = None,
+    reveal: Annotated[Path | None, typer.Option("--reveal", help="Your own raw IDs (a list or a VCF): show them "
+                                                                 "next to your carriers' pseudonyms (needs "
+                                                                 "--institution and the lake's key).")] = None,
+    institution: Annotated[str | None, typer.Option("--institution", "-i", help="Your institution (--reveal).")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -104,6 +108,10 @@ def carriers_cmd(
     from genolake.output import emit_table
 
     table = _open(lake).carriers(variant, where=where)
+    if reveal is not None:
+        from genolake.samples.lookup import reveal_carriers
+
+        table = reveal_carriers(lake, table, institution=institution, path=reveal)
     emit_table(table, fmt, output)
     rows = table.select(["institution", "alt_count", "ploidy"]).to_pylist()
     per: dict[str, int] = {}

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from genolake.errors import UserInputError
 
@@ -65,5 +64,12 @@ def reveal(table: pa.Table, pmap: dict[str, str], institution: str) -> pa.Table:
     return table.add_column(at, "sample", pa.array(raw, pa.string()))
 
 
-def revealed_count(table: pa.Table) -> int:
-    return int(pc.sum(pc.is_valid(table["sample"]).cast(pa.int64())).as_py() or 0) if table.num_rows else 0
+def reveal_carriers(lake: Path | str, table: pa.Table, *, institution: str | None, path: Path | str) -> pa.Table:
+    """``query carriers --reveal``: the carriers table with a ``sample`` column for the asker's own carriers."""
+    from genolake.store import LakeStore
+
+    if not institution:
+        raise UserInputError("--reveal needs --institution (your own institution: only its carriers can be "
+                             "revealed)")
+    pmap = pseudonym_map(LakeStore.open(lake), institution, path)
+    return reveal(table, pmap, institution)
