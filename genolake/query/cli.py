@@ -183,6 +183,8 @@ def phenotypes_load(
     sample_column: Annotated[str, typer.Option("--sample-column", help="Sample ID column of a TSV/CSV.")] = "sample_id",
     type_: Annotated[list[str] | None, typer.Option("--type", "-t",
                                                     help="NAME=categorical|numeric|list (repeatable).")] = None,
+    keep_unmatched: Annotated[bool, typer.Option("--keep-unmatched", help="Also store rows of samples not (yet) "
+                                                 "in the institution's files (a later ingest picks them up).")] = False,
     fmt: FormatOpt = "table",
 ) -> None:
     """Load (or replace, atomically) an institution's phenotypes; reports counts, never sample IDs."""
@@ -196,7 +198,8 @@ def phenotypes_load(
         if not sep:
             raise UserInputError(f"--type {t!r}: use NAME=categorical|numeric|list")
         types[key.strip()] = value.strip()
-    report = load_phenotypes(lake, institution, file, types=types or None, sample_column=sample_column)
+    report = load_phenotypes(lake, institution, file, types=types or None, sample_column=sample_column,
+                             keep_unmatched=keep_unmatched)
     emit_object(report, fmt)
 
 
