@@ -11,8 +11,8 @@ import pytest
 
 from genolake.ingest.pipeline import ingest
 from genolake.query.lake import Lake
-from tests.conftest import SAMPLE_VCFS
 
+SAMPLE_VCFS = Path(__file__).resolve().parent.parent / "data" / "sample_vcfs"
 NORTH = SAMPLE_VCFS / "north.vcf.gz"
 PHENO = SAMPLE_VCFS / "north.phenotypes.tsv"
 

@@ -27,6 +27,8 @@ def duplicates_cmd(
                                                                 "(kinship ~0.25).")] = False,
     min_af: Annotated[float, typer.Option("--min-af", help="Use sites of pooled AF in [x, 1-x].")] = 0.05,
     max_sites: Annotated[int, typer.Option("--max-sites", help="At most this many sites, spread evenly.")] = 5000,
+    max_discordance: Annotated[float, typer.Option("--max-discordance", help="A duplicate differs at no more than "
+                                                                             "this share of sites.")] = 0.05,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     quiet: QuietOpt = False,
@@ -36,8 +38,11 @@ def duplicates_cmd(
     from genolake.output import emit_table
     from genolake.samples.duplicates import find_duplicates
 
-    rep = find_duplicates(lake, min_sites=min_sites, relatives=relatives, min_af=min_af, max_sites=max_sites)
+    rep = find_duplicates(lake, min_sites=min_sites, relatives=relatives, min_af=min_af, max_sites=max_sites,
+                          max_discordance=max_discordance)
     emit_table(rep.pairs, fmt, output)
+    for w in rep.warnings:
+        stderr_console().print(f"genolake: warning: {w}", soft_wrap=True)
     if not quiet:
         dup = sum(1 for r in rep.pairs["relationship"].to_pylist() if r == "duplicate")
         stderr_console().print(

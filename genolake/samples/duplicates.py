@@ -22,7 +22,11 @@ Pseudonyms differ per institution by design, so duplicates are found from the ge
    of those sites with different genotypes; near 0 for a duplicate) and ``ibs0`` (sites where one is 0/0 and the
    other 1/1; about 0 for parent-child, not for siblings).
 
-Classification uses KING's cut-offs: ``duplicate`` above 0.354 (2^-1.5), ``first-degree`` in (0.177, 0.354].
+Classification: ``duplicate`` needs KING's cut-off (kinship above 0.354 = 2^-1.5) *and* a discordance of at most
+``max_discordance`` (default 0.05): within a short region (a gene panel, one small chromosome segment) linkage
+disequilibrium inflates kinship, and unrelated people can pass 0.354, but not with near-identical genotypes.
+With ``relatives``, any other pair above 0.177 (2^-2.5) is ``first-degree``. When the sites span less than
+:data:`MIN_SPAN_MB` of genome the report carries a warning that kinship of relatives is unreliable.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 
 DUPLICATE_KINSHIP = 2 ** -1.5  # 0.354: KING's lower bound for duplicates / MZ twins
 FIRST_DEGREE_KINSHIP = 2 ** -2.5  # 0.177: KING's lower bound for first-degree relatives
+DUPLICATE_MAX_DISCORDANCE = 0.05  # a duplicate's genotypes differ at no more than 5% of the compared sites
+MIN_SPAN_MB = 100.0  # below this genome span of the sites, kinship of relatives is not to be trusted (LD)
 SCREEN_KINSHIP = 0.1  # pairs above this get exact statistics (well below either cut-off)
 MIN_KNOWN = 0.95  # share of people whose genotype must be known at a selected site
 DEFAULT_MIN_SITES = 500
@@ -73,6 +79,8 @@ class DuplicateReport:
     sites: int = 0
     pairs_compared: int = 0
     pairs_too_few_sites: int = 0
+    span_mb: float = 0.0
+    warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -287,7 +295,8 @@ def keep_rank(lake: Path | str | Any) -> dict[tuple[str, str], tuple[Any, ...]]:
 
 
 def find_duplicates(lake: Path | str | Any, *, min_sites: int = DEFAULT_MIN_SITES, relatives: bool = False,
-                    min_af: float = DEFAULT_MIN_AF, max_sites: int = DEFAULT_MAX_SITES) -> DuplicateReport:
+                    min_af: float = DEFAULT_MIN_AF, max_sites: int = DEFAULT_MAX_SITES,
+                    max_discordance: float = DUPLICATE_MAX_DISCORDANCE) -> DuplicateReport:
     """Pairs of people whose genotypes are the same person (and, with ``relatives``, first-degree relatives).
 
     Parameters
@@ -303,6 +312,8 @@ def find_duplicates(lake: Path | str | Any, *, min_sites: int = DEFAULT_MIN_SITE
         Sites with pooled allele frequency in [min_af, 1 - min_af] are used.
     max_sites
         At most this many sites (spread evenly along the genome).
+    max_discordance
+        A duplicate's genotypes differ at no more than this share of the compared sites.
 
     Returns
     -------
@@ -336,6 +347,15 @@ def find_duplicates(lake: Path | str | Any, *, min_sites: int = DEFAULT_MIN_SITE
         raise UserInputError(
             f"only {m} common, well-called biallelic autosomal SNVs are in the lake (at allele frequency "
             f"{min_af:g}-{1 - min_af:g}); lower --min-sites (now {min_sites}) to compare on fewer sites")
+    contig_arr = np.asarray(dm.sites["contig"].to_pylist(), dtype=object)
+    pos_arr = dm.sites["pos"].to_numpy()
+    report.span_mb = float(sum(int(pos_arr[contig_arr == c].max()) - int(pos_arr[contig_arr == c].min())
+                               for c in set(contig_arr.tolist()))) / 1e6
+    if report.span_mb < MIN_SPAN_MB:
+        report.warnings.append(
+            f"the {m:,} sites span only {report.span_mb:.1f} Mb of genome: linkage disequilibrium inflates kinship "
+            "there, so first-degree calls are unreliable (duplicates are also required to have near-identical "
+            "genotypes)")
     kin, sites = king_robust(dm.dosage)
     t2 = time.perf_counter()
     report.seconds["kinship"] = t2 - t1
@@ -348,22 +368,24 @@ def find_duplicates(lake: Path | str | Any, *, min_sites: int = DEFAULT_MIN_SITE
     ci, cj = iu[cand], ju[cand]
     rows = _pair_stats(dm.dosage, ci, cj)
     k = kin[ci, cj]
-    report_mask = k > cut
+    disc = np.array([r[1] for r in rows], dtype=np.float64)
+    is_dup = (k > DUPLICATE_KINSHIP) & (disc <= max_discordance)
+    report_mask = is_dup | ((k > FIRST_DEGREE_KINSHIP) if relatives else np.zeros(k.size, dtype=bool))
     rank = keep_rank(store)
     insts = dm.people["institution"].to_pylist()
     sids = dm.people["sample_id"].to_pylist()
     out: list[dict[str, Any]] = []
-    for a, b, kk, (ns, disc, ibs0) in zip(ci[report_mask], cj[report_mask], k[report_mask],
-                                          [r for r, keep in zip(rows, report_mask, strict=True) if keep],
-                                          strict=True):
+    for a, b, kk, dup, (ns, dd, ibs0) in zip(ci[report_mask], cj[report_mask], k[report_mask], is_dup[report_mask],
+                                             [r for r, keep in zip(rows, report_mask, strict=True) if keep],
+                                             strict=True):
         pa_, pb = (insts[a], sids[a]), (insts[b], sids[b])
         ra, rb = rank.get(pa_), rank.get(pb)
         if ra is not None and rb is not None and rb < ra:
             pa_, pb = pb, pa_
         out.append({
             "institution_1": pa_[0], "sample_1": pa_[1], "institution_2": pb[0], "sample_2": pb[1],
-            "relationship": "duplicate" if kk > DUPLICATE_KINSHIP else "first-degree",
-            "kinship": round(float(kk), 4), "sites": ns, "discordance": round(disc, 4), "ibs0": ibs0,
+            "relationship": "duplicate" if dup else "first-degree",
+            "kinship": round(float(kk), 4), "sites": ns, "discordance": round(dd, 4), "ibs0": ibs0,
         })
     out.sort(key=lambda r: (-r["kinship"], r["institution_1"], r["sample_1"], r["institution_2"], r["sample_2"]))
     report.pairs = pa.Table.from_pylist(out, schema=PAIR_SCHEMA)
