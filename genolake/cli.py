@@ -14,6 +14,7 @@ from genolake.compute.cli_aggregate import register as register_aggregate
 from genolake.compute.cli_annotate import register as register_annotate
 from genolake.query.cli import app as query_app
 from genolake.query.cli import phenotypes_app
+from genolake.samples.cli import register as register_samples
 from genolake.vcfout.cli import register as register_vcfout
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ register_annotate(app)
 app.add_typer(phenotypes_app, name="phenotypes")
 register_aggregate(app)
 register_vcfout(app)
+register_samples(app)
 
 
 @app.callback()

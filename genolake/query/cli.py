@@ -103,6 +103,10 @@ def carriers_cmd(
     variant: Annotated[str, typer.Argument(help="Variant ID or rsID.")],
     lake: LakeOpt,
     where: WhereOpt = None,
+    reveal: Annotated[Path | None, typer.Option("--reveal", help="Your own raw IDs (a list or a VCF): show them "
+                                                                 "next to your carriers' pseudonyms (needs "
+                                                                 "--institution and the lake's key).")] = None,
+    institution: Annotated[str | None, typer.Option("--institution", "-i", help="Your institution (--reveal).")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -111,6 +115,10 @@ def carriers_cmd(
     from genolake.output import emit_table
 
     table = _open(lake).carriers(variant, where=where)
+    if reveal is not None:
+        from genolake.samples.lookup import reveal_carriers
+
+        table = reveal_carriers(lake, table, institution=institution, path=reveal)
     emit_table(table, fmt, output)
     rows = table.select(["institution", "alt_count", "ploidy"]).to_pylist()
     per: dict[str, int] = {}
@@ -184,6 +192,8 @@ def phenotypes_load(
                                                     help="NAME=categorical|numeric|list (repeatable).")] = None,
     list_columns: Annotated[str | None, typer.Option(
         "--list-columns", help="Columns holding lists, e.g. hpo,icd10 (cells split on ';', '|' or ',').")] = None,
+    keep_unmatched: Annotated[bool, typer.Option("--keep-unmatched", help="Also store rows of samples not (yet) "
+                                                 "in the institution's files (a later ingest picks them up).")] = False,
     fmt: FormatOpt = "table",
 ) -> None:
     """Load (or replace, atomically) an institution's phenotypes; reports counts, never sample IDs."""
@@ -200,7 +210,8 @@ def phenotypes_load(
     for name in (list_columns or "").split(","):
         if name.strip():
             types[name.strip()] = "list"
-    report = load_phenotypes(lake, institution, file, types=types or None, sample_column=sample_column)
+    report = load_phenotypes(lake, institution, file, types=types or None, sample_column=sample_column,
+                             keep_unmatched=keep_unmatched)
     emit_object(report, fmt)
 
 
