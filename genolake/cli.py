@@ -77,19 +77,34 @@ def ingest(
 
 
 @app.command()
-def info(lake: LakeOpt, fmt: FormatOpt = "table") -> None:
+def info(
+    lake: LakeOpt,
+    fmt: FormatOpt = "table",
+    part: Annotated[str, typer.Option("--part", help="For tsv/csv (one table): summary, institutions or files.")]
+    = "institutions",
+) -> None:
     """What the lake holds: institutions, files (checksum, time, counts, absent-site mode), samples, bytes."""
     import pyarrow as pa
 
+    from genolake.errors import UserInputError
     from genolake.output import emit_object, emit_table, to_json
     from genolake.query.lake import Lake
 
+    if part not in ("summary", "institutions", "files"):
+        raise UserInputError(f"--part {part!r}: use summary, institutions or files")
     data = Lake(lake).info()
     if fmt == "json":
         sys.stdout.write(to_json(data) + "\n")
         return
     head = {k: v for k, v in data.items() if not isinstance(v, list)}
-    emit_object(head, "table" if fmt == "table" else fmt)
+    if fmt != "table":  # tsv/csv/parquet: one rectangular table
+        if part == "summary":
+            emit_object(head, fmt)
+        else:
+            rows = data[part]
+            emit_table(pa.Table.from_pylist(rows) if rows else pa.table({}), fmt)
+        return
+    emit_object(head, "table")
     if data["institutions"]:
         emit_table(pa.Table.from_pylist(data["institutions"]), fmt, title="institutions")
     if data["files"]:
