@@ -79,14 +79,13 @@ def emit_table(table: pa.Table, fmt: str, output: Path | None = None, *, title: 
         sys.stdout.write(text)
 
 
-_HEX_ID = re.compile(r"^([a-z]?)([0-9a-f]{16,})$")
+_HEX_ID = re.compile(r"^[0-9a-f]{16,}$")
 SHORT_HEX = 12
 
 
 def _short(text: str) -> str:
     """A hash or hex ID (sha256, file_id, pseudonym) cut to its first 12 hex digits, as git shows commits."""
-    m = _HEX_ID.match(text)
-    return m.group(1) + m.group(2)[:SHORT_HEX] if m else text
+    return text[:SHORT_HEX] if _HEX_ID.match(text) else text
 
 
 def table_width() -> int:
