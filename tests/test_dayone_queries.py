@@ -142,12 +142,12 @@ def test_several_ids_in_one_process(sample_lake: SampleLake, tmp_path: Path) -> 
     assert stdin == from_file and [r["variant"] for r in stdin] == [VID] * 4 + ["20-10019093-A-C"] * 4
     assert [r["scope"] for r in stdin[:4]] == ["joint", "east", "north", "south"]
     # carriers: a leading variant column when several IDs are given
-    other = [r for r in tsv_rows(ok(sample_lake, "query", "region", "20:10000000-10100000", "--min-ac", "3", "-f",
-                                    "tsv").stdout) if r["pos"] != "10019093"][0]
+    other = next(r for r in tsv_rows(ok(sample_lake, "query", "region", "20:10000000-10100000", "--min-ac", "3", "-f",
+                                    "tsv").stdout) if r["pos"] != "10019093")
     vid2 = f"{other['contig']}-{other['pos']}-{other['ref']}-{other['alt']}"
     res = ok(sample_lake, "query", "carriers", VID, vid2, "-f", "tsv")
     rows = tsv_rows(res.stdout)
-    assert list(rows[0])[0] == "variant" and {r["variant"] for r in rows} == {VID, vid2}
+    assert next(iter(rows[0])) == "variant" and {r["variant"] for r in rows} == {VID, vid2}
     one = tsv_rows(ok(sample_lake, "query", "carriers", vid2, "-f", "tsv").stdout)
     assert [{k: v for k, v in r.items() if k != "variant"} for r in rows if r["variant"] == vid2] == one
     # a malformed ID anywhere: nothing printed, exit 2
