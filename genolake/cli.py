@@ -58,9 +58,16 @@ def ingest(
             callable_regions=callable_regions, replace=replace, workers=workers, scheduler=scheduler,
             progress=progress,
         )
+    from genolake.ingest.pipeline import warnings_summary
+
+    for f in report.files:
+        for w in f.warnings:
+            logging.getLogger("genolake.ingest").info("%s: %s", f.name, w)
     if not quiet:
         console = stderr_console()
         for f in report.files:
+            if f.warnings:
+                console.print(f"{f.name}: {warnings_summary(f.warnings)}; --verbose for the full text", soft_wrap=True)
             if f.status == "skipped":
                 console.print(f"{f.name}: {f.message}", soft_wrap=True)
             else:

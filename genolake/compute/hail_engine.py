@@ -34,7 +34,7 @@ from genolake.errors import LakeStateError, MissingExtraError, UserInputError
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int, int], None]  # (sites done, contigs done, contigs in all)
 
 
 def import_hail() -> Any:
@@ -356,5 +356,5 @@ def hail_part_results(store: Any, plan: Any, *, progress: ProgressFn | None = No
         out.append(fq.PartResult(tasks[0].relpath, table.num_rows, sites, 0.0))
         done += sites
         if progress:
-            progress(done, k)
+            progress(done, k, len(by_contig))
     return out

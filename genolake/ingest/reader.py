@@ -40,6 +40,7 @@ class Source:
     index: str | None  # path of a .tbi/.csi index, if present and usable
     header_contigs: dict[str, int | None] = field(default_factory=dict)
     has_fields: dict[str, str] = field(default_factory=dict)  # FORMAT field -> Type
+    warnings: list[str] = field(default_factory=list)  # htslib's non-fatal messages on opening the header
 
     @property
     def file_id(self) -> str:
@@ -176,8 +177,9 @@ def _first_problem(messages: list[str]) -> str:
     return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", text).strip()
 
 
-def open_vcf(path: str, samples: bool = True):  # type: ignore[no-untyped-def]
-    """Open with cyvcf2, turning htslib failures into a BadInputFileError."""
+def open_vcf(path: str, samples: bool = True, warnings: list[str] | None = None):  # type: ignore[no-untyped-def]
+    """Open with cyvcf2, turning htslib failures into a BadInputFileError; htslib's other messages are added to
+    ``warnings`` if given (the CLI prints one summary line per file)."""
     from cyvcf2 import VCF
 
     with htslib_messages() as messages:
@@ -197,6 +199,8 @@ def open_vcf(path: str, samples: bool = True):  # type: ignore[no-untyped-def]
     if fatal:
         vcf.close()
         raise BadInputFileError(path, f"malformed header: {_first_problem(fatal)}")
+    if warnings is not None:
+        warnings.extend(messages)
     return vcf
 
 
@@ -219,7 +223,8 @@ def inspect_source(path: str | Path) -> Source:
         digest, size = sha256_of(path)
     except OSError as exc:  # unreadable (permissions, I/O error): one line, not a traceback
         raise BadInputFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    vcf = open_vcf(path)
+    header_warnings: list[str] = []
+    vcf = open_vcf(path, warnings=header_warnings)
     try:
         raw = vcf.raw_header
         samples = list(vcf.samples)
@@ -263,4 +268,5 @@ def inspect_source(path: str | Path) -> Source:
         index=find_index(path, fmt),
         header_contigs=contigs,
         has_fields=fields,
+        warnings=header_warnings,
     )
