@@ -80,7 +80,7 @@ def ingest(
         rate = report.genotypes / report.seconds if report.seconds else 0
         if any(f.status != "skipped" for f in report.files):
             console.print(f"ingested into {report.lake} as {report.institution!r} in {report.seconds:.1f} s "
-                          f"({rate:,.0f} genotypes/s)", soft_wrap=True)
+                          f"({rate:,.0f} genotypes/s, {report.runner})", soft_wrap=True)
 
 
 @app.command()

@@ -39,6 +39,9 @@ from genolake.store import Commit, LakeStore, partition_dir, write_parquet
 
 log = logging.getLogger(__name__)
 
+IN_PROCESS_BYTES = 64 * 2**20
+"""With the default ``workers=None``, inputs smaller than this (compressed bytes, all files of the command) are
+converted in this process: a local Dask cluster takes 5-10 s to start, more than such a job takes."""
 _INSTITUTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ProgressFn = Callable[[int, int, int], None]  # (records done, tasks done, tasks in all)
 
@@ -79,6 +82,7 @@ class IngestReport:
     files: list[FileReport] = field(default_factory=list)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    runner: str = ""  # "in process", "local Dask cluster of N workers" or "Dask scheduler ADDRESS"
 
     @property
     def genotypes(self) -> int:
@@ -139,8 +143,10 @@ def ingest(
     Parameters
     ----------
     workers
-        0 converts in this process; N > 0 starts a local Dask cluster of N processes; None uses one
-        process per core. Ignored when ``scheduler`` (an existing Dask cluster's address) is given.
+        0 converts in this process; N > 0 starts a local Dask cluster of N processes; None converts inputs
+        smaller than :data:`IN_PROCESS_BYTES` (64 MiB, all files together) in this process and larger ones on
+        a local cluster of one process per core (``report.runner`` says which). Ignored when ``scheduler``
+        (an existing Dask cluster's address) is given.
 
     Examples
     --------
@@ -195,6 +201,10 @@ def ingest(
             pysam.faidx(ref_path)
         except Exception as exc:
             raise BadInputFileError(ref_path, f"cannot index the reference FASTA: {exc}") from None
+    if workers is None and scheduler is None and sum(src.size for src in todo) < IN_PROCESS_BYTES:
+        workers = 0  # a small input: starting a cluster would cost more than the conversion
+    report.runner = (f"Dask scheduler {scheduler}" if scheduler else "in process" if workers == 0
+                     else f"local Dask cluster of {_effective_workers(workers, None)} workers")
     with store.staging() as (txn, staged):
         tasks = _plan(todo, institution, pseudo, store.contig_style, str(staged), ref_path,
                       n_workers=_effective_workers(workers, scheduler))
