@@ -52,6 +52,11 @@ def run_demo(lake: Path, *, workers: int | None = None) -> None:
         except TypeError:
             aggregate(lake, by=["sex", "super_population", "case_status"])
     lk = Lake(lake)
+    out.write(f"\nThe pseudonymisation key of this lake is {lk.store.key_path()} (outside the lake folder, mode 0600).\n"
+              "Every sample ID was replaced by HMAC(key, institution + ID): whoever has the key can link a pseudonym\n"
+              "back to a known ID, and without it new files of the same people get pseudonyms that do not match.\n"
+              "Keep it at the hospital and back it up; sharing the lake folder does not share the key.\n")
+    out.write(f"\n{lk!r}\n")
     out.write("\n1. Samples per institution (pseudonymised; the raw IDs never entered the lake):\n")
     emit_table(lk.sql("SELECT institution, count(DISTINCT sample_id) AS samples FROM samples GROUP BY 1 ORDER BY 1"),
                "table")

@@ -62,7 +62,7 @@ class KeyFileError(GenolakeError):
 class MissingExtraError(GenolakeError):
     """An optional dependency is not installed; the message names the extra."""
 
-    def __init__(self, extra: str, package: str) -> None:
+    def __init__(self, extra: str, package: str, *, how: str | None = None) -> None:
         super().__init__(
-            f"this needs the optional package {package!r}: pip install 'genolake[{extra}]'"
+            f"this needs the optional package {package!r}: " + (how or f"pip install 'genolake[{extra}]'")
         )

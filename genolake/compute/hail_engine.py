@@ -37,12 +37,18 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int, int], None]  # (sites done, contigs done, contigs in all)
 
 
+# Hail pins older rich/typer/pandas than genolake's own environment: it gets an environment of its own.
+HAIL_ENV = ("Hail pins older rich, typer and pandas than genolake uses, so it needs its own environment: "
+            "python -m venv hail-env && . hail-env/bin/activate && pip install -e '.[hail]' "
+            "(from the genolake checkout; Java 11 or 17 on the PATH), then run the command again inside it")
+
+
 def import_hail() -> Any:
     """``import hail``, or an error naming the extra to install."""
     try:
         import hail as hl
     except ImportError:
-        raise MissingExtraError("hail", "hail") from None
+        raise MissingExtraError("hail", "hail", how=HAIL_ENV) from None
     return hl
 
 
