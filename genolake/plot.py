@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from genolake.errors import MissingExtraError, UserInputError
@@ -30,7 +31,21 @@ def _figure(**kwargs: Any) -> Any:
         from matplotlib.figure import Figure
     except ImportError:
         raise MissingExtraError("plot", "matplotlib") from None
+    _show_in_notebooks(Figure)
     return Figure(**kwargs)
+
+
+def _show_in_notebooks(figure_class: Any) -> None:
+    """In IPython/Jupyter, show a returned Figure as a PNG: a Figure made without pyplot has no display hook
+    until pyplot's inline backend is loaded, so the notebook would print ``<Figure size ...>`` instead."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    from IPython.core.pylabtools import print_figure
+
+    png = shell.display_formatter.formatters["image/png"]
+    png.for_type(figure_class, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
 
 
 def _columns(data: Any, needed: list[str]) -> dict[str, list[Any]]:

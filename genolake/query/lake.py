@@ -24,6 +24,17 @@ if TYPE_CHECKING:
     from genolake.query.where import Condition
 
 
+def _shown_path(path: Path) -> str:
+    """The lake's path relative to the working directory when it lies below it (as a user typed it)."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return rel if not rel.startswith("..") else str(path)
+
+
 class Lake:
     """An opened lake.
 
@@ -69,7 +80,7 @@ class Lake:
             agg = "aggregated" if cat.frequencies_current else "aggregated before the last ingest (run aggregate)"
         ann = "annotated" if "annotations" in cat.tables else "not annotated"
         shown = ", ".join(insts[:5]) + (", ..." if len(insts) > 5 else "")
-        return (f"<genolake.Lake {str(self.path)!r} {self.build}: {len(insts)} institution"
+        return (f"<genolake.Lake {_shown_path(self.path)!r} {self.build}: {len(insts)} institution"
                 f"{'s' if len(insts) != 1 else ''}" + (f" ({shown})" if insts else "")
                 + f", {samples:,} samples, {sites:,} variants, {agg}, {ann}>")
 
