@@ -91,7 +91,8 @@ def _run_on_a_terminal(args: list[str], timeout: float = 240) -> tuple[int, str]
         chunks.append(data)
     code = proc.wait(timeout=30)
     os.close(master)
-    return code, b"".join(chunks).decode("utf-8", "replace")
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # the terminal's colour and cursor codes
 
 
 def test_progress_bar_with_counts_rates_and_elapsed_time(sample_lake: SampleLake, tmp_path: Path) -> None:
@@ -100,10 +101,11 @@ def test_progress_bar_with_counts_rates_and_elapsed_time(sample_lake: SampleLake
     lake = tmp_path / "lake"
     shutil.copytree(sample_lake.path, lake)
     code, err = _run_on_a_terminal(["aggregate", "--lake", str(lake), "--workers", "0"])
-    assert code == 0, err
-    assert re.search(r"aggregate: [\d,]+ sites, [\d,]+ sites/s", err), err  # the bar's description
-    assert re.search(r"\d+/\d+ tasks", err), err  # tasks done of all
-    assert re.search(r"aggregate: [\d,]+ sites in \d+\.\d s \([\d,]+ sites/s\)", err), err  # the closing line
+    tail = err[-1500:]
+    assert code == 0, tail
+    assert re.search(r"aggregate: [\d,]+ sites, [\d,]+ sites/s", err), tail  # the bar's description
+    assert re.search(r"[1-9]\d*/[1-9]\d* tasks", err), tail  # tasks done of all
+    assert re.search(r"aggregate: [\d,]+ sites in \d+\.\d s \([\d,]+ sites/s\)", err), tail  # the closing line
     code, err = _run_on_a_terminal(["aggregate", "--lake", str(lake), "--workers", "0", "--quiet"])
     assert code == 0 and err.strip() == "", err
 
