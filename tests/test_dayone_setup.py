@@ -67,7 +67,8 @@ def test_hail_engine_without_hail_says_it_needs_its_own_environment(sample_lake:
     res = run_cli("aggregate", "--lake", str(sample_lake.path), "--engine", "hail", "--workers", "0")
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "needs its own environment" in res.stderr
-    assert "python -m venv hail-env && . hail-env/bin/activate && pip install -e '.[hail]'" in res.stderr
+    assert "python -m venv hail-env && . hail-env/bin/activate && pip install 'genolake[hail]'" in res.stderr
+    assert "pip install -e '.[hail]'" in res.stderr
 
 
 def _run_on_a_terminal(args: list[str], timeout: float = 240) -> tuple[int, str]:

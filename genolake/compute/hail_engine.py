@@ -39,8 +39,9 @@ ProgressFn = Callable[[int, int, int], None]  # (sites done, contigs done, conti
 
 # Hail pins older rich/typer/pandas than genolake's own environment: it gets an environment of its own.
 HAIL_ENV = ("Hail pins older rich, typer and pandas than genolake uses, so it needs its own environment: "
-            "python -m venv hail-env && . hail-env/bin/activate && pip install -e '.[hail]' "
-            "(from the genolake checkout; Java 11 or 17 on the PATH), then run the command again inside it")
+            "python -m venv hail-env && . hail-env/bin/activate && pip install 'genolake[hail]' "
+            "(from a checkout: pip install -e '.[hail]'; Java 11 or 17 on the PATH), then run the command again "
+            "inside it")
 
 
 def import_hail() -> Any:
