@@ -429,6 +429,11 @@ def annotate_vcf(
             raise UserInputError(f"--fields grpmax needs allele_frequencies from `genolake aggregate --faf-groups` "
                                  f"run after the last ingest ({why})")
         report.source = "allele_frequencies" if use_af else "lake"
+        if use_af:
+            note = _dedupe_note(eng)
+            if note:
+                report.source += f" ({note})"
+                report.warnings.append(note)
         columns = _columns(names, groups, prefix)
         report.info_fields = [c[0] for c in columns]
         normaliser = _Normaliser(Path(reference) if reference else None, path)
@@ -474,6 +479,21 @@ def _frequencies_usable(eng: Engine, groups: list[Group]) -> tuple[bool, str]:
         if missing:
             return False, f"the last genolake aggregate has no stratum {', '.join(missing)}"
     return True, ""
+
+
+def _dedupe_note(eng: Engine) -> str | None:
+    """What ``aggregate --dedupe`` left out of the current ``allele_frequencies`` (from ``aggregate_runs``)."""
+    if "aggregate_runs" not in eng.catalog.tables:
+        return None
+    try:
+        rows = eng.rows("SELECT deduplicated, dropped FROM aggregate_runs")
+    except Exception as exc:  # a table of another shape: say nothing
+        log.info("aggregate_runs not readable: %s", exc)
+        return None
+    if not rows or not rows[0][0] or not rows[0][1]:
+        return None
+    return (f"deduplicated by genolake aggregate --dedupe: {int(rows[0][1])} duplicate copies left out; the AN of "
+            "alleles the lake has not seen still counts every copy")
 
 
 def _columns(names: tuple[str, ...], groups: list[Group], prefix: str) -> list[tuple[str, str, Group]]:
