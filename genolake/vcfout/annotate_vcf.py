@@ -333,14 +333,14 @@ class _Lookup:
         self._load_fill(contig)
         return self._fill
 
-    def absent_an(self, contig: str, pos: int, group: Group, present: frozenset[str] = frozenset()) -> int | None:
+    def absent_an(self, contig: str, pos: int, group: Group) -> int | None:
         """AN of ``group`` at an allele no file of the scope lists: the ploidy of the samples of absent-as-ref
         files and of callable files covering ``pos``; None if no such file of the scope counts there."""
         self._load_fill(contig)
         total: int | None = None
         cat = self.eng.catalog
         for fid, inst, mode, sums in self._fill:
-            if fid in present or (group.scope != "joint" and group.scope != inst):
+            if group.scope != "joint" and group.scope != inst:
                 continue
             if mode == "ref" or cat.in_callable(fid, contig, pos):
                 total = (total or 0) + sums.get(group, 0)
@@ -568,13 +568,6 @@ class _ChunkWriter:
         self.groups = list(dict.fromkeys(c[2] for c in columns))
         self.found: set[tuple[int, str, str]] = set()
         self.absent_known: set[tuple[int, str, str]] = set()
-
-    def add(self, contig: str, fields: list[str], keys: list[tuple[int, str, str]]) -> None:
-        self.contig = contig
-        self.records.append((fields, keys))
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     def _absent(self, contig: str, pos: int) -> tuple[int | None, ...]:
         return tuple(self.lookup.absent_an(contig, pos, g) for g in self.groups)
