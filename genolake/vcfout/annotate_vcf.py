@@ -283,12 +283,11 @@ class _Lookup:
         if self.want_faf:
             from genolake.compute.frequencies import faf
 
-            for vals in out.values():
-                for g, v in vals.items():
-                    if g.scope == "joint" and v[1]:
-                        vals[g] = (v[0], v[1], v[2], v[3], float(faf(v[0], v[1])), None)
-                    elif g.scope == "joint" and v[1] == 0:
-                        vals[g] = (v[0], v[1], v[2], v[3], None, None)
+            todo = [(vals, g, v) for vals in out.values() for g, v in vals.items() if g.scope == "joint" and v[1]]
+            if todo:  # one vectorised call (scipy's gammaincinv per allele would dominate the run)
+                ffs = faf(np.array([t[2][0] for t in todo]), np.array([t[2][1] for t in todo]))
+                for (vals, g, v), x in zip(todo, ffs.tolist(), strict=True):
+                    vals[g] = (v[0], v[1], v[2], v[3], float(x), None)
         return out
 
     # ------------------------------------------------------------------ absent-site AN
