@@ -448,7 +448,10 @@ def duplicate_copies(lake: Path | str | Any, *, min_sites: int = DEFAULT_MIN_SIT
     from genolake.store import LakeStore
 
     store = lake if isinstance(lake, LakeStore) else LakeStore.open(lake)
-    rep = find_duplicates(store, min_sites=min_sites)
+    try:
+        rep = find_duplicates(store, min_sites=min_sites)
+    except UserInputError as exc:
+        raise UserInputError(f"--dedupe: {str(exc).replace('--min-sites', '--dedupe-min-sites')}") from None
     groups = duplicate_groups(rep.pairs, keep_rank(store))
     drop = frozenset(p for g in groups for p in g[1:])
     log.info("dedupe: %d duplicated persons, %d copies left out", len(groups), len(drop))
