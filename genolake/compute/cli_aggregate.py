@@ -56,7 +56,7 @@ def aggregate_cmd(
     from genolake.compute.frequencies import aggregate
     from genolake.progress import records_progress
 
-    with records_progress("aggregate (sites)", enabled=not quiet) as progress:
+    with records_progress("aggregate", enabled=not quiet, unit="sites") as progress:
         report = aggregate(lake, by=by or [], faf_groups=faf_groups or [], adj=adj, engine=engine, workers=workers,
                            scheduler=scheduler, progress=progress, dedupe=dedupe,
                            dedupe_min_sites=dedupe_min_sites)

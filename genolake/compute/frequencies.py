@@ -62,7 +62,7 @@ ENGINES = ("dask", "hail")
 _MAX_POS = 2**31 - 1
 _TARGET_ROWS = 8_000_000  # calls rows per task
 _IN_PROCESS_ROWS = 2_000_000  # with workers=None, smaller lakes are aggregated in process
-ProgressFn = Callable[[int, int], None]  # (sites done, tasks done)
+ProgressFn = Callable[[int, int, int], None]  # (sites done, tasks done, tasks in all)
 
 _I64 = pa.int64()
 _F64 = pa.float64()
@@ -824,7 +824,7 @@ def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
             out.append(res)
             sites += res.sites
             if progress:
-                progress(sites, k)
+                progress(sites, k, len(p.tasks))
         return out
     from genolake.compute.cluster import dask_client
 
@@ -841,7 +841,7 @@ def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
                 results[index[fut.key]] = res
                 sites += res.sites
                 if progress:
-                    progress(sites, k)
+                    progress(sites, k, len(p.tasks))
         except BaseException:
             client.cancel(futures)
             raise
