@@ -252,3 +252,12 @@ def test_cli(sample_lake: SampleLake, tmp_path: Path) -> None:
     r = run_cli("annotate-vcf", "--lake", str(sample_lake.path), str(bad), "-o", str(tmp_path / "x.vcf.gz"),
                 "--fields", "ac,xx")
     assert r.returncode == 2 and "unknown field 'xx'" in r.stderr
+
+
+def test_failure_after_writing_leaves_nothing(sample_lake: SampleLake, tmp_path: Path) -> None:
+    """Chunks already written to the temporary file are removed with it when a later record is bad."""
+    vcf = _hand_vcf(tmp_path / "late.vcf", ["20\t100\t.\tA\tG\t.\t.\t.", "20\t200\t.\tA\tG\t.\t.\t.",
+                                            "20\t300\t.\tA\tG\t.\t.\t.", "20\t400\t.\tA\tQ\t.\t.\t."])
+    with pytest.raises(BadInputFileError, match=r"record 4 \(20:400\): invalid ALT allele 'Q'"):
+        annotate_vcf(sample_lake.path, vcf, tmp_path / "late.gl.vcf.gz", chunk_records=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.vcf"]

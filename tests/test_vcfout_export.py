@@ -221,3 +221,25 @@ def test_fill_tags_on_the_export_give_the_lakes_counts(sample_lake: SampleLake, 
         assert (int(ac), int(an), 2 * int(nh)) == (counts[k]["AC"], counts[k]["AN"], counts[k]["AC_Hom"]), k
         n += 1
     assert n == len(counts) > 300
+
+
+def test_failure_after_writing_leaves_nothing(sample_lake: SampleLake, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import genolake.vcfout.export_vcf as ev
+
+    real = ev._window
+    calls = []
+
+    def failing(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ev, "_window", failing)
+    for name in ("x.vcf.gz", "x.bcf"):
+        calls.clear()
+        with pytest.raises(KeyboardInterrupt):
+            export_vcf(sample_lake.path, tmp_path / name, cells_per_window=2000)
+        assert len(calls) == 3
+    assert list(tmp_path.iterdir()) == []

@@ -283,12 +283,11 @@ class _Lookup:
         if self.want_faf:
             from genolake.compute.frequencies import faf
 
-            for vals in out.values():
-                for g, v in vals.items():
-                    if g.scope == "joint" and v[1]:
-                        vals[g] = (v[0], v[1], v[2], v[3], float(faf(v[0], v[1])), None)
-                    elif g.scope == "joint" and v[1] == 0:
-                        vals[g] = (v[0], v[1], v[2], v[3], None, None)
+            todo = [(vals, g, v) for vals in out.values() for g, v in vals.items() if g.scope == "joint" and v[1]]
+            if todo:  # one vectorised call (scipy's gammaincinv per allele would dominate the run)
+                ffs = faf(np.array([t[2][0] for t in todo]), np.array([t[2][1] for t in todo]))
+                for (vals, g, v), x in zip(todo, ffs.tolist(), strict=True):
+                    vals[g] = (v[0], v[1], v[2], v[3], float(x), None)
         return out
 
     # ------------------------------------------------------------------ absent-site AN
@@ -333,14 +332,14 @@ class _Lookup:
         self._load_fill(contig)
         return self._fill
 
-    def absent_an(self, contig: str, pos: int, group: Group, present: frozenset[str] = frozenset()) -> int | None:
+    def absent_an(self, contig: str, pos: int, group: Group) -> int | None:
         """AN of ``group`` at an allele no file of the scope lists: the ploidy of the samples of absent-as-ref
         files and of callable files covering ``pos``; None if no such file of the scope counts there."""
         self._load_fill(contig)
         total: int | None = None
         cat = self.eng.catalog
         for fid, inst, mode, sums in self._fill:
-            if fid in present or (group.scope != "joint" and group.scope != inst):
+            if group.scope != "joint" and group.scope != inst:
                 continue
             if mode == "ref" or cat.in_callable(fid, contig, pos):
                 total = (total or 0) + sums.get(group, 0)
@@ -429,6 +428,11 @@ def annotate_vcf(
             raise UserInputError(f"--fields grpmax needs allele_frequencies from `genolake aggregate --faf-groups` "
                                  f"run after the last ingest ({why})")
         report.source = "allele_frequencies" if use_af else "lake"
+        if use_af:
+            note = _dedupe_note(eng)
+            if note:
+                report.source += f" ({note})"
+                report.warnings.append(note)
         columns = _columns(names, groups, prefix)
         report.info_fields = [c[0] for c in columns]
         normaliser = _Normaliser(Path(reference) if reference else None, path)
@@ -474,6 +478,21 @@ def _frequencies_usable(eng: Engine, groups: list[Group]) -> tuple[bool, str]:
         if missing:
             return False, f"the last genolake aggregate has no stratum {', '.join(missing)}"
     return True, ""
+
+
+def _dedupe_note(eng: Engine) -> str | None:
+    """What ``aggregate --dedupe`` left out of the current ``allele_frequencies`` (from ``aggregate_runs``)."""
+    if "aggregate_runs" not in eng.catalog.tables:
+        return None
+    try:
+        rows = eng.rows("SELECT deduplicated, dropped FROM aggregate_runs")
+    except Exception as exc:  # a table of another shape: say nothing
+        log.info("aggregate_runs not readable: %s", exc)
+        return None
+    if not rows or not rows[0][0] or not rows[0][1]:
+        return None
+    return (f"deduplicated by genolake aggregate --dedupe: {int(rows[0][1])} duplicate copies left out; the AN of "
+            "alleles the lake has not seen still counts every copy")
 
 
 def _columns(names: tuple[str, ...], groups: list[Group], prefix: str) -> list[tuple[str, str, Group]]:
@@ -548,13 +567,6 @@ class _ChunkWriter:
         self.groups = list(dict.fromkeys(c[2] for c in columns))
         self.found: set[tuple[int, str, str]] = set()
         self.absent_known: set[tuple[int, str, str]] = set()
-
-    def add(self, contig: str, fields: list[str], keys: list[tuple[int, str, str]]) -> None:
-        self.contig = contig
-        self.records.append((fields, keys))
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     def _absent(self, contig: str, pos: int) -> tuple[int | None, ...]:
         return tuple(self.lookup.absent_an(contig, pos, g) for g in self.groups)

@@ -33,6 +33,8 @@ def annotate_vcf_cmd(
         rep = annotate_vcf(lake, vcf, out, fields=fields, scopes=scope or ["joint"], strata=stratum or [],
                            prefix=prefix, reference=reference, progress=progress)
     if not quiet:
+        for w in rep.warnings:
+            stderr_console().print(f"warning: {w}", soft_wrap=True, markup=False)
         stderr_console().print(
             f"wrote {rep.output}: {rep.n_records:,} records, {rep.n_alleles:,} alleles ({rep.n_found:,} in the lake, "
             f"{rep.n_absent:,} not seen with an AN from absent-site samples), {len(rep.info_fields)} INFO fields "

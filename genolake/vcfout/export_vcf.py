@@ -91,25 +91,6 @@ def _read_ids(path: Path, what: str) -> list[tuple[int, str]]:
     return out
 
 
-def _reveal_ids(path: Path) -> list[str]:
-    """Raw IDs from a VCF/BCF header or a text file (one per line)."""
-    if not path.exists():
-        raise UserInputError(f"--reveal {path}: no such file")
-    name = path.name.lower()
-    if name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")):
-        from genolake.ingest.reader import open_vcf
-
-        vcf = open_vcf(str(path))
-        try:
-            ids = list(vcf.samples)
-        finally:
-            vcf.close()
-        if not ids:
-            raise BadInputFileError(str(path), "no sample columns to reveal")
-        return ids
-    return [s for _i, s in _read_ids(path, "--reveal")]
-
-
 def _regions(eng: Engine, style: str, regions: list[str], bed: Path | None,
              contigs: list[str], institution: str | None = None) -> list[tuple[str, int, int]]:
     """Merged (contig, start, end) regions, 1-based inclusive, in contig order; the whole of every contig
@@ -172,12 +153,11 @@ def _select_samples(eng: Engine, store: Any, institution: str | None, samples_fi
         if institution is None:
             raise UserInputError("--reveal needs --institution: raw IDs are revealed for one institution, the key "
                                  "holder's own")
-        ids = _reveal_ids(reveal)
-        pseudo = store.pseudonymiser()
-        for raw in ids:
-            key = (institution, pseudo(institution, raw))
-            if key in seen:
-                raw_of[key] = raw
+        from genolake.samples.lookup import pseudonym_map
+
+        pmap = pseudonym_map(store, institution, reveal)  # raw IDs pseudonymised with the key, as at ingest
+        ids = list(pmap.values())
+        raw_of = {(institution, p): raw for p, raw in pmap.items() if (institution, p) in seen}
         if not raw_of:
             raise UserInputError(f"--reveal {reveal}: none of its {len(ids)} IDs is a sample of institution "
                                  f"{institution} in this lake (another institution's IDs, or another lake's key?)")
