@@ -411,3 +411,17 @@ def test_pca_matches_sklearn_and_is_stored_as_phenotypes(real: Real, tmp_path: P
     with genolake.open(lake) as lk:
         names = {r[0] for r in lk.engine.rows("SELECT DISTINCT name FROM phenotypes_long")}
     assert {"pc1", "pc2", "status", "age"} <= names and not {"pc3", "pc4"} & names
+
+
+def test_empty_region_gives_empty_results(real: Real) -> None:
+    """A region without variants: no rows per variant, and burden rows without statistics (no exception)."""
+    import genolake
+
+    with genolake.open(real.lake) as lk:
+        assert lk.assoc("status", region="20:1-10").num_rows == 0
+        assert lk.assoc("status", region="20:1-10", test="logistic", covariates="age").num_rows == 0
+        assert lk.assoc("bmi", region="20:1-10", test="linear").num_rows == 0
+        mb = lk.assoc("status", region="20:1-10", burden=True, weights="madsen-browning").to_pylist()[0]
+        assert mb["variants"] == 0 and mb["p"] is None
+        reg = lk.assoc("status", region="20:1-10", burden=True, test="logistic").to_pylist()[0]
+        assert reg["variants"] == 0 and reg["p"] is None and reg["method"] is None

@@ -101,7 +101,8 @@ def _madsen_browning(reg: Region, G: np.ndarray, y: np.ndarray, *, permutations:
     p = float(norm.sf(z)) if not np.isnan(z) else None
     p_perm = float((1 + np.sum(null >= obs)) / (1 + permutations)) if G.shape[0] else None
     row = {"region": str(reg), "variants": int(G.shape[0]), "case_samples": int(y.sum()),
-           "control_samples": int(len(y) - y.sum()), "weights": "madsen-browning", "stat": obs,
+           "control_samples": int(len(y) - y.sum()), "weights": "madsen-browning",
+           "stat": None if np.isnan(obs) else obs,
            "z": None if np.isnan(z) else z, "p": p, "p_permutation": p_perm, "permutations": permutations}
     return pa.Table.from_pylist([row])
 

@@ -309,7 +309,10 @@ def _firth_fit(G: F64, y: F64, C: F64, P: F64, B: F64, *, fit_g: bool, max_iter:
         mu = _expit(eta)
         w = mu * (1 - mu)
         Ia = _information(C, P, Ga, w)
-        inv = np.linalg.inv(Ia)
+        try:
+            inv = np.linalg.inv(Ia)
+        except np.linalg.LinAlgError:
+            inv = np.linalg.pinv(Ia)
         # hat diagonal h_vi = w_vi x_vi' I_v^-1 x_vi, x_vi = [C_i, g_vi]
         iu, ju = np.triu_indices(k)
         quad = (inv[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)) @ P.T
@@ -320,7 +323,10 @@ def _firth_fit(G: F64, y: F64, C: F64, P: F64, B: F64, *, fit_g: bool, max_iter:
         score[:, :k] = r @ C
         score[:, k] = np.einsum("vn,vn->v", r, Ga)
         step = np.zeros((active.size, k + 1))
-        step[:, :npar] = np.linalg.solve(Ia[:, :npar, :npar], score[:, :npar, None])[:, :, 0]
+        try:
+            step[:, :npar] = np.linalg.solve(Ia[:, :npar, :npar], score[:, :npar, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step[:, :npar] = np.einsum("vij,vj->vi", np.linalg.pinv(Ia[:, :npar, :npar]), score[:, :npar])
         big = np.max(np.abs(step), axis=1)
         step *= np.where(big > max_step, max_step / np.maximum(big, 1e-300), 1.0)[:, None]
         cand = Ba + step
@@ -363,6 +369,16 @@ def firth_logistic(G: F64, y: F64, C: F64, *, b0: F64 | None = None, max_iter: i
     """
     from scipy.stats import chi2
 
+    poly = np.ptp(G, axis=1) > 0 if G.size else np.zeros(G.shape[0], bool)
+    if not poly.all():  # no variation: nothing to estimate (and a singular information matrix)
+        nan = np.full(G.shape[0], np.nan)
+        out = Fit(nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.zeros(G.shape[0], bool),
+                  np.zeros(G.shape[0], np.int64))
+        if poly.any():
+            sub = firth_logistic(G[poly], y, C, b0=b0, max_iter=max_iter, tol=tol)
+            for name in ("beta", "se", "stat", "p", "converged", "iterations"):
+                getattr(out, name)[poly] = getattr(sub, name)
+        return out
     nv = G.shape[0]
     k = C.shape[1]
     if b0 is None:
