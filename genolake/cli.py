@@ -14,6 +14,7 @@ from genolake.compute.cli_aggregate import register as register_aggregate
 from genolake.compute.cli_annotate import register as register_annotate
 from genolake.query.cli import app as query_app
 from genolake.query.cli import phenotypes_app
+from genolake.serve.cli import register as register_serve
 
 app = typer.Typer(
     help="genolake: a genomic variant data lake (VCF -> pseudonymised, partitioned Parquet) and query engine.",
@@ -25,6 +26,7 @@ app.add_typer(query_app, name="query")
 register_annotate(app)
 app.add_typer(phenotypes_app, name="phenotypes")
 register_aggregate(app)
+register_serve(app)
 
 
 @app.callback()
