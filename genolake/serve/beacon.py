@@ -248,17 +248,22 @@ def response_meta(beacon_id: str, q: VariantQuery, granularity: str, requested: 
         "pagination": {"skip": q.skip, "limit": q.limit},
         "requestedGranularity": requested,
         "includeResultsetResponses": q.include,
-        "requestParameters": q.raw,
+        "requestParameters": {"g_variant": q.raw},  # values are objects (requestParameters.json)
         "testMode": False,
     }
-    if q.filters:
-        summary["filters"] = q.filters
+    if q.filters:  # a list of strings in the response schema (Filters): "sex=female", "age>50"
+        summary["filters"] = [f["id"] if "value" not in f else f"{f['id']}{f.get('operator', '=')}{f['value']}"
+                              for f in q.filters]
     return {"beaconId": beacon_id, "apiVersion": API_VERSION, "returnedSchemas": [VARIANT_SCHEMA],
             "returnedGranularity": granularity, "receivedRequestSummary": summary, "testMode": False}
 
 
 def error_body(beacon_id: str, code: int, message: str) -> dict[str, Any]:
-    return {"meta": info_meta(beacon_id), "error": {"errorCode": code, "errorMessage": message}}
+    """A ``beaconErrorResponse`` (its ``meta`` is a full ``beaconResponseMeta``: nothing was granted)."""
+    meta = {**info_meta(beacon_id), "returnedGranularity": "boolean", "receivedRequestSummary": {
+        "apiVersion": API_VERSION, "requestedSchemas": [], "pagination": {"skip": 0, "limit": 0},
+        "requestedGranularity": "boolean"}}
+    return {"meta": meta, "error": {"errorCode": code, "errorMessage": message}}
 
 
 def legacy_variation(contig: str, pos: int, ref: str, alt: str, build: str) -> dict[str, Any]:

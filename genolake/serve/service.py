@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "genolake"
 MAX_REGION_ROWS = 10_000
+CACHE_SIZE = 20_000  # answers kept per lake version
 
 
 @dataclass
@@ -57,6 +59,10 @@ class Service:
         self._checked = time.monotonic()
         self.beacon_id = beacon_id or f"org.genolake.{self.lake.store.config.get('lake_id', 'lake')}"
         self._terms: list[dict[str, Any]] | None = None
+        # answers of this lake version (cleared when the lake changes): raw reports and protected ones
+        self._reports: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._protected: OrderedDict[tuple[str, str, str | None], dict[str, Any]] = OrderedDict()
+        self._freqs: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     # ------------------------------------------------------------------ lake versions
     def _lake_stamp(self) -> tuple[tuple[str, int], ...]:
@@ -92,6 +98,9 @@ class Service:
         self.lake.refresh()
         self._stamp = stamp
         self._terms = None
+        self._reports.clear()
+        self._protected.clear()
+        self._freqs.clear()
         log.info("lake changed: now at %s", self.version())
         return True
 
@@ -100,6 +109,47 @@ class Service:
             self.lake.engine.con.interrupt()
         except Exception:  # pragma: no cover - best effort
             pass
+
+    # ------------------------------------------------------------------ cached answers
+    def report(self, variant: str) -> dict[str, Any]:
+        """``Lake.variant`` (the `query variant` object), cached for this lake version."""
+        got = self._reports.get(variant)
+        if got is None:
+            got = self._reports[variant] = self.lake.variant(variant)
+            if len(self._reports) > CACHE_SIZE:
+                self._reports.popitem(last=False)
+        return got
+
+    def protected(self, variant: str, principal: Principal) -> dict[str, Any]:
+        """The report under the policy for this principal's tier (and institution), cached."""
+        key = (variant, principal.tier, principal.institution)
+        got = self._protected.get(key)
+        if got is None:
+            got = protect_report(self.report(variant), min_count=self.policy.min_count, principal=principal)
+            self._protected[key] = got
+            if len(self._protected) > CACHE_SIZE:
+                self._protected.popitem(last=False)
+        return got
+
+    def frequencies(self, variant: str) -> list[dict[str, Any]]:
+        """Joint and per-institution counts only (what a boolean answer needs), cached."""
+        got = self._freqs.get(variant)
+        if got is None:
+            full = self._reports.get(variant)
+            if full is not None:
+                got = full["frequencies"]
+            else:
+                from genolake.query.variant import live_frequencies, precomputed_frequencies, resolve, site_rows
+
+                key = resolve(self.lake, variant)
+                rows, _only = site_rows(self.lake, key)
+                got, _fill = live_frequencies(self.lake, key, rows)
+                pre = precomputed_frequencies(self.lake, key) if rows else None
+                got = pre if pre is not None else got
+            self._freqs[variant] = got
+            if len(self._freqs) > CACHE_SIZE:
+                self._freqs.popitem(last=False)
+        return got
 
     # ------------------------------------------------------------------ informational
     @property
@@ -214,13 +264,11 @@ class Service:
             return self._g_variants_filtered(q, principal, keys, cond, label, granted, requested)
         meta = bc.response_meta(self.beacon_id, q, granted, requested)
         if granted != "record":
-            reports = None
-            if keys and not (len(keys) == 1 and not q.end):
+            if len(keys) > 1:
                 hits = self._region_hits(keys, q)
             else:
-                reports = [self.lake.variant(f"{c}-{p}-{r}-{a}") for c, p, r, a in keys]
-                hits = [(c, p, r, a) for (c, p, r, a), rep in zip(keys, reports, strict=True)
-                        if (rep["frequencies"][0]["ac"] or 0) > 0]
+                hits = [(c, p, r, a) for c, p, r, a in keys
+                        if (self.frequencies(f"{c}-{p}-{r}-{a}")[0]["ac"] or 0) > 0]
             body: dict[str, Any] = {"meta": meta, "responseSummary": {"exists": bool(hits)}}
             if granted == "count":
                 body["responseSummary"]["numTotalResults"] = len(hits)
@@ -231,11 +279,8 @@ class Service:
         withheld = 0
         total_hits = 0
         version = self.version()
-        for c, p, r, a in keys:
-            if (c, p, r, a) not in page:
-                continue
-            rep = protect_report(self.lake.variant(f"{c}-{p}-{r}-{a}"), min_count=self.policy.min_count,
-                                 principal=principal)
+        for c, p, r, a in page:
+            rep = self.protected(f"{c}-{p}-{r}-{a}", principal)
             withheld += rep["disclosure"]["withheld"]
             for f in rep["frequencies"]:
                 s = sets.setdefault(f["scope"], {"id": f["scope"], "setType": "dataset", "exists": False,
@@ -350,8 +395,8 @@ class Service:
 
     def v1_variant(self, variant: str, principal: Principal) -> Outcome:
         self._need_counts(principal)
-        rep = protect_report(self.lake.variant(variant), min_count=self.policy.min_count, principal=principal)
-        rep.setdefault("variant", {})["lake_version"] = self.version()
+        rep = dict(self.protected(variant, principal))
+        rep["variant"] = dict(rep["variant"], lake_version=self.version())
         return Outcome(rep, results=1 if rep["variant"].get("observed") else 0,
                        suppressed=rep["disclosure"]["withheld"], granularity="record")
 
