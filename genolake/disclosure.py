@@ -195,9 +195,13 @@ def protect(
         if changed:
             continue
         targets = [c for c in values if unshown(c) and small(c, val(c))]
-        pinned = _pinned(rels, targets, unshown)
-        if not pinned and targets:
-            pinned = _lp_pinned(values, rels, list(bounds), targets, unshown)
+        pinned = []
+        for cells, comp_rels in _components(values, rels, list(bounds), targets, unshown):
+            comp_targets = [t for t in targets if t in cells]
+            got = _pinned(comp_rels, comp_targets, unshown)
+            if not got:
+                got = _lp_pinned(values, comp_rels, list(bounds), comp_targets, unshown, cells)
+            pinned.extend(got)
         if not pinned:
             break
         for c in pinned:
@@ -217,6 +221,43 @@ def protect(
             log.warning("disclosure: %d cells are fixed by the relations and cannot be protected", len(pinned))
             break
     out.suppressed = sup - hidden_set
+    return out
+
+
+def _components(values: Mapping[Key, Any], rels: list[Relation], bounds: list[tuple[str, str]],
+                targets: list[Key], unshown) -> list[tuple[set[Key], list[Relation]]]:  # type: ignore[no-untyped-def]
+    """The unshown cells connected to a target (through relations and same-group bounds), with the relations
+    touching them: each is checked on its own (far smaller systems than the whole answer)."""
+    parent: dict[Key, Key] = {}
+
+    def find(c: Key) -> Key:
+        while parent.setdefault(c, c) != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    def union(a: Key, b: Key) -> None:
+        parent[find(a)] = find(b)
+
+    unknown = [c for c in values if values.get(c) is not None and unshown(c)]
+    for r in rels:
+        cells = [c for c in r.cells if unshown(c)]
+        for c in cells[1:]:
+            union(cells[0], c)
+        for c in cells[:1]:
+            find(c)
+    for c in unknown:
+        find(c)
+        for lo, hi in bounds:
+            other = (c[0], hi) if c[1] == lo else (c[0], lo) if c[1] == hi else None
+            if other is not None and other in parent and unshown(other):
+                union(c, other)
+    roots = {find(t) for t in targets}
+    out: list[tuple[set[Key], list[Relation]]] = []
+    for root in roots:
+        members = {c for c in unknown if find(c) == root}
+        comp_rels = [r for r in rels if any(c in members for c in r.cells)]
+        out.append((members, comp_rels))
     return out
 
 
@@ -244,7 +285,7 @@ def _pinned(rels: list[Relation], targets: list[Key], unshown) -> list[Key]:  # 
     for i, row in enumerate(rows):
         for j, coef in row.items():
             a[i, j] = coef
-    _u, s, vt = np.linalg.svd(a)
+    _u, s, vt = np.linalg.svd(a, full_matrices=True)
     rank = int((s > 1e-9).sum())
     null = vt[rank:].T  # columns span the null space
     pinned = []
@@ -258,13 +299,12 @@ def _pinned(rels: list[Relation], targets: list[Key], unshown) -> list[Key]:  # 
 
 
 def _lp_pinned(values: Mapping[Key, Any], rels: list[Relation], bounds: list[tuple[str, str]],
-               targets: list[Key], unshown) -> list[Key]:  # type: ignore[no-untyped-def]
+               targets: list[Key], unshown, cells: set[Key]) -> list[Key]:  # type: ignore[no-untyped-def]
     """Small unshown counts a reader can pin down by linear programming: the relations, ``lo <= hi`` bounds
     within each group and non-negativity, minimising and maximising each target."""
     import numpy as np
-    from scipy.optimize import linprog
 
-    unknown = [c for c in values if values.get(c) is not None and unshown(c)]
+    unknown = [c for c in values if c in cells]
     idx = {c: j for j, c in enumerate(unknown)}
     n = len(unknown)
 
@@ -298,18 +338,127 @@ def _lp_pinned(values: Mapping[Key, Any], rels: list[Relation], bounds: list[tup
         kw.update(A_eq=np.array(a_eq), b_eq=np.array(b_eq))
     if a_ub:
         kw.update(A_ub=np.array(a_ub), b_ub=np.array(b_ub))
+    # a cheap proof first: moving along a null-space direction keeps every relation; if x0 (the true counts) can
+    # move so that the target changes by 1 or more without breaking non-negativity or a bound, it is not pinned
+    x0 = np.array([float(values[c] or 0) for c in unknown])
+    if a_eq:
+        _u, sv, vt = np.linalg.svd(np.array(a_eq), full_matrices=True)
+        null = vt[int((sv > 1e-9).sum()):].T
+    else:
+        null = np.eye(n)
+    a_ub_m = np.array(a_ub) if a_ub else np.zeros((0, n))
+    slack = (np.array(b_ub) - a_ub_m @ x0) if a_ub else np.zeros(0)
+
+    def can_move(j: int) -> bool:
+        for k in range(null.shape[1]):
+            v = null[:, k]
+            if abs(v[j]) < 1e-9:
+                continue
+            v = v / v[j]
+            for sign in (1.0, -1.0):
+                d = sign * v
+                step = np.inf
+                neg = d < -1e-12
+                if neg.any():
+                    step = min(step, float((x0[neg] / -d[neg]).min()))
+                if len(slack):
+                    rate = a_ub_m @ d
+                    up = rate > 1e-12
+                    if up.any():
+                        step = min(step, float((slack[up] / rate[up]).min()))
+                if step >= 1 - 1e-9:
+                    return True
+        return False
+
+    solve = _highs_solver(n, a_eq, b_eq, a_ub, b_ub) or _scipy_solver(n, kw)
     pinned = []
     for t in targets:
-        obj = np.zeros(n)
-        obj[idx[t]] = 1.0
-        lo_res = linprog(obj, **kw)  # type: ignore[call-overload]
-        hi_res = linprog(-obj, **kw)  # type: ignore[call-overload]
-        if lo_res.status != 0 or hi_res.status not in (0, 3):
+        if can_move(idx[t]):
             continue
-        hi_val = float("inf") if hi_res.status == 3 else -hi_res.fun
-        if hi_val != float("inf") and math.floor(hi_val + 1e-6) <= math.ceil(lo_res.fun - 1e-6):  # one integer left: counts are integers
+        hi_val = solve(idx[t], maximise=True)
+        if hi_val is None or hi_val >= x0[idx[t]] + 1 - 1e-6:
+            continue  # unbounded above or one more: not pinned
+        lo_val = solve(idx[t], maximise=False)
+        if lo_val is None:
+            continue
+        if math.floor(hi_val + 1e-6) <= math.ceil(lo_val - 1e-6):  # one integer left: counts are integers
             pinned.append(t)
     return pinned
+
+
+def _scipy_solver(n: int, kw: dict[str, object]):  # type: ignore[no-untyped-def]
+    import numpy as np
+    from scipy.optimize import linprog
+
+    def solve(j: int, *, maximise: bool) -> float | None:
+        obj = np.zeros(n)
+        obj[j] = -1.0 if maximise else 1.0
+        res = linprog(obj, **kw)  # type: ignore[call-overload]
+        if res.status != 0:
+            return None  # unbounded (or not solved: then nothing is claimed)
+        return float(-res.fun if maximise else res.fun)
+
+    return solve
+
+
+def _highs_solver(n: int, a_eq: list[Any], b_eq: list[float], a_ub: list[Any], b_ub: list[float]):  # type: ignore[no-untyped-def]
+    """The same programme on HiGHS directly (highspy): one model, only the objective changes per solve (the
+    scipy wrapper costs several milliseconds per call)."""
+    try:
+        import highspy
+    except ImportError:
+        return None
+    import numpy as np
+
+    h = _quiet_highs(highspy)
+    inf = highspy.kHighsInf
+    h.addVars(n, np.zeros(n), np.full(n, inf))
+    rows = [(r, b, b) for r, b in zip(a_eq, b_eq, strict=True)] + [(r, -inf, b) for r, b in zip(a_ub, b_ub, strict=True)]
+    for r, lo, hi in rows:
+        nz = np.nonzero(r)[0]
+        h.addRow(lo, hi, len(nz), nz.astype(np.int32), r[nz].astype(float))
+    cols = np.arange(n, dtype=np.int32)
+
+    def solve(j: int, *, maximise: bool) -> float | None:
+        cost = np.zeros(n)
+        cost[j] = 1.0
+        h.changeColsCost(n, cols, cost)
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize)
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        return float(h.getInfo().objective_function_value)
+
+    return solve
+
+
+_BANNER_SHOWN = False
+
+
+def _quiet_highs(highspy: Any) -> Any:
+    """A HiGHS model with its output off. The first one of a process prints a banner on stdout (fd 1) from C++
+    before any option can be set: that one is made with fd 1 pointed at /dev/null (stdout may be a VCF, a JSON
+    answer or a server log)."""
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        h = highspy.Highs()
+    else:
+        import os
+        import sys
+
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _BANNER_SHOWN = True
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 def af_shown(p: Protection, group: Hashable) -> bool:

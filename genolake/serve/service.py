@@ -27,6 +27,28 @@ MAX_REGION_ROWS = 10_000
 CACHE_SIZE = 20_000  # answers kept per lake version
 
 
+def lake_stamp(root: str | Path) -> tuple[tuple[str, int], ...]:
+    """The newest Delta commit of every table (a directory listing per table: well under a millisecond)."""
+    out = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return ()
+    for name in names:
+        log_dir = os.path.join(root, name, "_delta_log")
+        try:
+            commits = [int(n[:20]) for n in os.listdir(log_dir) if n.endswith(".json") and n[:20].isdigit()]
+        except OSError:
+            continue
+        out.append((name, max(commits, default=-1)))
+    return tuple(out)
+
+
+def lake_version(root: str | Path) -> str:
+    """The lake version: each table's newest Delta commit (``files@3,calls@3,...``)."""
+    return ",".join(f"{n}@{v}" for n, v in lake_stamp(root))
+
+
 @dataclass
 class Outcome:
     """A response body plus what the audit log records about it."""
@@ -66,21 +88,7 @@ class Service:
 
     # ------------------------------------------------------------------ lake versions
     def _lake_stamp(self) -> tuple[tuple[str, int], ...]:
-        """The newest Delta commit of every table (a directory listing per table: well under a millisecond)."""
-        root = self.lake.path
-        out = []
-        try:
-            names = sorted(os.listdir(root))
-        except OSError:
-            return ()
-        for name in names:
-            log_dir = os.path.join(root, name, "_delta_log")
-            try:
-                commits = [int(n[:20]) for n in os.listdir(log_dir) if n.endswith(".json") and n[:20].isdigit()]
-            except OSError:
-                continue
-            out.append((name, max(commits, default=-1)))
-        return tuple(out)
+        return lake_stamp(self.lake.path)
 
     def version(self) -> str:
         """The lake version: each table's newest Delta commit (``files@3,calls@3,...``)."""
