@@ -85,6 +85,7 @@ class Service:
         self._reports: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._protected: OrderedDict[tuple[str, str, str | None], dict[str, Any]] = OrderedDict()
         self._freqs: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._alleles: OrderedDict[tuple[str, int], list[tuple[str, int, str, str]]] = OrderedDict()
 
     # ------------------------------------------------------------------ lake versions
     def _lake_stamp(self) -> tuple[tuple[str, int], ...]:
@@ -109,6 +110,7 @@ class Service:
         self._reports.clear()
         self._protected.clear()
         self._freqs.clear()
+        self._alleles.clear()
         log.info("lake changed: now at %s", self.version())
         return True
 
@@ -243,8 +245,12 @@ class Service:
             if q.alternate_bases is None:
                 raise bc.BeaconError("a sequence query (start without end) needs alternateBases")
             pos = q.start[0] + 1
-            rows = eng.point_rows("variants", contig=contig, pos=pos, columns=["ref", "alt"])
-            keys = sorted({(contig, pos, r, a) for r, a in rows})
+            keys = self._alleles.get((contig, pos))
+            if keys is None:
+                rows = eng.point_rows("variants", contig=contig, pos=pos, columns=["ref", "alt"])
+                keys = self._alleles[(contig, pos)] = sorted({(contig, pos, r, a) for r, a in rows})
+                if len(self._alleles) > CACHE_SIZE:
+                    self._alleles.popitem(last=False)
         else:
             lo = q.start[0] + 1
             hi = q.end[-1]
