@@ -3,7 +3,9 @@
 A real server process (`python -m genolake serve`, one uvicorn worker) on the main lake, with a policy of one
 registered token (min_count 20). The load generator is an asyncio loop of keep-alive HTTP/1.1 connections with a fixed number of requests
 (bounded: ``cfg.queries`` distinct variants, each asked once cold and then again while warm). Measured per
-concurrency: p50 and p99 latency of the requests and requests per second over the whole series.
+concurrency: p50 and p99 latency of the requests and requests per second over the whole series. The server
+answers one request at a time (one lake connection per process), so with 32 clients a request waits for the
+ones ahead of it: latency targets are read at 1 client, throughput at 32.
 
 Series:
 - ``serve.boolean_cold``: anonymous boolean queries, each variant asked for the first time (the server's answer
@@ -149,7 +151,7 @@ def run(ctx: Context) -> None:
             p99 = percentile(ms, 99)
             res.add(Measure(f"{key}_p50", "genolake", what + " (p50)", "ms", p50, p95=p99, n=len(ms),
                             note=f"p99 {p99:.2f} ms"))
-            res.add(Measure(f"{key}_rps", "genolake", what + " (requests/s)", "requests/s", len(ms) / wall,
+            res.add(Measure(f"{key}_rps", "genolake", what + " (requests/s)", "rps", len(ms) / wall,
                             n=len(ms)))
             res.extra.setdefault("serve", {})[key] = {"p50_ms": p50, "p99_ms": p99, "rps": len(ms) / wall,
                                                       "n": len(ms)}
