@@ -443,3 +443,24 @@ def test_schemathesis_against_openapi(served: Any, tmp_path: Path) -> None:
 
 def test_build_lake_helper_is_importable() -> None:
     assert callable(build_lake)
+
+
+def test_watchdog_interrupts_a_long_query(serve_lake: Path) -> None:
+    """The query time limit: the server's watchdog interrupts the lake's DuckDB connection past its deadline
+    (the server then answers 503)."""
+    import duckdb
+
+    from genolake.policy import Policy
+    from genolake.serve.app import Watchdog
+    from genolake.serve.service import Service
+
+    svc = Service(serve_lake, Policy.boolean_only())
+    dog = Watchdog(svc.interrupt, tick=0.02)
+    try:
+        dog.arm(0.2)
+        t0 = time.monotonic()
+        with pytest.raises(duckdb.InterruptException):
+            svc.lake.engine.con.execute("SELECT count(*) FROM range(1000000000000) a, range(10) b").fetchall()
+        assert time.monotonic() - t0 < 30
+    finally:
+        dog.stop()
