@@ -196,12 +196,15 @@ def protect(
             continue
         targets = [c for c in values if unshown(c) and small(c, val(c))]
         pinned = []
+        around: dict[Key, list[Relation]] = {}
         for cells, comp_rels in _components(values, rels, list(bounds), targets, unshown):
             comp_targets = [t for t in targets if t in cells]
             got = _pinned(comp_rels, comp_targets, unshown)
             if not got:
                 got = _lp_pinned(values, comp_rels, list(bounds), comp_targets, unshown, cells)
             pinned.extend(got)
+            for t in got:
+                around[t] = comp_rels
         if not pinned:
             break
         for c in pinned:
@@ -212,11 +215,28 @@ def protect(
                     changed = True
                     break
             else:  # in no relation with a shown cell left: withhold the cells bounding it
+                before = len(sup)
                 for lo, hi in bounds:
                     for other in (((c[0], hi),) if c[1] == lo else ((c[0], lo),) if c[1] == hi else ()):
                         if values.get(other) is not None and not unshown(other) and other not in known_set:
                             sup.add(other)
                             changed = True
+                if len(sup) == before:  # else a shown cell of the relations that fix it
+                    for r in around.get(c, []):
+                        cand = candidate(r)
+                        if cand is not None:
+                            sup.add(cand)
+                            changed = True
+                            break
+                if len(sup) == before:  # else a bound partner of any unshown cell of those relations
+                    for r in around.get(c, []):
+                        for u in r.cells:
+                            for lo, hi in bounds:
+                                partner = (u[0], hi) if u[1] == lo else (u[0], lo) if u[1] == hi else None
+                                if partner is not None and values.get(partner) is not None \
+                                        and not unshown(partner) and partner not in known_set:
+                                    sup.add(partner)
+                                    changed = True
         if not changed:
             log.warning("disclosure: %d cells are fixed by the relations and cannot be protected", len(pinned))
             break

@@ -313,6 +313,7 @@ def test_region_and_gene(served: Any, serve_lake: Path) -> None:
     {"referenceName": "20", "start": "100", "alternateBases": "C", "skip": "-1"},
     {"referenceName": "20", "start": "100", "alternateBases": "C", "filters": "nosuch=1"},
     {"referenceName": "20", "start": "100", "alternateBases": "C", "filters": "a=1,b=2,c=3,d=4"},
+    {"referenceName": "chr99", "start": "100", "alternateBases": "C"},
 ])
 def test_malformed_get_is_400(served: Any, params: dict[str, str]) -> None:
     with served.client(TOKENS["reg"]) as c:

@@ -239,6 +239,10 @@ class Service:
             raise bc.BeaconError("start is required (0-based)")
         contig = to_style(q.reference_name.removeprefix("refseq:"), self.lake.store.contig_style)
         eng = self.lake.engine
+        known = {c for f in eng.catalog.files.values() for c in f.contigs}
+        if known and contig not in known:
+            shown = ", ".join(sorted(known)[:30])
+            raise bc.BeaconError(f"referenceName {q.reference_name!r} is not a contig of this Beacon ({shown})")
         if not q.end:
             if len(q.start) != 1:
                 raise bc.BeaconError("a sequence query takes one start; give end for a range query")
