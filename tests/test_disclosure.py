@@ -146,13 +146,17 @@ cohorts = st.integers(2, 3).flatmap(lambda ni: st.integers(2, 3).flatmap(
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(people=cohorts, k=st.sampled_from([5, 11, 20]))
-def test_attacker_recovers_no_withheld_count(people: np.ndarray, k: int) -> None:  # type: ignore[type-arg]
+@given(people=cohorts, k=st.sampled_from([5, 11, 20]), member=st.booleans())
+def test_attacker_recovers_no_withheld_count(people: np.ndarray, k: int, member: bool) -> None:  # type: ignore[type-arg]
+    """``member``: the requester is a member of institution i0 and knows its counts (shown exactly)."""
     values, rels, hidden = answer_cells(people)
-    p = protect(values, rels, min_count=k, hidden=hidden)
+    known = {("i0", m) for m in METRICS} if member else set()
+    p = protect(values, rels, min_count=k, hidden=hidden, known=known)
+    assert not p.suppressed & known
     shown = {c: v for c, v in values.items() if c not in p.suppressed and c not in hidden}
     for c, v in shown.items():
-        assert not 1 <= v < threshold(c[1], k), f"{c} = {v} shown"
+        if c not in known:
+            assert not 1 <= v < threshold(c[1], k), f"{c} = {v} shown"
     unknown = sorted(p.suppressed | hidden)
     if not unknown:
         return

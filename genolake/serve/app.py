@@ -90,6 +90,8 @@ class Budget:
 
     def take(self, who: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
+        if len(self._seen) > 100_000:  # many addresses: forget those with nothing left in the window
+            self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] < 3600}
         q = self._seen.setdefault(who, deque())
         while q and now - q[0] >= 3600:
             q.popleft()
