@@ -352,6 +352,7 @@ def test_audit_log_one_line_per_request_and_no_ids(served: Any) -> None:
     assert [e["endpoint"] for e in last] == ["/v1/carriers", "/api/g_variants", "/api/info"]
     assert all(e["principal"] == "north-analyst" and e["tier"] == "member" for e in last)
     assert last[0]["results"] == len(rows)
+    assert isinstance(last[1]["withheld"], list) and len(last[1]["withheld"]) == last[1]["suppressed"]
     for r in rows:  # no pseudonym (nor raw ID) reaches the audit log
         assert r["sample_id"] not in text
     assert TOKENS["north"] not in text

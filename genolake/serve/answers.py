@@ -82,9 +82,17 @@ def _row(row: dict[str, Any], group: Any, metrics: tuple[str, ...], p: Protectio
     return new
 
 
+def cell_name(key: Any) -> str:
+    """``north.ac``, ``joint.nhomalt``, ``sex=female.an``: what the audit log records of a withheld cell."""
+    group, metric = key
+    if isinstance(group, tuple):
+        group = f"{group[1]}={group[2]}" if group[0] == "pheno" else str(group[-1])
+    return f"{group}.{metric}"
+
+
 def disclosure_note(p: Protection, principal: Principal) -> dict[str, Any]:
     return {"min_count": p.min_count, "tier": principal.tier, "withheld": len(p.suppressed),
-            "reason": REASON, "rule": REASON_TEXT}
+            "cells": sorted(cell_name(k) for k in p.suppressed), "reason": REASON, "rule": REASON_TEXT}
 
 
 def protect_rows(rows: list[dict[str, Any]], *, min_count: int, principal: Principal,

@@ -35,6 +35,7 @@ log = logging.getLogger("genolake.serve")
 
 MAX_BODY = 64 * 1024
 QUERY_SECONDS = 10.0
+MAX_AUDIT_CELLS = 200  # withheld cells named per audit line
 INFORMATIONAL = frozenset({"/api", "/api/info", "/api/service-info", "/api/configuration", "/api/map",
                            "/api/entry_types", "/api/filtering_terms", "/openapi.json"})
 _ERR = {"description": "Beacon error response (beaconErrorResponse)",
@@ -188,7 +189,8 @@ def create_app(lake: str | Path, policy: Policy | None = None, *, query_seconds:
                      "method": request.method, "params": params, "status": status,
                      "granularity": outcome.granularity if outcome else None,
                      "results": outcome.results if outcome else 0,
-                     "suppressed": outcome.suppressed if outcome else 0, "ms": round(ms, 2)})
+                     "suppressed": outcome.suppressed if outcome else 0,
+                     "withheld": outcome.withheld[:MAX_AUDIT_CELLS] if outcome else [], "ms": round(ms, 2)})
         log.info("%s %s %d %.1fms %s", request.method, request.url.path, status, ms, name)
         return resp
 

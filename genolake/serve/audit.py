@@ -2,8 +2,9 @@
 
 A line holds the time (UTC), who asked (token name or ``anonymous``, with the tier), the client address, the
 endpoint, the request parameters (variant IDs, regions, filters: never a sample ID; a request cannot name one),
-the granularity returned, the number of results, how many counts were withheld, the HTTP status and the time
-taken. Lines are written with one ``write`` on a file opened for appending (``O_APPEND``), so the lines of
+the granularity returned, the number of results, how many counts were withheld and which (``withheld``:
+``north.ac``, ``sex=female.an``, prefixed with the variant for Beacon records; at most 200 per line), the HTTP
+status and the time taken. Lines are written with one ``write`` on a file opened for appending (``O_APPEND``), so the lines of
 several worker processes never interleave, and the file is never rewritten or truncated by genolake.
 """
 

@@ -58,6 +58,7 @@ class Outcome:
     results: int = 0
     suppressed: int = 0
     granularity: str | None = None
+    withheld: list[str] = field(default_factory=list)  # names of withheld cells (north.ac, ...), for the audit
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -295,11 +296,13 @@ class Service:
         page = keys[q.skip:q.skip + q.limit]
         sets: dict[str, dict[str, Any]] = {}
         withheld = 0
+        cells: list[str] = []
         total_hits = 0
         version = self.version()
         for c, p, r, a in page:
             rep = self.protected(f"{c}-{p}-{r}-{a}", principal)
             withheld += rep["disclosure"]["withheld"]
+            cells.extend(f"{c}-{p}-{r}-{a}:{x}" for x in rep["disclosure"]["cells"])
             for f in rep["frequencies"]:
                 s = sets.setdefault(f["scope"], {"id": f["scope"], "setType": "dataset", "exists": False,
                                                  "resultsCount": 0, "results": []})
@@ -323,7 +326,7 @@ class Service:
             "info": {"lakeVersion": version, "disclosure": {"min_count": self.policy.min_count,
                                                            "tier": principal.tier, "withheld": withheld}},
         }
-        return Outcome(body, results=total_hits, suppressed=withheld, granularity=granted)
+        return Outcome(body, results=total_hits, suppressed=withheld, granularity=granted, withheld=cells)
 
     def _region_hits(self, keys: list[tuple[str, int, str, str]], q: bc.VariantQuery) -> list[Any]:
         """Keys with joint AC > 0 (one region query over the span of the keys)."""
@@ -416,7 +419,8 @@ class Service:
         rep = dict(self.protected(variant, principal))
         rep["variant"] = dict(rep["variant"], lake_version=self.version())
         return Outcome(rep, results=1 if rep["variant"].get("observed") else 0,
-                       suppressed=rep["disclosure"]["withheld"], granularity="record")
+                       suppressed=rep["disclosure"]["withheld"], granularity="record",
+                       withheld=list(rep["disclosure"]["cells"]))
 
     def v1_region(self, region: str, principal: Principal) -> Outcome:
         self._need_counts(principal)
