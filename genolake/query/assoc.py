@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 TESTS = ("fisher", "logistic", "linear")
 WEIGHTS = ("none", "madsen-browning")
-Progress = Callable[[int, int], None]
+Progress = Callable[..., None]  # progress(variants done, blocks done, blocks in all)
 
 
 def gene_region(lake: Lake, gene: str) -> Region:
@@ -123,7 +123,8 @@ def assoc_table(
     progress: Progress | None = None,
 ) -> pa.Table:
     """Association of ``phenotype`` with the variants of ``region``/``gene`` (or the whole lake); see the module
-    docstring for the tests and columns. ``progress(variants_done, blocks_done)`` is called as work advances."""
+    docstring for the tests and columns. ``progress(variants_done, blocks_done, blocks_total)`` is called as
+    work advances."""
     test = test.strip().lower()
     if test not in TESTS:
         raise UserInputError(f"unknown --test {test!r}; use one of {', '.join(TESTS)}")
@@ -185,7 +186,7 @@ def assoc_table(
     if not burden:
         counts = eng.query(f"WITH {ctes} {per_variant}", params)  # fisher_table sorts (by p, then position)
         if progress is not None:
-            progress(counts.num_rows, 1)
+            progress(counts.num_rows, 1, 1)
         return fisher_table(counts)
     return _burden(lake, reg, ctes, per_variant, params)
 

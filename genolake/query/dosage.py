@@ -45,6 +45,7 @@ class Block:
 
     keys: pa.Table
     G: np.ndarray
+    blocks_total: int = 0  # blocks this iteration yields in all (for progress bars)
 
 
 def _keys(eng: Engine, region: Region | None) -> pa.Table:
@@ -94,6 +95,10 @@ def dosage_blocks(eng: Engine, region: Region | None, people: People, *, block: 
             ploidy_rows.add((fid, sid, contig))
     cregions = eng.callable_regions() if any(modes[f] == "callable" for f in fill) else {}
     contigs = keys["contig"].to_pylist()
+    per_contig: dict[str, int] = {}
+    for c in contigs:
+        per_contig[c] = per_contig.get(c, 0) + 1
+    blocks_total = sum(-(-m // block) for m in per_contig.values())
     present = keys["present"].to_pylist()
     pos_all = keys["pos"].to_numpy()
     n = len(people)
@@ -135,7 +140,7 @@ def dosage_blocks(eng: Engine, region: Region | None, people: People, *, block: 
             covered[:, pf_j[rows]] |= cov_rows
         G = np.where(covered, 0.0, np.nan)
         _fill_calls(eng, contig, kb, pf_file, pf_sid, pf_j, G)
-        yield Block(kb.select(["contig", "pos", "ref", "alt", "id"]), G)
+        yield Block(kb.select(["contig", "pos", "ref", "alt", "id"]), G, blocks_total)
         start = stop
 
 

@@ -158,7 +158,7 @@ class Lake:
         weights: str | None = None,
         firth_mac: int = 20,
         firth_p: float = 0.05,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[..., None] | None = None,
     ) -> pa.Table:
         """Association tests sorted by p with BH q-values: Fisher's exact per variant (odds ratio with 95% CI;
         the default), ``test="logistic"`` or ``"linear"`` with ``covariates`` (e.g. ``"age,sex,pc1,pc2"``), or

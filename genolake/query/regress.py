@@ -124,7 +124,7 @@ def regression_table(
     firth_mac: int = 20,
     firth_p: float = 0.05,
     block: int = 2048,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> pa.Table:
     from genolake.query.design import build_design
     from genolake.stats.fisher import bh_qvalues
@@ -148,7 +148,7 @@ def regression_table(
 def _fit_blocks(lake: Lake, reg: Region | None, design: Design, test: str, y: np.ndarray, C: np.ndarray,
                 b0: np.ndarray | None, counts: dict[tuple[str, int, str, str], tuple[int, int]], lo_ac: int,
                 max_af: float | None, firth_mac: int, firth_p: float, block: int,
-                progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+                progress: Callable[..., None] | None) -> list[dict[str, Any]]:
     from genolake.query.dosage import dosage_blocks
     from genolake.stats.regression import firth_logistic, linear, logistic, score_test
 
@@ -210,7 +210,7 @@ def _fit_blocks(lake: Lake, reg: Region | None, design: Design, test: str, y: np
                           "af": af, "mac": mac, "beta": beta, "se": se, "stat": stat, "p": p,
                           "method": method})
         if progress is not None:
-            progress(done, blocks)
+            progress(done, blocks, blk.blocks_total)
     return parts
 
 
