@@ -51,6 +51,20 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """A CSV cell a spreadsheet would run as a formula (``=cmd|' /C calc'!A0``, ``@SUM(...)``, ``+1+1``),
+    prefixed with ``'`` as OWASP advises; plain numbers (``-0.5``) are left alone."""
+    if text.startswith(_FORMULA_START):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
+
+
 def emit_table(table: pa.Table, fmt: str, output: Path | None = None, *, title: str | None = None) -> None:
     """Write ``table`` in ``fmt`` to ``output`` or stdout."""
     if fmt not in FORMATS:
@@ -68,8 +82,9 @@ def emit_table(table: pa.Table, fmt: str, output: Path | None = None, *, title: 
         buf = io.StringIO()
         w = csv.writer(buf, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
         w.writerow(table.column_names)
+        safe = neutralise if fmt == "csv" else str  # CSV opens in spreadsheets; TSV stays byte-exact for pipelines
         for row in table.to_pylist():
-            w.writerow([_cell(row[c]) for c in table.column_names])
+            w.writerow([safe(_cell(row[c])) for c in table.column_names])
         text = buf.getvalue()
     else:
         text = render_rich(table, title=title)

@@ -33,7 +33,7 @@ from genolake.contigs import canonical_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateError, UserInputError
 from genolake.ingest.convert import ChunkResult, Task, run_task
 from genolake.ingest.plan import contig_extents, region_chunks
-from genolake.ingest.reader import Source, htslib_messages, inspect_source
+from genolake.ingest.reader import Source, check_unchanged, htslib_messages, inspect_source, scrub
 from genolake.schema import CALLABLE, FILES, PLOIDY, SAMPLES
 from genolake.store import Commit, LakeStore, partition_dir, write_parquet
 
@@ -57,6 +57,7 @@ class FileReport:
     n_samples: int = 0
     n_skipped: int = 0
     message: str = ""
+    position: int = 0  # 1-based place of the file on the command line (messages name it so, not by its name)
     warnings: list[str] = field(default_factory=list)  # htslib's non-fatal messages, each once (see summary)
 
 
@@ -79,6 +80,7 @@ def warnings_summary(warnings: list[str]) -> str:
 class IngestReport:
     lake: str
     institution: str
+    n_inputs: int = 0  # files given
     files: list[FileReport] = field(default_factory=list)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -89,10 +91,25 @@ class IngestReport:
         return sum(f.n_records * f.n_samples for f in self.files if f.status != "skipped")
 
 
+# Names an institution cannot take: `joint` is the scope of the whole cohort in every frequency answer (two
+# `joint` rows per site otherwise), `all` the stratum of every sample; the rest are device names that cannot be
+# folders on Windows (a lake copied there would lose the institution's folder). Compared case-insensitively.
+RESERVED_INSTITUTIONS = frozenset(
+    {"joint", "all", "con", "prn", "aux", "nul"} | {f"{d}{i}" for d in ("com", "lpt") for i in range(10)}
+)
+
+
 def validate_institution(name: str) -> str:
-    if not _INSTITUTION.match(name):
+    """``name`` if it can be an institution: a safe folder name and SQL value, and not a reserved scope name."""
+    if not _INSTITUTION.match(name) or name.endswith("."):
         raise UserInputError(
-            f"invalid institution name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, no spaces)"
+            f"invalid institution name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, no spaces, "
+            "starting with a letter or digit, not ending with '.')"
+        )
+    if name.lower() in RESERVED_INSTITUTIONS or name.split(".")[0].lower() in RESERVED_INSTITUTIONS - {"joint", "all"}:
+        raise UserInputError(
+            f"institution name {name!r} is reserved ('joint' and 'all' name the whole cohort in frequency answers; "
+            "CON, PRN, AUX, NUL, COM0-9 and LPT0-9 cannot be folders on Windows): choose another name"
         )
     return name
 
@@ -169,9 +186,14 @@ def ingest(
             f"{sources[0].path}: reference build {file_build} but the lake at {store.root} holds {store.build} data; "
             "lift the file over or use another lake"
         )
-    report = IngestReport(lake=str(store.root), institution=institution)
+    report = IngestReport(lake=str(store.root), institution=institution, n_inputs=len(sources))
+    position: dict[str, int] = {}
+    for k, src in enumerate(sources, start=1):
+        position.setdefault(src.file_id, k)
     pseudo = store.pseudonymiser()
-    # skip files already in the lake (same bytes), or repeated on the command line
+    # skip files already in the lake (same bytes), or repeated on the command line; a commit interrupted by a
+    # crash or a full disk is completed first, so rerunning the same command finds its files committed
+    store.recover_pending()
     committed = _committed_files(store)
     todo: list[Source] = []
     seen_ids: set[str] = set()
@@ -183,7 +205,8 @@ def ingest(
                     f"{src.path}: the same file (sha256 {src.sha256[:12]}...) is already in the lake as institution {inst!r}"
                 )
             report.files.append(FileReport(src.name, src.file_id, "skipped",
-                                           message="already ingested (same checksum); nothing to do"))
+                                           message="already ingested (same checksum); nothing to do",
+                                           position=position[src.file_id]))
             continue
         if src.file_id in seen_ids:
             continue
@@ -229,7 +252,7 @@ def ingest(
             fr = FileReport(src.name, src.file_id, "ingested",
                             n_records=sum(c.n_records for c in chunks), n_variants=sum(c.n_variants for c in chunks),
                             n_calls=sum(c.n_calls for c in chunks), n_samples=len(src.samples),
-                            n_skipped=sum(c.n_skipped for c in chunks))
+                            n_skipped=sum(c.n_skipped for c in chunks), position=position[src.file_id])
             fr.warnings = list(dict.fromkeys([*src.warnings, *(w for c in chunks for w in c.warnings)]))
             report.files.append(fr)
             for c in chunks:
@@ -241,6 +264,7 @@ def ingest(
             for src in todo:
                 if src.file_id in committed:
                     raise LakeStateError(f"{src.path}: another job ingested this file meanwhile; nothing was changed")
+                check_unchanged(src)  # the checksum must describe the bytes that were read
             replaced = _overlapping_files(store, institution, file_pseudonyms, file_contigs, todo, replace)
             for fid in replaced:
                 _remove_file(store, commit, fid)
@@ -297,9 +321,9 @@ def _plan(
             try:
                 with htslib_messages() as messages:  # htslib warns once per process: maybe here, via pysam
                     groups = region_chunks(contig_extents(src.path), n_workers * 4)
-                src.warnings.extend(messages)
+                src.warnings.extend(scrub(messages, src.path))
             except (OSError, ValueError) as exc:
-                log.info("%s: index not usable (%s); reading sequentially", src.name, exc)
+                log.info("file %s: index not usable (%s); reading sequentially", src.file_id, exc)
                 groups = []
         if len(groups) <= 1:
             tasks.append(Task(chunk=0, region=None, **common))

@@ -23,6 +23,9 @@ WhereOpt = Annotated[
                                  "(=, !=, <, >, IN (...), BETWEEN, LIKE, CONTAINS, IS NULL, AND/OR/NOT)."),
 ]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="CONTIG:START-END, 1-based inclusive.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Stop the query after this many seconds.")]
+MemoryOpt = Annotated[str | None, typer.Option("--memory-limit",
+                                               help="Memory for the query, e.g. 4GB (default: a quarter of RAM).")]
 
 
 def _open(lake: Path):  # type: ignore[no-untyped-def]
@@ -39,11 +42,15 @@ def sql_cmd(
     lake: LakeOpt,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
+    timeout: TimeoutOpt = 300.0,
+    memory_limit: MemoryOpt = None,
 ) -> None:
     """Run read-only SQL over the views: variants, variant_files, calls, samples, phenotypes, files, ploidy, ..."""
     from genolake.output import emit_table
+    from genolake.query.sandbox import parse_size
 
-    emit_table(_open(lake).sql(query), fmt, output)
+    limit = parse_size(memory_limit) if memory_limit else None
+    emit_table(_open(lake).sql(query, timeout=timeout, memory_limit=limit), fmt, output)
 
 
 PARTS = ("frequencies", "phenotypes", "variant", "annotations")
@@ -154,6 +161,10 @@ def carriers_cmd(
         help="Variant IDs or rsIDs; several, or - for one per line on stdin.")] = None,
     ids: Annotated[Path | None, typer.Option("--ids", help="A file of variant IDs, one per line.")] = None,
     where: WhereOpt = None,
+    reveal: Annotated[Path | None, typer.Option("--reveal", help="Your own raw IDs (a list or a VCF): show them "
+                                                                 "next to your carriers' pseudonyms (needs "
+                                                                 "--institution and the lake's key).")] = None,
+    institution: Annotated[str | None, typer.Option("--institution", "-i", help="Your institution (--reveal).")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -180,6 +191,10 @@ def carriers_cmd(
                 output.write_text(text) if output else sys.stdout.write(text)
                 return
         table = carriers_table(lk, key, where=where)
+        if reveal is not None:
+            from genolake.samples.lookup import reveal_carriers
+
+            table = reveal_carriers(lake, table, institution=institution, path=reveal)
         _carrier_summary(str(key) if len(keys) > 1 else "", table)
         if len(keys) > 1:
             import pyarrow as pa
@@ -211,23 +226,49 @@ def _carrier_summary(label: str, table) -> None:  # type: ignore[no-untyped-def]
 @app.command("assoc")
 def assoc_cmd(
     lake: LakeOpt,
-    phenotype: Annotated[str, typer.Option("--phenotype", help="Categorical phenotype, e.g. case_status.")],
+    phenotype: Annotated[str, typer.Option("--phenotype", help="Case-control (categorical) or, for --test linear, numeric phenotype.")],
     case: Annotated[str | None, typer.Option("--case", help="Value of cases (default: 'case').")] = None,
     control: Annotated[str | None, typer.Option("--control", help="Value of controls (default: the other(s)).")] = None,
     region: RegionOpt = None,
     gene: Annotated[str | None, typer.Option("--gene", help="Gene symbol (needs `genolake annotate --genes`).")] = None,
-    min_ac: Annotated[int | None, typer.Option("--min-ac", help="Only variants with AC >= N in cases+controls (default 1).")] = None,
-    max_af: Annotated[float | None, typer.Option("--max-af", help="Only variants with AF <= this in cases+controls.")] = None,
-    burden: Annotated[bool, typer.Option("--burden", help="One collapsing test: carriers of any qualifying variant.")] = False,
+    min_ac: Annotated[int | None, typer.Option("--min-ac", help="Only variants with AC >= N in the people tested (default 1).")] = None,
+    max_af: Annotated[float | None, typer.Option("--max-af", help="Only variants with AF <= this in the people tested.")] = None,
+    burden: Annotated[bool, typer.Option("--burden", help="One collapsing test over the qualifying variants.")] = False,
+    test: Annotated[str, typer.Option("--test", help="fisher (exact, per variant), logistic (case-control) or linear (numeric phenotype).")] = "fisher",
+    covariates: Annotated[str | None, typer.Option("--covariates", help="Phenotype columns, e.g. age,sex,pc1,pc2 (categorical ones one-hot encoded).")] = None,
+    weights: Annotated[str | None, typer.Option("--weights", help="Burden weights: none or madsen-browning.")] = None,
+    firth_mac: Annotated[int, typer.Option("--firth-mac", help="Logistic: score test, then Firth if p < 0.05, below this minor allele count (0: off).")] = 20,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a Manhattan and QQ plot (PNG/PDF/SVG; needs genolake[plot]).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
-    """Case-control counts, odds ratios and Fisher's exact p per variant (sorted by p), or a burden test."""
+    """Association per variant, sorted by p with BH q-values: Fisher's exact test (odds ratio, 95% CI), or
+    logistic/linear regression on dosage with covariates; or one burden test (--burden)."""
     from genolake.output import emit_table
+    from genolake.progress import records_progress
 
-    table = _open(lake).assoc(phenotype, case=case, control=control, region=region, gene=gene, min_ac=min_ac,
-                              max_af=max_af, burden=burden)
+    if plot is not None:
+        from genolake.plot import require_matplotlib
+
+        require_matplotlib()
+    with records_progress(f"assoc ({test})", enabled=not quiet, unit="variants", chunk="blocks") as progress:
+        table = _open(lake).assoc(phenotype, case=case, control=control, region=region, gene=gene, min_ac=min_ac,
+                                  max_af=max_af, burden=burden, test=test, covariates=covariates, weights=weights,
+                                  firth_mac=firth_mac, progress=progress)
     emit_table(table, fmt, output)
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    if not quiet and "genolake.people" in meta:
+        from genolake.cli_common import say
+
+        say(f"{meta['genolake.test']} regression on {meta['genolake.people']} people"
+            + (f" ({meta['genolake.cases']} cases, {meta['genolake.controls']} controls)" if "genolake.cases" in meta else "")
+            + f"; {meta['genolake.dropped_missing_covariate']} dropped for a missing covariate; covariates: "
+            + (meta["genolake.covariates"] or "none"))
+    if plot is not None and not burden:
+        from genolake.plot import save_assoc_plot
+
+        save_assoc_plot(table, plot)
 
 
 @app.command("run")
@@ -268,6 +309,10 @@ def phenotypes_load(
     sample_column: Annotated[str, typer.Option("--sample-column", help="Sample ID column of a TSV/CSV.")] = "sample_id",
     type_: Annotated[list[str] | None, typer.Option("--type", "-t",
                                                     help="NAME=categorical|numeric|list (repeatable).")] = None,
+    list_columns: Annotated[str | None, typer.Option(
+        "--list-columns", help="Columns holding lists, e.g. hpo,icd10 (cells split on ';', '|' or ',').")] = None,
+    keep_unmatched: Annotated[bool, typer.Option("--keep-unmatched", help="Also store rows of samples not (yet) "
+                                                 "in the institution's files (a later ingest picks them up).")] = False,
     fmt: FormatOpt = "table",
 ) -> None:
     """Load (or replace, atomically) an institution's phenotypes; reports counts, never sample IDs."""
@@ -281,7 +326,11 @@ def phenotypes_load(
         if not sep:
             raise UserInputError(f"--type {t!r}: use NAME=categorical|numeric|list")
         types[key.strip()] = value.strip()
-    report = load_phenotypes(lake, institution, file, types=types or None, sample_column=sample_column)
+    for name in (list_columns or "").split(","):
+        if name.strip():
+            types[name.strip()] = "list"
+    report = load_phenotypes(lake, institution, file, types=types or None, sample_column=sample_column,
+                             keep_unmatched=keep_unmatched)
     emit_object(report, fmt)
 
 

@@ -11,6 +11,7 @@ ingested with ``--absent-as-ref`` or ``--callable-regions`` (:mod:`genolake.quer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,9 +89,14 @@ class Lake:
         """Pick up commits made since the lake was opened."""
         self.engine.refresh()
 
-    def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
-        """Run a read-only SQL query over the views (see docs/SCHEMA.md) and return Arrow."""
-        return self.engine.user_sql(text, params)
+    def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None, *,
+            timeout: float | None = None, memory_limit: int | None = None) -> pa.Table:
+        """Run a read-only SQL query over the views (see docs/SCHEMA.md) and return Arrow.
+
+        The query runs in a sandbox that can read the views and write nothing (docs/SECURITY.md), and is
+        stopped after ``timeout`` seconds (default 300) or when it needs more than ``memory_limit`` bytes
+        (default a quarter of RAM)."""
+        return self.engine.user_sql(text, params, timeout=timeout, memory_limit=memory_limit)
 
     def variant(self, id: str) -> dict[str, Any]:  # noqa: A002 - the documented API name
         """One variant: ``{"variant": {...}, "frequencies": [...], "phenotypes": [...], "annotations": {...}}``.
@@ -147,13 +153,21 @@ class Lake:
         burden: bool = False,
         control: str | None = None,
         max_af: float | None = None,
+        test: str = "fisher",
+        covariates: str | list[str] | None = None,
+        weights: str | None = None,
+        firth_mac: int = 20,
+        firth_p: float = 0.05,
+        progress: Callable[[int, int], None] | None = None,
     ) -> pa.Table:
-        """Case-control tests per variant (Fisher's exact, odds ratio with 95% CI), sorted by p; or one
-        collapsing burden test with ``burden=True``. See :mod:`genolake.query.assoc`."""
+        """Association tests sorted by p with BH q-values: Fisher's exact per variant (odds ratio with 95% CI;
+        the default), ``test="logistic"`` or ``"linear"`` with ``covariates`` (e.g. ``"age,sex,pc1,pc2"``), or
+        one burden test with ``burden=True`` (``weights="madsen-browning"``). See :mod:`genolake.query.assoc`."""
         from genolake.query.assoc import assoc_table
 
         return assoc_table(self, phenotype, case=case, control=control, region=region, gene=gene, min_ac=min_ac,
-                           max_af=max_af, burden=burden)
+                           max_af=max_af, burden=burden, test=test, covariates=covariates, weights=weights,
+                           firth_mac=firth_mac, firth_p=firth_p, progress=progress)
 
     def run(self, path: str | Path, params: dict[str, str] | None = None) -> pa.Table:
         """Run a catalogue query (``queries/NAME.sql``, or just ``NAME``) with its parameters, typed per its header."""
