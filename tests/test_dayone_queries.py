@@ -67,6 +67,9 @@ def test_carriers_of_a_variant_not_in_the_lake_say_so(sample_lake: SampleLake) -
     # and a position with nothing at all
     res = ok(sample_lake, "query", "carriers", "20-1003003-C-T", "-f", "json")
     assert json.loads(res.stdout)["observed"] is False and "is not in the lake" in res.stderr
+    # a contig the lake does not have: said so, with the lake's contigs
+    res = ok(sample_lake, "query", "variant", "chr21-1003003-C-T")
+    assert "the lake has no contig '21', its contigs are: 20" in res.stderr
 
 
 def test_where_value_no_sample_has_is_warned_with_the_values(sample_lake: SampleLake) -> None:
@@ -75,6 +78,8 @@ def test_where_value_no_sample_has_is_warned_with_the_values(sample_lake: Sample
     assert "no sample has population = 'Afr'" in res.stderr and "'AFR', 'EAS', 'EUR'" in res.stderr
     res = ok(sample_lake, "query", "region", "20:10000000-10100000", "--where", "institution IN ('nort', 'sout')")
     assert "the values of institution are: 'east', 'north', 'south'" in res.stderr
+    res = ok(sample_lake, "query", "carriers", VID, "--where", "hpo CONTAINS 'HP:0001205'", "-f", "json")
+    assert "no sample has hpo CONTAINS 'HP:0001205'" in res.stderr and "'HP:0001250'" in res.stderr
     res = ok(sample_lake, "query", "carriers", VID, "--where", "population = 'AFR'", "-f", "json")
     assert json.loads(res.stdout) and "no sample has" not in res.stderr
 

@@ -172,3 +172,18 @@ def test_readme_notebook_section_starts_with_the_install_line() -> None:
     extras = (REPO / "pyproject.toml").read_text()
     notebook = re.search(r"^notebook = \[(.*)\]", extras, re.M)
     assert notebook and all(p in notebook.group(1) for p in ("pandas", "polars", "matplotlib"))
+
+
+def test_progress_knows_its_length_before_the_first_task_ends(tmp_path: Path) -> None:
+    """The bar shows `0/N tasks` from the start (it showed `0/?` until the first task ended, for the whole run of
+    a one-task job)."""
+    from genolake.compute.frequencies import aggregate
+    from genolake.ingest.pipeline import ingest
+
+    calls: list[tuple[int, ...]] = []
+    lake = tmp_path / "lake"
+    ingest(lake, "north", [SAMPLE_VCFS / "north.vcf.gz"], workers=0, progress=lambda *a: calls.append(a))
+    assert calls[0][:2] == (0, 0) and calls[0][2] >= 1 and calls[-1][1] == calls[0][2]
+    calls.clear()
+    aggregate(lake, workers=0, progress=lambda *a: calls.append(a))
+    assert calls[0][:2] == (0, 0) and calls[0][2] >= 1 and calls[-1][1] == calls[0][2]

@@ -96,8 +96,8 @@ def test_file_changed_during_ingest_is_refused(tmp_path: Path) -> None:
     before = lake_fingerprint(lake)
     appended = []
 
-    def grow(*_progress: int) -> None:  # another program appends a record while genolake reads
-        if not appended:
+    def grow(done: int, *_progress: int) -> None:  # another program appends a record while genolake reads
+        if not appended and done:  # (the first call, done = 0, announces the number of tasks before reading)
             with open(vcf, "a") as fh:
                 fh.write(extra)
             appended.append(1)

@@ -3,6 +3,7 @@ with no error and no empty output"). Slow tier: it starts local Dask clusters li
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -33,6 +34,21 @@ def test_tour_extraction() -> None:
     cmds = tour_commands((REPO / "README.md").read_text())
     assert cmds[0].startswith("genolake ingest") and all(c.startswith("genolake ") for c in cmds)
     assert any("annotate" in c and "--clinvar" in c for c in cmds)
+
+
+def test_tour_input_files_exist() -> None:
+    """Every input file the tour names is in the repository (a fast guard for the slow test below: a placeholder
+    such as patient.vcf.gz stops a user's run there)."""
+    missing = []
+    for cmd in tour_commands((REPO / "README.md").read_text()):
+        argv = shlex.split(cmd, comments=True)
+        for prev, arg in itertools.pairwise(argv):
+            if prev in ("-o", "--output", "--lake") or arg.startswith("-") or " " in arg:
+                continue
+            if re.search(r"\.(vcf|vcf\.gz|bcf|tsv|csv|txt|bed|sql|ped|fam|gtf|gff3)(\.gz)?$", arg) and \
+                    not (REPO / arg).exists():
+                missing.append(f"{arg} (in: {cmd})")
+    assert not missing, missing
 
 
 @pytest.mark.slow

@@ -730,6 +730,8 @@ def _execute(tasks: list[Any], *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[TaskResult]:
     results: list[TaskResult] = []
     done_keys = 0
+    if progress:
+        progress(0, 0, len(tasks))  # the bar knows its length before the first task ends
     if scheduler is None and workers == 0:
         for k, task in enumerate(tasks, start=1):
             res = run_task(task)

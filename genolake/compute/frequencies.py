@@ -816,6 +816,8 @@ def _calls_rows(store: Any) -> int:
 def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[PartResult]:
     sites = 0
+    if progress:
+        progress(0, 0, len(p.tasks))  # the bar knows its length before the first part ends
     if scheduler is None and workers == 0:
         out = []
         for k, task in enumerate(p.tasks, start=1):

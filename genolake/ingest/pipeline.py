@@ -336,6 +336,8 @@ def _plan(
 def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[ChunkResult]:
     done_records = 0
+    if progress:
+        progress(0, 0, len(tasks))  # the bar knows its length before the first chunk ends
     if scheduler is None and workers == 0:
         out = []
         for k, task in enumerate(tasks):

@@ -175,6 +175,11 @@ def not_observed_message(lake: Lake, key: VariantKey) -> str:
     near = variants_near(lake, key)
     minimal = _minimal(key)
     msg = f"{key} is not in the lake (no ingested file lists it)"
+    from genolake.query.region import lake_contigs
+
+    contigs = lake_contigs(lake)
+    if contigs and key.contig not in contigs:
+        return msg + f"; the lake has no contig {key.contig!r}, its contigs are: " + ", ".join(contigs[:30])
     if near and near[0] == str(minimal) and minimal != key:
         msg += f"; in its minimal form it is {minimal}, which is in the lake"
         near = near[1:]
@@ -291,6 +296,8 @@ def _categorical_tests(tree: Any) -> list[tuple[str, list[Any]]]:
         out.append((tree[1], [tree[3]]))
     elif op == "in" and not tree[3]:
         out.append((tree[1], list(tree[2])))
+    elif op == "contains" and not tree[3]:
+        out.append((tree[1], [tree[2]]))
     return out
 
 
@@ -300,10 +307,15 @@ def warn_unmatched_values(lake: Lake, cond: Condition) -> None:
     eng = lake.engine
     kinds = where_columns(lake)
     for col, wanted in _categorical_tests(cond.tree):
-        if kinds.get(col) != "categorical":
+        kind = kinds.get(col)
+        if kind not in ("categorical", "list"):
             continue
         if col == "institution":
             have = list(eng.catalog.institutions)
+        elif kind == "list":  # CONTAINS 'HP:0001250': the codes any sample has
+            have = [r[0] for r in eng.rows(
+                "SELECT DISTINCT code FROM (SELECT unnest(value_list) AS code FROM phenotypes_long "
+                "WHERE name = $name) WHERE code IS NOT NULL ORDER BY 1", {"name": col})]
         else:
             have = [r[0] for r in eng.rows(
                 "SELECT DISTINCT value_str FROM phenotypes_long WHERE name = $name AND value_str IS NOT NULL "
@@ -314,8 +326,9 @@ def warn_unmatched_values(lake: Lake, cond: Condition) -> None:
         shown = " or ".join(repr(w) for w in wanted)
         if col in ID_PHENOTYPES:
             listed = f"{len(have)} pseudonymised IDs"
-        log.warning("--where: no sample has %s = %s, so that comparison matches no sample; the values of %s are: %s",
-                    col, shown, col, listed or "none")
+        verb = "CONTAINS" if kind == "list" else "="
+        log.warning("--where: no sample has %s %s %s, so that comparison matches no sample; the values of %s are: %s",
+                    col, verb, shown, col, listed or "none")
 
 
 def compile_where(lake: Lake, where: str | Condition | None, *, pheno_alias: str, inst_expr: str,
