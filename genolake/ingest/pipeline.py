@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from genolake import __version__
 from genolake.contigs import canonical_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateError, UserInputError
-from genolake.ingest.convert import ChunkResult, Task, run_task
+from genolake.ingest.convert import ISSUES, ChunkResult, Task, run_task
 from genolake.ingest.plan import contig_extents, region_chunks
 from genolake.ingest.reader import Source, check_unchanged, inspect_source
 from genolake.schema import CALLABLE, FILES, PLOIDY, SAMPLES
@@ -228,8 +228,15 @@ def ingest(
                             n_calls=sum(c.n_calls for c in chunks), n_samples=len(src.samples),
                             n_skipped=sum(c.n_skipped for c in chunks), position=position[src.file_id])
             report.files.append(fr)
+            label = f"file {fr.position} of {report.n_inputs} (sha256 {src.sha256[:12]})"
             for c in chunks:
-                report.warnings.extend(c.warnings)
+                report.warnings.extend(f"{label}: {w}" for w in c.warnings)
+            issues: dict[str, int] = {}
+            for c in chunks:
+                for kind, k in c.issues.items():
+                    issues[kind] = issues.get(kind, 0) + k
+            for kind, k in sorted(issues.items()):
+                report.warnings.append(f"{label}: {k:,} {ISSUES[kind]}")
         _check_batch_overlap(todo, file_pseudonyms, file_contigs)
         with store.lock():
             # re-check against the lake as it is now: another ingest may have committed meanwhile
@@ -288,6 +295,7 @@ def _plan(
             "path": src.path, "file_id": src.file_id, "institution": institution,
             "pseudonyms": tuple(pseudo.many(institution, src.samples)), "lake_style": style,
             "staging": staged, "reference": reference, "fields": fields + info,
+            "contig_lengths": tuple((c, n) for c, n in src.header_contigs.items() if n),
         }
         groups: list[list[tuple[str, int, int]]] = []
         if src.index and n_workers > 1:
