@@ -101,6 +101,12 @@ CORPUS = [
     "CREATE OR REPLACE VIEW samples AS SELECT 'fake' AS institution, 'x' AS sample_id",
     "DROP VIEW calls",
     "SELECT * FROM secret_frame",  # a Python variable of the caller (replacement scan)
+    "SELECT getenv('GENOLAKE_KEY_DIR')",
+    "SELECT * FROM read_text('/proc/self/environ')",
+    "SELECT * FROM sniff_csv('{REC}')",
+    "SELECT * FROM duckdb_secrets()",
+    "SELECT * FROM iceberg_scan('{LAKE}/calls')",
+    "SELECT * FROM delta_scan('{LAKE}/calls')",
 ]
 
 
