@@ -2,6 +2,20 @@
 
 The CLI turns any :class:`GenolakeError` into one line on stderr and a non-zero exit code;
 anything else is a bug and keeps its traceback.
+
+Exit codes of every ``genolake`` command (README "Exit codes"):
+
+- ``0``: done. A query whose answer is empty says why on stderr (a variant no file lists, a ``--where`` value
+  no sample has) and still exits 0; an answer that can only be empty because of a typo (an unknown contig,
+  phenotype, institution or option value) is an error, exit 2.
+- ``1``: the command failed: an input file is malformed (:class:`BadInputFileError`, naming the file and the
+  record or line), the lake refuses the change (:class:`LakeStateError`, :class:`BuildMismatchError`), the key is
+  missing (:class:`KeyFileError`), an optional extra is not installed (:class:`MissingExtraError`), or a bug
+  (a Python traceback).
+- ``2``: bad usage: an unknown option or command, a malformed argument or expression, a name the lake does not
+  have, a ``--lake`` folder that is not a lake (:class:`UserInputError` and its subclasses; typer's own usage
+  errors also exit 2).
+- ``130``: interrupted (Ctrl-C); nothing was committed.
 """
 
 from __future__ import annotations
@@ -48,9 +62,9 @@ class KeyFileError(GenolakeError):
 class MissingExtraError(GenolakeError):
     """An optional dependency is not installed; the message names the extra."""
 
-    def __init__(self, extra: str, package: str) -> None:
+    def __init__(self, extra: str, package: str, *, how: str | None = None) -> None:
         super().__init__(
-            f"this needs the optional package {package!r}: pip install 'genolake[{extra}]'"
+            f"this needs the optional package {package!r}: " + (how or f"pip install 'genolake[{extra}]'")
         )
 
 

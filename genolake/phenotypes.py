@@ -274,6 +274,7 @@ def load_phenotypes(
     *,
     types: dict[str, str] | None = None,
     sample_column: str = "sample_id",
+    keep_unmatched: bool = False,
 ) -> dict[str, Any]:
     """Load (or replace) the phenotypes of ``institution`` from a TSV/CSV or PED/FAM file.
 
@@ -288,13 +289,16 @@ def load_phenotypes(
         Kinds by column name (as in the file or as the phenotype name): ``categorical``, ``numeric``, ``list``.
         Without one a column is numeric if every value is a number, a list if every value is HPO terms, else
         categorical (text stored as written). A ``list`` cell is split on ``;``, ``|`` or ``,``.
+    keep_unmatched
+        Also store the rows of samples that are not in the institution's ingested files (by default they are
+        only counted, in ``in_table_not_in_lake``); a later ingest of those samples then finds them.
 
     Returns
     -------
     dict
         ``institution``, ``format``, ``loaded`` (samples in the file), ``in_table_not_in_lake``,
-        ``in_lake_not_in_table`` (counts only, never IDs), ``values`` (rows stored) and ``phenotypes``
-        (name -> kind).
+        ``in_lake_not_in_table`` (counts only, never IDs), ``stored_samples`` (samples whose rows were stored),
+        ``values`` (rows stored) and ``phenotypes`` (name -> kind).
 
     Examples
     --------
@@ -334,12 +338,17 @@ def load_phenotypes(
     table = _long_table(institution, pids, parsed, pseudo)
     loaded = len(pids)
     pid_set = set(pids)
+    if not keep_unmatched:  # people not in the lake are counted, not stored
+        import pyarrow.compute as pc
+
+        table = table.filter(pc.is_in(table["sample_id"], pa.array(sorted(lake_samples), pa.string())))
     report = {
         "institution": institution,
         "format": parsed.fmt,
         "loaded": loaded,
         "in_table_not_in_lake": len(pid_set - lake_samples),
         "in_lake_not_in_table": len(lake_samples - pid_set),
+        "stored_samples": len(pid_set) if keep_unmatched else len(pid_set & lake_samples),
         "values": table.num_rows,
         "phenotypes": {c.name: c.kind for c in parsed.columns},
     }

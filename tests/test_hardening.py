@@ -96,7 +96,7 @@ def test_file_changed_during_ingest_is_refused(tmp_path: Path) -> None:
     before = lake_fingerprint(lake)
     appended = []
 
-    def grow(_records: int, _tasks: int) -> None:  # another program appends a record while genolake reads
+    def grow(*_progress: int) -> None:  # another program appends a record while genolake reads
         if not appended:
             with open(vcf, "a") as fh:
                 fh.write(extra)

@@ -60,7 +60,8 @@ def test_tsv_types_inferred_and_report_counts(tiny_lake: Path, tmp_path: Path) -
                                  "bmi": "numeric", "hpo_terms": "list", "note": "categorical"}
     assert "X9" not in repr(rep) and "S1" not in repr(rep)
     rows = _wide(tiny_lake)
-    assert len(rows) == 5
+    assert len(rows) == 4  # X9 is not in the lake: counted, not stored (issue 9; --keep-unmatched stores it)
+    assert rep["stored_samples"] == 4
     by_age = {r["age"]: r for r in rows}
     assert by_age[54.0]["hpo_terms"] == ["HP:0001250", "HP:0004322"]
     assert by_age[54.0]["bmi"] == 31.5 and by_age[61.0]["bmi"] is None

@@ -78,6 +78,8 @@ TARGETS = (
     Target("#4 aggregate", ">= 10x faster than Hail", "ratio:aggregate.vs_hail", ">=", 10.0),
     Target("#4 aggregate", "faster than bcftools merge + fill-tags", "ratio:aggregate.vs_bcftools", ">", 1.0),
     Target("#5 annotate", "faster than bcftools annotate", "ratio:annotate.vs_bcftools", ">", 1.0),
+    Target("#12 vcf out", "annotate-vcf >= 2x bcftools annotate -a SITES", "ratio:vcfout.annotate_vs_bcftools", ">=",
+           2.0),
 )
 
 

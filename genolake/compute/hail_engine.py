@@ -34,7 +34,14 @@ from genolake.errors import LakeStateError, MissingExtraError, UserInputError
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int, int], None]  # (sites done, contigs done, contigs in all)
+
+
+# Hail pins older rich/typer/pandas than genolake's own environment: it gets an environment of its own.
+HAIL_ENV = ("Hail pins older rich, typer and pandas than genolake uses, so it needs its own environment: "
+            "python -m venv hail-env && . hail-env/bin/activate && pip install 'genolake[hail]' "
+            "(from a checkout: pip install -e '.[hail]'; Java 11 or 17 on the PATH), then run the command again "
+            "inside it")
 
 
 def import_hail() -> Any:
@@ -42,7 +49,7 @@ def import_hail() -> Any:
     try:
         import hail as hl
     except ImportError:
-        raise MissingExtraError("hail", "hail") from None
+        raise MissingExtraError("hail", "hail", how=HAIL_ENV) from None
     return hl
 
 
@@ -356,5 +363,5 @@ def hail_part_results(store: Any, plan: Any, *, progress: ProgressFn | None = No
         out.append(fq.PartResult(tasks[0].relpath, table.num_rows, sites, 0.0))
         done += sites
         if progress:
-            progress(done, k)
+            progress(done, k, len(by_contig))
     return out

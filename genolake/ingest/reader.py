@@ -42,6 +42,7 @@ class Source:
     header_contigs: dict[str, int | None] = field(default_factory=dict)
     has_fields: dict[str, str] = field(default_factory=dict)  # FORMAT field -> Type
     stat: tuple[int, ...] = ()  # (size, mtime_ns, ctime_ns, inode, device) when the checksum was taken
+    warnings: list[str] = field(default_factory=list)  # htslib's non-fatal messages on opening the header
 
     @property
     def file_id(self) -> str:
@@ -278,8 +279,9 @@ def _first_problem(messages: list[str]) -> str:
     return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", text).strip()
 
 
-def open_vcf(path: str, samples: bool = True):  # type: ignore[no-untyped-def]
-    """Open with cyvcf2, turning htslib failures into a BadInputFileError."""
+def open_vcf(path: str, samples: bool = True, warnings: list[str] | None = None):  # type: ignore[no-untyped-def]
+    """Open with cyvcf2, turning htslib failures into a BadInputFileError; htslib's other messages are added to
+    ``warnings`` if given (the CLI prints one summary line per file)."""
     from cyvcf2 import VCF
 
     with htslib_messages() as messages:
@@ -299,6 +301,8 @@ def open_vcf(path: str, samples: bool = True):  # type: ignore[no-untyped-def]
     if fatal:
         vcf.close()
         raise BadInputFileError(path, f"malformed header: {scrub([_first_problem(fatal)], path)[0]}")
+    if warnings is not None:
+        warnings.extend(scrub(messages, path))
     return vcf
 
 
@@ -326,7 +330,8 @@ def inspect_source(path: str | Path) -> Source:
     if state != before or size != state[0]:
         raise BadInputFileError(path, "the file changed while its checksum was being taken; ingest it again once "
                                       "it is complete")
-    vcf = open_vcf(path)
+    header_warnings: list[str] = []
+    vcf = open_vcf(path, warnings=header_warnings)
     try:
         raw = vcf.raw_header
         samples = list(vcf.samples)
@@ -372,4 +377,5 @@ def inspect_source(path: str | Path) -> Source:
         header_contigs=contigs,
         has_fields=fields,
         stat=state,
+        warnings=header_warnings,
     )

@@ -6,8 +6,11 @@ files that are not committed (a job interrupted between two table commits) are l
 named after their ``file_id``, so uncommitted ones are dropped from the file lists (files with other names
 are filtered by ``file_id`` in SQL instead).
 
-Views: one per table (``variants`` is shown as ``variant_files``), ``variants`` (per institution sums),
-``phenotypes_long`` (the stored long table) and ``phenotypes`` (wide: one typed column per phenotype).
+Views: one per table (``variants`` is shown as ``variant_files``), ``variants`` (per institution sums: one row
+per institution and site), ``sites`` (one row per site with joint counts, the counting rule of
+:mod:`genolake.query.counts`), ``phenotypes_long`` (the stored long table), ``phenotypes`` (wide: one typed
+column per phenotype) and, once aggregated, ``stratum_frequencies`` (``allele_frequencies`` with ``stratum``
+split into ``adj``, ``phenotype`` and ``value``).
 
 The library's own point and region queries do not go through the views: :class:`Catalog` keeps the
 committed Parquet files of each table per contig (the ``contig=...`` folder), so a query reads only the
@@ -98,6 +101,29 @@ SELECT institution, contig, pos, ref, alt,
 FROM variant_files
 GROUP BY ALL
 """
+
+
+# `allele_frequencies` with `stratum` split for WHERE clauses: `adj` (the `adj:` prefix), `phenotype` and `value`
+# (`population=FIN` -> 'population', 'FIN'; both null for the `all` stratum).
+STRATUM_FREQUENCIES = """
+SELECT * EXCLUDE (stratum, s), starts_with(stratum, 'adj:') AS adj,
+       CASE WHEN s <> 'all' THEN split_part(s, '=', 1) END AS phenotype,
+       CASE WHEN s <> 'all' THEN substr(s, strpos(s, '=') + 1) END AS value,
+       stratum
+FROM (SELECT *, CASE WHEN starts_with(stratum, 'adj:') THEN substr(stratum, 5) ELSE stratum END AS s
+      FROM allele_frequencies)
+"""
+
+
+def _sql_literal(v: Any) -> str:
+    """A Python value as a DuckDB literal (the lists and numbers of the `sites` view's parameters)."""
+    if isinstance(v, list):
+        return "[" + ", ".join(_sql_literal(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return f"CAST({v} AS BIGINT)"
+    return _sql_str(str(v))
 
 
 def duck_type(t: pa.DataType) -> str:
@@ -416,8 +442,8 @@ class Engine:
         for name in FILE_TABLES:
             if name in cat.paths:
                 cat.paths[name] = [e for e in cat.paths[name] if e[2] is None or e[2] in cat.files]
-        self.views = sorted(set(self._create_views(self.con, cat)))
         self.catalog = cat
+        self.views = sorted(set(self._create_views(self.con, cat)))
 
     def _create_views(self, con: Any, cat: Catalog, *, source: Any = None) -> list[str]:
         """Create the lake's views on ``con`` and return their names.
@@ -454,7 +480,31 @@ class Engine:
             views.append("phenotypes")
         else:
             views.append(self._phenotypes_wide(cat, "phenotypes_long" in views))
+        if "allele_frequencies" in views:
+            con.execute(f"CREATE OR REPLACE VIEW stratum_frequencies AS {STRATUM_FREQUENCIES}")
+            views.append("stratum_frequencies")
+        if {"files", "ploidy", "callable"} <= set(views):
+            self._sites_view(con, sandboxed=source is not None)
+            views.append("sites")
         return views
+
+    def _sites_view(self, con: Any, *, sandboxed: bool = False) -> None:
+        """The `sites` view: one row per variant with joint counts, from :func:`counts.joint_ctes` (the counting
+        rule of `query variant` / `query region`) over every contig, its parameters written in as literals. In
+        the user SQL sandbox it reads the sandbox's own `variant_files` view (no file access there)."""
+        from genolake.query.counts import joint_ctes
+
+        params: dict[str, Any] = {}
+        scans = dict(self._scans)  # this scan is not a query: it must not change how later scans prune
+        try:
+            ctes = joint_ctes(self, None, None, params, src="(SELECT * FROM variant_files)" if sandboxed else None)
+        finally:
+            self._scans = scans
+        ctes = re.sub(r"\$([A-Za-z_]\w*)", lambda m: _sql_literal(params[m.group(1)]), ctes)
+        con.execute(f"""CREATE OR REPLACE VIEW sites AS WITH {ctes}
+            SELECT contig, pos, ref, alt, id, filters, ac, an, CASE WHEN an > 0 THEN ac / an END AS af,
+                   nhomalt, nhemi, institutions
+            FROM joint""")
 
     def _table_select(self, name: str, cat: Catalog, *, source: Any = None) -> str | None:
         table = TABLES.get(name)
