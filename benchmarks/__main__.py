@@ -33,7 +33,7 @@ log = logging.getLogger("benchmarks")
 TIERS: dict[str, dict[str, object]] = {
     "quick": {"samples": 200, "institutions": 3, "mb": 2.0, "queries": 200, "assoc_queries": 20, "cli_runs": 10,
               "ingest_repeats": 3, "ingest_input": (1000, 4.0), "scaling": (100, 1000), "scaling_mb": 1.0,
-              "hail": False, "peer_budget_s": 3.0},
+              "hail": True, "peer_budget_s": 3.0},
     # one ingest run per tool and 1 Mb scaling cohorts keep the full tier (simulation included) under 30 minutes
     "full": {"samples": 1000, "institutions": 3, "mb": 20.0, "queries": 200, "assoc_queries": 200, "cli_runs": 15,
              "ingest_repeats": 1, "ingest_input": None, "scaling": (1000, 10000, 50000), "scaling_mb": 1.0,
@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scaling", help="comma-separated sample counts of the scaling cohorts, e.g. 1000,10000")
     p.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
     p.add_argument("--hail", action=argparse.BooleanOptionalAction, default=None,
-                   help="run the Hail peer when hail imports (default: full tier only)")
+                   help="run the Hail peer when hail imports (default: on; 1-3 min in the quick tier)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
                    help="where the JSON, markdown and PNG go (default: benchmarks/results)")
     p.add_argument("--work", type=Path, help="work folder; cohorts in it are reused (default: a temporary folder)")

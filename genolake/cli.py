@@ -15,6 +15,7 @@ from genolake.compute.cli_annotate import register as register_annotate
 from genolake.query.cli import app as query_app
 from genolake.query.cli import phenotypes_app
 from genolake.samples.cli import register as register_samples
+from genolake.stats.cli_pca import register as register_pca
 from genolake.vcfout.cli import register as register_vcfout
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(phenotypes_app, name="phenotypes")
 register_aggregate(app)
 register_vcfout(app)
 register_samples(app)
+register_pca(app)
 
 
 @app.callback()

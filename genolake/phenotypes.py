@@ -481,3 +481,75 @@ def phenotype_summary(lake: Path | str) -> pa.Table:
                         AS distinct_values
                FROM phenotypes_long GROUP BY ALL ORDER BY phenotype, institution"""
         )
+
+
+def replace_numeric_phenotypes(lake: Path | str, values: dict[str, dict[tuple[str, str], float]], *,
+                               drop: re.Pattern[str] | None = None) -> dict[str, Any]:
+    """Store computed numeric phenotypes (e.g. principal components) for samples already in the lake.
+
+    ``values`` maps a phenotype name to ``{(institution, pseudonymised sample_id): value}``. Every stored row of
+    those names (and of names matching ``drop``, e.g. ``pc11`` left by an earlier run with more components) is
+    replaced, in every institution, in one commit; the other phenotypes stay as loaded. Names must be valid
+    phenotype names not used by a non-numeric phenotype.
+
+    Returns
+    -------
+    dict
+        ``phenotypes`` (names written), ``samples`` (samples with a value) and ``institutions``.
+    """
+    from genolake.store import Commit, LakeStore
+
+    store = LakeStore.open(lake)
+    for name in values:
+        if not valid_name(name) or name in RESERVED:
+            raise UserInputError(f"{name!r} is not a valid phenotype name")
+    with store.staging() as (txn, staged), store.lock():  # read, rewrite and commit under the lake's lock
+        commit = Commit(txn=txn)
+        institutions = _rewrite_with(store, values, drop, txn, staged, commit)
+        store.commit(commit, staged, order=("phenotypes",))
+    samples = {k for v in values.values() for k in v}
+    log.info("stored %d numeric phenotype(s) for %d samples", len(values), len(samples))
+    return {"phenotypes": sorted(values), "samples": len(samples), "institutions": institutions}
+
+
+def _rewrite_with(store: Any, values: dict[str, dict[tuple[str, str], float]], drop: re.Pattern[str] | None,
+                  txn: str, staged: Path, commit: Any) -> list[str]:
+    import pyarrow.compute as pc
+
+    from genolake.store import partition_dir, write_parquet
+
+    old = (store.read_table("phenotypes") if store.has_table("phenotypes")
+           else PHENOTYPES.arrow_schema.empty_table())
+    clash = {n: k for n, k in zip(old["name"].to_pylist(), old["kind"].to_pylist(), strict=True)
+             if n in values and k != "numeric"}
+    if clash:
+        raise UserInputError("phenotype(s) " + ", ".join(f"{n} ({k})" for n, k in sorted(clash.items()))
+                             + " already exist with another kind; rename them before writing numeric values")
+    gone = [n in values or (drop is not None and bool(drop.fullmatch(n))) for n in old["name"].to_pylist()]
+    kept = old.filter(pa.array([not g for g in gone], type=pa.bool_()))
+    rows: dict[str, list[Any]] = {c.name: [] for c in PHENOTYPES.columns}
+    for name in sorted(values):
+        for (inst, sid), v in sorted(values[name].items()):
+            rows["institution"].append(inst)
+            rows["sample_id"].append(sid)
+            rows["name"].append(name)
+            rows["kind"].append("numeric")
+            rows["value_str"].append(None)
+            rows["value_num"].append(float(v))
+            rows["value_list"].append(None)
+    new = pa.concat_tables([kept.select(PHENOTYPES.names).cast(PHENOTYPES.arrow_schema),
+                            pa.table(rows, schema=PHENOTYPES.arrow_schema)])
+    institutions = sorted(set(new["institution"].to_pylist()) | set(old["institution"].to_pylist()))
+    for inst in institutions:
+        part = new.filter(pc.equal(new["institution"], inst))
+        if part.num_rows == 0:
+            continue
+        part = part.sort_by([("name", "ascending"), ("sample_id", "ascending")])
+        rel = f"{partition_dir(PHENOTYPES, {'institution': inst})}/{txn}.parquet"
+        write_parquet(PHENOTYPES, part, staged / "phenotypes" / rel)
+        commit.add("phenotypes", rel)
+    if store.has_table("phenotypes"):
+        for path in store._relpaths("phenotypes"):
+            commit.remove("phenotypes", path)
+    return institutions
+

@@ -12,10 +12,12 @@ ProgressCallback = Callable[..., None]
 
 
 @contextlib.contextmanager
-def records_progress(label: str, *, enabled: bool = True, unit: str = "records") -> Iterator[ProgressCallback | None]:
+def records_progress(label: str, *, enabled: bool = True, unit: str = "records",
+                     chunk: str = "tasks") -> Iterator[ProgressCallback | None]:
     """Yield a ``progress(done, tasks_done, tasks_total=None)`` callback that draws a bar on stderr (a TTY only):
     tasks done of all, ``unit`` counted and their rate, elapsed and remaining time; then one line with the
-    count, the elapsed time and the rate. ``enabled=False`` (``--quiet``) or a non-terminal stderr: nothing."""
+    count, the elapsed time and the rate; ``unit`` and ``chunk`` name what is counted (``variants``, ``blocks``).
+    ``enabled=False`` (``--quiet``) or a non-terminal stderr: nothing."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
@@ -35,7 +37,7 @@ def records_progress(label: str, *, enabled: bool = True, unit: str = "records")
     start = time.perf_counter()
     state = {"done": 0}
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("tasks"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                  TextColumn(chunk), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         tid = bar.add_task(label, total=None)
 

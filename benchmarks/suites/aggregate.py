@@ -19,6 +19,7 @@ import importlib.util
 import inspect
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -197,12 +198,14 @@ def run(ctx: Context) -> None:
     if not cfg.hail:
         res.skip("aggregate.hail", "not run in this tier (pass --hail)")
     elif importlib.util.find_spec("hail") is None:
-        res.skip("aggregate.hail", "hail is not installed (pip install 'genolake[hail]'; needs Java)")
+        res.skip("aggregate.hail", "hail is not installed (pip install -e '.[hail]' --group dev; needs Java)")
+    elif shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        res.skip("aggregate.hail", "hail is installed but no Java runtime is (apt-get install openjdk-17-jre-headless)")
     else:
         try:
             h = hail_job(cohort, by, scratch)
-        except RuntimeError as exc:
-            res.skip("aggregate.hail", str(exc))
+        except RuntimeError as exc:  # hail and Java are there: a crash must not drop the Hail figure silently
+            res.fail("aggregate.hail", str(exc))
         else:
             detail["hail"] = h
             res.add(Measure("aggregate.hail", "hail", f"Hail import_vcf + union_cols + call_stats: {what}", "s",

@@ -80,6 +80,12 @@ TARGETS = (
     Target("#5 annotate", "faster than bcftools annotate", "ratio:annotate.vs_bcftools", ">", 1.0),
     Target("#12 vcf out", "annotate-vcf >= 2x bcftools annotate -a SITES", "ratio:vcfout.annotate_vs_bcftools", ">=",
            2.0),
+    Target("#14 assoc", "Fisher, 25k variants x 500 samples <= 1 s", "measure:assoc.fisher", "<=", 1.0),
+    Target("#14 assoc", "Fisher >= 2x faster than bcftools +contrast", "ratio:assoc.fisher_vs_bcftools", ">=", 2.0),
+    Target("#14 assoc", "logistic, 3 covariates, 25k x 1,000 <= 10 s", "measure:assoc.logistic", "<=", 10.0),
+    Target("#14 assoc", "logistic faster than Hail logistic_regression_rows", "ratio:assoc.logistic_vs_hail", ">",
+           1.0),
+    Target("#14 assoc", "PCA of 3 x 1,000 samples in seconds (<= 10 s)", "measure:assoc.pca", "<=", 10.0),
 )
 
 

@@ -226,23 +226,49 @@ def _carrier_summary(label: str, table) -> None:  # type: ignore[no-untyped-def]
 @app.command("assoc")
 def assoc_cmd(
     lake: LakeOpt,
-    phenotype: Annotated[str, typer.Option("--phenotype", help="Categorical phenotype, e.g. case_status.")],
+    phenotype: Annotated[str, typer.Option("--phenotype", help="Case-control (categorical) or, for --test linear, numeric phenotype.")],
     case: Annotated[str | None, typer.Option("--case", help="Value of cases (default: 'case').")] = None,
     control: Annotated[str | None, typer.Option("--control", help="Value of controls (default: the other(s)).")] = None,
     region: RegionOpt = None,
     gene: Annotated[str | None, typer.Option("--gene", help="Gene symbol (needs `genolake annotate --genes`).")] = None,
-    min_ac: Annotated[int | None, typer.Option("--min-ac", help="Only variants with AC >= N in cases+controls (default 1).")] = None,
-    max_af: Annotated[float | None, typer.Option("--max-af", help="Only variants with AF <= this in cases+controls.")] = None,
-    burden: Annotated[bool, typer.Option("--burden", help="One collapsing test: carriers of any qualifying variant.")] = False,
+    min_ac: Annotated[int | None, typer.Option("--min-ac", help="Only variants with AC >= N in the people tested (default 1).")] = None,
+    max_af: Annotated[float | None, typer.Option("--max-af", help="Only variants with AF <= this in the people tested.")] = None,
+    burden: Annotated[bool, typer.Option("--burden", help="One collapsing test over the qualifying variants.")] = False,
+    test: Annotated[str, typer.Option("--test", help="fisher (exact, per variant), logistic (case-control) or linear (numeric phenotype).")] = "fisher",
+    covariates: Annotated[str | None, typer.Option("--covariates", help="Phenotype columns, e.g. age,sex,pc1,pc2 (categorical ones one-hot encoded).")] = None,
+    weights: Annotated[str | None, typer.Option("--weights", help="Burden weights: none or madsen-browning.")] = None,
+    firth_mac: Annotated[int, typer.Option("--firth-mac", help="Logistic: score test, then Firth if p < 0.05, below this minor allele count (0: off).")] = 20,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a Manhattan and QQ plot (PNG/PDF/SVG; needs genolake[plot]).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
-    """Case-control counts, odds ratios and Fisher's exact p per variant (sorted by p), or a burden test."""
+    """Association per variant, sorted by p with BH q-values: Fisher's exact test (odds ratio, 95% CI), or
+    logistic/linear regression on dosage with covariates; or one burden test (--burden)."""
     from genolake.output import emit_table
+    from genolake.progress import records_progress
 
-    table = _open(lake).assoc(phenotype, case=case, control=control, region=region, gene=gene, min_ac=min_ac,
-                              max_af=max_af, burden=burden)
+    if plot is not None:
+        from genolake.plot import require_matplotlib
+
+        require_matplotlib()
+    with records_progress(f"assoc ({test})", enabled=not quiet, unit="variants", chunk="blocks") as progress:
+        table = _open(lake).assoc(phenotype, case=case, control=control, region=region, gene=gene, min_ac=min_ac,
+                                  max_af=max_af, burden=burden, test=test, covariates=covariates, weights=weights,
+                                  firth_mac=firth_mac, progress=progress)
     emit_table(table, fmt, output)
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    if not quiet and "genolake.people" in meta:
+        from genolake.cli_common import say
+
+        say(f"{meta['genolake.test']} regression on {meta['genolake.people']} people"
+            + (f" ({meta['genolake.cases']} cases, {meta['genolake.controls']} controls)" if "genolake.cases" in meta else "")
+            + f"; {meta['genolake.dropped_missing_covariate']} dropped for a missing covariate; covariates: "
+            + (meta["genolake.covariates"] or "none"))
+    if plot is not None and not burden:
+        from genolake.plot import save_assoc_plot
+
+        save_assoc_plot(table, plot)
 
 
 @app.command("run")

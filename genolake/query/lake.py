@@ -11,6 +11,7 @@ ingested with ``--absent-as-ref`` or ``--callable-regions`` (:mod:`genolake.quer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,13 +153,21 @@ class Lake:
         burden: bool = False,
         control: str | None = None,
         max_af: float | None = None,
+        test: str = "fisher",
+        covariates: str | list[str] | None = None,
+        weights: str | None = None,
+        firth_mac: int = 20,
+        firth_p: float = 0.05,
+        progress: Callable[[int, int], None] | None = None,
     ) -> pa.Table:
-        """Case-control tests per variant (Fisher's exact, odds ratio with 95% CI), sorted by p; or one
-        collapsing burden test with ``burden=True``. See :mod:`genolake.query.assoc`."""
+        """Association tests sorted by p with BH q-values: Fisher's exact per variant (odds ratio with 95% CI;
+        the default), ``test="logistic"`` or ``"linear"`` with ``covariates`` (e.g. ``"age,sex,pc1,pc2"``), or
+        one burden test with ``burden=True`` (``weights="madsen-browning"``). See :mod:`genolake.query.assoc`."""
         from genolake.query.assoc import assoc_table
 
         return assoc_table(self, phenotype, case=case, control=control, region=region, gene=gene, min_ac=min_ac,
-                           max_af=max_af, burden=burden)
+                           max_af=max_af, burden=burden, test=test, covariates=covariates, weights=weights,
+                           firth_mac=firth_mac, firth_p=firth_p, progress=progress)
 
     def run(self, path: str | Path, params: dict[str, str] | None = None) -> pa.Table:
         """Run a catalogue query (``queries/NAME.sql``, or just ``NAME``) with its parameters, typed per its header."""
