@@ -15,6 +15,7 @@ from genolake.compute.cli_annotate import register as register_annotate
 from genolake.query.cli import app as query_app
 from genolake.query.cli import phenotypes_app
 from genolake.samples.cli import register as register_samples
+from genolake.serve.cli import register as register_serve
 from genolake.stats.cli_pca import register as register_pca
 from genolake.vcfout.cli import register as register_vcfout
 
@@ -31,6 +32,7 @@ register_aggregate(app)
 register_vcfout(app)
 register_samples(app)
 register_pca(app)
+register_serve(app)
 
 
 @app.callback()

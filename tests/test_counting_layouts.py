@@ -67,12 +67,15 @@ def _build(lake: Path, world: dict, plan: dict[str, tuple[list[Path], str]]) -> 
 
 
 def _answers(lake: Path, sites: list[str]) -> dict:
-    """What a user can ask: per-site frequencies before and after aggregate, regions, carriers."""
+    """What a user can ask: per-site frequencies before and after aggregate, regions, carriers, association
+    (Fisher's exact test of males against females per contig)."""
     out: dict = {}
     with genolake.open(lake) as lk:
         out["variant_lake"] = [lk.variant(s) for s in sites]
         out["region_lake"] = sorted(map(str, lk.region("20:1-63025520").to_pylist()))
         out["carriers"] = [sorted(map(str, lk.carriers(s).to_pylist())) for s in sites]
+        out["assoc"] = [sorted(map(str, lk.assoc("sex", case="male", region=f"{c}:1-{layouts.LENGTHS[c]}",
+                                                 min_ac=1).to_pylist())) for c in CONTIGS]
         out["sex_counts"] = lk.sql("SELECT institution, sex, count(*) FROM phenotypes GROUP BY ALL ORDER BY ALL"
                                    ).to_pylist()
     aggregate(lake, by=["sex"], adj=True, workers=0)

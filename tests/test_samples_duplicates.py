@@ -131,7 +131,7 @@ def test_kinship_equals_king_formula_counted_from_the_vcf_text(lake: Path, cohor
         het = int(((ga == 1) & both).sum() + ((gb == 1) & both).sum())
         i, j = index[_p(lake, ia, na)], index[_p(lake, ib, nb)]
         assert sites[i, j] == int(both.sum())
-        assert kin[i, j] == pytest.approx((hethet - 2 * ibs0) / het, abs=1e-9)
+        assert kin[i, j] == pytest.approx((hethet - 2 * ibs0) / het, abs=1e-6)  # float32
 
 
 def test_cli_formats_show_pseudonyms_never_raw_ids(lake: Path) -> None:

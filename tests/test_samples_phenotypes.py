@@ -53,3 +53,21 @@ def test_unmatched_rows_counted_or_kept_for_a_later_ingest(batches: tuple[Path, 
     assert _stored(lake) == (100 if keep else 80)
     ingest(lake, "north", [batches[1]], workers=0)  # the other 20 people arrive later
     assert _joined(lake) == (100 if keep else 80)
+
+
+def test_remove_reaches_kept_phenotype_rows(batches: tuple[Path, Path], tmp_path: Path) -> None:
+    """A person known only by kept phenotype rows (not ingested yet) can be withdrawn too."""
+    from genolake.phenotypes import load_phenotypes
+    from genolake.samples.remove import remove_samples
+
+    lake = tmp_path / "lake"
+    ingest(lake, "north", [batches[0]], workers=0)
+    load_phenotypes(lake, "north", PHENO, keep_unmatched=True)
+    later = subprocess.run(["bcftools", "query", "-l", str(batches[1])], capture_output=True, text=True,
+                           check=True).stdout.split()[0]
+    (tmp_path / "w.txt").write_text(later + "\n")
+    files_before = sorted(p.name for p in (lake / "files").rglob("*.parquet"))
+    rep = remove_samples(lake, institution="north", path=tmp_path / "w.txt")
+    assert (rep.removed, rep.files_rewritten, rep.files_dropped) == (1, 0, 0) and rep.phenotype_rows > 0
+    assert _stored(lake) == 99
+    assert sorted(p.name for p in (lake / "files").rglob("*.parquet")) == files_before

@@ -267,3 +267,26 @@ def test_errors_are_genolake_errors(lakes: tuple[Path, Path], tmp_path: Path) ->
     full, _ = lakes
     with pytest.raises(GenolakeError):
         remove_samples(full, institution="A", path=tmp_path / "missing.txt")
+
+
+def test_vacuum_keeps_current_frequencies_current(lakes: tuple[Path, Path]) -> None:
+    """vacuum writes to every table's Delta log; allele_frequencies that was current stays current."""
+    full, _ = lakes
+    aggregate(full, workers=0)
+    vid = Lake(full).region("chr20:1-99999999").slice(0, 1).to_pylist()[0]
+    key = f"{vid['contig']}-{vid['pos']}-{vid['ref']}-{vid['alt']}"
+    assert Lake(full).variant(key)["variant"]["source"] == "allele_frequencies"
+    out = _run("vacuum", "--lake", str(full))
+    assert out.returncode == 0 and "vacuum: deleted" in out.stderr
+    assert Lake(full).variant(key)["variant"]["source"] == "allele_frequencies"
+
+
+@pytest.mark.parametrize("case", ["unknown institution", "not a list"])
+def test_lookup_bad_input_one_line(lakes: tuple[Path, Path], tmp_path: Path, case: str) -> None:
+    full, _ = lakes
+    lst = tmp_path / "ids.txt"
+    lst.write_text("a,b\n" if case == "not a list" else "I0_S00001\n")
+    inst = "Z" if case == "unknown institution" else "A"
+    out = _run("samples", "lookup", "--lake", str(full), "-i", inst, str(lst))
+    assert out.returncode != 0 and out.stderr.count("\n") == 1
+    assert ("has no data in the lake" if inst == "Z" else "several fields") in out.stderr

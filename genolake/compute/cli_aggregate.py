@@ -32,6 +32,9 @@ DedupeOpt = Annotated[
     typer.Option("--dedupe", help="Count each person found in several copies (`genolake samples duplicates`) once, "
                                   "keeping the copy of the institution ingested first."),
 ]
+DedupeSitesOpt = Annotated[
+    int | None, typer.Option("--dedupe-min-sites", help="--dedupe: compare people on at least this many sites (500).")
+]
 EngineOpt = Annotated[str, typer.Option("--engine", help="dask (default) or hail (pip install 'genolake\\[hail]'; Java).")]
 
 export_app = typer.Typer(help="Export the lake for other tools.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -43,6 +46,7 @@ def aggregate_cmd(
     faf_groups: FafGroupsOpt = None,
     adj: AdjOpt = False,
     dedupe: DedupeOpt = False,
+    dedupe_min_sites: DedupeSitesOpt = None,
     engine: EngineOpt = "dask",
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
@@ -54,7 +58,8 @@ def aggregate_cmd(
 
     with records_progress("aggregate", enabled=not quiet, unit="sites") as progress:
         report = aggregate(lake, by=by or [], faf_groups=faf_groups or [], adj=adj, engine=engine, workers=workers,
-                           scheduler=scheduler, progress=progress, dedupe=dedupe)
+                           scheduler=scheduler, progress=progress, dedupe=dedupe,
+                           dedupe_min_sites=dedupe_min_sites)
     if not quiet:
         stderr_console().print(
             f"allele_frequencies: {report.rows:,} rows for {report.sites:,} variants, "

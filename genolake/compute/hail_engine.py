@@ -135,7 +135,11 @@ def lake_matrix_table(store: Any, *, groups: pa.Table | None = None, for_export:
         con.register("samples_t", samples)
         con.register("ploidy_t", ploidy)
         strata_sql = "NULL::VARCHAR[]"
+        only_grouped = ""
         if groups is not None:
+            # people in no group (duplicate copies left out by `aggregate --dedupe`) are not columns at all
+            only_grouped = ("WHERE EXISTS (SELECT 1 FROM groups_t g WHERE g.institution = s.institution "
+                            "AND g.sample_id = s.sample_id)")
             con.register("groups_t", groups)
             strata_sql = ("(SELECT list(DISTINCT g.stratum ORDER BY g.stratum) FROM groups_t g "
                           "WHERE g.institution = s.institution AND g.sample_id = s.sample_id)")
@@ -149,7 +153,7 @@ def lake_matrix_table(store: Any, *, groups: pa.Table | None = None, for_export:
                                                     AND p.sample_id = s.sample_id), [])}}
                             ORDER BY s.file_id) AS files,
                        {strata_sql} AS strata
-                FROM samples_t s JOIN files_t f USING (file_id)
+                FROM samples_t s JOIN files_t f USING (file_id) {only_grouped}
                 GROUP BY s.sample_id, s.institution ORDER BY s.institution, s.sample_id""").fetchall()
     finally:
         con.close()

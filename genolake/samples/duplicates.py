@@ -18,7 +18,7 @@ Pseudonyms differ per institution by design, so duplicates are found from the ge
    (het counted on the pair's jointly called sites); this equals ``(N_hethet - 2 N_ibs0) / (het_i + het_j)``,
    plink2's ``--make-king`` statistic. Duplicates and monozygotic twins have about 0.5, first-degree relatives
    (parent-child, full siblings) about 0.25, unrelated people about 0;
-4. the pairs above a loose screen get exact pair statistics: ``sites`` (jointly called), ``discordance`` (share
+4. the pairs above the cut-off get their pair statistics: ``sites`` (jointly called), ``discordance`` (share
    of those sites with different genotypes; near 0 for a duplicate) and ``ibs0`` (sites where one is 0/0 and the
    other 1/1; about 0 for parent-child, not for siblings).
 
@@ -47,7 +47,6 @@ DUPLICATE_KINSHIP = 2 ** -1.5  # 0.354: KING's lower bound for duplicates / MZ t
 FIRST_DEGREE_KINSHIP = 2 ** -2.5  # 0.177: KING's lower bound for first-degree relatives
 DUPLICATE_MAX_DISCORDANCE = 0.05  # a duplicate's genotypes differ at no more than 5% of the compared sites
 MIN_SPAN_MB = 100.0  # below this genome span of the sites, kinship of relatives is not to be trusted (LD)
-SCREEN_KINSHIP = 0.1  # pairs above this get exact statistics (well below either cut-off)
 MIN_KNOWN = 0.95  # share of people whose genotype must be known at a selected site
 DEFAULT_MIN_SITES = 500
 DEFAULT_MAX_SITES = 5000
@@ -225,8 +224,8 @@ def king_robust(dosage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """KING-robust kinship and jointly called site counts of every pair of rows of a dosage matrix.
 
     ``dosage`` is people x sites (0/1/2, -1 missing). Returns ``(kinship, sites)``, both people x people;
-    kinship is NaN where the pair has no heterozygous site. One dense float32 product (exact: every sum is an
-    integer below 2^24) plus sparse products for the missing genotypes.
+    kinship (float32) is NaN where the pair has no heterozygous site. One dense float32 product (exact: every
+    sum is an integer below 2^24) plus sparse products for the missing genotypes.
 
     Examples
     --------
@@ -239,30 +238,35 @@ def king_robust(dosage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     if dosage.shape[1] >= 2**22:
         raise UserInputError("too many sites for an exact float32 product; lower --max-sites")
+    n, m = dosage.shape
     miss = dosage < 0
     g = np.where(miss, 0, dosage).astype(np.float32)
     het = (g == 1).astype(np.float32)
     sq = g * g
-    m = dosage.shape[1]
-    gg = g @ g.T
-    sq_i = sq.sum(axis=1)
-    het_i = het.sum(axis=1)
-    n_miss = miss.sum(axis=1).astype(np.float64)
+    # every sum below is an integer < 2^24, so float32 holds it exactly; in place to spare n x n temporaries
+    d2 = g @ g.T  # sum (g_i - g_j)^2 over jointly called sites = sq_i + sq_j - 2 g_i.g_j - (missing terms)
+    d2 *= -2.0
+    d2 += sq.sum(axis=1)[:, None]
+    d2 += sq.sum(axis=1)[None, :]
+    hets = np.empty((n, n), np.float32)
+    hets[:] = het.sum(axis=1)[:, None]
+    hets += het.sum(axis=1)[None, :]
+    n_miss = miss.sum(axis=1).astype(np.int32)
+    sites = np.full((n, n), m, dtype=np.int32)
+    sites -= n_miss[:, None]
+    sites -= n_miss[None, :]
     if miss.any():
+        # [j, i] = sum over the sites j misses of i's term: what i's sums must lose when paired with j
         ms = sp.csr_matrix(miss.astype(np.float32))
-        sq_miss = np.asarray((ms @ sq.T).T)  # [i, j] = sum over sites j misses of g_i^2
-        het_miss = np.asarray((ms @ het.T).T)
-        both_miss = np.asarray((ms @ ms.T).todense())
-    else:
-        sq_miss = het_miss = np.zeros((dosage.shape[0],) * 2, np.float32)
-        both_miss = np.zeros_like(sq_miss)
-    sq_ij = sq_i[:, None] - sq_miss  # sum of g_i^2 over sites j has called
-    het_ij = het_i[:, None] - het_miss
-    d2 = sq_ij + sq_ij.T - 2.0 * gg
-    hets = (het_ij + het_ij.T).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kin = np.where(hets > 0, 0.5 - d2.astype(np.float64) / (2.0 * hets), np.nan)
-    sites = (m - n_miss[:, None] - n_miss[None, :] + both_miss).astype(np.int64)
+        for terms, acc in ((sq, d2), (het, hets)):
+            lost = np.asarray(ms @ terms.T)
+            acc -= lost
+            acc -= lost.T
+        sites += np.asarray((ms @ ms.T).todense(), dtype=np.int32)
+    kin = np.full((n, n), np.nan, dtype=np.float32)
+    np.divide(d2, hets, out=kin, where=hets > 0)
+    kin *= -0.5
+    kin += 0.5
     return kin, sites
 
 
@@ -364,7 +368,7 @@ def find_duplicates(lake: Path | str | Any, *, min_sites: int = DEFAULT_MIN_SITE
     report.pairs_compared = int(enough.sum())
     report.pairs_too_few_sites = int((~enough).sum())
     cut = FIRST_DEGREE_KINSHIP if relatives else DUPLICATE_KINSHIP
-    cand = enough & (np.nan_to_num(kin[iu, ju], nan=-1.0) > min(SCREEN_KINSHIP, cut))
+    cand = enough & (np.nan_to_num(kin[iu, ju], nan=-1.0) > cut)  # the kinship above is exact, not a screen
     ci, cj = iu[cand], ju[cand]
     rows = _pair_stats(dm.dosage, ci, cj)
     k = kin[ci, cj]
@@ -444,7 +448,10 @@ def duplicate_copies(lake: Path | str | Any, *, min_sites: int = DEFAULT_MIN_SIT
     from genolake.store import LakeStore
 
     store = lake if isinstance(lake, LakeStore) else LakeStore.open(lake)
-    rep = find_duplicates(store, min_sites=min_sites)
+    try:
+        rep = find_duplicates(store, min_sites=min_sites)
+    except UserInputError as exc:
+        raise UserInputError(f"--dedupe: {str(exc).replace('--min-sites', '--dedupe-min-sites')}") from None
     groups = duplicate_groups(rep.pairs, keep_rank(store))
     drop = frozenset(p for g in groups for p in g[1:])
     log.info("dedupe: %d duplicated persons, %d copies left out", len(groups), len(drop))
