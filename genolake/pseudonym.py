@@ -35,7 +35,7 @@ def fingerprint(key: bytes) -> str:
 
 def create_key(path: Path) -> bytes:
     """Create a new random key at ``path`` (0600) and return it; refuses to overwrite."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new key folder is private too
     key = secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

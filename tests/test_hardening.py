@@ -354,3 +354,116 @@ def test_real_full_disk_and_read_only_lake(tmp_path: Path) -> None:
         assert res.returncode == 0, res.stderr
     finally:
         _umount(mnt)
+
+
+# ----------------------------------------------------------------------------- 7. inputs accepted silently
+_HEAD = (
+    "##fileformat=VCFv4.2\n##reference=GRCh37\n##contig=<ID=20,length=5000>\n"
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">\n'
+    '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">\n'
+    '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\tS2\tS3\n"
+)
+
+
+def _vcf(tmp_path: Path, body: str, name: str = "in.vcf") -> Path:
+    path = tmp_path / name
+    path.write_text(_HEAD + body)
+    return path
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("20\t100\t.\tA\tG\t.\t.\t.\tGT\t0/1\t0/0\t0/0\n20\t6000\t.\tA\tG\t.\t.\t.\tGT\t0/1\t0/0\t0/0\n",
+     "record 2 (20:6000): POS 6000 is beyond the length of contig 20 in the header (5,000)"),
+    ("20\t100\t.\tA\tG\t.\t.\t.\tGT\t0/1\t0/0\t0/0\n20\t100\t.\tC\tT\t.\t.\t.\tGT\t0/1\t0/0\t0/0\n",
+     "record 2 (20:100): REF C contradicts REF A of an earlier record at the same position"),
+    ("20\t100\t.\tA\tG\t.\t.\t.\tGT\t0/1\t0/0\t0/0\t1/1\n",
+     "record 1: 4 sample columns but the header names 3"),
+])
+def test_contradictory_inputs_are_refused(tmp_path: Path, body: str, message: str) -> None:
+    lake = tmp_path / "lake"
+    ingest(lake, "east", [EAST], workers=0)
+    before = lake_fingerprint(lake)
+    res = run_cli("ingest", "--lake", str(lake), "-i", "x", "-w", "0", str(_vcf(tmp_path, body)))
+    assert res.returncode == 1 and res.stderr.strip().count("\n") == 0, res.stderr
+    assert message in res.stderr, res.stderr
+    assert lake_fingerprint(lake) == before
+
+
+def test_overlapping_indel_and_snv_at_one_position_pass(tmp_path: Path) -> None:
+    """REFs that agree on the bases they share (an indel and an SNV at one POS) are normal."""
+    body = ("20\t100\t.\tAT\tA\t.\t.\t.\tGT\t0/1\t0/0\t0/0\n"
+            "20\t100\t.\tA\tG\t.\t.\t.\tGT\t0/0\t0/1\t0/0\n")
+    report = ingest(tmp_path / "lake", "x", [_vcf(tmp_path, body)], workers=0)
+    assert report.files[0].n_variants == 2
+
+
+def test_bad_format_values_are_missing_and_counted(tmp_path: Path) -> None:
+    body = (
+        # AD with 3 values for 2 alleles (record-level: not stored), negative AD, a short AD, GQ beyond int32
+        "20\t100\t.\tA\tG\t.\t.\t.\tGT:AD:GQ:DP\t0/1:5,3,1:30:10\t0/1:4,3,0:20:8\t0/0:7,0,0:3000000000:9\n"
+        "20\t101\t.\tA\tG\t.\t.\t.\tGT:AD:GQ:DP\t0/1:-5,3:30:-2\t1/1:4:20:8\t0/1:2,2:99:100000000000\n"
+        "20\t102\t.\tA\tG,T\t.\t.\t.\tGT:AD:GQ:DP\t1/2:-1,3,4:30:10\t0/0:9,0,0:20:8\t0/1:2,2,0:99:10\n"
+    )
+    lake = tmp_path / "lake"
+    report = ingest(lake, "x", [_vcf(tmp_path, body)], workers=0)
+    text = "\n".join(report.warnings)
+    assert "file 1 of 1 (sha256 " in text
+    assert "1 records whose FORMAT/AD does not have one value per allele" in text
+    # AD -5, DP -2, and AD -1 of a 1/2 genotype counted once per split allele row (G and T)
+    assert "4 negative FORMAT/GQ, DP or AD values stored as missing" in text
+    assert "1 genotypes with fewer FORMAT/AD values than alleles" in text
+    with genolake.open(lake) as lk:
+        rows = lk.sql("SELECT pos, alt, gt, gq, dp, ad_ref, ad_alt FROM calls ORDER BY pos, alt, gt, ad_alt").to_pylist()
+    at = {(r["pos"], r["alt"], r["gt"], r["ad_alt"]) for r in rows}
+    assert (100, "G", "0/1", None) in at  # record-level AD refused, not truncated
+    neg = [r for r in rows if r["pos"] == 101 and r["gt"] == "0/1" and r["ad_alt"] == 3]
+    assert neg and neg[0]["ad_ref"] is None and neg[0]["dp"] is None  # -5 and -2 -> missing
+    assert all(r["ad_ref"] is None or r["ad_ref"] >= 0 for r in rows)
+    assert all(r["dp"] is None or r["dp"] >= 0 for r in rows)
+    big = [r for r in rows if r["pos"] == 101 and r["gt"] == "0/1" and r["ad_alt"] == 2]
+    assert big and big[0]["dp"] is None  # 1e11 does not fit int32: missing (htslib), not a wrapped number
+
+
+def test_warnings_are_printed_by_the_cli(tmp_path: Path) -> None:
+    body = "20\t100\t.\tA\tG\t.\t.\t.\tGT:AD\t0/1:-5,3\t0/0:9,0\t0/0:9,0\n"
+    res = run_cli("ingest", "--lake", str(tmp_path / "lake"), "-i", "x", "-w", "0", str(_vcf(tmp_path, body)))
+    assert res.returncode == 0, res.stderr
+    assert "warning: file 1 of 1 (sha256 " in res.stderr and "1 negative FORMAT/GQ, DP or AD values" in res.stderr
+
+
+# ----------------------------------------------------------------------------- 9. verify streams
+def test_verify_streams_in_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With windows of a few base pairs (hundreds of window reads) verify agrees with the lake, and still
+    finds a changed genotype; the lake is read per window, never as a whole."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from genolake.ingest import verify as verify_mod
+    from genolake.ingest.verify import VerificationError, verify_files
+
+    hail = Path(__file__).resolve().parent / "data" / "hail_sample_1kg_chr20_100s.vcf.gz"
+    lake = tmp_path / "lake"
+    ingest(lake, "x", [hail], build="GRCh37", workers=0)
+    loads: list[int] = []
+    real_load = verify_mod._LakeWindow.load
+
+    def counting(self, contig, pos, path):  # type: ignore[no-untyped-def]
+        real_load(self, contig, pos, path)
+        loads.append(sum(len(v) for v in self.calls.values()))
+
+    monkeypatch.setattr(verify_mod._LakeWindow, "load", counting)
+    monkeypatch.setattr(verify_mod, "WINDOW_BP", 10)
+    monkeypatch.setattr(verify_mod, "WINDOW_ROWS", 40)
+    assert verify_files(lake, "x", [hail]) == 346
+    assert len(loads) > 50 and max(loads) < 7134 // 10  # many small windows, none holding the file
+    data = next((lake / "calls").rglob("*.parquet"))
+    t = pq.read_table(data)
+    k = int(pc.index(t["gt"].cast(pa.string()), "0/1").as_py())
+    gts = t["gt"].cast(pa.string()).to_pylist()
+    gts[k] = "1/1"
+    pq.write_table(t.set_column(t.schema.get_field_index("gt"), "gt", pa.array(gts, pa.string())), data)
+    with pytest.raises(VerificationError, match="VCF 0/1, lake 1/1"):
+        verify_files(lake, "x", [hail])

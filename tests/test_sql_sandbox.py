@@ -101,6 +101,12 @@ CORPUS = [
     "CREATE OR REPLACE VIEW samples AS SELECT 'fake' AS institution, 'x' AS sample_id",
     "DROP VIEW calls",
     "SELECT * FROM secret_frame",  # a Python variable of the caller (replacement scan)
+    "SELECT getenv('GENOLAKE_KEY_DIR')",
+    "SELECT * FROM read_text('/proc/self/environ')",
+    "SELECT * FROM sniff_csv('{REC}')",
+    "SELECT * FROM duckdb_secrets()",
+    "SELECT * FROM iceberg_scan('{LAKE}/calls')",
+    "SELECT * FROM delta_scan('{LAKE}/calls')",
 ]
 
 
@@ -205,3 +211,17 @@ def test_cli_memory_limit_option(lake: Path) -> None:
                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert res.returncode == 2 and "needs more memory" in res.stderr
     assert res.stderr.strip().count("\n") == 0
+
+
+def test_catalogue_queries_run_in_the_sandbox_with_its_limits(lake: Path, tmp_path: Path) -> None:
+    """A .sql file given to `query run` is user SQL too: same sandbox, same time limit."""
+    slow = tmp_path / "slow.sql"
+    slow.write_text("-- name: slow\n-- answers: nothing, slowly\nSELECT count(*) AS n FROM range(200000000000)\n")
+    res = subprocess.run([sys.executable, "-m", "genolake", "query", "run", str(slow), "--lake", str(lake),
+                          "--timeout", "1"], capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert res.returncode == 2 and "query stopped after 1 s" in res.stderr, res.stderr
+    escape = tmp_path / "escape.sql"
+    escape.write_text(f"-- name: escape\n-- answers: nothing\nSELECT * FROM read_text('{lake / 'genolake.json'}')\n")
+    res = subprocess.run([sys.executable, "-m", "genolake", "query", "run", str(escape), "--lake", str(lake)],
+                         capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert res.returncode == 2 and "file system operations are disabled" in res.stderr, res.stderr

@@ -51,6 +51,7 @@ class Task:
     reference: str | None = None
     fields: tuple[str, ...] = ()  # header fields present among FORMAT GQ, DP, AD and INFO CSQ, ANN
     regions: tuple[tuple[str, int, int], ...] = ()  # more regions for the same task (small contigs)
+    contig_lengths: tuple[tuple[str, int], ...] = ()  # ##contig lengths of the header (source names)
 
 
 @dataclass
@@ -65,6 +66,28 @@ class ChunkResult:
     max_ploidy: dict[str, int] = field(default_factory=dict)
     contig_order: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # inputs accepted with a counted warning (issue 15.7): kind -> count, see ISSUES
+    issues: dict[str, int] = field(default_factory=dict)
+
+
+# What is accepted with a warning counted per file (the value is stored as missing, NULL); refused instead:
+# POS beyond the header's contig length, two records at one position whose REFs contradict each other,
+# more sample columns than the header names (checked on the first records, reader.check_sample_columns).
+ISSUES = {
+    "ad_length": "records whose FORMAT/AD does not have one value per allele (Number=R): AD not stored for them",
+    "ad_short": "genotypes with fewer FORMAT/AD values than alleles: their AD stored as missing",
+    "negative": "negative FORMAT/GQ, DP or AD values stored as missing",
+}
+
+
+def _count(result: ChunkResult, kind: str, n: int) -> None:
+    if n:
+        result.issues[kind] = result.issues.get(kind, 0) + int(n)
+
+
+def _negatives(m: np.ndarray) -> np.ndarray:
+    """Negative values that are not htslib's missing or vector-end markers."""
+    return (m < 0) & (m > INT_MISSING + 1)
 
 
 class _Columns:
@@ -161,6 +184,7 @@ class _Batch:
         self.ad: list[np.ndarray | None] = []
         self.recs: list[tuple[int, str, int]] = []  # (record number, CHROM, POS) for error messages
         self.task: Task | None = None
+        self.result: ChunkResult | None = None
         self.vrow0 = 0
         self.width = -1
 
@@ -169,6 +193,7 @@ class _Batch:
 
 
 BATCH = 512
+_NO_LENGTH = 1 << 62  # a contig without a ##contig length in the header
 PART_ROWS = 2_000_000  # calls per part file: bounds memory, and writing overlaps parsing (4M left a long tail)
 
 
@@ -203,11 +228,16 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
     cur: _Columns | None = None
     cur_lake = ""
     last_pos = 0
+    lengths = dict(task.contig_lengths)
+    cur_len = _NO_LENGTH
+    ref_pos = -1
+    refs_here: list[str] = []  # REFs seen at the current position
     rec_no = 0
     ploidy_acc: dict[str, np.ndarray] = {}
     maxp: dict[str, int] = {}
     batch = _Batch()
     batch.task = task
+    batch.result = result
     parts: dict[str, int] = {}
     writer = ThreadPoolExecutor(max_workers=1)  # Parquet writing releases the GIL: overlap it with parsing
     pending: list[Future[None]] = []
@@ -241,6 +271,8 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
                     raise BadInputFileError(task.path, f"contigs {chrom} and another name for {cur_lake} both occur",
                                             record=f"record {rec_no} ({chrom}:{pos})")
                 cur = by_contig[cur_lake] = _Columns()
+                cur_len = lengths.get(chrom, _NO_LENGTH)
+                ref_pos = -1
                 result.contig_order.append(cur_lake)
                 ploidy_acc[cur_lake] = np.zeros((n, 3), dtype=np.int64)
                 maxp[cur_lake] = 0
@@ -252,11 +284,26 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
             assert cur is not None
             if pos < 1:
                 raise BadInputFileError(task.path, f"invalid POS {pos}", record=_at(task, rec_no, chrom, pos))
+            if pos > cur_len:
+                raise BadInputFileError(task.path, f"POS {pos} is beyond the length of contig {chrom} in the header "
+                                        f"({cur_len:,}): wrong reference build, or a corrupt file",
+                                        record=_at(task, rec_no, chrom, pos))
             raw_ref = rec.REF
             ref = raw_ref if raw_ref.isupper() else raw_ref.upper()
             if not ref_ok(ref):
                 raise BadInputFileError(task.path, f"invalid REF {raw_ref!r} (only A, C, G, T, N allowed)",
                                         record=_at(task, rec_no, chrom, pos))
+            if pos == ref_pos:  # records at one position must agree on the reference bases they share
+                for other in refs_here:
+                    k = min(len(other), len(ref))
+                    if other[:k] != ref[:k]:
+                        raise BadInputFileError(
+                            task.path, f"REF {ref} contradicts REF {other} of an earlier record at the same position "
+                            "(the file mixes references or is corrupt)", record=_at(task, rec_no, chrom, pos))
+                if ref not in refs_here:
+                    refs_here.append(ref)
+            else:
+                ref_pos, refs_here = pos, [ref]
             raw_alts = rec.ALT
             result.n_records += 1
             if not raw_alts:
@@ -281,8 +328,9 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
             gq = _int_field(rec, "GQ", n) if has_gq else None
             dp = _int_field(rec, "DP", n) if has_dp else None
             ad = _int_field(rec, "AD", n) if has_ad else None
-            if ad is not None and ad.shape[1] < len(alts) + 1:
-                ad = None
+            if ad is not None and ad.shape[1] != len(alts) + 1:
+                ad = None  # neither truncated nor padded: not stored, and counted
+                _count(result, "ad_length", 1)
             qual = rec.QUAL
             filts = rec.FILTERS
             meta = (
@@ -314,7 +362,7 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
             if len(batch):
                 _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
             _one_record(task, cur, fasta, arr, gq, dp, ad, chrom, pos, raw_ref, ref, raw_alts, alts, meta, rec_no,
-                        ploidy_acc[cur_lake], maxp, cur_lake)
+                        ploidy_acc[cur_lake], maxp, cur_lake, result)
     except BadInputFileError:
         _check_alleles(batch)  # an earlier record of the pending batch may be at fault: name the first one
         raise
@@ -402,6 +450,19 @@ def _add_variant(cur: _Columns, task: Task, fasta: Any, chrom: str, pos: int, ra
     return vrow
 
 
+def _clean_format(vals: np.ndarray, result: ChunkResult, name: str) -> None:
+    """Negative FORMAT values -> missing, counted; an AD with fewer values than alleles (htslib's vector-end
+    marker where a value should be) counted. One vectorised pass over a batch's stored calls."""
+    if not vals.size or vals.min() >= 0:
+        return
+    bad = _negatives(vals)
+    if bad.any():
+        _count(result, "negative", int(bad.sum()))
+        vals[bad] = INT_MISSING
+    if name == "ad_alt":
+        _count(result, "ad_short", int((vals == INT_MISSING + 1).sum()))
+
+
 def _fmt_stack(items: list[np.ndarray | None], n: int, col: int | None = 0) -> np.ndarray | None:
     if all(x is None for x in items):
         return None
@@ -481,10 +542,14 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
         c["called"].append(called[rows, samples])
         c["alt_count"].append(altc[rows, samples])
         c["phased"].append(ph & (pl > 1))
+        res = batch.result
         for name, items, col in (("gq", batch.gq, 0), ("dp", batch.dp, 0), ("ad_ref", batch.ad, 0),
                                  ("ad_alt", batch.ad, 1)):
             m = _fmt_stack(items, n, col)
-            c[name].append(m[rows, samples] if m is not None else np.full(rows.size, INT_MISSING, np.int32))
+            vals = m[rows, samples] if m is not None else np.full(rows.size, INT_MISSING, np.int32)
+            if m is not None and res is not None:
+                _clean_format(vals, res, name)
+            c[name].append(vals)
     batch.gts, batch.gq, batch.dp, batch.ad, batch.recs = [], [], [], [], []
     batch.width = -1
 
@@ -492,7 +557,7 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
 def _one_record(task: Task, cur: _Columns, fasta: Any, arr: np.ndarray, gq: np.ndarray | None, dp: np.ndarray | None,
                 ad: np.ndarray | None, chrom: str, pos: int, raw_ref: str, ref: str, raw_alts: list[str],
                 alts: list[str], meta: tuple[Any, ...], rec_no: int, acc: np.ndarray, maxp: dict[str, int],
-                contig: str) -> None:
+                contig: str, result: ChunkResult | None = None) -> None:
     """A multi-allelic or polyploid record: split per alt allele, genotypes recoded (other alts -> ref)."""
     n = arr.shape[0]
     width = arr.shape[1] - 1
@@ -547,11 +612,18 @@ def _one_record(task: Task, cur: _Columns, fasta: Any, arr: np.ndarray, gq: np.n
         c["called"].append(called[idx].astype(np.int8))
         c["alt_count"].append(alt_count[idx].astype(np.int8))
         c["phased"].append(phased[idx] & (ploidy[idx] > 1))
-        c["gq"].append(gq[idx, 0] if gq is not None else np.full(idx.size, INT_MISSING, np.int32))
-        c["dp"].append(dp[idx, 0] if dp is not None else np.full(idx.size, INT_MISSING, np.int32))
+        for name, m in (("gq", gq), ("dp", dp)):
+            vals = m[idx, 0] if m is not None else np.full(idx.size, INT_MISSING, np.int32)
+            if m is not None and result is not None:
+                _clean_format(vals, result, name)
+            c[name].append(vals)
         if ad is not None:
-            c["ad_ref"].append(ad[idx, 0])
-            c["ad_alt"].append(ad[idx, i])
+            ad_ref, ad_alt = ad[idx, 0].copy(), ad[idx, i].copy()
+            if result is not None:
+                _clean_format(ad_ref, result, "ad_ref")
+                _clean_format(ad_alt, result, "ad_alt")
+            c["ad_ref"].append(ad_ref)
+            c["ad_alt"].append(ad_alt)
         else:
             miss = np.full(idx.size, INT_MISSING, np.int32)
             c["ad_ref"].append(miss)

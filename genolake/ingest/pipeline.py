@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from genolake import __version__
 from genolake.contigs import canonical_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateError, UserInputError
-from genolake.ingest.convert import ChunkResult, Task, run_task
+from genolake.ingest.convert import ISSUES, ChunkResult, Task, run_task
 from genolake.ingest.plan import contig_extents, region_chunks
 from genolake.ingest.reader import Source, check_unchanged, htslib_messages, inspect_source, scrub
 from genolake.schema import CALLABLE, FILES, PLOIDY, SAMPLES
@@ -255,8 +255,13 @@ def ingest(
                             n_skipped=sum(c.n_skipped for c in chunks), position=position[src.file_id])
             fr.warnings = list(dict.fromkeys([*src.warnings, *(w for c in chunks for w in c.warnings)]))
             report.files.append(fr)
+            label = f"file {fr.position} of {report.n_inputs} (sha256 {src.sha256[:12]})"
+            issues: dict[str, int] = {}
             for c in chunks:
-                report.warnings.extend(c.warnings)
+                for kind, k in c.issues.items():
+                    issues[kind] = issues.get(kind, 0) + k
+            for kind, k in sorted(issues.items()):
+                report.warnings.append(f"{label}: {k:,} {ISSUES[kind]}")
         _check_batch_overlap(todo, file_pseudonyms, file_contigs)
         with store.lock():
             # re-check against the lake as it is now: another ingest may have committed meanwhile
@@ -315,6 +320,7 @@ def _plan(
             "path": src.path, "file_id": src.file_id, "institution": institution,
             "pseudonyms": tuple(pseudo.many(institution, src.samples)), "lake_style": style,
             "staging": staged, "reference": reference, "fields": fields + info,
+            "contig_lengths": tuple((c, n) for c, n in src.header_contigs.items() if n),
         }
         groups: list[list[tuple[str, int, int]]] = []
         if src.index and n_workers > 1:

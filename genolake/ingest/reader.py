@@ -92,6 +92,33 @@ def check_unchanged(src: Source) -> None:
             "was when its checksum was taken); nothing was changed: ingest it again once it is complete")
 
 
+COLUMN_CHECK_RECORDS = 1000
+
+
+def check_sample_columns(path: str, fmt: str, n_samples: int, *, records: int = COLUMN_CHECK_RECORDS) -> None:
+    """Refuse a text VCF whose first ``records`` data lines have more sample columns than the header names
+    (htslib ignores the extra columns silently; usually a header that lost samples). BCF cannot have them."""
+    if fmt == "bcf":
+        return
+    opener: Any = gzip.open if fmt in ("vcf.gz", "vcf.gzip") else open
+    want = 9 + n_samples
+    try:
+        with opener(path, "rb") as fh:
+            k = 0
+            for line in fh:
+                if line.startswith(b"#"):
+                    continue
+                k += 1
+                got = line.count(b"\t") + 1
+                if got > want:
+                    raise BadInputFileError(path, f"{got - 9} sample columns but the header names {n_samples} "
+                                            "(the extra columns would be ignored)", record=f"record {k}")
+                if k >= records:
+                    return
+    except (OSError, EOFError, zlib.error):
+        return  # unreadable data is reported, with its record, by the reader
+
+
 def sha256_of(path: str) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
@@ -320,6 +347,7 @@ def inspect_source(path: str | Path) -> Source:
         raise BadInputFileError(path, "#CHROM header line must be tab-separated with the 8 fixed VCF columns")
     if not samples:
         raise BadInputFileError(path, "no sample columns: genolake stores genotypes (use `genolake annotate` for sites-only VCFs)")
+    check_sample_columns(path, fmt, len(samples))
     seen: set[str] = set()
     for i, s in enumerate(samples):
         if s in seen:

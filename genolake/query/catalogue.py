@@ -145,10 +145,11 @@ def bind(q: NamedQuery, values: dict[str, str], style: str) -> dict[str, Any]:
     return out
 
 
-def run_query(lake: Lake, ref: str | Path, values: dict[str, str]) -> pa.Table:
+def run_query(lake: Lake, ref: str | Path, values: dict[str, str], *, timeout: float | None = None,
+              memory_limit: int | None = None) -> pa.Table:
     q = parse_query_file(find_query(ref))
     params = bind(q, values, lake.store.contig_style)
-    return lake.engine.user_sql(q.sql, params or None)
+    return lake.engine.user_sql(q.sql, params or None, timeout=timeout, memory_limit=memory_limit)
 
 
 def catalogue_table() -> pa.Table:

@@ -278,10 +278,13 @@ def run_cmd(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE for a $KEY of the query.")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
+    timeout: TimeoutOpt = 300.0,
+    memory_limit: MemoryOpt = None,
 ) -> None:
     """Run a named, parameterised catalogue query (see `genolake query catalogue`)."""
     from genolake.errors import UserInputError
     from genolake.output import emit_table
+    from genolake.query.sandbox import parse_size
 
     params: dict[str, str] = {}
     for p in param or []:
@@ -289,7 +292,8 @@ def run_cmd(
         if not sep or not key.strip():
             raise UserInputError(f"--param {p!r}: use KEY=VALUE")
         params[key.strip()] = value
-    emit_table(_open(lake).run(query_file, params), fmt, output)
+    limit = parse_size(memory_limit) if memory_limit else None
+    emit_table(_open(lake).run(query_file, params, timeout=timeout, memory_limit=limit), fmt, output)
 
 
 @app.command("catalogue")

@@ -169,11 +169,13 @@ class Lake:
                            max_af=max_af, burden=burden, test=test, covariates=covariates, weights=weights,
                            firth_mac=firth_mac, firth_p=firth_p, progress=progress)
 
-    def run(self, path: str | Path, params: dict[str, str] | None = None) -> pa.Table:
-        """Run a catalogue query (``queries/NAME.sql``, or just ``NAME``) with its parameters, typed per its header."""
+    def run(self, path: str | Path, params: dict[str, str] | None = None, *,
+            timeout: float | None = None, memory_limit: int | None = None) -> pa.Table:
+        """Run a catalogue query (``queries/NAME.sql``, or just ``NAME``) with its parameters, typed per its header,
+        in the SQL sandbox with the limits of :meth:`sql`."""
         from genolake.query.catalogue import run_query
 
-        return run_query(self, path, params or {})
+        return run_query(self, path, params or {}, timeout=timeout, memory_limit=memory_limit)
 
     def info(self) -> dict[str, Any]:
         """Institutions, files, samples, variants, calls, build and bytes on disk."""
