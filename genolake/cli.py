@@ -14,6 +14,10 @@ from genolake.compute.cli_aggregate import register as register_aggregate
 from genolake.compute.cli_annotate import register as register_annotate
 from genolake.query.cli import app as query_app
 from genolake.query.cli import phenotypes_app
+from genolake.samples.cli import register as register_samples
+from genolake.serve.cli import register as register_serve
+from genolake.stats.cli_pca import register as register_pca
+from genolake.vcfout.cli import register as register_vcfout
 
 app = typer.Typer(
     help="genolake: a genomic variant data lake (VCF -> pseudonymised, partitioned Parquet) and query engine.",
@@ -25,6 +29,10 @@ app.add_typer(query_app, name="query")
 register_annotate(app)
 app.add_typer(phenotypes_app, name="phenotypes")
 register_aggregate(app)
+register_vcfout(app)
+register_samples(app)
+register_pca(app)
+register_serve(app)
 
 
 @app.callback()
@@ -58,38 +66,64 @@ def ingest(
             callable_regions=callable_regions, replace=replace, workers=workers, scheduler=scheduler,
             progress=progress,
         )
+    from genolake.ingest.pipeline import warnings_summary
+
+    for f in report.files:
+        for w in f.warnings:
+            logging.getLogger("genolake.ingest").info("file %d of %d: %s", f.position, report.n_inputs, w)
     if not quiet:
         console = stderr_console()
-        for f in report.files:
+        for f in sorted(report.files, key=lambda f: f.position):
+            # input file names are sensitive (they often hold sample IDs): position and short checksum only
+            label = f"file {f.position} of {report.n_inputs} (sha256 {f.file_id[1:13]})"
+            if f.warnings:
+                console.print(f"{label}: {warnings_summary(f.warnings)}; --verbose for the full text", soft_wrap=True)
             if f.status == "skipped":
-                console.print(f"{f.name}: {f.message}", soft_wrap=True)
+                console.print(f"{label}: {f.message}", soft_wrap=True)
             else:
                 console.print(
-                    f"{f.name}: {f.n_records:,} records -> {f.n_variants:,} variants, {f.n_calls:,} calls, "
+                    f"{label}: {f.n_records:,} records -> {f.n_variants:,} variants, {f.n_calls:,} calls, "
                     f"{f.n_samples:,} samples" + (f" ({f.n_skipped:,} records without ALT skipped)" if f.n_skipped else "")
                     + (f"; {f.message}" if f.message else ""),
                     soft_wrap=True,
                 )
+        for w in report.warnings:
+            console.print(f"warning: {w}", soft_wrap=True, markup=False)
         rate = report.genotypes / report.seconds if report.seconds else 0
         if any(f.status != "skipped" for f in report.files):
             console.print(f"ingested into {report.lake} as {report.institution!r} in {report.seconds:.1f} s "
-                          f"({rate:,.0f} genotypes/s)", soft_wrap=True)
+                          f"({rate:,.0f} genotypes/s, {report.runner})", soft_wrap=True)
 
 
 @app.command()
-def info(lake: LakeOpt, fmt: FormatOpt = "table") -> None:
+def info(
+    lake: LakeOpt,
+    fmt: FormatOpt = "table",
+    part: Annotated[str, typer.Option("--part", help="For tsv/csv (one table): summary, institutions or files.")]
+    = "institutions",
+) -> None:
     """What the lake holds: institutions, files (checksum, time, counts, absent-site mode), samples, bytes."""
     import pyarrow as pa
 
+    from genolake.errors import UserInputError
     from genolake.output import emit_object, emit_table, to_json
     from genolake.query.lake import Lake
 
+    if part not in ("summary", "institutions", "files"):
+        raise UserInputError(f"--part {part!r}: use summary, institutions or files")
     data = Lake(lake).info()
     if fmt == "json":
         sys.stdout.write(to_json(data) + "\n")
         return
     head = {k: v for k, v in data.items() if not isinstance(v, list)}
-    emit_object(head, "table" if fmt == "table" else fmt)
+    if fmt != "table":  # tsv/csv/parquet: one rectangular table
+        if part == "summary":
+            emit_object(head, fmt)
+        else:
+            rows = data[part]
+            emit_table(pa.Table.from_pylist(rows) if rows else pa.table({}), fmt)
+        return
+    emit_object(head, "table")
     if data["institutions"]:
         emit_table(pa.Table.from_pylist(data["institutions"]), fmt, title="institutions")
     if data["files"]:
@@ -135,6 +169,15 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a write path outside the store's own checks (e.g. a job's staged output)
+        from genolake.errors import write_failure
+
+        got = write_failure(exc)
+        if got is None:
+            raise
+        print(f"genolake: error: {got[0]} ({exc}); {got[1]} and rerun the same command (it completes a commit "
+              "it interrupted)", file=sys.stderr)
+        sys.exit(1)
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("genolake: interrupted; nothing was committed, the lake is unchanged", file=sys.stderr)
         sys.exit(130)

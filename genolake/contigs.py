@@ -97,17 +97,20 @@ def detect_build(header_lines: list[str], path: str) -> str | None:
     return None
 
 
-_REGION = re.compile(r"^\s*([^:\s]+)(?::([\d,]+)(?:-([\d,]+))?)?\s*$")
+_REGION = re.compile(r"^\s*([^:\s]+)(?::([\d,]+)(?:(-)([\d,]*))?)?\s*$")
 
 
 def parse_region(text: str, style: str) -> tuple[str, int, int]:
-    """Parse `chr20:1000000-2000000` (1-based, inclusive) or `chr20` into (contig, start, end)."""
+    """Parse `chr20:1000000-2000000` (1-based, inclusive), `chr20:3999000-` (to the contig's end),
+    `chr20:1014254` or `chr20` into (contig, start, end)."""
     m = _REGION.match(text)
     if not m:
         raise UserInputError(f"malformed region {text!r}: use CONTIG, CONTIG:POS or CONTIG:START-END (1-based, inclusive)")
     contig = to_style(m.group(1), style)
     start = int(m.group(2).replace(",", "")) if m.group(2) else 1
-    end = int(m.group(3).replace(",", "")) if m.group(3) else (start if m.group(2) else 2**31 - 1)
+    # `chr20:5-` and `chr20` run to the contig's end; `chr20:5` is one position
+    open_end = 2**31 - 1 if m.group(3) or not m.group(2) else start
+    end = int(m.group(4).replace(",", "")) if m.group(4) else open_end
     if start < 1 or end < start:
         raise UserInputError(f"malformed region {text!r}: start must be >= 1 and end >= start")
     return contig, start, end

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from genolake.errors import GenolakeError
 
@@ -21,37 +22,48 @@ def sample_data_dir() -> Path:
     )
 
 
-def run_demo(lake: Path, *, workers: int | None = None) -> None:
+DEMO_STRATA = ("sex", "super_population", "population", "case_status")
+
+
+def build_demo_lake(lake: Path | str, *, workers: int | None = 0, log: Any = None) -> Path:
+    """Ingest the bundled sample VCFs as three institutions, load their phenotypes and aggregate (by
+    :data:`DEMO_STRATA`): the lake of `genolake demo` and of the notebooks in examples/. ``log(text)`` gets one line
+    per file. Returns the lake's path."""
+    from genolake.compute.frequencies import aggregate
     from genolake.ingest.pipeline import ingest
+    from genolake.phenotypes import load_phenotypes
+
+    lake = Path(lake)
+    data = sample_data_dir()
+    for institution, name in INSTITUTIONS:
+        report = ingest(lake, institution, [data / name], workers=workers)
+        for f in report.files:
+            if log:
+                log(f"  {institution:6s} {name:14s} {f.status:9s} {f.n_records:6,d} records "
+                    f"{f.n_samples:4d} samples {f.n_calls:9,d} calls\n")
+        pheno = data / f"{institution}.phenotypes.tsv"
+        if pheno.exists():
+            load_phenotypes(lake, institution, pheno)
+    if log:
+        log("\naggregating joint allele frequencies ...\n")
+    aggregate(lake, by=list(DEMO_STRATA), workers=workers)
+    return lake
+
+
+def run_demo(lake: Path, *, workers: int | None = None) -> None:
     from genolake.output import emit_object, emit_table
     from genolake.query.lake import Lake
 
     data = sample_data_dir()
     out = sys.stdout
     out.write(f"genolake demo: building {lake} from {data}\n")
-    for institution, name in INSTITUTIONS:
-        report = ingest(lake, institution, [data / name], workers=workers)
-        for f in report.files:
-            out.write(f"  {institution:6s} {name:14s} {f.status:9s} {f.n_records:6,d} records "
-                      f"{f.n_samples:4d} samples {f.n_calls:9,d} calls\n")
-        pheno = data / f"{institution}.phenotypes.tsv"
-        if pheno.exists():
-            try:
-                from genolake.phenotypes import load_phenotypes
-            except ImportError:
-                continue
-            load_phenotypes(lake, institution, pheno)
-    try:
-        from genolake.compute.frequencies import aggregate
-    except ImportError:
-        aggregate = None  # type: ignore[assignment]
-    if aggregate is not None:
-        out.write("\naggregating joint allele frequencies (Dask) ...\n")
-        try:
-            aggregate(lake, by=["sex", "super_population", "case_status"], workers=workers)
-        except TypeError:
-            aggregate(lake, by=["sex", "super_population", "case_status"])
+    build_demo_lake(lake, workers=workers, log=out.write)
     lk = Lake(lake)
+    out.write(f"\nThe pseudonymisation key of this lake is {lk.store.key_path()} (outside the lake folder, mode 0600).\n"
+              "Every sample ID was replaced by HMAC(key, institution + ID): whoever has the key can link a pseudonym\n"
+              "back to a known ID, and without it new files of the same people get pseudonyms that do not match.\n"
+              "Keep it at the hospital and back it up; sharing the lake folder does not share the key.\n")
+    out.write(f"\n{lk!r}\n")
     out.write("\n1. Samples per institution (pseudonymised; the raw IDs never entered the lake):\n")
     emit_table(lk.sql("SELECT institution, count(DISTINCT sample_id) AS samples FROM samples GROUP BY 1 ORDER BY 1"),
                "table")

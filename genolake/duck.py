@@ -19,5 +19,9 @@ def connect(threads: int | None = None) -> Any:
         "autoload_known_extensions": False,
         "threads": threads or min(4, os.cpu_count() or 1),
     })
-    con.execute("SET enable_progress_bar = false")  # a per-connection setting (not allowed in config)
+    try:
+        con.execute("SET enable_progress_bar = false")  # a per-connection setting (not allowed in config)
+    except duckdb.InvalidInputException:
+        # in Jupyter DuckDB refuses to change the setting at all without ipywidgets (its notebook progress bar)
+        pass
     return con

@@ -64,6 +64,8 @@ MISSING = frozenset({"", "na", "n/a", "nan", ".", "null", "none", "-"})
 RESERVED = frozenset({"institution", "sample_id"})
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HPO = re.compile(r"^HP:\d{7}$")
+LIST_SEPARATORS = ";|,"  # a list cell is split on any of these (spaces around codes are dropped)
+MAX_CELL = 128 * 1024  # bytes: a longer cell is refused (phenotype values are codes, numbers and short text)
 _PED_MISSING_PARENT = frozenset({"0", "-9", *MISSING})
 _PED_SEX = {"1": "male", "2": "female", "m": "male", "f": "female", "male": "male", "female": "female"}
 _PED_AFFECTED = {"1": "control", "2": "case"}
@@ -133,6 +135,9 @@ def _parse_ped(path: Path, lines: list[str]) -> _Parsed:
                 header = line.lstrip("#").split()
             continue
         parts = line.split()
+        if any(len(c) > MAX_CELL for c in parts):
+            raise BadInputFileError(str(path), f"a cell is longer than {MAX_CELL // 1024} KiB (phenotype values are "
+                                    "codes, numbers and short text)", record=f"line {n}")
         if len(parts) < 6:
             raise BadInputFileError(str(path), "a PED/FAM line needs at least 6 columns (family, sample, father, "
                                     "mother, sex, affected), separated by spaces or tabs", record=f"line {n}")
@@ -188,7 +193,11 @@ def _parse_table(path: Path, lines: list[str], sample_column: str) -> _Parsed:
         raise BadInputFileError(
             str(path), f"no sample ID column {sample_column!r}; the columns are: {', '.join(header)} "
             "(name the sample ID column with --sample-column)")
-    rows = list(reader)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # e.g. "field larger than field limit (131072)"
+        raise BadInputFileError(str(path), f"cannot parse this line ({exc}); a cell may hold at most "
+                                f"{MAX_CELL // 1024} KiB", record=f"line {reader.line_num}") from None
     ids: list[str] = []
     line_nos: list[int] = []
     data: list[list[str]] = []
@@ -197,6 +206,9 @@ def _parse_table(path: Path, lines: list[str], sample_column: str) -> _Parsed:
             continue
         if len(r) != len(header):
             raise BadInputFileError(str(path), f"{len(r)} fields but the header has {len(header)}", record=f"line {n}")
+        if any(len(c) > MAX_CELL for c in r):
+            raise BadInputFileError(str(path), f"a cell is longer than {MAX_CELL // 1024} KiB (phenotype values are "
+                                    "codes, numbers and short text)", record=f"line {n}")
         sid = r[idx].strip()
         if _is_missing(sid):
             raise BadInputFileError(str(path), "empty sample ID", record=f"line {n}")
@@ -231,13 +243,17 @@ def _as_float(v: str) -> float | None:
 
 
 def infer_kind(values: list[str | None]) -> str:
-    """`numeric`, `list` or `categorical` for a column's raw values (missing ones are None)."""
+    """`numeric`, `list` or `categorical` for a column's raw values (missing ones are None).
+
+    A column is a list only when *every* value is one or more HPO terms (``HP:0001250;HP:0004322``): nothing
+    else is split unless the user says so (``--list-columns`` or ``--type NAME=list``), so free text with a
+    comma, ``;`` or ``|`` is stored as written."""
     present = [v for v in values if v is not None]
     if not present:
         return "categorical"
     if all(_as_float(v) is not None for v in present):
         return "numeric"
-    if any((";" in v or "," in v) for v in present) or any(_HPO.match(c) for v in present for c in _split_codes(v)):
+    if all(codes and all(_HPO.match(c) for c in codes) for codes in map(_split_codes, present)):
         return "list"
     return "categorical"
 
@@ -258,6 +274,7 @@ def load_phenotypes(
     *,
     types: dict[str, str] | None = None,
     sample_column: str = "sample_id",
+    keep_unmatched: bool = False,
 ) -> dict[str, Any]:
     """Load (or replace) the phenotypes of ``institution`` from a TSV/CSV or PED/FAM file.
 
@@ -270,13 +287,18 @@ def load_phenotypes(
         header line (tab or comma) that has a ``sample_column``.
     types
         Kinds by column name (as in the file or as the phenotype name): ``categorical``, ``numeric``, ``list``.
+        Without one a column is numeric if every value is a number, a list if every value is HPO terms, else
+        categorical (text stored as written). A ``list`` cell is split on ``;``, ``|`` or ``,``.
+    keep_unmatched
+        Also store the rows of samples that are not in the institution's ingested files (by default they are
+        only counted, in ``in_table_not_in_lake``); a later ingest of those samples then finds them.
 
     Returns
     -------
     dict
         ``institution``, ``format``, ``loaded`` (samples in the file), ``in_table_not_in_lake``,
-        ``in_lake_not_in_table`` (counts only, never IDs), ``values`` (rows stored) and ``phenotypes``
-        (name -> kind).
+        ``in_lake_not_in_table`` (counts only, never IDs), ``stored_samples`` (samples whose rows were stored),
+        ``values`` (rows stored) and ``phenotypes`` (name -> kind).
 
     Examples
     --------
@@ -316,12 +338,17 @@ def load_phenotypes(
     table = _long_table(institution, pids, parsed, pseudo)
     loaded = len(pids)
     pid_set = set(pids)
+    if not keep_unmatched:  # people not in the lake are counted, not stored
+        import pyarrow.compute as pc
+
+        table = table.filter(pc.is_in(table["sample_id"], pa.array(sorted(lake_samples), pa.string())))
     report = {
         "institution": institution,
         "format": parsed.fmt,
         "loaded": loaded,
         "in_table_not_in_lake": len(pid_set - lake_samples),
         "in_lake_not_in_table": len(lake_samples - pid_set),
+        "stored_samples": len(pid_set) if keep_unmatched else len(pid_set & lake_samples),
         "values": table.num_rows,
         "phenotypes": {c.name: c.kind for c in parsed.columns},
     }
@@ -454,3 +481,75 @@ def phenotype_summary(lake: Path | str) -> pa.Table:
                         AS distinct_values
                FROM phenotypes_long GROUP BY ALL ORDER BY phenotype, institution"""
         )
+
+
+def replace_numeric_phenotypes(lake: Path | str, values: dict[str, dict[tuple[str, str], float]], *,
+                               drop: re.Pattern[str] | None = None) -> dict[str, Any]:
+    """Store computed numeric phenotypes (e.g. principal components) for samples already in the lake.
+
+    ``values`` maps a phenotype name to ``{(institution, pseudonymised sample_id): value}``. Every stored row of
+    those names (and of names matching ``drop``, e.g. ``pc11`` left by an earlier run with more components) is
+    replaced, in every institution, in one commit; the other phenotypes stay as loaded. Names must be valid
+    phenotype names not used by a non-numeric phenotype.
+
+    Returns
+    -------
+    dict
+        ``phenotypes`` (names written), ``samples`` (samples with a value) and ``institutions``.
+    """
+    from genolake.store import Commit, LakeStore
+
+    store = LakeStore.open(lake)
+    for name in values:
+        if not valid_name(name) or name in RESERVED:
+            raise UserInputError(f"{name!r} is not a valid phenotype name")
+    with store.staging() as (txn, staged), store.lock():  # read, rewrite and commit under the lake's lock
+        commit = Commit(txn=txn)
+        institutions = _rewrite_with(store, values, drop, txn, staged, commit)
+        store.commit(commit, staged, order=("phenotypes",))
+    samples = {k for v in values.values() for k in v}
+    log.info("stored %d numeric phenotype(s) for %d samples", len(values), len(samples))
+    return {"phenotypes": sorted(values), "samples": len(samples), "institutions": institutions}
+
+
+def _rewrite_with(store: Any, values: dict[str, dict[tuple[str, str], float]], drop: re.Pattern[str] | None,
+                  txn: str, staged: Path, commit: Any) -> list[str]:
+    import pyarrow.compute as pc
+
+    from genolake.store import partition_dir, write_parquet
+
+    old = (store.read_table("phenotypes") if store.has_table("phenotypes")
+           else PHENOTYPES.arrow_schema.empty_table())
+    clash = {n: k for n, k in zip(old["name"].to_pylist(), old["kind"].to_pylist(), strict=True)
+             if n in values and k != "numeric"}
+    if clash:
+        raise UserInputError("phenotype(s) " + ", ".join(f"{n} ({k})" for n, k in sorted(clash.items()))
+                             + " already exist with another kind; rename them before writing numeric values")
+    gone = [n in values or (drop is not None and bool(drop.fullmatch(n))) for n in old["name"].to_pylist()]
+    kept = old.filter(pa.array([not g for g in gone], type=pa.bool_()))
+    rows: dict[str, list[Any]] = {c.name: [] for c in PHENOTYPES.columns}
+    for name in sorted(values):
+        for (inst, sid), v in sorted(values[name].items()):
+            rows["institution"].append(inst)
+            rows["sample_id"].append(sid)
+            rows["name"].append(name)
+            rows["kind"].append("numeric")
+            rows["value_str"].append(None)
+            rows["value_num"].append(float(v))
+            rows["value_list"].append(None)
+    new = pa.concat_tables([kept.select(PHENOTYPES.names).cast(PHENOTYPES.arrow_schema),
+                            pa.table(rows, schema=PHENOTYPES.arrow_schema)])
+    institutions = sorted(set(new["institution"].to_pylist()) | set(old["institution"].to_pylist()))
+    for inst in institutions:
+        part = new.filter(pc.equal(new["institution"], inst))
+        if part.num_rows == 0:
+            continue
+        part = part.sort_by([("name", "ascending"), ("sample_id", "ascending")])
+        rel = f"{partition_dir(PHENOTYPES, {'institution': inst})}/{txn}.parquet"
+        write_parquet(PHENOTYPES, part, staged / "phenotypes" / rel)
+        commit.add("phenotypes", rel)
+    if store.has_table("phenotypes"):
+        for path in store._relpaths("phenotypes"):
+            commit.remove("phenotypes", path)
+    return institutions
+

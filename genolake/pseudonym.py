@@ -43,10 +43,32 @@ def create_key(path: Path) -> bytes:
     return key
 
 
+def check_permissions(path: Path) -> None:
+    """Refuse a key file that group or others may read or write (as ssh refuses such a private key): whoever
+    holds the key and the lake can turn every pseudonym back into its sample ID."""
+    if os.name != "posix":  # Windows ACLs are not mode bits; nothing reliable to check here
+        return
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        raise KeyFileError(
+            f"the key file {path} is accessible by group or others (mode {mode:04o}); it must be private: "
+            f"run `chmod 600 {path}` and check who may have copied it"
+        )
+
+
+def read_key(path: Path) -> bytes:
+    """The key in ``path`` (64 hex digits), after :func:`check_permissions`."""
+    check_permissions(path)
+    return bytes.fromhex(path.read_text().strip())
+
+
 def load_key(path: Path, expected_fingerprint: str) -> bytes:
     """Read the key and check it belongs to the lake."""
     try:
-        key = bytes.fromhex(path.read_text().strip())
+        key = read_key(path)
     except FileNotFoundError:
         raise KeyFileError(
             f"the lake's pseudonymisation key is not at {path}; restore it from your backup or point "

@@ -123,7 +123,9 @@ SAMPLES = Table(
     columns=(
         _INST,
         _SAMPLE,
-        _c("column_index", pa.int32(), "0-based position of the sample among the file's sample columns."),
+        _c("column_index", pa.int32(), "0-based position of the sample among the file's sample columns. Whoever holds "
+           "the original file (recognised by `files.sha256`) can map these pseudonyms to its raw IDs with it (as by "
+           "matching genotypes without it): see docs/SECURITY.md."),
         _FILE,
     ),
     layout=("institution",),

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genolake import __version__, pseudonym
-from genolake.errors import LakeNotFoundError, LakeStateError
+from genolake.errors import GenolakeError, LakeNotFoundError, LakeStateError, LakeWriteError, write_failure
 from genolake.schema import FILE_TABLES, FORMAT_VERSION, TABLES, Table
 
 if TYPE_CHECKING:
@@ -126,8 +126,13 @@ class LakeStore:
         root = Path(root).resolve()
         cfg = root / CONFIG
         if not cfg.exists():
+            _refuse_orphan_tables(root)
             raise LakeNotFoundError(f"{root} is not a genolake lake (no {CONFIG}); create one with `genolake ingest`")
-        return cls(root, json.loads(cfg.read_text()))
+        try:
+            config = json.loads(cfg.read_text())
+        except (OSError, ValueError) as exc:
+            raise LakeStateError(f"{cfg} cannot be read ({exc}); restore it from a backup of the lake") from None
+        return cls(root, config)
 
     @classmethod
     def open_or_create(cls, root: Path | str, *, build: str, contig_style: str) -> LakeStore:
@@ -142,13 +147,15 @@ class LakeStore:
                 raise LakeNotFoundError(f"{root} is inside the lake {parent}; use --lake {parent}")
         if (root / "_delta_log").exists():
             raise LakeNotFoundError(f"{root} is a Delta table folder, not a genolake lake; use its lake folder")
+        _refuse_orphan_tables(root)
         root.mkdir(parents=True, exist_ok=True)
         with _flock(root / "_lock"):
             if (root / CONFIG).exists():
                 return cls.open(root)
+            _refuse_orphan_tables(root)
             lake_id = uuid.uuid4().hex
             key_path = pseudonym.default_key_path(lake_id)
-            key = bytes.fromhex(key_path.read_text().strip()) if key_path.exists() else pseudonym.create_key(key_path)
+            key = pseudonym.read_key(key_path) if key_path.exists() else pseudonym.create_key(key_path)
             config = {
                 "format": "genolake",
                 "format_version": FORMAT_VERSION,
@@ -240,20 +247,63 @@ class LakeStore:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive lake lock held while checking and committing (never while parsing)."""
-        with _flock(self.root / "_lock"):
-            self._recover()
+        try:
+            ctx = _flock(self.root / "_lock")
+            ctx.__enter__()
+        except OSError as exc:
+            self._raise_write_error(exc, "taking the lake lock", done=False)
+            raise
+        try:
+            try:
+                self._recover()
+            except Exception as exc:
+                self._raise_write_error(exc, "completing an interrupted commit", done=None)
+                raise
             yield
+        finally:
+            ctx.__exit__(None, None, None)
+
+    def recover_pending(self) -> None:
+        """Complete commits interrupted after their redo record (a crash, a full disk) before a job decides
+        what is already in the lake: the rerun of an interrupted ingest then finds its files committed."""
+        txn_dir = self.root / "_txn"
+        if txn_dir.is_dir() and any(txn_dir.glob("*.json")):
+            with self.lock():
+                pass
+
+    def _raise_write_error(self, exc: BaseException, what: str, *, done: bool | None) -> None:
+        """Turn the disk refusing a write into one line that says what to do (else return)."""
+        got = write_failure(exc)
+        if got is None:
+            return
+        reason, fix = got
+        if done is False:
+            then = f"nothing was changed; {fix} and rerun"
+        elif done is True:
+            then = f"the commit is recorded: {fix} and rerun the same command, which completes it"
+        else:
+            then = f"{fix} and rerun the same command, which completes the commit"
+        raise LakeWriteError(f"{reason} ({self.root}) while {what}; {then}") from None
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[tuple[str, Path]]:
         """A private work folder under ``_staging``; removed on exit, and by the next writer after a kill."""
         txn = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
         path = self.root / "_staging" / txn
-        path.mkdir(parents=True)
-        holder = open(path / ".owner", "w")  # noqa: SIM115 - held for the staging folder's life
+        try:
+            path.mkdir(parents=True)
+            holder = open(path / ".owner", "w")  # noqa: SIM115 - held for the staging folder's life
+        except OSError as exc:
+            self._raise_write_error(exc, "preparing a staging folder", done=False)
+            raise
         fcntl.flock(holder, fcntl.LOCK_EX)
         try:
-            yield txn, path
+            try:
+                yield txn, path
+            except Exception as exc:  # staged writes (Parquet files of this job) on a full disk
+                if not isinstance(exc, GenolakeError):
+                    self._raise_write_error(exc, "writing staged data", done=False)
+                raise
         finally:
             shutil.rmtree(path, ignore_errors=True)
             holder.close()
@@ -276,7 +326,19 @@ class LakeStore:
 
     # ------------------------------------------------------------------ commit
     def commit(self, commit: Commit, staged: Path, *, order: tuple[str, ...] = COMMIT_ORDER) -> None:
-        """Atomically publish staged files and removals across tables. Call while holding :meth:`lock`."""
+        """Atomically publish staged files and removals across tables. Call while holding :meth:`lock`.
+
+        A disk that refuses a write (full, read-only) gives a :class:`LakeWriteError`: before the redo record
+        is written nothing is visible; after it, the next writer (the same command rerun) completes the commit.
+        """
+        recorded = [False]
+        try:
+            self._commit(commit, staged, order, recorded)
+        except Exception as exc:
+            self._raise_write_error(exc, "committing", done=recorded[0])
+            raise
+
+    def _commit(self, commit: Commit, staged: Path, order: tuple[str, ...], recorded: list[bool]) -> None:
         # 1. move staged files into their tables (still invisible: no Delta log entry yet)
         moved: dict[str, list[str]] = {}
         for table, rels in commit.adds.items():
@@ -297,6 +359,7 @@ class LakeStore:
         txn_dir = self.root / "_txn"
         txn_dir.mkdir(exist_ok=True)
         _atomic_write(txn_dir / f"{commit.txn}.json", json.dumps(record))
+        recorded[0] = True
         # 3. commit each table with an application transaction id (idempotent on replay)
         self._apply(record)
         (txn_dir / f"{commit.txn}.json").unlink()
@@ -374,13 +437,36 @@ def _flock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _refuse_orphan_tables(root: Path) -> None:
+    """A folder that holds lake data but no lake record (``genolake.json``: the lake id, which names the key,
+    and the key's fingerprint) must not become a new lake: a new key would give the same people new pseudonyms
+    next to the old ones. Tables with no data file (a creation interrupted before the record was written) are
+    not data."""
+    names = [*TABLES, "phenotypes", "allele_frequencies", "annotations"]
+    for name in names:
+        table_dir = root / name
+        if not (table_dir / "_delta_log").is_dir():
+            continue
+        if any(p.suffix == ".parquet" for p in table_dir.rglob("*.parquet") if "_delta_log" not in p.parts):
+            raise LakeStateError(
+                f"{root} holds lake tables ({name}/ and others) but no {CONFIG}, the lake record that names its "
+                f"key: restore {CONFIG} from a backup (or from the copy this folder came from) and rerun; "
+                "nothing was changed (a new key would give the same people new pseudonyms)"
+            )
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)

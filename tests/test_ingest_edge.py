@@ -282,7 +282,7 @@ def _vcf_text(samples: list[str], records: list[str]) -> str:
     ("unsorted.vcf", _vcf_text(["A"], ["20\t200\t.\tC\tT\t.\t.\t.\tGT\t0/1", "20\t100\t.\tG\tA\t.\t.\t.\tGT\t0/1"]),
      "record 2 (20:100): position 100 comes after 200 (file not sorted"),
     ("dup_samples.vcf", _vcf_text(["A", "B", "A"], ["20\t100\t.\tG\tA\t.\t.\t.\tGT\t0/1\t0/0\t1/1"]),
-     "Duplicated sample name 'A'"),
+     "Duplicated sample name sample column 1"),
     ("two_names_one_contig.vcf", _vcf_text(["A"], ["20\t100\t.\tG\tA\t.\t.\t.\tGT\t0/1",
                                                    "chr20\t200\t.\tC\tT\t.\t.\t.\tGT\t0/1"]),
      "contigs chr20 and another name for 20 both occur"),

@@ -60,7 +60,8 @@ def test_tsv_types_inferred_and_report_counts(tiny_lake: Path, tmp_path: Path) -
                                  "bmi": "numeric", "hpo_terms": "list", "note": "categorical"}
     assert "X9" not in repr(rep) and "S1" not in repr(rep)
     rows = _wide(tiny_lake)
-    assert len(rows) == 5
+    assert len(rows) == 4  # X9 is not in the lake: counted, not stored (issue 9; --keep-unmatched stores it)
+    assert rep["stored_samples"] == 4
     by_age = {r["age"]: r for r in rows}
     assert by_age[54.0]["hpo_terms"] == ["HP:0001250", "HP:0004322"]
     assert by_age[54.0]["bmi"] == 31.5 and by_age[61.0]["bmi"] is None
@@ -131,6 +132,8 @@ def test_types_override_and_validation(tiny_lake: Path, tmp_path: Path) -> None:
     f = tmp_path / "p.tsv"
     f.write_text("sample_id\tsex\tcode\nS1\t1\tE11\nS2\t2\tE11,I10\n")
     rep = load_phenotypes(tiny_lake, "inst", f, types={"sex": "categorical"})
+    assert rep["phenotypes"] == {"sex": "categorical", "code": "categorical"}
+    rep = load_phenotypes(tiny_lake, "inst", f, types={"sex": "categorical", "code": "list"})
     assert rep["phenotypes"] == {"sex": "categorical", "code": "list"}
     with pytest.raises(UserInputError, match="unknown phenotype type"):
         load_phenotypes(tiny_lake, "inst", f, types={"sex": "boolean"})
@@ -176,7 +179,9 @@ def test_name_and_kind_inference() -> None:
     assert phenotype_name("2nd visit") == "_2nd_visit"
     assert infer_kind(["1", "2.5", None, "-3e2"]) == "numeric"
     assert infer_kind(["HP:0001250", None]) == "list"
-    assert infer_kind(["E11;I10", "E11"]) == "list"
+    assert infer_kind(["E11;I10", "E11"]) == "categorical"  # lists only where the user says so (issue 15.8)
+    assert infer_kind(["HP:0001250;HP:0004322", "HP:0000118"]) == "list"  # unambiguous: HPO terms only
+    assert infer_kind(["HP:0001250", "seizures, mild"]) == "categorical"
     assert infer_kind(["female", "male"]) == "categorical"
     assert infer_kind([None, None]) == "categorical"
 

@@ -82,7 +82,8 @@ def test_tsv_csv_parquet_and_output_file(sample_lake: SampleLake, tmp_path: Path
     assert pq.read_table(out).num_rows == len(rows)
     csv_out = tmp_path / "v.csv"
     run(sample_lake, "query", "variant", VID, "--lake", lake, "-f", "csv", "-o", str(csv_out))
-    assert "#frequencies" in csv_out.read_text()
+    freq = list(csv.DictReader(io.StringIO(csv_out.read_text())))  # one rectangular table (issue 13)
+    assert [r["scope"] for r in freq] == ["joint", "east", "north", "south"] and freq[0]["variant"] == "20-10019093-A-G"
 
 
 def test_long_tables_are_truncated_with_a_note(sample_lake: SampleLake) -> None:
@@ -121,7 +122,7 @@ def test_phenotypes_load_and_list(sample_lake: SampleLake, tmp_path: Path) -> No
     (["query", "run", "nope"], "no query file 'nope'"),
     (["query", "run", "rare_variants_in_region", "-p", "contig=20"], "missing --param start"),
     (["query", "assoc", "--phenotype", "age"], "assoc needs a categorical phenotype"),
-    (["query", "variant", VID, "-f", "parquet"], "use --format json"),
+    (["query", "variant", VID, "-f", "parquet"], "--format parquet needs --output FILE"),
 ])
 def test_errors_one_line_exit_2(sample_lake: SampleLake, args: list[str], message: str) -> None:
     res = proc(sample_lake, *args, "--lake", str(sample_lake.path))

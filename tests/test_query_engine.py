@@ -95,10 +95,12 @@ def test_sandbox(opened: Any, sql: str, match: str) -> None:
         opened.sql(sql)
 
 
-def test_user_sql_can_read_lake_files(opened: Any, sample_lake: SampleLake) -> None:
+def test_user_sql_reads_views_not_files(opened: Any, sample_lake: SampleLake) -> None:
+    """User SQL has no file system (issue 15): even the lake's own files are read through the views only."""
     path = next((sample_lake.path / "variants").rglob("*.parquet"))
-    n = opened.sql(f"SELECT count(*) AS n FROM read_parquet('{path}')").to_pylist()[0]["n"]
-    assert n > 0
+    with pytest.raises(UserInputError, match=r"refused: .*file system operations are disabled"):
+        opened.sql(f"SELECT count(*) AS n FROM read_parquet('{path}')")
+    assert opened.sql("SELECT count(*) AS n FROM variant_files").to_pylist()[0]["n"] > 0
 
 
 def test_refresh_sees_new_commits(sample_lake: SampleLake, tmp_path: Path) -> None:

@@ -4,4 +4,5 @@ storage runs right after ingest's lake is built and before aggregate and annotat
 after annotate so an annotated gene can be used for the association query.
 """
 
-SUITES = ("ingest", "storage", "aggregate", "annotate", "queries", "cli", "scaling")
+SUITES = ("ingest", "storage", "aggregate", "duplicates", "annotate", "vcfout", "queries", "cli", "serve", "scaling",
+          "assoc")

@@ -217,7 +217,7 @@ class AnnotateReport:
         return self.n_variants / self.seconds if self.seconds else 0.0
 
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int, int], None]  # (keys done, tasks done, tasks in all)
 
 
 def annotate(
@@ -737,7 +737,7 @@ def _execute(tasks: list[Any], *, workers: int | None, scheduler: str | None,
             results.append(res)
             done_keys += res.n_keys
             if progress:
-                progress(done_keys, k)
+                progress(done_keys, k, len(tasks))
         return results
     import warnings
 
@@ -758,7 +758,7 @@ def _execute(tasks: list[Any], *, workers: int | None, scheduler: str | None,
                 ordered[index[fut.key]] = res
                 done_keys += res.n_keys
                 if progress:
-                    progress(done_keys, k)
+                    progress(done_keys, k, len(tasks))
         except BaseException:
             client.cancel(futures)
             raise

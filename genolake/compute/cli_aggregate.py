@@ -27,6 +27,14 @@ AdjOpt = Annotated[
     typer.Option("--adj", help="Also count only genotypes passing gnomAD's adj filter (GQ>=20, DP>=10 (5 haploid), "
                                "het AD[alt]/DP>=0.2 where stored), as strata prefixed 'adj:'."),
 ]
+DedupeOpt = Annotated[
+    bool,
+    typer.Option("--dedupe", help="Count each person found in several copies (`genolake samples duplicates`) once, "
+                                  "keeping the copy of the institution ingested first."),
+]
+DedupeSitesOpt = Annotated[
+    int | None, typer.Option("--dedupe-min-sites", help="--dedupe: compare people on at least this many sites (500).")
+]
 EngineOpt = Annotated[str, typer.Option("--engine", help="dask (default) or hail (pip install 'genolake\\[hail]'; Java).")]
 
 export_app = typer.Typer(help="Export the lake for other tools.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -37,6 +45,8 @@ def aggregate_cmd(
     by: ByOpt = None,
     faf_groups: FafGroupsOpt = None,
     adj: AdjOpt = False,
+    dedupe: DedupeOpt = False,
+    dedupe_min_sites: DedupeSitesOpt = None,
     engine: EngineOpt = "dask",
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
@@ -46,15 +56,20 @@ def aggregate_cmd(
     from genolake.compute.frequencies import aggregate
     from genolake.progress import records_progress
 
-    with records_progress("aggregate (sites)", enabled=not quiet) as progress:
+    with records_progress("aggregate", enabled=not quiet, unit="sites") as progress:
         report = aggregate(lake, by=by or [], faf_groups=faf_groups or [], adj=adj, engine=engine, workers=workers,
-                           scheduler=scheduler, progress=progress)
+                           scheduler=scheduler, progress=progress, dedupe=dedupe,
+                           dedupe_min_sites=dedupe_min_sites)
     if not quiet:
         stderr_console().print(
             f"allele_frequencies: {report.rows:,} rows for {report.sites:,} variants, "
             f"{len(report.institutions)} institution(s), {len(report.strata)} strata"
             + (" (+ adj)" if adj else "") + f", {report.parts} part(s), {report.engine} engine, "
             f"{report.seconds:.1f} s", soft_wrap=True)
+        if dedupe:
+            stderr_console().print(f"--dedupe: {report.duplicate_groups} person(s) found in several copies; "
+                                   f"{report.dropped} duplicate copies not counted (the copy of the institution "
+                                   "ingested first is kept)", soft_wrap=True)
 
 
 @export_app.command("hail")

@@ -60,7 +60,7 @@ def annotate_cmd(
         if not sep or not path:
             raise UserInputError(f"--source {item!r}: use TYPE=PATH, e.g. clinvar=clinvar.vcf.gz")
         pairs.append((kind.strip(), path.strip()))
-    with records_progress("annotate", enabled=not quiet) as progress:
+    with records_progress("annotate", enabled=not quiet, unit="variants") as progress:
         report = annotate(
             lake, genes=genes, clinvar=clinvar, dbsnp=dbsnp, frequencies=list(zip(freqs, prefixes, strict=True)),
             csq=csq, csq_headers=list(csq_header or []), sources=pairs, gene_coords=gene_coords,

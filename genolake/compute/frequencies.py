@@ -62,7 +62,7 @@ ENGINES = ("dask", "hail")
 _MAX_POS = 2**31 - 1
 _TARGET_ROWS = 8_000_000  # calls rows per task
 _IN_PROCESS_ROWS = 2_000_000  # with workers=None, smaller lakes are aggregated in process
-ProgressFn = Callable[[int, int], None]  # (sites done, tasks done)
+ProgressFn = Callable[[int, int, int], None]  # (sites done, tasks done, tasks in all)
 
 _I64 = pa.int64()
 _F64 = pa.float64()
@@ -114,6 +114,27 @@ ALLELE_FREQUENCIES = register(
     )
 )
 COUNT_COLUMNS = ("contig", "pos", "ref", "alt", "scope", "stratum", "ac", "an", "nhomalt", "nhemi", "n_called")
+AGGREGATE_RUNS = register(
+    Table(
+        name="aggregate_runs",
+        doc=(
+            "The `genolake aggregate` run that wrote the current `allele_frequencies` (one row, replaced with it in "
+            "the same commit): its options, and with `--dedupe` how many duplicate copies of a person were left "
+            "out (`genolake samples duplicates`; the copy of the institution ingested first is kept)."
+        ),
+        columns=(
+            Column("run_at", pa.timestamp("us", tz="UTC"), "When the run committed."),
+            Column("engine", _STR, "`dask` or `hail`."),
+            Column("strata", pa.list_(_STR), "Strata counted (`all`, `COLUMN=value` of `--by`)."),
+            Column("adj", pa.bool_(), "True with `--adj`."),
+            Column("deduplicated", pa.bool_(), "True with `--dedupe`: each duplicated person counted once."),
+            Column("dropped", pa.int32(), "People (institution, pseudonym) left out as duplicate copies; 0 without "
+                                          "`--dedupe`."),
+            Column("duplicate_groups", pa.int32(), "Persons found in more than one copy (`--dedupe`), else 0."),
+            Column("genolake_version", _STR, "genolake version of the run."),
+        ),
+    )
+)
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -231,6 +252,9 @@ class AggregateReport:
     rows: int = 0
     parts: int = 0
     seconds: float = 0.0
+    deduplicated: bool = False
+    dropped: int = 0
+    duplicate_groups: int = 0
 
 
 def _value_label(v: Any) -> str:
@@ -328,8 +352,13 @@ def _ranges(groups: list[tuple[int, int, int]], parts: int) -> list[tuple[int, i
 
 
 def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), adj: bool = False,
-         n_workers: int = 1, staging: str = "", txn: str = "", target_rows: int | None = None) -> Plan:
-    """Plan the job over the lake's committed files (a snapshot: files committed later are not seen)."""
+         n_workers: int = 1, staging: str = "", txn: str = "", target_rows: int | None = None,
+         drop: frozenset[tuple[str, str]] = frozenset()) -> Plan:
+    """Plan the job over the lake's committed files (a snapshot: files committed later are not seen).
+
+    People in ``drop`` ((institution, pseudonym) pairs: duplicate copies, ``--dedupe``) are in no group, so they
+    count nowhere (stored calls, implied 0/0 or absent-site fill), on either engine.
+    """
     from genolake.duck import connect
     from genolake.store import partition_dir
 
@@ -345,6 +374,10 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     # a person (institution, pseudonym) is labelled once, however many files (one per contig, ...) hold them
     people = samples.select(["institution", "sample_id"]).group_by(["institution", "sample_id"]).aggregate([]) \
         .sort_by([("institution", "ascending"), ("sample_id", "ascending")])
+    if drop:
+        kept = [(i, sid) not in drop for i, sid in zip(people["institution"].to_pylist(),
+                                                         people["sample_id"].to_pylist(), strict=True)]
+        people = people.filter(pa.array(kept, pa.bool_()))
     strata, labels = _strata_of(store, people, by)
     con = connect(2)
     try:
@@ -660,6 +693,8 @@ def aggregate(
     scheduler: str | None = None,
     progress: ProgressFn | None = None,
     partition_rows: int | None = None,
+    dedupe: bool = False,
+    dedupe_min_sites: int | None = None,
 ) -> AggregateReport:
     """Compute the ``allele_frequencies`` table and commit it (replacing the previous one) atomically.
 
@@ -686,6 +721,13 @@ def aggregate(
     partition_rows
         About how many ``calls`` rows one task reads (default 8 million); contigs are split into position ranges
         of that size, and into at least two tasks per worker when the lake has more than 200,000 call rows.
+    dedupe
+        Count each person found in several copies (:func:`genolake.samples.duplicates.find_duplicates`, pairs
+        of kinship > 0.354, joined transitively) once: the copy of the institution ingested first is kept
+        (:func:`genolake.samples.duplicates.keep_rank`), the others count nowhere. The report says how many were
+        dropped; the ``aggregate_runs`` row records it.
+    dedupe_min_sites
+        ``--min-sites`` of the duplicate search (default 500).
 
     Examples
     --------
@@ -701,10 +743,17 @@ def aggregate(
     if workers is None and scheduler is None and _calls_rows(store) < _IN_PROCESS_ROWS:
         workers = 0  # starting a local cluster (~10 s) would cost more than the whole job
     n_workers = 4 if scheduler else (os.cpu_count() or 1) if workers is None else max(1, workers)
+    drop: frozenset[tuple[str, str]] = frozenset()
+    n_groups = 0
+    if dedupe:
+        from genolake.samples.duplicates import DEFAULT_MIN_SITES, duplicate_copies
+
+        drop, n_groups = duplicate_copies(store, min_sites=dedupe_min_sites or DEFAULT_MIN_SITES)
     with store.staging() as (txn, staged):
         p = plan(store, by=by, faf_groups=faf_groups, adj=adj, n_workers=n_workers, staging=str(staged), txn=txn,
-                 target_rows=partition_rows)
-        report = AggregateReport(lake=str(store.root), engine=engine, institutions=p.institutions, strata=p.strata)
+                 target_rows=partition_rows, drop=drop)
+        report = AggregateReport(lake=str(store.root), engine=engine, institutions=p.institutions, strata=p.strata,
+                                 deduplicated=dedupe, dropped=len(drop), duplicate_groups=n_groups)
         if engine == "hail":
             from genolake.compute.hail_engine import hail_part_results
 
@@ -718,22 +767,39 @@ def aggregate(
             report.rows += r.rows
             report.sites += r.sites
         report.parts = len(commit.adds.get(ALLELE_FREQUENCIES.name, []))
+        _stage_run(store, commit, staged, txn, report, adj=adj)
         with store.lock():
             now = store.committed_file_ids()
             if sorted(now) != p.file_ids:
                 raise LakeStateError("files were ingested or replaced while aggregating; nothing was committed, "
                                      "run `genolake aggregate` again")
-            if store.has_table(ALLELE_FREQUENCIES.name):
-                for old in store._relpaths(ALLELE_FREQUENCIES.name):
-                    commit.remove(ALLELE_FREQUENCIES.name, old)
-            if not commit.adds and not commit.removes:
-                store.ensure_table(ALLELE_FREQUENCIES)
-            else:
-                store.commit(commit, staged, order=(ALLELE_FREQUENCIES.name,))
+            for name in (ALLELE_FREQUENCIES.name, AGGREGATE_RUNS.name):
+                if store.has_table(name):
+                    for old in store._relpaths(name):
+                        commit.remove(name, old)
+            store.ensure_table(ALLELE_FREQUENCIES)
+            store.commit(commit, staged, order=(AGGREGATE_RUNS.name, ALLELE_FREQUENCIES.name))
     report.seconds = time.perf_counter() - t0
     log.info("allele_frequencies: %d rows, %d sites, %d parts in %.1f s", report.rows, report.sites, report.parts,
              report.seconds)
     return report
+
+
+def _stage_run(store: Any, commit: Any, staged: Path, txn: str, report: AggregateReport, *, adj: bool) -> None:
+    """Stage the one ``aggregate_runs`` row of this run (committed with ``allele_frequencies``)."""
+    from datetime import UTC, datetime
+
+    from genolake import __version__
+    from genolake.store import write_parquet
+
+    row = pa.Table.from_pylist([{
+        "run_at": datetime.now(UTC), "engine": report.engine, "strata": report.strata, "adj": adj,
+        "deduplicated": report.deduplicated, "dropped": report.dropped,
+        "duplicate_groups": report.duplicate_groups, "genolake_version": __version__,
+    }], schema=AGGREGATE_RUNS.arrow_schema)
+    rel = f"{txn}.parquet"
+    write_parquet(AGGREGATE_RUNS, row, staged / AGGREGATE_RUNS.name / rel)
+    commit.add(AGGREGATE_RUNS.name, rel)
 
 
 def _calls_rows(store: Any) -> int:
@@ -758,7 +824,7 @@ def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
             out.append(res)
             sites += res.sites
             if progress:
-                progress(sites, k)
+                progress(sites, k, len(p.tasks))
         return out
     from genolake.compute.cluster import dask_client
 
@@ -775,7 +841,7 @@ def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
                 results[index[fut.key]] = res
                 sites += res.sites
                 if progress:
-                    progress(sites, k)
+                    progress(sites, k, len(p.tasks))
         except BaseException:
             client.cancel(futures)
             raise

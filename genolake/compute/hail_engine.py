@@ -34,7 +34,14 @@ from genolake.errors import LakeStateError, MissingExtraError, UserInputError
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int, int], None]  # (sites done, contigs done, contigs in all)
+
+
+# Hail pins older rich/typer/pandas than genolake's own environment: it gets an environment of its own.
+HAIL_ENV = ("Hail pins older rich, typer and pandas than genolake uses, so it needs its own environment: "
+            "python -m venv hail-env && . hail-env/bin/activate && pip install 'genolake[hail]' "
+            "(from a checkout: pip install -e '.[hail]'; Java 11 or 17 on the PATH), then run the command again "
+            "inside it")
 
 
 def import_hail() -> Any:
@@ -42,7 +49,7 @@ def import_hail() -> Any:
     try:
         import hail as hl
     except ImportError:
-        raise MissingExtraError("hail", "hail") from None
+        raise MissingExtraError("hail", "hail", how=HAIL_ENV) from None
     return hl
 
 
@@ -128,7 +135,11 @@ def lake_matrix_table(store: Any, *, groups: pa.Table | None = None, for_export:
         con.register("samples_t", samples)
         con.register("ploidy_t", ploidy)
         strata_sql = "NULL::VARCHAR[]"
+        only_grouped = ""
         if groups is not None:
+            # people in no group (duplicate copies left out by `aggregate --dedupe`) are not columns at all
+            only_grouped = ("WHERE EXISTS (SELECT 1 FROM groups_t g WHERE g.institution = s.institution "
+                            "AND g.sample_id = s.sample_id)")
             con.register("groups_t", groups)
             strata_sql = ("(SELECT list(DISTINCT g.stratum ORDER BY g.stratum) FROM groups_t g "
                           "WHERE g.institution = s.institution AND g.sample_id = s.sample_id)")
@@ -142,7 +153,7 @@ def lake_matrix_table(store: Any, *, groups: pa.Table | None = None, for_export:
                                                     AND p.sample_id = s.sample_id), [])}}
                             ORDER BY s.file_id) AS files,
                        {strata_sql} AS strata
-                FROM samples_t s JOIN files_t f USING (file_id)
+                FROM samples_t s JOIN files_t f USING (file_id) {only_grouped}
                 GROUP BY s.sample_id, s.institution ORDER BY s.institution, s.sample_id""").fetchall()
     finally:
         con.close()
@@ -356,5 +367,5 @@ def hail_part_results(store: Any, plan: Any, *, progress: ProgressFn | None = No
         out.append(fq.PartResult(tasks[0].relpath, table.num_rows, sites, 0.0))
         done += sites
         if progress:
-            progress(done, k)
+            progress(done, k, len(by_contig))
     return out

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 
 from genolake.contigs import bare, to_style
-from genolake.errors import BadInputFileError
+from genolake.errors import BadInputFileError, LakeWriteError, write_failure
 from genolake.ingest.normalise import is_symbolic, left_align, trim
-from genolake.ingest.reader import fatal_messages, htslib_error, htslib_messages, open_vcf
+from genolake.ingest.reader import fatal_messages, htslib_error, htslib_messages, open_vcf, scrub
 from genolake.schema import CALLS, VARIANTS
 from genolake.store import partition_dir, write_parquet
 
@@ -107,8 +107,14 @@ def run_task(task: Task, progress: Callable[[int], None] | None = None) -> Chunk
             error: Exception | None = exc
         else:
             error = None
+    messages[:] = scrub(messages, task.path)  # sample names -> column numbers before anything is passed on
+    if result is None and error is not None:
+        got = write_failure(error)
+        if got is not None and not got[0].startswith("no permission"):  # the staging disk, not the input
+            raise LakeWriteError(f"{got[0]} ({task.staging}) while writing staged data; nothing was changed; "
+                                 f"{got[1]} and rerun") from None
     if result is None:
-        detail = fatal_messages(messages) or messages or [str(error)]
+        detail = fatal_messages(messages) or messages or scrub([str(error)], task.path)
         raise BadInputFileError(task.path, f"cannot parse record: {_clean(detail[0])}", record=_where(task, error))
     fatal = fatal_messages(messages)
     if fatal:
@@ -214,7 +220,8 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
                 progress(10_000)
             err = htslib_error()
             if err is not None:  # do not touch a record htslib failed to parse: its fields can crash the process
-                raise BadInputFileError(task.path, f"cannot parse record: {_clean(err)}", record=f"record {rec_no}"
+                raise BadInputFileError(task.path, f"cannot parse record: {_clean(scrub([err], task.path)[0])}",
+                                        record=f"record {rec_no}"
                                         + (f" (after {cur_src}:{last_pos})" if cur_src else ""))
             pos = rec.POS
             chrom = rec.CHROM

@@ -33,14 +33,17 @@ from genolake.contigs import canonical_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateError, UserInputError
 from genolake.ingest.convert import ChunkResult, Task, run_task
 from genolake.ingest.plan import contig_extents, region_chunks
-from genolake.ingest.reader import Source, inspect_source
+from genolake.ingest.reader import Source, check_unchanged, htslib_messages, inspect_source, scrub
 from genolake.schema import CALLABLE, FILES, PLOIDY, SAMPLES
 from genolake.store import Commit, LakeStore, partition_dir, write_parquet
 
 log = logging.getLogger(__name__)
 
+IN_PROCESS_BYTES = 64 * 2**20
+"""With the default ``workers=None``, inputs smaller than this (compressed bytes, all files of the command) are
+converted in this process: a local Dask cluster takes 5-10 s to start, more than such a job takes."""
 _INSTITUTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ProgressFn = Callable[[int, int], None]  # (records done, total tasks done)
+ProgressFn = Callable[[int, int, int], None]  # (records done, tasks done, tasks in all)
 
 
 @dataclass
@@ -54,25 +57,59 @@ class FileReport:
     n_samples: int = 0
     n_skipped: int = 0
     message: str = ""
+    position: int = 0  # 1-based place of the file on the command line (messages name it so, not by its name)
+    warnings: list[str] = field(default_factory=list)  # htslib's non-fatal messages, each once (see summary)
+
+
+def warnings_summary(warnings: list[str]) -> str:
+    """One line for a file's htslib warnings: how many, of which kinds, the first one's text (``--verbose``
+    logs them all): ``2 htslib warnings: bcf_hdr_check_sanity x2 (AC should be declared as Number=A)``."""
+    import re
+
+    kinds: dict[str, int] = {}
+    for w in warnings:
+        m = re.match(r"^\[[A-Z]::([^\]]+)\]", w)
+        kinds[m.group(1) if m else "htslib"] = kinds.get(m.group(1) if m else "htslib", 0) + 1
+    first = re.sub(r"^\[[A-Z]::[^\]]*\]\s*", "", warnings[0]).strip() if warnings else ""
+    first = first if len(first) <= 80 else first[:77] + "..."
+    return (f"{len(warnings)} htslib warning{'s' if len(warnings) != 1 else ''}: "
+            + ", ".join(f"{k} x{n}" for k, n in kinds.items()) + (f" (first: {first})" if first else ""))
 
 
 @dataclass
 class IngestReport:
     lake: str
     institution: str
+    n_inputs: int = 0  # files given
     files: list[FileReport] = field(default_factory=list)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    runner: str = ""  # "in process", "local Dask cluster of N workers" or "Dask scheduler ADDRESS"
 
     @property
     def genotypes(self) -> int:
         return sum(f.n_records * f.n_samples for f in self.files if f.status != "skipped")
 
 
+# Names an institution cannot take: `joint` is the scope of the whole cohort in every frequency answer (two
+# `joint` rows per site otherwise), `all` the stratum of every sample; the rest are device names that cannot be
+# folders on Windows (a lake copied there would lose the institution's folder). Compared case-insensitively.
+RESERVED_INSTITUTIONS = frozenset(
+    {"joint", "all", "con", "prn", "aux", "nul"} | {f"{d}{i}" for d in ("com", "lpt") for i in range(10)}
+)
+
+
 def validate_institution(name: str) -> str:
-    if not _INSTITUTION.match(name):
+    """``name`` if it can be an institution: a safe folder name and SQL value, and not a reserved scope name."""
+    if not _INSTITUTION.match(name) or name.endswith("."):
         raise UserInputError(
-            f"invalid institution name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, no spaces)"
+            f"invalid institution name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, no spaces, "
+            "starting with a letter or digit, not ending with '.')"
+        )
+    if name.lower() in RESERVED_INSTITUTIONS or name.split(".")[0].lower() in RESERVED_INSTITUTIONS - {"joint", "all"}:
+        raise UserInputError(
+            f"institution name {name!r} is reserved ('joint' and 'all' name the whole cohort in frequency answers; "
+            "CON, PRN, AUX, NUL, COM0-9 and LPT0-9 cannot be folders on Windows): choose another name"
         )
     return name
 
@@ -123,8 +160,10 @@ def ingest(
     Parameters
     ----------
     workers
-        0 converts in this process; N > 0 starts a local Dask cluster of N processes; None uses one
-        process per core. Ignored when ``scheduler`` (an existing Dask cluster's address) is given.
+        0 converts in this process; N > 0 starts a local Dask cluster of N processes; None converts inputs
+        smaller than :data:`IN_PROCESS_BYTES` (64 MiB, all files together) in this process and larger ones on
+        a local cluster of one process per core (``report.runner`` says which). Ignored when ``scheduler``
+        (an existing Dask cluster's address) is given.
 
     Examples
     --------
@@ -147,9 +186,14 @@ def ingest(
             f"{sources[0].path}: reference build {file_build} but the lake at {store.root} holds {store.build} data; "
             "lift the file over or use another lake"
         )
-    report = IngestReport(lake=str(store.root), institution=institution)
+    report = IngestReport(lake=str(store.root), institution=institution, n_inputs=len(sources))
+    position: dict[str, int] = {}
+    for k, src in enumerate(sources, start=1):
+        position.setdefault(src.file_id, k)
     pseudo = store.pseudonymiser()
-    # skip files already in the lake (same bytes), or repeated on the command line
+    # skip files already in the lake (same bytes), or repeated on the command line; a commit interrupted by a
+    # crash or a full disk is completed first, so rerunning the same command finds its files committed
+    store.recover_pending()
     committed = _committed_files(store)
     todo: list[Source] = []
     seen_ids: set[str] = set()
@@ -161,7 +205,8 @@ def ingest(
                     f"{src.path}: the same file (sha256 {src.sha256[:12]}...) is already in the lake as institution {inst!r}"
                 )
             report.files.append(FileReport(src.name, src.file_id, "skipped",
-                                           message="already ingested (same checksum); nothing to do"))
+                                           message="already ingested (same checksum); nothing to do",
+                                           position=position[src.file_id]))
             continue
         if src.file_id in seen_ids:
             continue
@@ -179,6 +224,10 @@ def ingest(
             pysam.faidx(ref_path)
         except Exception as exc:
             raise BadInputFileError(ref_path, f"cannot index the reference FASTA: {exc}") from None
+    if workers is None and scheduler is None and sum(src.size for src in todo) < IN_PROCESS_BYTES:
+        workers = 0  # a small input: starting a cluster would cost more than the conversion
+    report.runner = (f"Dask scheduler {scheduler}" if scheduler else "in process" if workers == 0
+                     else f"local Dask cluster of {_effective_workers(workers, None)} workers")
     with store.staging() as (txn, staged):
         tasks = _plan(todo, institution, pseudo, store.contig_style, str(staged), ref_path,
                       n_workers=_effective_workers(workers, scheduler))
@@ -203,7 +252,8 @@ def ingest(
             fr = FileReport(src.name, src.file_id, "ingested",
                             n_records=sum(c.n_records for c in chunks), n_variants=sum(c.n_variants for c in chunks),
                             n_calls=sum(c.n_calls for c in chunks), n_samples=len(src.samples),
-                            n_skipped=sum(c.n_skipped for c in chunks))
+                            n_skipped=sum(c.n_skipped for c in chunks), position=position[src.file_id])
+            fr.warnings = list(dict.fromkeys([*src.warnings, *(w for c in chunks for w in c.warnings)]))
             report.files.append(fr)
             for c in chunks:
                 report.warnings.extend(c.warnings)
@@ -214,6 +264,7 @@ def ingest(
             for src in todo:
                 if src.file_id in committed:
                     raise LakeStateError(f"{src.path}: another job ingested this file meanwhile; nothing was changed")
+                check_unchanged(src)  # the checksum must describe the bytes that were read
             replaced = _overlapping_files(store, institution, file_pseudonyms, file_contigs, todo, replace)
             for fid in replaced:
                 _remove_file(store, commit, fid)
@@ -268,9 +319,11 @@ def _plan(
         groups: list[list[tuple[str, int, int]]] = []
         if src.index and n_workers > 1:
             try:
-                groups = region_chunks(contig_extents(src.path), n_workers * 4)
+                with htslib_messages() as messages:  # htslib warns once per process: maybe here, via pysam
+                    groups = region_chunks(contig_extents(src.path), n_workers * 4)
+                src.warnings.extend(scrub(messages, src.path))
             except (OSError, ValueError) as exc:
-                log.info("%s: index not usable (%s); reading sequentially", src.name, exc)
+                log.info("file %s: index not usable (%s); reading sequentially", src.file_id, exc)
                 groups = []
         if len(groups) <= 1:
             tasks.append(Task(chunk=0, region=None, **common))
@@ -292,13 +345,13 @@ def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
                 nonlocal done_records
                 done_records += n
                 if progress:
-                    progress(done_records, k)
+                    progress(done_records, k, len(tasks))
 
             res = run_task(task, tick if progress else None)
             out.append(res)
             done_records = base + res.n_records
             if progress:
-                progress(done_records, k + 1)
+                progress(done_records, k + 1, len(tasks))
         return out
     from genolake.compute.cluster import map_tasks
 
@@ -306,7 +359,7 @@ def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
         nonlocal done_records
         done_records += res.n_records
         if progress:
-            progress(done_records, done)
+            progress(done_records, done, len(tasks))
 
     return map_tasks(run_task, tasks, workers=workers, scheduler=scheduler, on_result=on_result)
 

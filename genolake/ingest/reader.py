@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from genolake.contigs import detect_build, style_of
 from genolake.errors import BadInputFileError
@@ -40,6 +41,8 @@ class Source:
     index: str | None  # path of a .tbi/.csi index, if present and usable
     header_contigs: dict[str, int | None] = field(default_factory=dict)
     has_fields: dict[str, str] = field(default_factory=dict)  # FORMAT field -> Type
+    stat: tuple[int, ...] = ()  # (size, mtime_ns, ctime_ns, inode, device) when the checksum was taken
+    warnings: list[str] = field(default_factory=list)  # htslib's non-fatal messages on opening the header
 
     @property
     def file_id(self) -> str:
@@ -66,6 +69,27 @@ def sniff_format(path: str) -> str:
     if head[:3] == b"BCF":
         return "bcf"  # uncompressed BCF
     return "vcf"
+
+
+def file_state(path: str) -> tuple[int, ...]:
+    """What changes when a file's bytes change (or the name points to another file): size, modification and
+    change times (ns), inode and device."""
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def check_unchanged(src: Source) -> None:
+    """Refuse a file that changed since its checksum was taken: the lake would record a checksum that does not
+    describe the records read (issue 15.3). Called just before the commit."""
+    try:
+        now = file_state(src.path)
+    except OSError as exc:
+        raise BadInputFileError(src.path, f"cannot be read any more ({exc.strerror or exc}); nothing was changed") \
+            from None
+    if src.stat and now != src.stat:
+        raise BadInputFileError(
+            src.path, "the file changed while it was being ingested (its size or modification time is not what it "
+            "was when its checksum was taken); nothing was changed: ingest it again once it is complete")
 
 
 def sha256_of(path: str) -> tuple[str, int]:
@@ -170,14 +194,67 @@ def fatal_messages(messages: list[str]) -> list[str]:
     return [m for m in messages if _FATAL.search(m)]
 
 
+def header_samples(path: str, *, limit: int = 64 << 20) -> list[str]:
+    """Sample names of a VCF/BCF read straight from its header text (without htslib: used when htslib refused
+    the header, to keep the names out of the message that is passed on). Empty if the header cannot be read."""
+    import struct
+
+    try:
+        with open(path, "rb") as raw:
+            magic = raw.read(2)
+        opener: Any = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rb") as fh:
+            head = fh.read(5)
+            if head[:3] == b"BCF":
+                (n,) = struct.unpack("<I", fh.read(4))
+                text = fh.read(min(n, limit)).decode("utf-8", "replace")
+            else:
+                text = (head + fh.read(limit)).decode("utf-8", "replace")
+    except (OSError, EOFError, zlib.error, struct.error):
+        return []
+    for line in text.split("\n"):
+        if line.startswith("#CHROM"):
+            return line.rstrip("\r").split("\t")[9:]
+        if line and not line.startswith("#"):
+            break
+    return []
+
+
+def redact_samples(text: str, samples: list[str]) -> str:
+    """``text`` with every sample name replaced by ``sample column N`` (1-based): quoted names always, bare
+    names of three characters or more (a one- or two-character name would hit ordinary numbers and words)."""
+    if not samples or not text:
+        return text
+    index: dict[str, int] = {}
+    for i, s in enumerate(samples, start=1):
+        index.setdefault(s, i)
+    out = re.sub(r"(['\"`])([^'\"`\n]*)\1",
+                 lambda m: f"sample column {index[m.group(2)]}" if m.group(2) in index else m.group(0), text)
+    names = sorted((s for s in index if len(s) >= 3 and s in out), key=len, reverse=True)
+    if names:
+        pattern = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")(?![\w.-])")
+        out = pattern.sub(lambda m: f"sample column {index[m.group(1)]}", out)
+    return out
+
+
+def scrub(messages: list[str], path: str) -> list[str]:
+    """htslib messages about ``path`` with its sample names replaced by their column (they are passed on to
+    the user, logs and reports: raw sample IDs never leave genolake)."""
+    if not messages:
+        return messages
+    samples = header_samples(path)
+    return [redact_samples(m, samples) for m in messages]
+
+
 def _first_problem(messages: list[str]) -> str:
     bad = fatal_messages(messages) or messages
     text = bad[0] if bad else "unreadable"
     return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", text).strip()
 
 
-def open_vcf(path: str, samples: bool = True):  # type: ignore[no-untyped-def]
-    """Open with cyvcf2, turning htslib failures into a BadInputFileError."""
+def open_vcf(path: str, samples: bool = True, warnings: list[str] | None = None):  # type: ignore[no-untyped-def]
+    """Open with cyvcf2, turning htslib failures into a BadInputFileError; htslib's other messages are added to
+    ``warnings`` if given (the CLI prints one summary line per file)."""
     from cyvcf2 import VCF
 
     with htslib_messages() as messages:
@@ -190,13 +267,15 @@ def open_vcf(path: str, samples: bool = True):  # type: ignore[no-untyped-def]
             error = None
     if vcf is None:
         detail = _first_problem(messages) if messages else str(error)
-        raise BadInputFileError(path, f"cannot read the VCF header: {detail}")
+        raise BadInputFileError(path, f"cannot read the VCF header: {scrub([detail], path)[0]}")
     # htslib drops a meta-information line it cannot parse (e.g. ##pedigreeDB=<ftp://...>) and reads on: that
     # loses nothing genolake stores, so it is not fatal.
     fatal = [m for m in fatal_messages(messages) if "Could not parse the header line" not in m]
     if fatal:
         vcf.close()
-        raise BadInputFileError(path, f"malformed header: {_first_problem(fatal)}")
+        raise BadInputFileError(path, f"malformed header: {scrub([_first_problem(fatal)], path)[0]}")
+    if warnings is not None:
+        warnings.extend(scrub(messages, path))
     return vcf
 
 
@@ -216,10 +295,16 @@ def inspect_source(path: str | Path) -> Source:
     try:
         fmt = sniff_format(path)
         check_compression(path, fmt)
+        before = file_state(path)
         digest, size = sha256_of(path)
+        state = file_state(path)
     except OSError as exc:  # unreadable (permissions, I/O error): one line, not a traceback
         raise BadInputFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    vcf = open_vcf(path)
+    if state != before or size != state[0]:
+        raise BadInputFileError(path, "the file changed while its checksum was being taken; ingest it again once "
+                                      "it is complete")
+    header_warnings: list[str] = []
+    vcf = open_vcf(path, warnings=header_warnings)
     try:
         raw = vcf.raw_header
         samples = list(vcf.samples)
@@ -263,4 +348,6 @@ def inspect_source(path: str | Path) -> Source:
         index=find_index(path, fmt),
         header_contigs=contigs,
         has_fields=fields,
+        stat=state,
+        warnings=header_warnings,
     )

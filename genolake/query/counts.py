@@ -70,13 +70,17 @@ def site_filter(alias: str, region: Region | None, institution: str | None, para
     return " AND ".join(terms)
 
 
-def joint_ctes(eng: Engine, region: Region | None, institution: str | None, params: dict[str, Any]) -> str:
+def joint_ctes(eng: Engine, region: Region | None, institution: str | None, params: dict[str, Any], *,
+               src: str | None = None) -> str:
     """CTEs ``vf`` (file rows of the sites), ``keys`` (sites with the files listing them) and ``joint``
-    (site, ac, an, nhomalt, nhemi, id, filters, institutions) with absent-site fill applied."""
+    (site, ac, an, nhomalt, nhemi, id, filters, institutions) with absent-site fill applied.
+
+    ``src`` replaces the scan of the ``variants`` files (the user SQL sandbox passes its own view)."""
     contig = region.contig if region else None
-    src = eng.scan("variants", contig=contig, institution=institution, start=_start(region), end=_end(region),
-                   columns=["institution", "file_id", "contig", "pos", "ref", "alt", "id", "filters",
-                            "ac", "an", "nhomalt", "nhemi"])
+    if src is None:
+        src = eng.scan("variants", contig=contig, institution=institution, start=_start(region), end=_end(region),
+                       columns=["institution", "file_id", "contig", "pos", "ref", "alt", "id", "filters",
+                                "ac", "an", "nhomalt", "nhemi"])
     where = site_filter("v", region, institution, params)
     ff = fill_files(eng, contig, institution)
     ctes = f"""

@@ -6,8 +6,11 @@ files that are not committed (a job interrupted between two table commits) are l
 named after their ``file_id``, so uncommitted ones are dropped from the file lists (files with other names
 are filtered by ``file_id`` in SQL instead).
 
-Views: one per table (``variants`` is shown as ``variant_files``), ``variants`` (per institution sums),
-``phenotypes_long`` (the stored long table) and ``phenotypes`` (wide: one typed column per phenotype).
+Views: one per table (``variants`` is shown as ``variant_files``), ``variants`` (per institution sums: one row
+per institution and site), ``sites`` (one row per site with joint counts, the counting rule of
+:mod:`genolake.query.counts`), ``phenotypes_long`` (the stored long table), ``phenotypes`` (wide: one typed
+column per phenotype) and, once aggregated, ``stratum_frequencies`` (``allele_frequencies`` with ``stratum``
+split into ``adj``, ``phenotype`` and ``value``).
 
 The library's own point and region queries do not go through the views: :class:`Catalog` keeps the
 committed Parquet files of each table per contig (the ``contig=...`` folder), so a query reads only the
@@ -15,7 +18,8 @@ files of one contig and DuckDB skips row groups by their ``pos`` statistics (fil
 Parquet footers are cached across queries (``parquet_metadata_cache``).
 
 After the views exist the connection is locked down: no file access outside the lake, no extension
-install/load, no configuration changes. :meth:`Engine.user_sql` also refuses anything but a read query.
+install/load, no configuration changes. This connection runs only the library's own SQL; users' SQL
+(:meth:`Engine.user_sql`) runs in :mod:`genolake.query.sandbox`, on a fresh connection that can write nothing.
 """
 
 from __future__ import annotations
@@ -85,6 +89,42 @@ SELECT 'joint' AS scope, contig, pos, ref, alt, CAST(sum(ac) AS BIGINT), CAST(su
 FROM inst GROUP BY ALL
 """
 
+VARIANTS_VIEW = """
+SELECT institution, contig, pos, ref, alt,
+       max(id) AS id, max(qual) AS qual, max(filters) AS filters,
+       CAST(sum(ac) AS BIGINT) AS ac, CAST(sum(an) AS BIGINT) AS an,
+       CAST(sum(nhomalt) AS BIGINT) AS nhomalt, CAST(sum(nhemi) AS BIGINT) AS nhemi,
+       CAST(sum(n_called) AS BIGINT) AS n_called, CAST(sum(n_missing) AS BIGINT) AS n_missing,
+       CAST(sum(n_samples) AS BIGINT) AS n_samples,
+       CASE WHEN sum(an) > 0 THEN sum(ac) / sum(an) END AS af,
+       max(n_alleles) > 2 AS multiallelic, count(*) AS n_files
+FROM variant_files
+GROUP BY ALL
+"""
+
+
+# `allele_frequencies` with `stratum` split for WHERE clauses: `adj` (the `adj:` prefix), `phenotype` and `value`
+# (`population=FIN` -> 'population', 'FIN'; both null for the `all` stratum).
+STRATUM_FREQUENCIES = """
+SELECT * EXCLUDE (stratum, s), starts_with(stratum, 'adj:') AS adj,
+       CASE WHEN s <> 'all' THEN split_part(s, '=', 1) END AS phenotype,
+       CASE WHEN s <> 'all' THEN substr(s, strpos(s, '=') + 1) END AS value,
+       stratum
+FROM (SELECT *, CASE WHEN starts_with(stratum, 'adj:') THEN substr(stratum, 5) ELSE stratum END AS s
+      FROM allele_frequencies)
+"""
+
+
+def _sql_literal(v: Any) -> str:
+    """A Python value as a DuckDB literal (the lists and numbers of the `sites` view's parameters)."""
+    if isinstance(v, list):
+        return "[" + ", ".join(_sql_literal(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return f"CAST({v} AS BIGINT)"
+    return _sql_str(str(v))
+
 
 def duck_type(t: pa.DataType) -> str:
     if t in _DUCK_TYPES:
@@ -144,6 +184,7 @@ class Catalog:
     view_columns: dict[str, list[str]] = field(default_factory=dict)
     pheno_arrow: Any = None  # (phenotype columns as Arrow, (institution, sample_id) -> row), see variant.py
     _path_info: dict[str, dict[str, tuple[str | None, str | None]]] = field(default_factory=dict)
+    sandbox_tables: dict[str, Any] = field(default_factory=dict)  # materialised tables as Arrow, for user SQL
 
     def path_info(self, table: str) -> dict[str, tuple[str | None, str | None]]:
         """Each committed file of ``table`` -> (contig of its ``contig=`` folder, file_id in its name)."""
@@ -335,6 +376,7 @@ class Engine:
 
     def __init__(self, store: LakeStore, *, threads: int | None = None, point_reads: bool = True) -> None:
         self.store = store
+        self.threads = threads
         self.con = connect(threads)
         self.con.execute("SET parquet_metadata_cache=true")
         self.views: list[str] = []
@@ -400,46 +442,71 @@ class Engine:
         for name in FILE_TABLES:
             if name in cat.paths:
                 cat.paths[name] = [e for e in cat.paths[name] if e[2] is None or e[2] in cat.files]
+        self.catalog = cat
+        self.views = sorted(set(self._create_views(self.con, cat)))
+
+    def _create_views(self, con: Any, cat: Catalog, *, source: Any = None) -> list[str]:
+        """Create the lake's views on ``con`` and return their names.
+
+        ``source`` (the user SQL sandbox, :mod:`genolake.query.sandbox`) gives, per table, a registered
+        read-only relation to read instead of ``read_parquet``, and the engine's materialised tables as
+        Arrow; without it the views read the files (the library's own connection)."""
         views: list[str] = []
         for name in cat.tables:
             target = {"variants": "variant_files", "phenotypes": "phenotypes_long"}.get(name, name)
-            body = self._table_select(name, cat)
+            if source is not None and name in MATERIALISED:
+                body = source.materialised(name) if target in self.views else None
+            else:
+                body = self._table_select(name, cat, source=source)
+                if body is not None and name in MATERIALISED:
+                    # small tables are read once per refresh into memory: joins with them cost no file I/O
+                    con.execute(f"CREATE OR REPLACE TABLE _gl_{name} AS {body}")
+                    body = f"SELECT * FROM _gl_{name}"
             if body is None:
                 continue
-            if name in MATERIALISED:
-                # small tables are read once per refresh into memory: joins with them cost no file I/O
-                self.con.execute(f"CREATE OR REPLACE TABLE _gl_{name} AS {body}")
-                body = f"SELECT * FROM _gl_{name}"
-            self.con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
+            con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
             views.append(target)
         if "variant_files" not in views:
-            self.con.execute(f"CREATE OR REPLACE VIEW variant_files AS {_empty_select(TABLES['variants'])}")
+            con.execute(f"CREATE OR REPLACE VIEW variant_files AS {_empty_select(TABLES['variants'])}")
             views.append("variant_files")
         # per-institution site counts: the sum over the institution's files that list the site
-        self.con.execute(
-            """
-            CREATE OR REPLACE VIEW variants AS
-            SELECT institution, contig, pos, ref, alt,
-                   max(id) AS id, max(qual) AS qual, max(filters) AS filters,
-                   CAST(sum(ac) AS BIGINT) AS ac, CAST(sum(an) AS BIGINT) AS an,
-                   CAST(sum(nhomalt) AS BIGINT) AS nhomalt, CAST(sum(nhemi) AS BIGINT) AS nhemi,
-                   CAST(sum(n_called) AS BIGINT) AS n_called, CAST(sum(n_missing) AS BIGINT) AS n_missing,
-                   CAST(sum(n_samples) AS BIGINT) AS n_samples,
-                   CASE WHEN sum(an) > 0 THEN sum(ac) / sum(an) END AS af,
-                   max(n_alleles) > 2 AS multiallelic, count(*) AS n_files
-            FROM variant_files
-            GROUP BY ALL
-            """
-        )
+        con.execute(f"CREATE OR REPLACE VIEW variants AS {VARIANTS_VIEW}")
         views.append("variants")
         if {"files", "ploidy", "callable"} <= set(views):
-            self.con.execute(f"CREATE OR REPLACE VIEW site_frequencies AS {SITE_FREQUENCIES}")
+            con.execute(f"CREATE OR REPLACE VIEW site_frequencies AS {SITE_FREQUENCIES}")
             views.append("site_frequencies")
-        views.append(self._phenotypes_wide(cat, "phenotypes_long" in views))
-        self.catalog = cat
-        self.views = sorted(set(views))
+        if source is not None:
+            con.execute(f"CREATE OR REPLACE VIEW phenotypes AS {source.materialised('phenotypes_wide')}")
+            views.append("phenotypes")
+        else:
+            views.append(self._phenotypes_wide(cat, "phenotypes_long" in views))
+        if "allele_frequencies" in views:
+            con.execute(f"CREATE OR REPLACE VIEW stratum_frequencies AS {STRATUM_FREQUENCIES}")
+            views.append("stratum_frequencies")
+        if {"files", "ploidy", "callable"} <= set(views):
+            self._sites_view(con, sandboxed=source is not None)
+            views.append("sites")
+        return views
 
-    def _table_select(self, name: str, cat: Catalog) -> str | None:
+    def _sites_view(self, con: Any, *, sandboxed: bool = False) -> None:
+        """The `sites` view: one row per variant with joint counts, from :func:`counts.joint_ctes` (the counting
+        rule of `query variant` / `query region`) over every contig, its parameters written in as literals. In
+        the user SQL sandbox it reads the sandbox's own `variant_files` view (no file access there)."""
+        from genolake.query.counts import joint_ctes
+
+        params: dict[str, Any] = {}
+        scans = dict(self._scans)  # this scan is not a query: it must not change how later scans prune
+        try:
+            ctes = joint_ctes(self, None, None, params, src="(SELECT * FROM variant_files)" if sandboxed else None)
+        finally:
+            self._scans = scans
+        ctes = re.sub(r"\$([A-Za-z_]\w*)", lambda m: _sql_literal(params[m.group(1)]), ctes)
+        con.execute(f"""CREATE OR REPLACE VIEW sites AS WITH {ctes}
+            SELECT contig, pos, ref, alt, id, filters, ac, an, CASE WHEN an > 0 THEN ac / an END AS af,
+                   nhomalt, nhemi, institutions
+            FROM joint""")
+
+    def _table_select(self, name: str, cat: Catalog, *, source: Any = None) -> str | None:
         table = TABLES.get(name)
         paths = [p for p, _c, _f in cat.paths.get(name, [])]
         if name in FILE_TABLES and not cat.files:
@@ -448,8 +515,11 @@ class Engine:
             cols = ", ".join(quote_ident(n) for n in table.names) if table else "*"
             # registered tables are written with their exact schema, so the view binds from one file's footer;
             # tables of other stages may have evolved: their files are matched by column name
-            union = "" if table is not None else ", union_by_name=true"
-            body = f"SELECT {cols} FROM read_parquet({parquet_list(paths)}, hive_partitioning=false{union})"
+            if source is not None:
+                body = f"SELECT {cols} FROM {source.relation(name, paths, table)}"
+            else:
+                union = "" if table is not None else ", union_by_name=true"
+                body = f"SELECT {cols} FROM read_parquet({parquet_list(paths)}, hive_partitioning=false{union})"
             if cat.needs_file_filter(name):
                 body = f"SELECT * FROM ({body}) WHERE file_id IN (SELECT file_id FROM files)"
             return body
@@ -630,8 +700,14 @@ class Engine:
         """Run trusted SQL with bound parameters; return Python tuples (cheaper than Arrow for a few rows)."""
         return self.con.execute(sql, params or None).fetchall()
 
-    def user_sql(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
-        """Run a user's read-only query. Anything but SELECT (and WITH/VALUES/DESCRIBE/EXPLAIN) is refused."""
+    def user_sql(self, sql: str, params: list[Any] | dict[str, Any] | None = None, *,
+                 timeout: float | None = None, memory_limit: int | None = None) -> pa.Table:
+        """Run a user's query in the sandbox (:mod:`genolake.query.sandbox`: a fresh connection that can read
+        the lake's views and write nothing), stopped after ``timeout`` seconds (default 300) and
+        ``memory_limit`` bytes (default a quarter of RAM). One statement; SELECT, WITH, VALUES, DESCRIBE or
+        EXPLAIN (a friendly early refusal: the sandbox, not this check, is what keeps the lake safe)."""
+        from genolake.query.sandbox import run_user_sql
+
         try:
             statements = duckdb.extract_statements(sql)
         except duckdb.Error as exc:
@@ -644,12 +720,7 @@ class Engine:
             raise UserInputError(
                 f"only read-only queries are allowed (got {kind.name}); the lake is changed with genolake commands"
             )
-        try:
-            return fetch_arrow(self.con.sql(sql, params=params or None))
-        except duckdb.PermissionException as exc:
-            raise UserInputError(f"refused: {_first_line(exc)} (queries may read only the lake's views)") from None
-        except duckdb.Error as exc:
-            raise UserInputError(f"query failed: {_first_line(exc)}") from None
+        return run_user_sql(self, sql, params, timeout=timeout, memory_limit=memory_limit)
 
 
 def fetch_arrow(cursor: Any) -> pa.Table:

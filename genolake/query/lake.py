@@ -11,6 +11,7 @@ ingested with ``--absent-as-ref`` or ``--callable-regions`` (:mod:`genolake.quer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,17 @@ from genolake.store import LakeStore
 if TYPE_CHECKING:
     from genolake.query.ids import Region
     from genolake.query.where import Condition
+
+
+def _shown_path(path: Path) -> str:
+    """The lake's path relative to the working directory when it lies below it (as a user typed it)."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return rel if not rel.startswith("..") else str(path)
 
 
 class Lake:
@@ -51,13 +63,40 @@ class Lake:
     def build(self) -> str:
         return self.store.build
 
+    def __repr__(self) -> str:
+        """``<genolake.Lake 'path' GRCh37: 3 institutions (east, north, south), 300 samples, 4,683 variants,
+        aggregated, not annotated>``: what a notebook user checks first. Counts come from the small tables and the
+        files' own counts (no scan of the genotypes)."""
+        eng = self.engine
+        cat = eng.catalog
+        insts = cat.institutions
+        try:
+            samples = int(eng.rows("SELECT count(*) FROM (SELECT DISTINCT institution, sample_id FROM samples)")[0][0])
+            sites = int(eng.rows("SELECT count(*) FROM sites")[0][0]) if "sites" in eng.views else 0
+        except Exception:  # a closed connection: the path is still worth showing
+            return f"<genolake.Lake {str(self.path)!r} (closed)>"
+        if "allele_frequencies" not in cat.tables:
+            agg = "not aggregated"
+        else:
+            agg = "aggregated" if cat.frequencies_current else "aggregated before the last ingest (run aggregate)"
+        ann = "annotated" if "annotations" in cat.tables else "not annotated"
+        shown = ", ".join(insts[:5]) + (", ..." if len(insts) > 5 else "")
+        return (f"<genolake.Lake {_shown_path(self.path)!r} {self.build}: {len(insts)} institution"
+                f"{'s' if len(insts) != 1 else ''}" + (f" ({shown})" if insts else "")
+                + f", {samples:,} samples, {sites:,} variants, {agg}, {ann}>")
+
     def refresh(self) -> None:
         """Pick up commits made since the lake was opened."""
         self.engine.refresh()
 
-    def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
-        """Run a read-only SQL query over the views (see docs/SCHEMA.md) and return Arrow."""
-        return self.engine.user_sql(text, params)
+    def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None, *,
+            timeout: float | None = None, memory_limit: int | None = None) -> pa.Table:
+        """Run a read-only SQL query over the views (see docs/SCHEMA.md) and return Arrow.
+
+        The query runs in a sandbox that can read the views and write nothing (docs/SECURITY.md), and is
+        stopped after ``timeout`` seconds (default 300) or when it needs more than ``memory_limit`` bytes
+        (default a quarter of RAM)."""
+        return self.engine.user_sql(text, params, timeout=timeout, memory_limit=memory_limit)
 
     def variant(self, id: str) -> dict[str, Any]:  # noqa: A002 - the documented API name
         """One variant: ``{"variant": {...}, "frequencies": [...], "phenotypes": [...], "annotations": {...}}``.
@@ -114,13 +153,21 @@ class Lake:
         burden: bool = False,
         control: str | None = None,
         max_af: float | None = None,
+        test: str = "fisher",
+        covariates: str | list[str] | None = None,
+        weights: str | None = None,
+        firth_mac: int = 20,
+        firth_p: float = 0.05,
+        progress: Callable[[int, int], None] | None = None,
     ) -> pa.Table:
-        """Case-control tests per variant (Fisher's exact, odds ratio with 95% CI), sorted by p; or one
-        collapsing burden test with ``burden=True``. See :mod:`genolake.query.assoc`."""
+        """Association tests sorted by p with BH q-values: Fisher's exact per variant (odds ratio with 95% CI;
+        the default), ``test="logistic"`` or ``"linear"`` with ``covariates`` (e.g. ``"age,sex,pc1,pc2"``), or
+        one burden test with ``burden=True`` (``weights="madsen-browning"``). See :mod:`genolake.query.assoc`."""
         from genolake.query.assoc import assoc_table
 
         return assoc_table(self, phenotype, case=case, control=control, region=region, gene=gene, min_ac=min_ac,
-                           max_af=max_af, burden=burden)
+                           max_af=max_af, burden=burden, test=test, covariates=covariates, weights=weights,
+                           firth_mac=firth_mac, firth_p=firth_p, progress=progress)
 
     def run(self, path: str | Path, params: dict[str, str] | None = None) -> pa.Table:
         """Run a catalogue query (``queries/NAME.sql``, or just ``NAME``) with its parameters, typed per its header."""

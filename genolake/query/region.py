@@ -28,8 +28,55 @@ def check_institution(lake: Lake, institution: str | None) -> None:
         raise UserInputError(f"unknown institution {institution!r}; the lake has: {known}")
 
 
+def lake_contigs(lake: Lake) -> list[str]:
+    """Contigs of the lake's committed files, in the order of the contig names' natural sort (1..22, X, Y, M)."""
+    from genolake.contigs import bare
+
+    found = {c for f in lake.engine.catalog.files.values() for c in f.contigs}
+
+    def order(c: str) -> tuple[int, str]:
+        b = bare(c)
+        return (int(b), "") if b.isdigit() else (100 + "XYM".find(b) if b in "XYM" else 200, b)
+
+    return sorted(found, key=order)
+
+
+def check_contig(lake: Lake, contig: str, text: str | None = None) -> None:
+    """Refuse a contig no committed file has: such a query can only be empty (a typo, or data not ingested)."""
+    known = lake_contigs(lake)
+    if known and contig not in known:
+        shown = ", ".join(known[:30]) + (f" (and {len(known) - 30} more)" if len(known) > 30 else "")
+        raise UserInputError(f"contig {contig!r}" + (f" (from {text!r})" if text and text != contig else "")
+                             + f" is not in the lake; its contigs are: {shown}")
+
+
 def as_region(lake: Lake, region: str | Region) -> Region:
-    return region if isinstance(region, Region) else parse_region_text(region, lake.store.contig_style)
+    """``region`` parsed into the lake's contig naming, its contig checked against the lake's."""
+    reg = region if isinstance(region, Region) else parse_region_text(region, lake.store.contig_style)
+    check_contig(lake, reg.contig, region if isinstance(region, str) else None)
+    return reg
+
+
+def regions_table(lake: Lake, regions: list[str | Region], **options: Any) -> pa.Table:
+    """:func:`region_table` over several regions (``-r A,B`` / ``-R FILE``): each variant once, in contig and
+    position order, however many of the regions hold it."""
+    regs = [as_region(lake, r) for r in regions]
+    if len(regs) == 1:
+        return region_table(lake, regs[0], **options)
+    rank = {c: i for i, c in enumerate(lake_contigs(lake))}
+    by_contig: dict[str, list[Region]] = {}
+    for r in regs:
+        by_contig.setdefault(r.contig, []).append(r)
+    parts = []
+    for contig in sorted(by_contig, key=lambda c: rank.get(c, len(rank))):
+        merged: list[list[int]] = []  # overlapping or adjacent intervals read once
+        for r in sorted(by_contig[contig], key=lambda r: r.start):
+            if merged and r.start <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], r.end)
+            else:
+                merged.append([r.start, r.end])
+        parts += [region_table(lake, Region(contig, s, e), **options) for s, e in merged]
+    return pa.concat_tables(parts)
 
 
 def region_table(

@@ -145,6 +145,44 @@ def precomputed_frequencies(lake: Lake, key: VariantKey) -> list[dict[str, Any]]
     return [_freq(s, *(int(x or 0) for x in got[s][1:])) for s in scopes]
 
 
+def _minimal(key: VariantKey) -> VariantKey:
+    """The allele trimmed as at ingest (common suffix, then common prefix; one base kept), without left-alignment."""
+    ref, alt, pos = key.ref, key.alt, key.pos
+    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
+        ref, alt, pos = ref[1:], alt[1:], pos + 1
+    return VariantKey(key.contig, pos, ref, alt)
+
+
+def variants_near(lake: Lake, key: VariantKey) -> list[str]:
+    """What the lake holds where ``key`` would be: its minimal form if that is in the lake, then every allele at
+    the position (and at the minimal form's position). For "not in the lake" messages."""
+    minimal = _minimal(key)
+    found: list[str] = []
+    for pos in dict.fromkeys([minimal.pos, key.pos]):
+        rows = lake.engine.point_rows("variants", contig=key.contig, pos=pos, columns=["ref", "alt"])
+        found += [str(VariantKey(key.contig, pos, r, a)) for r, a in sorted(set(rows))]
+    found = list(dict.fromkeys(found))
+    if str(minimal) in found and minimal != key:
+        found.remove(str(minimal))
+        found.insert(0, str(minimal))
+    return [f for f in found if f != str(key)]
+
+
+def not_observed_message(lake: Lake, key: VariantKey) -> str:
+    """``X is not in the lake`` with the variants at its position, if any."""
+    near = variants_near(lake, key)
+    minimal = _minimal(key)
+    msg = f"{key} is not in the lake (no ingested file lists it)"
+    if near and near[0] == str(minimal) and minimal != key:
+        msg += f"; in its minimal form it is {minimal}, which is in the lake"
+        near = near[1:]
+    if near:
+        msg += "; at that position the lake has " + ", ".join(near[:10]) + (" ..." if len(near) > 10 else "")
+    return msg
+
+
 def variant_report(lake: Lake, text: str) -> dict[str, Any]:
     """The ``genolake query variant`` object: variant, frequencies, phenotypes, annotations."""
     key = resolve(lake, text)
@@ -242,6 +280,44 @@ def where_columns(lake: Lake) -> dict[str, str]:
     return cols
 
 
+def _categorical_tests(tree: Any) -> list[tuple[str, list[Any]]]:
+    """(column, values) of every ``col = 'x'`` and ``col IN (...)`` of a ``--where`` tree (not negated ones)."""
+    out: list[tuple[str, list[Any]]] = []
+    op = tree[0]
+    if op in ("or", "and"):
+        for x in tree[1]:
+            out += _categorical_tests(x)
+    elif op == "cmp" and tree[2] == "=":
+        out.append((tree[1], [tree[3]]))
+    elif op == "in" and not tree[3]:
+        out.append((tree[1], list(tree[2])))
+    return out
+
+
+def warn_unmatched_values(lake: Lake, cond: Condition) -> None:
+    """Warn (log, shown on stderr by the CLI) when a categorical ``=`` / ``IN`` names no value any sample has,
+    with the values that exist: ``population = 'Fin'`` when the values are ``FIN`` can only match nothing."""
+    eng = lake.engine
+    kinds = where_columns(lake)
+    for col, wanted in _categorical_tests(cond.tree):
+        if kinds.get(col) != "categorical":
+            continue
+        if col == "institution":
+            have = list(eng.catalog.institutions)
+        else:
+            have = [r[0] for r in eng.rows(
+                "SELECT DISTINCT value_str FROM phenotypes_long WHERE name = $name AND value_str IS NOT NULL "
+                "ORDER BY 1", {"name": col})]
+        if any(w in have for w in wanted):
+            continue
+        listed = ", ".join(repr(h) for h in have[:20]) + (f" (and {len(have) - 20} more)" if len(have) > 20 else "")
+        shown = " or ".join(repr(w) for w in wanted)
+        if col in ID_PHENOTYPES:
+            listed = f"{len(have)} pseudonymised IDs"
+        log.warning("--where: no sample has %s = %s, so that comparison matches no sample; the values of %s are: %s",
+                    col, shown, col, listed or "none")
+
+
 def compile_where(lake: Lake, where: str | Condition | None, *, pheno_alias: str, inst_expr: str,
                   params: dict[str, Any]) -> str:
     """SQL for a ``--where`` condition over the wide `phenotypes` view aliased ``pheno_alias``."""
@@ -254,15 +330,16 @@ def compile_where(lake: Lake, where: str | Condition | None, *, pheno_alias: str
     unknown = sorted(cond.columns - set(cols))
     if unknown:  # a Condition parsed against other columns
         raise UserInputError(f"--where: unknown column {unknown[0]!r}; known columns: {', '.join(sorted(cols))}")
+    warn_unmatched_values(lake, cond)
     mapping = {c: (inst_expr if c == "institution" else f"{pheno_alias}.{quote_ident(c)}") for c in cols}
     sql, wparams = cond.to_sql(mapping, prefix="w")
     params.update(wparams)
     return sql
 
 
-def carriers_table(lake: Lake, text: str, *, where: str | Condition | None = None) -> pa.Table:
+def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition | None = None) -> pa.Table:
     """Samples carrying the allele (alt_count > 0) with their genotype and phenotype columns."""
-    key = resolve(lake, text)
+    key = text if isinstance(text, VariantKey) else resolve(lake, text)
     eng = lake.engine
     params: dict[str, Any] = {}
     cond = compile_where(lake, where, pheno_alias="p", inst_expr="c.institution", params=params)

@@ -1,0 +1,1 @@
+"""Statistics over arrays of variants: exact tests, regressions, principal components (numpy/scipy only)."""
