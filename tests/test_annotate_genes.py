@@ -72,7 +72,7 @@ def _variants(points: list[tuple[str, int]], seed: int) -> list[tuple[str, int, 
         if rng.random() < 0.5:
             out.add((contig, p - 2, "ACG", "A"))  # covers p-2 .. p
         if rng.random() < 0.3:
-            out.add((contig, p, "C", "CTT"))  # covers p only
+            out.add((contig, p, "A", "ATT"))  # covers p only (the same REF base as the SNV: one reference)
     return sorted(out, key=lambda v: (v[0], v[1], v[2], v[3]))
 
 
