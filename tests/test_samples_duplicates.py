@@ -198,3 +198,15 @@ def test_real_people_of_a_short_region_are_not_duplicates(tmp_path: Path) -> Non
     rep = find_duplicates(lake)
     assert _pairs(rep.pairs, "duplicate") == {(_p(lake, "north", n), _p(lake, "west", n)) for n in names}
     assert rep.warnings and "span only" in rep.warnings[0]
+
+
+@pytest.mark.hail
+def test_hail_engine_dedupes_as_the_dask_engine(lake: Path) -> None:
+    """`aggregate --dedupe --engine hail` drops the same copies and gives the Dask engine's table row for row."""
+    pytest.importorskip("hail")
+    dask_rep = aggregate(lake, workers=0, dedupe=True)
+    want = read_frequencies(lake)
+    hail_rep = aggregate(lake, engine="hail", dedupe=True)
+    got = read_frequencies(lake)
+    assert (hail_rep.dropped, hail_rep.duplicate_groups) == (dask_rep.dropped, dask_rep.duplicate_groups) == (10, 10)
+    assert got.equals(want)
