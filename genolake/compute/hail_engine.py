@@ -71,7 +71,14 @@ def init_hail(tmp_dir: str | None = None) -> Any:
     if Env._hc is not None:
         if _own_tmp is None or _own_tmp == tmp:
             return hl
+        # Tables a previous job made with `Table.from_spark` free their Java id in whatever backend is current when
+        # they are garbage-collected: collected after the restart, they would free the new job's ids ("key not
+        # found: 1" in Hail's IR parser). Collect them while their own backend is still there.
+        import gc
+
+        gc.collect()
         hl.stop()
+        gc.collect()
         _own_tmp = None
     import shutil
 
