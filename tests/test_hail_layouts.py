@@ -299,3 +299,32 @@ def test_issue_9_one_file_per_chromosome_through_the_cli(tmp_path: Path) -> None
     view = cli("query", "sql", "--lake", lake, "--format", "tsv",
                "SELECT sum(ac) FROM variants WHERE institution = 'north'")
     assert total.split()[-1] == view.split()[-1]
+
+
+def test_a_job_after_a_restart_survives_the_garbage_of_the_job_before(tmp_path: Path) -> None:
+    """Each aggregate restarts genolake's Hail context on its own folder. Tables of the job before (made with
+    `Table.from_spark`) free their Java ids in whatever context is current when they are collected; collected after
+    the restart, they freed the new job's ids and the new job failed ("key not found: 1" in Hail's IR parser)."""
+    import gc
+
+    from genolake.compute.hail_engine import init_hail, lake_matrix_table
+    from genolake.store import LakeStore
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_aggregate_truths import build_truth_lake
+
+    store = LakeStore.open(build_truth_lake(tmp_path))
+    init_hail(str(tmp_path / "job1"))
+    first = lake_matrix_table(store)
+    n = first.count_rows()
+    cycle: list[Any] = [first]
+    cycle.append(cycle)  # only the garbage collector frees it, at a time nobody chooses
+    del first, cycle
+    gc.disable()  # the worst time: not during the restart, but once the second job has made its tables
+    try:
+        init_hail(str(tmp_path / "job2"))
+        second = lake_matrix_table(store)
+    finally:
+        gc.enable()
+    gc.collect()  # the first job's tables, if still there, are collected now, in the second job's context
+    assert second.count_rows() == n

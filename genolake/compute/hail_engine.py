@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int, int], None]  # (sites done, contigs done, contigs in all)
 
 
-# Hail pins older rich/typer/pandas than genolake's own environment: it gets an environment of its own.
-HAIL_ENV = ("Hail pins older rich, typer and pandas than genolake uses, so it needs its own environment: "
+# Hail pins older rich/typer/pandas (which genolake accepts): an environment of its own keeps the user's as it is.
+HAIL_ENV = ("Hail pins older rich, typer and pandas (genolake works with them); give it its own environment: "
             "python -m venv hail-env && . hail-env/bin/activate && pip install 'genolake[hail]' "
             "(from a checkout: pip install -e '.[hail]'; Java 11 or 17 on the PATH), then run the command again "
             "inside it")
@@ -71,7 +71,14 @@ def init_hail(tmp_dir: str | None = None) -> Any:
     if Env._hc is not None:
         if _own_tmp is None or _own_tmp == tmp:
             return hl
+        # Tables a previous job made with `Table.from_spark` free their Java id in whatever backend is current when
+        # they are garbage-collected: collected after the restart, they would free the new job's ids ("key not
+        # found: 1" in Hail's IR parser). Collect them while their own backend is still there.
+        import gc
+
+        gc.collect()
         hl.stop()
+        gc.collect()
         _own_tmp = None
     import shutil
 
