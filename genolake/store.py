@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from genolake import __version__, pseudonym
 from genolake.errors import GenolakeError, LakeNotFoundError, LakeStateError, LakeWriteError, write_failure
-from genolake.schema import FILE_TABLES, FORMAT_VERSION, TABLES, Table
+from genolake.schema import FILE_TABLES, FILES, FORMAT_VERSION, TABLES, Table
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -167,8 +167,10 @@ class LakeStore:
                 "created_by": f"genolake {__version__}",
             }
             store = cls(root, config)
-            for table in TABLES.values():
-                store.ensure_table(table)
+            # only the ingest tables: a later stage's table is made by its first commit, so what a new lake
+            # holds does not depend on which of genolake's modules the process happened to import
+            for name in (*FILE_TABLES, FILES.name):
+                store.ensure_table(TABLES[name])
             _atomic_write(root / CONFIG, json.dumps(config, indent=2) + "\n")
             log.info("created lake %s (build %s, key %s)", root, build, key_path)
             return store
