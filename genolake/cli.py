@@ -75,7 +75,7 @@ def ingest(
         console = stderr_console()
         for f in sorted(report.files, key=lambda f: f.position):
             # input file names are sensitive (they often hold sample IDs): position and short checksum only
-            label = f"file {f.position} of {report.n_inputs} (sha256 {f.file_id[1:13]})"
+            label = f.label(report.n_inputs)
             if f.warnings:
                 console.print(f"{label}: {warnings_summary(f.warnings)}; --verbose for the full text", soft_wrap=True)
             if f.status == "skipped":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from genolake import __version__
 from genolake.disclosure import Protection, Relation, protect
 from genolake.errors import LakeStateError
 from genolake.policy import Policy
+from genolake.vcfout.common import fmt_value, info_key
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,9 @@ COUNTING_RULE = ("AC = sum of stored alt allele counts; AN = alleles counted: sa
                  "--callable-regions) add their ploidy at absent sites; nhomalt = diploid hom-alt samples; nhemi = "
                  "haploid carriers (docs/SCHEMA.md, genolake/compute/frequencies.py)")
 BATCH = 50_000
-_KEY = re.compile(r"[^0-9A-Za-z_.]")
-
-
 def field_id(*parts: str) -> str:
     """An INFO key from name parts (``sex=female`` -> ``sex_female``), valid per VCF 4.3 (``[A-Za-z_][0-9A-Za-z_.]*``)."""
-    s = "_".join(_KEY.sub("_", p.replace("=", "_")) for p in parts)
-    return s if re.match(r"^[A-Za-z_]", s) else "_" + s
+    return info_key("_".join(parts))
 
 
 def _contig_key(c: str) -> tuple[int, str]:
@@ -108,16 +104,6 @@ class Layout:
                     hidden.append(rem)
                     rels.append(Relation(((scope, "all"), m), (*(((scope, v), m) for v in values), rem)))
         return rels, hidden
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "."
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "."
-        return f"{v:.6g}"
-    return str(v)
 
 
 def release(lake: str | Path, policy: Policy, output: str | Path, *, parquet: str | Path | None = None) -> dict[str, Any]:
@@ -181,7 +167,7 @@ def release(lake: str | Path, policy: Policy, output: str | Path, *, parquet: st
                     rec, w = _record(key, rows, layout, decide, hidden)
                     withheld += w
                     n += 1
-                    info = ";".join(f"{k}={_fmt(v)}" for k, v in rec.items() if v is not None)
+                    info = ";".join(f"{k}={fmt_value(v)}" for k, v in rec.items() if v is not None)
                     fh.write(f"{key[0]}\t{key[1]}\t.\t{key[2]}\t{key[3]}\t.\t.\t{info or '.'}\n")
                     if parquet is not None:
                         for c, v in zip(("contig", "pos", "ref", "alt"), key, strict=True):

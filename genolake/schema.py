@@ -195,6 +195,13 @@ FILES = Table(
     layout=("institution",),
 )
 
+def people(samples: pa.Table) -> pa.Table:
+    """The distinct people (``institution``, ``sample_id``) of rows of ``samples``, sorted: within an institution a
+    pseudonym is one person, however many files (one per contig, sample batches) hold it."""
+    return samples.select(["institution", "sample_id"]).group_by(["institution", "sample_id"]).aggregate([]) \
+        .sort_by([("institution", "ascending"), ("sample_id", "ascending")])
+
+
 TABLES: dict[str, Table] = {t.name: t for t in (CALLS, VARIANTS, SAMPLES, PLOIDY, CALLABLE, FILES)}
 # Tables whose rows belong to one ingested file (committed before `files`, filtered by file_id).
 FILE_TABLES = ("calls", "variants", "samples", "ploidy", "callable")

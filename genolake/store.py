@@ -444,14 +444,11 @@ def _refuse_orphan_tables(root: Path) -> None:
     and the key's fingerprint) must not become a new lake: a new key would give the same people new pseudonyms
     next to the old ones. Tables with no data file (a creation interrupted before the record was written) are
     not data."""
-    names = [*TABLES, "phenotypes", "allele_frequencies", "annotations"]
-    for name in names:
-        table_dir = root / name
-        if not (table_dir / "_delta_log").is_dir():
-            continue
-        if any(p.suffix == ".parquet" for p in table_dir.rglob("*.parquet") if "_delta_log" not in p.parts):
+    tables = sorted(d for d in root.iterdir() if (d / "_delta_log").is_dir()) if root.is_dir() else []
+    for table_dir in tables:  # every Delta table of the folder, whichever stage wrote it
+        if any("_delta_log" not in p.parts for p in table_dir.rglob("*.parquet")):
             raise LakeStateError(
-                f"{root} holds lake tables ({name}/ and others) but no {CONFIG}, the lake record that names its "
+                f"{root} holds lake tables ({table_dir.name}/ and others) but no {CONFIG}, the lake record that names its "
                 f"key: restore {CONFIG} from a backup (or from the copy this folder came from) and rerun; "
                 "nothing was changed (a new key would give the same people new pseudonyms)"
             )

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from genolake.errors import LakeStateError, UserInputError
 from genolake.schema import Column, Table, register
+from genolake.schema import people as people_of
 
 log = logging.getLogger(__name__)
 
@@ -372,8 +373,7 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     ploidy = store.read_table("ploidy", columns=["sample_id", "contig", "ploidy", "file_id"])
     callable_ = store.read_table("callable", columns=["contig", "start", "end", "file_id"])
     # a person (institution, pseudonym) is labelled once, however many files (one per contig, ...) hold them
-    people = samples.select(["institution", "sample_id"]).group_by(["institution", "sample_id"]).aggregate([]) \
-        .sort_by([("institution", "ascending"), ("sample_id", "ascending")])
+    people = people_of(samples)
     if drop:
         kept = [(i, sid) not in drop for i, sid in zip(people["institution"].to_pylist(),
                                                          people["sample_id"].to_pylist(), strict=True)]

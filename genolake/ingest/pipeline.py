@@ -60,6 +60,11 @@ class FileReport:
     position: int = 0  # 1-based place of the file on the command line (messages name it so, not by its name)
     warnings: list[str] = field(default_factory=list)  # htslib's non-fatal messages, each once (see summary)
 
+    def label(self, n_inputs: int) -> str:
+        """How messages name the file: its place on the command line and short checksum, never its name (file
+        names often carry sample IDs). ``file_id`` is ``f`` + the first 24 hex digits of the SHA-256."""
+        return f"file {self.position} of {n_inputs} (sha256 {self.file_id[1:13]})"
+
 
 def warnings_summary(warnings: list[str]) -> str:
     """One line for a file's htslib warnings: how many, of which kinds, the first one's text (``--verbose``
@@ -255,7 +260,7 @@ def ingest(
                             n_skipped=sum(c.n_skipped for c in chunks), position=position[src.file_id])
             fr.warnings = list(dict.fromkeys([*src.warnings, *(w for c in chunks for w in c.warnings)]))
             report.files.append(fr)
-            label = f"file {fr.position} of {report.n_inputs} (sha256 {src.sha256[:12]})"
+            label = fr.label(report.n_inputs)
             issues: dict[str, int] = {}
             for c in chunks:
                 for kind, k in c.issues.items():

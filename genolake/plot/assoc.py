@@ -70,9 +70,9 @@ def _pvalues(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _figure(figsize: tuple[float, float]) -> Any:
     require_matplotlib()
-    from matplotlib.figure import Figure
+    from genolake.plot.frequencies import _figure as figure  # one Figure maker: it also shows in notebooks
 
-    return Figure(figsize=figsize, layout="constrained")
+    return figure(figsize=figsize, layout="constrained")
 
 
 def manhattan(results: Any, *, ax: Any = None, title: str | None = None, genome_wide: float = GENOME_WIDE,

@@ -133,7 +133,9 @@ def assoc_table(
         raise UserInputError(f"unknown --weights {weights!r}; use one of {', '.join(WEIGHTS)}")
     if wname != "none" and not burden:
         raise UserInputError("--weights applies to a burden test: add --burden")
-    covs = _covariates(covariates)
+    from genolake.query.design import parse_covariates
+
+    covs = parse_covariates(covariates)
     if covs and test == "fisher":
         raise UserInputError("--covariates needs a regression: add --test logistic (case-control) or --test linear")
     reg = resolve_region(lake, region, gene)
@@ -190,11 +192,6 @@ def assoc_table(
         return fisher_table(counts)
     return _burden(lake, reg, ctes, per_variant, params)
 
-
-def _covariates(covariates: str | list[str] | None) -> list[str]:
-    from genolake.query.design import parse_covariates
-
-    return parse_covariates(covariates)
 
 
 def _nan_to_null(x: np.ndarray) -> pa.Array:

@@ -61,11 +61,6 @@ def _keys(eng: Engine, region: Region | None) -> pa.Table:
                          FROM {src} AS v WHERE {where} GROUP BY ALL ORDER BY contig, pos, ref, alt""", params)
 
 
-def count_keys(eng: Engine, region: Region | None) -> int:
-    """Split alleles in ``region`` (the rows :func:`dosage_blocks` will yield)."""
-    return _keys(eng, region).num_rows
-
-
 def dosage_blocks(eng: Engine, region: Region | None, people: People, *, block: int = 2048,
                   select: Callable[[pa.Table], np.ndarray] | None = None) -> Iterator[Block]:
     """Yield the dosage matrix of every split allele in ``region`` (all contigs if None), ``block`` rows at a

@@ -72,7 +72,7 @@ class Lake:
         insts = cat.institutions
         try:
             samples = int(eng.rows("SELECT count(*) FROM (SELECT DISTINCT institution, sample_id FROM samples)")[0][0])
-            sites = int(eng.rows("SELECT count(*) FROM sites")[0][0]) if "sites" in eng.views else 0
+            sites = int(eng.rows("SELECT count(*) FROM (SELECT DISTINCT contig, pos, ref, alt FROM variant_files)")[0][0])
         except Exception:  # a closed connection: the path is still worth showing
             return f"<genolake.Lake {str(self.path)!r} (closed)>"
         if "allele_frequencies" not in cat.tables:

@@ -147,11 +147,9 @@ def precomputed_frequencies(lake: Lake, key: VariantKey) -> list[dict[str, Any]]
 
 def _minimal(key: VariantKey) -> VariantKey:
     """The allele trimmed as at ingest (common suffix, then common prefix; one base kept), without left-alignment."""
-    ref, alt, pos = key.ref, key.alt, key.pos
-    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
-    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
-        ref, alt, pos = ref[1:], alt[1:], pos + 1
+    from genolake.ingest.normalise import trim
+
+    pos, ref, alt = trim(key.pos, key.ref, key.alt)
     return VariantKey(key.contig, pos, ref, alt)
 
 

@@ -81,6 +81,7 @@ class DuplicateReport:
     span_mb: float = 0.0
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    rank: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)  # keep_rank of the lake the pairs were found in
 
 
 def _autosome(contig: str) -> bool:
@@ -156,8 +157,9 @@ def _dosage(eng: Any, *, min_af: float, max_sites: int) -> DosageMatrix:
         empty = pa.table({"institution": pa.array([], pa.string()), "sample_id": pa.array([], pa.string())})
         return DosageMatrix(empty, pa.table({"contig": pa.array([], pa.string())}), np.zeros((0, 0), np.int8))
     samples = eng.query("SELECT institution, sample_id, file_id FROM samples ORDER BY institution, sample_id")
-    people = samples.select(["institution", "sample_id"]).group_by(["institution", "sample_id"]).aggregate([]) \
-        .sort_by([("institution", "ascending"), ("sample_id", "ascending")])
+    from genolake.schema import people as people_of
+
+    people = people_of(samples)
     n = people.num_rows
     sites = select_sites(eng, n, min_af=min_af, max_sites=max_sites)
     m = sites.num_rows
@@ -376,6 +378,7 @@ def find_duplicates(lake: Path | str | Any, *, min_sites: int = DEFAULT_MIN_SITE
     is_dup = (k > DUPLICATE_KINSHIP) & (disc <= max_discordance)
     report_mask = is_dup | ((k > FIRST_DEGREE_KINSHIP) if relatives else np.zeros(k.size, dtype=bool))
     rank = keep_rank(store)
+    report.rank = rank
     insts = dm.people["institution"].to_pylist()
     sids = dm.people["sample_id"].to_pylist()
     out: list[dict[str, Any]] = []
@@ -452,7 +455,7 @@ def duplicate_copies(lake: Path | str | Any, *, min_sites: int = DEFAULT_MIN_SIT
         rep = find_duplicates(store, min_sites=min_sites)
     except UserInputError as exc:
         raise UserInputError(f"--dedupe: {str(exc).replace('--min-sites', '--dedupe-min-sites')}") from None
-    groups = duplicate_groups(rep.pairs, keep_rank(store))
+    groups = duplicate_groups(rep.pairs, rep.rank)
     drop = frozenset(p for g in groups for p in g[1:])
     log.info("dedupe: %d duplicated persons, %d copies left out", len(groups), len(drop))
     return drop, len(groups)

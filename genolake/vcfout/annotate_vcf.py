@@ -31,7 +31,15 @@ import pyarrow as pa
 from genolake.contigs import detect_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, UserInputError
 from genolake.ingest.normalise import is_symbolic, left_align, trim
-from genolake.vcfout.common import COUNTING_RULE, atomic_output, delta_version, finish, header_value, info_key
+from genolake.vcfout.common import (
+    COUNTING_RULE,
+    atomic_output,
+    delta_version,
+    finish,
+    fmt_value,
+    header_value,
+    info_key,
+)
 
 if TYPE_CHECKING:
     from genolake.query.engine import Engine
@@ -350,14 +358,6 @@ def _af(ac: int | None, an: int | None) -> float | None:
     return ac / an if ac is not None and an else None
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "."
-    if isinstance(v, float):
-        return "." if v != v else f"{v:.6g}"
-    return str(v)
-
-
 def _check_build(path: str, lines: list[str], lake_build: str) -> None:
     build = detect_build(lines, path)
     if build is not None and build != lake_build:
@@ -655,18 +655,18 @@ def _unseen(an: int | None) -> Values:
 def _value(f: str, v: Values) -> str:
     ac, an, nhomalt, nhemi, faf95, grpmax = v
     if f == "ac":
-        return _fmt(ac)
+        return fmt_value(ac)
     if f == "an":
-        return _fmt(an)
+        return fmt_value(an)
     if f == "af":
-        return _fmt(_af(ac, an))
+        return fmt_value(_af(ac, an))
     if f == "nhomalt":
-        return _fmt(nhomalt)
+        return fmt_value(nhomalt)
     if f == "nhemi":
-        return _fmt(nhemi)
+        return fmt_value(nhemi)
     if f == "faf95":
-        return _fmt(faf95)
-    return _fmt(grpmax)
+        return fmt_value(faf95)
+    return fmt_value(grpmax)
 
 
 def _htslib_records(reader: Any, path: str, htslib_error: Callable[[], str | None]) -> Iterator[tuple[int, list[str]]]:

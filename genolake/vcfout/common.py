@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from genolake.errors import GenolakeError, UserInputError
 
@@ -109,3 +110,12 @@ def info_key(text: str) -> str:
     if not _INFO_KEY.match(key):
         key = "_" + key
     return key
+
+
+def fmt_value(v: Any) -> str:
+    """A value as a VCF INFO number: ``.`` for missing (None or NaN), floats with 6 significant digits."""
+    if v is None:
+        return "."
+    if isinstance(v, float):
+        return "." if v != v else f"{v:.6g}"
+    return str(v)
