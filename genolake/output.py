@@ -65,6 +65,18 @@ def neutralise(text: str) -> str:
     return text
 
 
+def _delimited(names: list[str], rows: list[dict[str, Any]], fmt: str) -> str:
+    """One TSV/CSV table: a header line, then a line per row. CSV opens in spreadsheets, so its formula-like cells
+    are neutralised (OWASP); TSV stays byte-exact for pipelines."""
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+    w.writerow(names)
+    safe = neutralise if fmt == "csv" else str
+    for row in rows:
+        w.writerow([safe(_cell(row.get(c))) for c in names])
+    return buf.getvalue()
+
+
 def emit_table(table: pa.Table, fmt: str, output: Path | None = None, *, title: str | None = None) -> None:
     """Write ``table`` in ``fmt`` to ``output`` or stdout."""
     if fmt not in FORMATS:
@@ -79,13 +91,7 @@ def emit_table(table: pa.Table, fmt: str, output: Path | None = None, *, title: 
     if fmt == "json":
         text = to_json(table.to_pylist()) + "\n"
     elif fmt in ("tsv", "csv"):
-        buf = io.StringIO()
-        w = csv.writer(buf, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
-        w.writerow(table.column_names)
-        safe = neutralise if fmt == "csv" else str  # CSV opens in spreadsheets; TSV stays byte-exact for pipelines
-        for row in table.to_pylist():
-            w.writerow([safe(_cell(row[c])) for c in table.column_names])
-        text = buf.getvalue()
+        text = _delimited(table.column_names, table.to_pylist(), fmt)
     else:
         text = render_rich(table, title=title)
     if output is not None:
@@ -193,12 +199,7 @@ def emit_rows(names: list[str], rows: list[dict[str, Any]], fmt: str, output: Pa
     if fmt == "json":
         text = to_json(rows) + "\n"
     elif fmt in ("tsv", "csv"):
-        buf = io.StringIO()
-        w = csv.writer(buf, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
-        w.writerow(names)
-        for row in rows:
-            w.writerow([_cell(row.get(c)) for c in names])
-        text = buf.getvalue()
+        text = _delimited(names, rows, fmt)
     else:
         text = render_rows(names, rows)
     if output is not None:
