@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-FORMAT_VERSION = 1
+# Version of the on-disk layout, recorded in genolake.json. 1: long `calls` table (one row per stored call);
+# 2: dense `genotypes` table (one row per file and split allele). `genolake migrate` upgrades a lake.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Table:
     # directory levels under the table folder, hive style (name=value)
     layout: tuple[str, ...] = ()
     sort_by: tuple[str, ...] = ()
+    view: bool = False  # a DuckDB view computed from stored tables (documented here, never written)
 
     @property
     def arrow_schema(self) -> pa.Schema:
@@ -60,11 +63,12 @@ _SAMPLE = _c("sample_id", _STR, "Keyed pseudonym of the sample: HMAC-SHA256(lake
 CALLS = Table(
     name="calls",
     doc=(
-        "One row per stored genotype of a split allele: every call that is not a diploid homozygous-reference "
-        "call (het, hom-alt, haploid calls including haploid reference, missing and partly missing calls, other "
-        "ploidies). Diploid 0/0 calls are implied by `samples` and `ploidy`, so allele numbers stay exact for any "
-        "subset of samples. Genotypes are recoded per alt allele as `bcftools norm -m-` and Hail's "
-        "`split_multi_hts` do: the row's alt is 1, every other allele is 0."
+        "A view (not stored): one row per stored genotype of a split allele, expanded from `genotypes`. Every "
+        "call that is not a diploid homozygous-reference call (het, hom-alt, haploid calls including haploid "
+        "reference, missing and partly missing calls, other ploidies). Diploid 0/0 calls are implied by "
+        "`samples` and `ploidy`, so allele numbers stay exact for any subset of samples. Genotypes are recoded "
+        "per alt allele as `bcftools norm -m-` and Hail's `split_multi_hts` do: the row's alt is 1, every other "
+        "allele is 0."
     ),
     columns=(
         _INST,
@@ -83,6 +87,33 @@ CALLS = Table(
     ),
     layout=("institution", "contig"),
     sort_by=("pos", "ref", "alt", "sample_id"),
+    view=True,
+)
+
+_FMT_DOC = " of each stored call (one value per non-`0` character of `gt`, in sample order; null if absent)."
+GENOTYPES = Table(
+    name="genotypes",
+    doc=(
+        "The genotype store: one row per ingested file and split allele, with a dense code per sample of the "
+        "file (docs/STORAGE.md). `gt` holds one character per sample, in the file's sample-column order "
+        "(`samples.column_index`): `0` is a diploid homozygous-reference call (implied: not a stored call); "
+        "every other character is a stored call, see `genolake/genotypes.py` for the table of codes. Read it "
+        "through the `calls` view (long, one row per stored call) or `genolake.genotypes.expand`."
+    ),
+    columns=(
+        _INST,
+        *_KEY,
+        _c("gt", _STR, "One code character per sample of the file: `0` diploid 0/0; `1`-`B` diploid calls "
+           "(`./.` ... `1|1`); `C`, `D`, `E` haploid `.`, `0`, `1`; `F` other ploidies (text in `other_gt`)."),
+        _c("other_gt", pa.list_(_STR), "Genotype texts of the `F`-coded calls, in sample order; null if none.", True),
+        _c("gq", pa.list_(pa.int32()), "FORMAT/GQ" + _FMT_DOC),
+        _c("dp", pa.list_(pa.int32()), "FORMAT/DP" + _FMT_DOC),
+        _c("ad_ref", pa.list_(pa.int32()), "FORMAT/AD depth of the reference allele" + _FMT_DOC),
+        _c("ad_alt", pa.list_(pa.int32()), "FORMAT/AD depth of this row's alt allele" + _FMT_DOC),
+        _FILE,
+    ),
+    layout=("institution", "contig"),
+    sort_by=("pos", "ref", "alt"),
 )
 
 VARIANTS = Table(
@@ -202,9 +233,11 @@ def people(samples: pa.Table) -> pa.Table:
         .sort_by([("institution", "ascending"), ("sample_id", "ascending")])
 
 
-TABLES: dict[str, Table] = {t.name: t for t in (CALLS, VARIANTS, SAMPLES, PLOIDY, CALLABLE, FILES)}
+TABLES: dict[str, Table] = {t.name: t for t in (GENOTYPES, VARIANTS, SAMPLES, PLOIDY, CALLABLE, FILES)}
+# Views computed from stored tables (documented with the tables; never written).
+VIEWS: dict[str, Table] = {CALLS.name: CALLS}
 # Tables whose rows belong to one ingested file (committed before `files`, filtered by file_id).
-FILE_TABLES = ("calls", "variants", "samples", "ploidy", "callable")
+FILE_TABLES = ("genotypes", "variants", "samples", "ploidy", "callable")
 
 
 def extra_tables() -> dict[str, Table]:
@@ -233,8 +266,8 @@ def render_markdown() -> str:
         "names show only committed rows.",
         "",
     ]
-    for table in TABLES.values():
-        lines += [f"## `{table.name}`", "", table.doc, ""]
+    for table in [TABLES["genotypes"], VIEWS["calls"], *(t for n, t in TABLES.items() if n != "genotypes")]:
+        lines += [f"## `{table.name}`" + (" (view)" if table.view else ""), "", table.doc, ""]
         if table.layout:
             lines += ["Folders: " + "/".join(f"`{k}=...`" for k in table.layout) + ". "
                       + (f"Rows sorted by {', '.join(table.sort_by)}." if table.sort_by else ""), ""]

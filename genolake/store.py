@@ -58,7 +58,17 @@ PARQUET_OPTIONS: dict[str, Any] = {
 # Tables of one row per variant (or per variant and stratum) are read a row group at a time by point queries
 # and are small next to `calls`: smaller groups make a point read 2-3x cheaper for a few percent of size.
 SMALL_ROW_GROUPS = 4096
-LARGE_ROW_GROUP_TABLES = frozenset({"calls"})
+# `genotypes` rows hold one code per sample: their row groups are sized in genotypes (codes), so a point read
+# decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 256 rows; 50,000: 16).
+GENOTYPE_GROUP_CODES = 1 << 18
+
+
+def genotype_group_rows(n_samples: int) -> int:
+    """Rows per row group of a `genotypes` file of ``n_samples`` samples: a power of two in [16, 4096]."""
+    rows = 16
+    while rows < 4096 and rows * 2 * max(1, n_samples) <= GENOTYPE_GROUP_CODES:
+        rows *= 2
+    return rows
 COMMIT_ORDER = (*FILE_TABLES, "files")
 
 
@@ -77,8 +87,9 @@ def partition_dir(table: Table, row: dict[str, str]) -> str:
     return "/".join(f"{k}={_quote(row[k])}" for k in table.layout)
 
 
-def write_parquet(table: Table, data: pa.Table, path: Path) -> None:
+def write_parquet(table: Table, data: pa.Table, path: Path, *, row_group_size: int | None = None) -> None:
     """Write one data file of ``table`` with the lake's Parquet settings and exact schema."""
+    assert not table.view, f"{table.name} is a view"
     data = data.select(table.names)
     # Dictionary-encoded string columns are written as they are (Parquet dictionary pages, no re-hashing);
     # without the Arrow schema in the file metadata every reader sees them as plain strings.
@@ -91,8 +102,12 @@ def write_parquet(table: Table, data: pa.Table, path: Path) -> None:
     data = data.cast(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    opts = PARQUET_OPTIONS if table.name in LARGE_ROW_GROUP_TABLES else {**PARQUET_OPTIONS,
-                                                                          "row_group_size": SMALL_ROW_GROUPS}
+    opts = {**PARQUET_OPTIONS, "row_group_size": row_group_size or SMALL_ROW_GROUPS}
+    if table.name == "genotypes":
+        # the codes are written plain (a dictionary of whole rows never pays) and zstd does the work
+        opts["use_dictionary"] = [c for c in table.names if c != "gt"]
+        if row_group_size is None:
+            opts["row_group_size"] = genotype_group_rows(len(data.column("gt")[0].as_py()) if data.num_rows else 1)
     pq.write_table(data, tmp, **opts)
     os.replace(tmp, path)
 
@@ -122,7 +137,8 @@ class LakeStore:
 
     # ------------------------------------------------------------------ open / create
     @classmethod
-    def open(cls, root: Path | str) -> LakeStore:
+    def open(cls, root: Path | str, *, allow_old: bool = False) -> LakeStore:
+        """Open a lake; ``allow_old`` lets `genolake migrate` open a lake of an older format version."""
         root = Path(root).resolve()
         cfg = root / CONFIG
         if not cfg.exists():
@@ -132,6 +148,15 @@ class LakeStore:
             config = json.loads(cfg.read_text())
         except (OSError, ValueError) as exc:
             raise LakeStateError(f"{cfg} cannot be read ({exc}); restore it from a backup of the lake") from None
+        version = int(config.get("format_version", 1))
+        if version < FORMAT_VERSION and not allow_old:
+            raise LakeStateError(
+                f"{root} is a lake of format version {version}, written by an older genolake; this genolake reads "
+                f"version {FORMAT_VERSION}: upgrade it (in place, atomically) with `genolake migrate {root}`")
+        if version > FORMAT_VERSION:
+            raise LakeStateError(
+                f"{root} is a lake of format version {version}, written by a newer genolake than this one (which "
+                f"reads version {FORMAT_VERSION}): upgrade genolake")
         return cls(root, config)
 
     @classmethod

@@ -105,15 +105,15 @@ CORPUS = [
     "SELECT * FROM read_text('/proc/self/environ')",
     "SELECT * FROM sniff_csv('{REC}')",
     "SELECT * FROM duckdb_secrets()",
-    "SELECT * FROM iceberg_scan('{LAKE}/calls')",
-    "SELECT * FROM delta_scan('{LAKE}/calls')",
+    "SELECT * FROM iceberg_scan('{LAKE}/genotypes')",
+    "SELECT * FROM delta_scan('{LAKE}/genotypes')",
 ]
 
 
 def _fill(sql: str, lake: Path, out: Path) -> str:
-    data = next((lake / "calls").rglob("*.parquet"))
-    log = sorted((lake / "calls" / "_delta_log").glob("*.json"))[-1]
-    newlog = lake / "calls" / "_delta_log" / f"{int(log.stem) + 1:020d}.json"
+    data = next((lake / "genotypes").rglob("*.parquet"))
+    log = sorted((lake / "genotypes" / "_delta_log").glob("*.json"))[-1]
+    newlog = lake / "genotypes" / "_delta_log" / f"{int(log.stem) + 1:020d}.json"
     return sql.format(F=data, LOG=log, NEWLOG=newlog, REC=lake / "genolake.json", OUT=out, LAKE=lake)
 
 

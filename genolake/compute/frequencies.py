@@ -61,8 +61,8 @@ ADJ_RULE = (
 )
 ENGINES = ("dask", "hail")
 _MAX_POS = 2**31 - 1
-_TARGET_ROWS = 8_000_000  # calls rows per task
-_IN_PROCESS_ROWS = 2_000_000  # with workers=None, smaller lakes are aggregated in process
+_TARGET_ROWS = 32_000_000  # genotypes (sites x samples of the `genotypes` rows) per task
+_IN_PROCESS_ROWS = 16_000_000  # with workers=None, lakes of fewer genotypes are aggregated in process
 ProgressFn = Callable[[int, int, int], None]  # (sites done, tasks done, tasks in all)
 
 _I64 = pa.int64()
@@ -316,19 +316,22 @@ def _hive_contig(path: str) -> str | None:
 
 
 def _row_groups(paths: list[str]) -> list[tuple[int, int, int]]:
-    """(min pos, max pos, rows) of every row group, from the Parquet footers."""
+    """(min pos, max pos, genotypes) of every row group, from the Parquet footers (genotypes: the bytes of its
+    one-character-per-sample `gt` codes)."""
     out = []
     for p in paths:
         md = pq.ParquetFile(p).metadata
         names = [md.schema.column(i).name for i in range(md.num_columns)]
         idx = names.index("pos") if "pos" in names else None
+        gt = names.index("gt") if "gt" in names else None
         for g in range(md.num_row_groups):
             rg = md.row_group(g)
             st = rg.column(idx).statistics if idx is not None else None
+            n = rg.column(gt).total_uncompressed_size if gt is not None else rg.num_rows
             if st is not None and st.has_min_max:
-                out.append((int(st.min), int(st.max), rg.num_rows))
+                out.append((int(st.min), int(st.max), n))
             else:
-                out.append((1, _MAX_POS, rg.num_rows))
+                out.append((1, _MAX_POS, n))
     return out
 
 
@@ -369,7 +372,7 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
         raise UserInputError(f"--faf-groups {', '.join(bad)}: each faf group column must also be given with --by")
     files = store.read_table("files")
     file_ids = sorted(files["file_id"].to_pylist())
-    samples = store.read_table("samples", columns=["institution", "sample_id", "file_id"])
+    samples = store.read_table("samples", columns=["institution", "sample_id", "file_id", "column_index"])
     ploidy = store.read_table("ploidy", columns=["sample_id", "contig", "ploidy", "file_id"])
     callable_ = store.read_table("callable", columns=["contig", "start", "end", "file_id"])
     # a person (institution, pseudonym) is labelled once, however many files (one per contig, ...) hold them
@@ -386,7 +389,7 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
         con.register("labels_t", labels)
         con.register("ploidy_t", ploidy)
         groups = _arrow(con.sql(
-            "SELECT s.file_id, s.sample_id, s.institution, l.stratum FROM samples_t s "
+            "SELECT s.file_id, s.sample_id, s.institution, l.stratum, s.column_index FROM samples_t s "
             "JOIN labels_t l USING (institution, sample_id) ORDER BY ALL"))
         con.register("groups_t", groups)
         fill_all = _arrow(con.sql(
@@ -403,7 +406,7 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     out = Plan(file_ids=file_ids, institutions=institutions, strata=strata, groups=groups)
     calls_by: dict[str, list[str]] = {}
     vars_by: dict[str, list[str]] = {}
-    for name, dest in (("calls", calls_by), ("variants", vars_by)):
+    for name, dest in (("genotypes", calls_by), ("variants", vars_by)):
         for p in store.active_files(name):
             c = _hive_contig(p[len(str(store.table_path(name))):])
             if c is not None:
@@ -443,12 +446,130 @@ def _sql_list(paths: Sequence[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
-ADJ_SQL = (
-    f"((gq IS NULL OR gq >= {ADJ_GQ}) "
-    f"AND (dp IS NULL OR dp >= CASE WHEN ploidy = 1 THEN {ADJ_DP_HAPLOID} ELSE {ADJ_DP} END) "
-    f"AND (NOT (ploidy = 2 AND called = 2 AND alt_count = 1) OR ad_alt IS NULL OR dp IS NULL OR dp = 0 "
-    f"OR ad_alt * {round(1 / ADJ_AB)} >= dp))"
-)
+
+_CS_COLUMNS = ("ac", "an_d", "nc_d", "nhomalt", "nhemi")
+
+
+def _call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray) -> np.ndarray:
+    """Per call, its departure from an implied diploid 0/0 under the counting rule: (ac, an - 2, missing allele,
+    hom-alt diploid, hemizygous alt) as an (n, 5) int64 matrix."""
+    return np.stack([altc, called - 2, called < ploidy, (ploidy == 2) & (altc == 2), (ploidy == 1) & (altc == 1)],
+                    axis=1).astype(np.int64)
+
+
+def _adj_pass(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray, gq: pa.Array, dp: pa.Array,
+              ad_alt: pa.Array) -> np.ndarray:
+    """gnomAD's adj rule per stored call (:data:`ADJ_RULE`; the Hail engine applies the same)."""
+    from genolake.genotypes import valid_mask
+
+    def arr(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(a.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), valid_mask(a)
+
+    g, gv = arr(gq)
+    d, dv = arr(dp)
+    ad, av = arr(ad_alt)
+    ok = ~gv | (g >= ADJ_GQ)
+    ok &= ~dv | (d >= np.where(ploidy == 1, ADJ_DP_HAPLOID, ADJ_DP))
+    het = (ploidy == 2) & (called == 2) & (altc == 1)
+    ok &= ~het | ~av | ~dv | (d == 0) | (ad * round(1 / ADJ_AB) >= d)
+    return ok
+
+
+def _stored_counts(task: PartTask, groups: pa.Table) -> pa.Table:
+    """Sums over the stored calls of the task's range per site, institution and stratum, read from the dense
+    `genotypes` rows with numpy: (pos, ref, alt, institution, stratum) + :data:`_CS_COLUMNS` (and ``a_`` ones with
+    adj). A person counts in each stratum ``groups`` lists them in (by file and column index)."""
+    import pyarrow.compute as pc
+
+    from genolake import genotypes as gtc
+
+    cols = ["pos", "ref", "alt", "file_id", "gt", "other_gt"] + (["gq", "dp", "ad_alt"] if task.adj else [])
+    names = ["pos", "ref", "alt", "institution", "stratum", *_CS_COLUMNS,
+             *([f"a_{c}" for c in _CS_COLUMNS] if task.adj else [])]
+    empty = pa.table({n: pa.array([], pa.int32() if n == "pos" else _STR if n in ("ref", "alt", "institution",
+                                                                                   "stratum") else _I64)
+                      for n in names})
+    if not task.calls:
+        return empty
+    import pyarrow.dataset as ds
+
+    dset = ds.dataset(list(task.calls), format="parquet")
+    flt = (ds.field("pos") >= task.start) & (ds.field("pos") <= task.end) & (ds.field("contig") == task.contig)
+    rows = dset.to_table(columns=cols, filter=flt)
+    if not rows.num_rows:
+        return empty
+    labels: dict[tuple[str, str], int] = {}
+    member: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # file_id -> (column_index, label id), one per stratum
+    fids, insts, strata, idxs = (groups[c].to_pylist() for c in ("file_id", "institution", "stratum", "column_index"))
+    tmp: dict[str, tuple[list[int], list[int]]] = {}
+    for fid, inst, st, ci in zip(fids, insts, strata, idxs, strict=True):
+        lid = labels.setdefault((inst, st), len(labels))
+        a, b = tmp.setdefault(fid, ([], []))
+        a.append(int(ci))
+        b.append(lid)
+    for fid, (a, b) in tmp.items():
+        member[fid] = (np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
+    label_list = list(labels)
+    n_labels = max(1, len(label_list))
+    width = 10 if task.adj else 5
+    out_rows: list[np.ndarray] = []
+    out_labels: list[np.ndarray] = []
+    out_sums: list[np.ndarray] = []
+    fid_col = rows.column("file_id")
+    for fid in pc.unique(fid_col).to_pylist():
+        if fid not in member:
+            continue
+        sel = np.flatnonzero(np.asarray(pc.equal(fid_col, fid).to_numpy(zero_copy_only=False)))
+        part = rows.take(pa.array(sel))
+        cv = gtc.call_values(part)
+        row, col = cv.row, cv.col
+        if not row.size:
+            continue
+        ploidy = cv.ploidy.astype(np.int64)
+        called = cv.called.astype(np.int64)
+        altc = cv.alt_count.astype(np.int64)
+        m = _call_metrics(ploidy, called, altc)
+        if task.adj:
+            counts = np.bincount(row, minlength=part.num_rows)
+            flat = {c: gtc.flat_values(part.column(c), counts) for c in ("gq", "dp", "ad_alt")}
+            ok = _adj_pass(ploidy, called, altc, flat["gq"], flat["dp"], flat["ad_alt"])
+            failed = np.array([0, -2, 1, 0, 0], dtype=np.int64)
+            m = np.concatenate([m, np.where(ok[:, None], m, failed[None, :])], axis=1)
+        # each (call, stratum of its person): sums keyed by (row, label)
+        mcol, mlab = member[fid]
+        order = np.argsort(mcol, kind="stable")
+        mcol, mlab = mcol[order], mlab[order]
+        lo = np.searchsorted(mcol, col, side="left")
+        hi = np.searchsorted(mcol, col, side="right")
+        reps = hi - lo
+        if not reps.any():
+            continue
+        call_of = np.repeat(np.arange(col.size), reps)
+        starts = np.repeat(lo, reps)
+        within = np.arange(call_of.size) - np.repeat(np.cumsum(reps) - reps, reps)
+        key = row[call_of] * n_labels + mlab[starts + within]
+        uniq, inv = np.unique(key, return_inverse=True)
+        sums = np.zeros((uniq.size, width), dtype=np.int64)
+        for j in range(width):
+            sums[:, j] = np.bincount(inv, weights=m[call_of, j], minlength=uniq.size).astype(np.int64)
+        out_rows.append(sel[uniq // n_labels])
+        out_labels.append(uniq % n_labels)
+        out_sums.append(sums)
+    if not out_rows:
+        return empty
+    r = np.concatenate(out_rows)
+    lab = np.concatenate(out_labels)
+    sums = np.concatenate(out_sums)
+    take = pa.array(r)
+    data: dict[str, pa.Array] = {
+        "pos": rows.column("pos").take(take), "ref": rows.column("ref").take(take),
+        "alt": rows.column("alt").take(take),
+        "institution": pa.array([label_list[i][0] for i in lab.tolist()], _STR),
+        "stratum": pa.array([label_list[i][1] for i in lab.tolist()], _STR),
+    }
+    for j, n in enumerate(names[5:]):
+        data[n] = pa.array(sums[:, j], _I64)
+    return pa.table(data)
 
 
 def count_part(task: PartTask, groups: pa.Table, *, file_ids: Sequence[str] | None = None,
@@ -483,32 +604,12 @@ def count_part(task: PartTask, groups: pa.Table, *, file_ids: Sequence[str] | No
         con.execute("""CREATE OR REPLACE TEMP TABLE pres AS
                        SELECT v.pos, v.ref, v.alt, g.institution, g.stratum, CAST(sum(g.n) AS BIGINT) AS n
                        FROM v JOIN gfile g USING (file_id) GROUP BY ALL""")
-        adj_cols = ""
-        if task.adj:
-            adj_cols = f""",
-                CAST(sum(CASE WHEN {ADJ_SQL} THEN alt_count ELSE 0 END) AS BIGINT) AS a_ac,
-                CAST(sum(CASE WHEN {ADJ_SQL} THEN called ELSE 0 END - 2) AS BIGINT) AS a_an_d,
-                CAST(count(*) FILTER (WHERE NOT {ADJ_SQL} OR called < ploidy) AS BIGINT) AS a_nc_d,
-                CAST(count(*) FILTER (WHERE {ADJ_SQL} AND ploidy = 2 AND alt_count = 2) AS BIGINT) AS a_nhomalt,
-                CAST(count(*) FILTER (WHERE {ADJ_SQL} AND ploidy = 1 AND alt_count = 1) AS BIGINT) AS a_nhemi"""
-        if task.calls:
-            src = (f"(SELECT pos, ref, alt, file_id, sample_id, ploidy, called, alt_count, gq, dp, ad_alt "
-                   f"FROM read_parquet({_sql_list(task.calls)}, hive_partitioning=false) "
-                   f"WHERE contig = $contig AND pos BETWEEN $start AND $end)")
-        else:
-            src = ("(SELECT 0::INTEGER AS pos, ''::VARCHAR AS ref, ''::VARCHAR AS alt, ''::VARCHAR AS file_id, "
-                   "''::VARCHAR AS sample_id, 0::TINYINT AS ploidy, 0::TINYINT AS called, 0::TINYINT AS alt_count, "
-                   "0::INTEGER AS gq, 0::INTEGER AS dp, 0::INTEGER AS ad_alt LIMIT 0)")
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE cs AS
-                SELECT c.pos, c.ref, c.alt, m.institution, m.stratum,
-                       CAST(sum(alt_count) AS BIGINT) AS ac, CAST(sum(called - 2) AS BIGINT) AS an_d,
-                       CAST(count(*) FILTER (WHERE called < ploidy) AS BIGINT) AS nc_d,
-                       CAST(count(*) FILTER (WHERE ploidy = 2 AND alt_count = 2) AS BIGINT) AS nhomalt,
-                       CAST(count(*) FILTER (WHERE ploidy = 1 AND alt_count = 1) AS BIGINT) AS nhemi{adj_cols}
-                FROM {src} AS c JOIN gm m USING (file_id, sample_id)
-                GROUP BY ALL""",
-            params if task.calls else None)
+        # stored calls' sums per site, institution and stratum: numpy over the dense genotype rows
+        con.register("cs_raw", _stored_counts(task, groups))
+        sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in _CS_COLUMNS)
+        a_sums = "".join(f", CAST(sum(a_{c}) AS BIGINT) AS a_{c}" for c in _CS_COLUMNS) if task.adj else ""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE cs AS SELECT pos, ref, alt, institution, stratum, {sums}{a_sums} "
+                    "FROM cs_raw GROUP BY ALL")
         con.execute(
             """CREATE OR REPLACE TEMP TABLE fillc AS
                WITH fff AS (SELECT DISTINCT file_id, mode FROM ff),
@@ -719,7 +820,7 @@ def aggregate(
     scheduler
         Address of an existing Dask scheduler (``tcp://host:8786``); workers must see the lake's path.
     partition_rows
-        About how many ``calls`` rows one task reads (default 8 million); contigs are split into position ranges
+        About how many genotypes (sites x samples) one task reads (default 32 million); contigs are split into position ranges
         of that size, and into at least two tasks per worker when the lake has more than 200,000 call rows.
     dedupe
         Count each person found in several copies (:func:`genolake.samples.duplicates.find_duplicates`, pairs
@@ -803,12 +904,19 @@ def _stage_run(store: Any, commit: Any, staged: Path, txn: str, report: Aggregat
 
 
 def _calls_rows(store: Any) -> int:
-    """Rows of the committed `calls` files, from the Delta log's statistics (no file is opened)."""
-    if not store.has_table("calls"):
+    """Genotypes (sites x samples) of the committed `genotypes` files, from the Delta log's statistics and
+    the `files` table (no genotype file is opened)."""
+    if not store.has_table("genotypes"):
         return 0
     try:
-        actions = store.delta("calls").get_add_actions(flatten=True)
-        return int(sum(v or 0 for v in actions.column("num_records").to_pylist()))
+        actions = store.delta("genotypes").get_add_actions(flatten=True)
+        files = store.read_table("files", columns=["file_id", "n_samples"])
+        width = dict(zip(files["file_id"].to_pylist(), files["n_samples"].to_pylist(), strict=True))
+        total = 0
+        for path, n in zip(actions.column("path").to_pylist(), actions.column("num_records").to_pylist(),
+                           strict=True):
+            total += (n or 0) * width.get(os.path.basename(str(path))[:25], max(width.values(), default=1))
+        return total
     except Exception:  # statistics missing: assume a large lake
         return _IN_PROCESS_ROWS
 

@@ -112,6 +112,46 @@ def _check_ploidy(store: Any) -> None:
         raise UserInputError("the lake holds calls of ploidy > 2, which Hail cannot represent; use --engine dask")
 
 
+def _long_calls(store: Any, samples: pa.Table) -> list[str]:
+    """The lake's stored calls in the long layout of the ``calls`` view, as Parquet files Spark reads: each
+    `genotypes` file expanded by :func:`genolake.genotypes.expand` into a folder under the lake's ``_staging``,
+    removed when the process exits (Hail reads lazily, after this function returns)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from genolake.genotypes import expand
+
+    by_file: dict[str, list[Any]] = {}
+    n_of: dict[str, int] = {}
+    for fid, idx in zip(samples["file_id"].to_pylist(), samples["column_index"].to_pylist(), strict=True):
+        n_of[fid] = max(n_of.get(fid, 0), int(idx) + 1)
+    for fid in n_of:
+        by_file[fid] = [None] * n_of[fid]
+    for fid, idx, sid in zip(samples["file_id"].to_pylist(), samples["column_index"].to_pylist(),
+                             samples["sample_id"].to_pylist(), strict=True):
+        by_file[fid][int(idx)] = sid
+    arrays = {f: pa.array(v, pa.string()) for f, v in by_file.items()}
+    (store.root / "_staging").mkdir(exist_ok=True)
+    out = tempfile.mkdtemp(prefix="hail-calls-", dir=str(store.root / "_staging"))
+    atexit.register(shutil.rmtree, out, True)
+    paths = []
+    for k, path in enumerate(store.active_files("genotypes")):
+        rows = pq.read_table(path)
+        long = expand(rows, lambda f: arrays.get(f, pa.array([], pa.string())))
+        if long.num_rows:
+            dest = os.path.join(out, f"part-{k:05d}.parquet")
+            pq.write_table(long, dest)
+            paths.append(dest)
+    if not paths:  # Spark needs one file to know the columns
+        dest = os.path.join(out, "empty.parquet")
+        pq.write_table(expand(pa.table({}), lambda f: pa.array([], pa.string())), dest)
+        paths.append(dest)
+    return paths
+
+
 def _spark_table(paths: list[str], select: str) -> Any:
     """A Spark DataFrame of Parquet files (the lake's own paths) with the columns cast for Hail."""
     df = _spark().read.option("mergeSchema", "false").parquet(*paths)
@@ -133,7 +173,8 @@ def lake_matrix_table(store: Any, *, groups: pa.Table | None = None, for_export:
     if not file_ids:
         raise LakeStateError("the lake has no committed files; ingest VCFs first")
     _check_ploidy(store)
-    samples = store.read_table("samples", columns=["institution", "sample_id", "file_id"])
+    samples_full = store.read_table("samples", columns=["institution", "sample_id", "file_id", "column_index"])
+    samples = samples_full.select(["institution", "sample_id", "file_id"])
     ploidy = store.read_table("ploidy", columns=["sample_id", "contig", "ploidy", "file_id"])
     callable_ = store.read_table("callable", columns=["contig", "start", "end", "file_id"])
     con = connect(2)
@@ -201,7 +242,7 @@ def lake_matrix_table(store: Any, *, groups: pa.Table | None = None, for_export:
     sites = sites.key_by("row_idx")
 
     calls = hl.Table.from_spark(_spark_table(
-        store.active_files("calls"),
+        _long_calls(store, samples_full),
         "contig, cast(pos as int) pos, ref, alt, sample_id, gt, cast(ploidy as int) ploidy, "
         "cast(called as int) called, cast(alt_count as int) alt_count, phased, gq, dp, ad_ref, ad_alt, file_id"))
     calls = calls.filter(fid_set.contains(calls.file_id))

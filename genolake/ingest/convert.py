@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from genolake import genotypes as gtc
 from genolake.contigs import bare, to_style
 from genolake.errors import BadInputFileError, LakeWriteError, write_failure
 from genolake.ingest.normalise import is_symbolic, left_align, trim
 from genolake.ingest.reader import fatal_messages, htslib_error, htslib_messages, open_vcf, scrub
-from genolake.schema import CALLS, VARIANTS
+from genolake.schema import GENOTYPES, VARIANTS
 from genolake.store import partition_dir, write_parquet
 
 INT_MISSING = np.iinfo(np.int32).min  # htslib bcf_int32_missing; vector_end is min + 1
@@ -30,12 +31,6 @@ _ALT_OK = re.compile(r"^([ACGTN]+|\*|<[^<>]+>|(?:\.|[ACGTN]*)[\[\]].*|\.[ACGTN]+
 _GVCF_ALLELES = frozenset(("<*>", "<NON_REF>"))
 _REF_OK = re.compile(r"^[ACGTN]+$")
 
-# genotype strings for (recoded allele 0, recoded allele 1, phased): allele codes -1 missing, 0, 1
-_GT_DIPLOID = np.array(
-    [f"{a}{sep}{b}" for sep in ("/", "|") for a in (".", "0", "1") for b in (".", "0", "1")]
-    + [".", "0", "1"],
-    dtype=object,
-)
 
 
 @dataclass(frozen=True)
@@ -97,12 +92,17 @@ class _Columns:
         self.v: dict[str, list[Any]] = {k: [] for k in (
             "pos", "ref", "alt", "id", "qual", "filters", "ac", "an", "nhomalt", "nhemi", "n_called",
             "n_missing", "orig_pos", "orig_ref", "orig_alt", "alt_index", "n_alleles", "csq", "ann")}
-        self.c: dict[str, list[np.ndarray]] = {k: [] for k in (
-            "vidx", "sample", "gt", "ploidy", "called", "alt_count", "phased", "gq", "dp", "ad_ref", "ad_alt")}
+        # genotype rows, in variant-row order: (rows, samples) code matrices, the FORMAT values of their
+        # stored calls (row-major), stored calls per row, and the texts of `other` codes per row
+        self.codes: list[np.ndarray] = []
+        self.fmt: dict[str, list[np.ndarray]] = {k: [] for k in gtc.FORMAT_FIELDS}
+        self.counts: list[np.ndarray] = []
+        self.other: dict[int, list[str]] = {}
         self.n_variants = 0
+        self.n_codes = 0
 
     def n_rows(self) -> int:
-        return sum(x.size for x in self.c["vidx"])
+        return self.n_codes
 
 
 def _int_field(rec: Any, name: str, n: int) -> np.ndarray | None:
@@ -194,7 +194,7 @@ class _Batch:
 
 BATCH = 512
 _NO_LENGTH = 1 << 62  # a contig without a ##contig length in the header
-PART_ROWS = 2_000_000  # calls per part file: bounds memory, and writing overlaps parsing (4M left a long tail)
+PART_ROWS = 32_000_000  # genotypes (sites x samples) per part file: bounds memory; writing overlaps parsing
 
 
 def _spill(task: Task, contig: str, cols: _Columns, result: ChunkResult, parts: dict[str, int],
@@ -527,29 +527,19 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
     pm = int(ploidy.max()) if ploidy.size else 0
     if pm > maxp[contig]:
         maxp[contig] = pm
-    stored = ~(diploid & (called == 2) & (altc == 0))
-    rows, samples = np.nonzero(stored)
-    if rows.size:
-        x0, x1 = a0[rows, samples], a1[rows, samples]
-        ph = phased[rows, samples]
-        code = np.where(x1 == -2, 18 + (x0 + 1), (x0 + 1) * 3 + (x1 + 1) + ph * 9).astype(np.int16)
-        c = cur.c
-        c["vidx"].append(rows.astype(np.int64) + r0)
-        c["sample"].append(samples.astype(np.int64))
-        c["gt"].append(code)
-        pl = ploidy[rows, samples]
-        c["ploidy"].append(pl)
-        c["called"].append(called[rows, samples])
-        c["alt_count"].append(altc[rows, samples])
-        c["phased"].append(ph & (pl > 1))
-        res = batch.result
-        for name, items, col in (("gq", batch.gq, 0), ("dp", batch.dp, 0), ("ad_ref", batch.ad, 0),
-                                 ("ad_alt", batch.ad, 1)):
-            m = _fmt_stack(items, n, col)
-            vals = m[rows, samples] if m is not None else np.full(rows.size, INT_MISSING, np.int32)
-            if m is not None and res is not None:
-                _clean_format(vals, res, name)
-            c[name].append(vals)
+    k = gtc.diploid_codes(a0, a1, phased)
+    rows, samples = np.nonzero(k)
+    res = batch.result
+    fmt = {}
+    for name, items, col in (("gq", batch.gq, 0), ("dp", batch.dp, 0), ("ad_ref", batch.ad, 0),
+                             ("ad_alt", batch.ad, 1)):
+        m = _fmt_stack(items, n, col)
+        vals = m[rows, samples] if m is not None else np.full(rows.size, INT_MISSING, np.int32)
+        if m is not None and res is not None:
+            _clean_format(vals, res, name)
+        fmt[name] = vals
+    others = np.flatnonzero((k == gtc.OTHER).any(axis=1))
+    _add_codes(cur, k, fmt, {r0 + int(r): [""] * int((k[r] == gtc.OTHER).sum()) for r in others})
     batch.gts, batch.gq, batch.dp, batch.ad, batch.recs = [], [], [], [], []
     batch.width = -1
 
@@ -589,59 +579,45 @@ def _one_record(task: Task, cur: _Columns, fasta: Any, arr: np.ndarray, gq: np.n
         v["nhemi"][vrow] = int(((ploidy == 1) & (alt_count == 1)).sum())
         v["n_called"][vrow] = n - n_missing
         v["n_missing"][vrow] = n_missing
-        idx = np.flatnonzero(~(diploid & (called == 2) & (alt_count == 0)))
-        if idx.size == 0:
-            continue
-        sub = a[idx]
-        rec_alleles = np.where(sub == i, 1, np.where(sub >= 0, 0, sub))  # -1 missing, -2 absent slot
-        c = cur.c
-        c["vidx"].append(np.full(idx.size, vrow, dtype=np.int64))
-        c["sample"].append(idx.astype(np.int64))
+        rec_alleles = np.where(a == i, 1, np.where(a >= 0, 0, a))  # -1 missing, -2 absent slot
+        other_texts: list[str] = []
         if width <= 2:
-            a0 = rec_alleles[:, 0]
-            a1 = rec_alleles[:, 1] if width == 2 else np.full(idx.size, -2)
-            ph = phased[idx]
-            c["gt"].append(np.where(a1 == -2, 18 + (a0 + 1), (a0 + 1) * 3 + (a1 + 1) + ph * 9).astype(np.int16))
+            a1 = rec_alleles[:, 1] if width == 2 else np.full(n, -2)
+            k = gtc.diploid_codes(rec_alleles[:, 0], a1, phased)
+            other_texts = [""] * int((k == gtc.OTHER).sum())  # a call without any allele
         else:
-            codes = []
-            for row, p in zip(rec_alleles.tolist(), phased[idx].tolist(), strict=True):
-                text = ("|" if p else "/").join("." if x == -1 else str(x) for x in row if x != -2)
-                codes.append(_poly_code(text))
-            c["gt"].append(np.asarray(codes, dtype=np.int16))
-        c["ploidy"].append(ploidy[idx].astype(np.int8))
-        c["called"].append(called[idx].astype(np.int8))
-        c["alt_count"].append(alt_count[idx].astype(np.int8))
-        c["phased"].append(phased[idx] & (ploidy[idx] > 1))
+            k = np.zeros(n, dtype=np.uint8)
+            for j in np.flatnonzero(~(diploid & (called == 2) & (alt_count == 0))).tolist():
+                text = ("|" if phased[j] else "/").join("." if x == -1 else str(x) for x in rec_alleles[j] if x != -2)
+                k[j] = gtc.code_text(text)
+                if k[j] == gtc.OTHER:
+                    other_texts.append(text)
+        idx = np.flatnonzero(k)
+        fmt = {}
         for name, m in (("gq", gq), ("dp", dp)):
             vals = m[idx, 0] if m is not None else np.full(idx.size, INT_MISSING, np.int32)
             if m is not None and result is not None:
                 _clean_format(vals, result, name)
-            c[name].append(vals)
+            fmt[name] = vals
         if ad is not None:
             ad_ref, ad_alt = ad[idx, 0].copy(), ad[idx, i].copy()
             if result is not None:
                 _clean_format(ad_ref, result, "ad_ref")
                 _clean_format(ad_alt, result, "ad_alt")
-            c["ad_ref"].append(ad_ref)
-            c["ad_alt"].append(ad_alt)
+            fmt["ad_ref"], fmt["ad_alt"] = ad_ref, ad_alt
         else:
-            miss = np.full(idx.size, INT_MISSING, np.int32)
-            c["ad_ref"].append(miss)
-            c["ad_alt"].append(miss)
+            fmt["ad_ref"] = fmt["ad_alt"] = np.full(idx.size, INT_MISSING, np.int32)
+        _add_codes(cur, k[None, :], fmt, {vrow: other_texts} if other_texts else {})
 
 
-_GT_TEXT: list[str] = [str(x) for x in _GT_DIPLOID.tolist()]
-_GT_INDEX: dict[str, int] = {t: k for k, t in enumerate(_GT_TEXT)}
-
-
-def _poly_code(text: str) -> int:
-    """Code of a genotype string in the (process-wide, append-only) genotype dictionary."""
-    code = _GT_INDEX.get(text)
-    if code is None:
-        code = len(_GT_TEXT)
-        _GT_TEXT.append(text)
-        _GT_INDEX[text] = code
-    return code
+def _add_codes(cur: _Columns, k: np.ndarray, fmt: dict[str, np.ndarray], other: dict[int, list[str]]) -> None:
+    """Append genotype rows (codes of each sample) of the next variant rows, with their stored calls' FORMAT."""
+    cur.codes.append(k)
+    cur.counts.append(np.count_nonzero(k, axis=1))
+    for name in gtc.FORMAT_FIELDS:
+        cur.fmt[name].append(fmt[name])
+    cur.other.update(other)
+    cur.n_codes += k.size
 
 
 def _dict_take(values: np.ndarray, idx: np.ndarray) -> pa.Array:
@@ -691,42 +667,31 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult, 
     write_parquet(VARIANTS, vt, Path(task.staging) / "variants" / base / name)
     result.files.append(("variants", f"{base}/{name}"))
     result.n_variants += nv
-    c = cols.c
-    if not c["vidx"]:
+    if not cols.codes:
         return
-    vidx = np.concatenate(c["vidx"])
-    sample = np.concatenate(c["sample"])
-    key = rank[vidx] * (len(task.pseudonyms) + 1) + sample
-    order: np.ndarray | None = None
-    if not bool(np.all(key[1:] >= key[:-1])):
-        order = np.argsort(key, kind="stable")
-        vidx, sample = vidx[order], sample[order]
-    nc = vidx.size
-
-    def cat(name: str, dtype: Any) -> np.ndarray:
-        arr = np.concatenate(c[name])
-        return (arr[order] if order is not None else arr).astype(dtype)
-
-    pseud = pa.array(task.pseudonyms, pa.string())
-    ct = pa.table({
-        "institution": _const(task.institution, nc),
-        "contig": _const(contig, nc),
-        "pos": pa.array(pos[vidx].astype(np.int32)),
-        "ref": _dict_take(refs, vidx),
-        "alt": _dict_take(alts, vidx),
-        "sample_id": pa.DictionaryArray.from_arrays(pa.array(sample.astype(np.int32)), pseud),
-        "gt": pa.DictionaryArray.from_arrays(pa.array(cat("gt", np.int16)), pa.array(_GT_TEXT, pa.string())),
-        "ploidy": pa.array(cat("ploidy", np.int8)),
-        "called": pa.array(cat("called", np.int8)),
-        "alt_count": pa.array(cat("alt_count", np.int8)),
-        "phased": pa.array(cat("phased", bool)),
-        "gq": _nullable_int(c["gq"], order),
-        "dp": _nullable_int(c["dp"], order),
-        "ad_ref": _nullable_int(c["ad_ref"], order),
-        "ad_alt": _nullable_int(c["ad_alt"], order),
-        "file_id": _const(task.file_id, nc),
+    codes = np.concatenate(cols.codes) if len(cols.codes) > 1 else cols.codes[0]
+    counts = np.concatenate(cols.counts)
+    lists = {name: gtc.list_column(counts, np.concatenate(cols.fmt[name]), INT_MISSING + 1)
+             for name in gtc.FORMAT_FIELDS}
+    other = pa.array([cols.other.get(r) for r in range(nv)], pa.list_(pa.string()))
+    gt = gtc.codes_array(codes)
+    if not sorted_already:
+        order = pa.array(vorder)
+        gt = gt.take(order)
+        other = other.take(order)
+        lists = {name: arr.take(order) for name, arr in lists.items()}
+    gtab = pa.table({
+        "institution": _const(task.institution, nv),
+        "contig": _const(contig, nv),
+        "pos": vt.column("pos"),
+        "ref": vt.column("ref"),
+        "alt": vt.column("alt"),
+        "gt": gt,
+        "other_gt": other,
+        **lists,
+        "file_id": _const(task.file_id, nv),
     })
-    base = partition_dir(CALLS, {"institution": task.institution, "contig": contig})
-    write_parquet(CALLS, ct, Path(task.staging) / "calls" / base / name)
-    result.files.append(("calls", f"{base}/{name}"))
-    result.n_calls += nc
+    base = partition_dir(GENOTYPES, {"institution": task.institution, "contig": contig})
+    write_parquet(GENOTYPES, gtab, Path(task.staging) / "genotypes" / base / name)
+    result.files.append(("genotypes", f"{base}/{name}"))
+    result.n_calls += int(counts.sum())

@@ -34,7 +34,7 @@ from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateErro
 from genolake.ingest.convert import ISSUES, ChunkResult, Task, run_task
 from genolake.ingest.plan import contig_extents, region_chunks
 from genolake.ingest.reader import Source, check_unchanged, htslib_messages, inspect_source, scrub
-from genolake.schema import CALLABLE, FILES, PLOIDY, SAMPLES
+from genolake.schema import CALLABLE, FILE_TABLES, FILES, PLOIDY, SAMPLES
 from genolake.store import Commit, LakeStore, partition_dir, write_parquet
 
 log = logging.getLogger(__name__)
@@ -507,7 +507,7 @@ def _overlapping_files(
 
 
 def _remove_file(store: LakeStore, commit: Commit, fid: str) -> None:
-    for table in ("calls", "variants", "samples", "ploidy", "callable", "files"):
+    for table in (*FILE_TABLES, "files"):
         if not store.has_table(table):
             continue
         for rel in store._relpaths(table):

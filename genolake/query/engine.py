@@ -38,7 +38,8 @@ import pyarrow as pa
 
 from genolake.duck import connect
 from genolake.errors import UserInputError
-from genolake.schema import FILE_TABLES, TABLES, Table
+from genolake.genotypes import CALL_COLUMNS, calls_sql, expand
+from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table
 from genolake.store import LakeStore
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class Catalog:
     pheno_arrow: Any = None  # (phenotype columns as Arrow, (institution, sample_id) -> row), see variant.py
     _path_info: dict[str, dict[str, tuple[str | None, str | None]]] = field(default_factory=dict)
     sandbox_tables: dict[str, Any] = field(default_factory=dict)  # materialised tables as Arrow, for user SQL
+    pseudonyms: dict[str, pa.Array] | None = None  # file_id -> pseudonym by column index (null: withdrawn)
 
     def path_info(self, table: str) -> dict[str, tuple[str | None, str | None]]:
         """Each committed file of ``table`` -> (contig of its ``contig=`` folder, file_id in its name)."""
@@ -469,6 +471,9 @@ class Engine:
         if "variant_files" not in views:
             con.execute(f"CREATE OR REPLACE VIEW variant_files AS {_empty_select(TABLES['variants'])}")
             views.append("variant_files")
+        if {"genotypes", "samples"} <= set(views):  # the long view of the genotype store
+            con.execute(f"CREATE OR REPLACE VIEW calls AS SELECT * FROM {calls_sql('genotypes', 'samples')}")
+            views.append("calls")
         # per-institution site counts: the sum over the institution's files that list the site
         con.execute(f"CREATE OR REPLACE VIEW variants AS {VARIANTS_VIEW}")
         views.append("variants")
@@ -572,7 +577,16 @@ class Engine:
         and with ``start``/``end`` only the files whose ``pos`` range overlaps [start, end].
 
         Returns an expression usable as ``FROM {scan} AS x``; an empty typed relation if no file matches.
+        ``calls`` is the long view of the genotype store: the stored calls of the ``genotypes`` rows read.
         """
+        if table == "calls":
+            rows = self.scan("genotypes", contig=contig, institution=institution, start=start, end=end)
+            cnames = list(columns or CALL_COLUMNS)
+            if rows.startswith("(SELECT") and " LIMIT 0)" in rows and "read_parquet" not in rows:
+                keep = tuple(c for c in VIEWS["calls"].columns if c.name in cnames)
+                return f"({_empty_select(Table('calls', '', keep))})"
+            cols = ", ".join(quote_ident(n) for n in cnames)
+            return f"(SELECT {cols} FROM {calls_sql(rows, 'samples')})"
         paths = self.catalog.table_paths(table, contig=contig, institution=institution)
         seen = self._scans.get(table, 0)
         self._scans[table] = seen + 1
@@ -600,11 +614,49 @@ class Engine:
         """The rows of ``table`` at one position (``contig``, ``pos``, and each ``equal`` column equal to its
         value): ``columns`` only, committed rows only. Read with pyarrow from the row groups that can hold the
         position (see :mod:`genolake.query.point`); by DuckDB if that reader cannot serve it."""
+        if table == "calls":
+            return self._point_calls(contig, pos, columns, equal)
         got = self._point_arrow(table, contig, pos, columns, equal)
         if got is not None:
             return got
         sql, params = self._point_sql(table, contig, pos, columns, equal)
         return self.query(sql, params)
+
+    def _point_calls(self, contig: str, pos: int, columns: list[str], equal: dict[str, Any] | None,
+                     *, carriers_only: bool = False) -> pa.Table:
+        """The stored calls at one position: the `genotypes` rows there, expanded (:func:`genotypes.expand`;
+        without point reads, the CLI's path, by the same codec in DuckDB: no pyarrow.compute to import)."""
+        if not self.point_reads:
+            match = {"contig": contig, **(equal or {})}
+            src = self.scan("calls", contig=contig, start=pos, end=pos)
+            where = " AND ".join(["pos = $pos"] + [f"{quote_ident(k)} = $e{i}" for i, k in enumerate(match)]
+                                 + (["alt_count > 0"] if carriers_only else []))
+            params: dict[str, Any] = {"pos": pos, **{f"e{i}": v for i, v in enumerate(match.values())}}
+            return self.query(f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {src} WHERE {where}",
+                              params)
+        need: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
+        need += ["file_id", "gt", "other_gt", *(c for c in ("gq", "dp", "ad_ref", "ad_alt") if c in columns)]
+        rows = self.point("genotypes", contig=contig, pos=pos, columns=need, equal=equal)
+        return expand(rows, self.file_pseudonyms, columns, carriers_only=carriers_only)
+
+    def carriers_at(self, contig: str, pos: int, columns: list[str], equal: dict[str, Any] | None = None) -> pa.Table:
+        """Stored calls holding the alt (alt_count > 0) at one position, ``columns`` of the ``calls`` view."""
+        return self._point_calls(contig, pos, columns, equal, carriers_only=True)
+
+    def file_pseudonyms(self, file_id: str) -> pa.Array:
+        """The pseudonyms of a committed file's samples by column index (null where a person was withdrawn)."""
+        cat = self.catalog
+        if cat.pseudonyms is None:
+            got: dict[str, list[Any]] = {f: [None] * info.n_samples for f, info in cat.files.items()}
+            if "samples" in self.views:
+                for fid, idx, sid in self.con.execute(
+                        "SELECT file_id, column_index, sample_id FROM samples").fetchall():
+                    lst = got.get(fid)
+                    if lst is not None and 0 <= idx < len(lst):
+                        lst[idx] = sid
+            cat.pseudonyms = {f: pa.array(v, pa.string()) for f, v in got.items()}
+        arr = cat.pseudonyms.get(file_id)
+        return arr if arr is not None else pa.array([], pa.string())
 
     def view_columns(self, view: str) -> list[str]:
         """The column names of a view (cached until the next refresh)."""
@@ -616,6 +668,9 @@ class Engine:
     def point_rows(self, table: str, *, contig: str, pos: int, columns: list[str],
                    equal: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """:meth:`point` as Python tuples."""
+        if table == "calls":
+            got = self._point_calls(contig, pos, columns, equal)
+            return list(zip(*(c.to_pylist() for c in got.columns), strict=True)) if got.num_columns else []
         got = self._point_arrow(table, contig, pos, columns, equal)
         if got is not None:
             from genolake.query.point import rows  # not on the CLI's path (pyarrow.compute: 45 ms to import)

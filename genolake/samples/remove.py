@@ -34,11 +34,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from genolake.errors import UserInputError
+from genolake.genotypes import drop_samples
 
 log = logging.getLogger(__name__)
 
 AUDIT = "audit.jsonl"
-PER_FILE = ("calls", "variants", "samples", "ploidy", "callable", "files")
+PER_FILE = ("genotypes", "variants", "samples", "ploidy", "callable", "files")
 _REWRITE_SUFFIX = re.compile(r"-w[0-9a-f]{12}$")
 
 
@@ -96,6 +97,20 @@ def resolve(store: Any, institution: str, path: Path | str, *, pseudonyms: bool 
             f"{path}: none of its {len(pids)} {what} is in the lake for institution {institution!r}; nothing was "
             "changed (check --institution, and give raw IDs as in the VCF header, or --pseudonyms)")
     return hit, len(pids) - len(hit)
+
+
+def _counting(rows: pa.Table, n: int) -> pa.Table:
+    """The stored calls of ``rows`` (a file of ``n`` samples) with the columns :func:`_recount` needs."""
+    from genolake.genotypes import expand
+
+    anonymous = pa.array([""] * n, pa.string())  # only counts are needed, not who
+    return expand(rows, lambda _f: anonymous, ["pos", "ref", "alt", "ploidy", "called", "alt_count"])
+
+
+def _stored(rows: pa.Table) -> int:
+    from genolake.genotypes import stored_calls
+
+    return int(stored_calls(rows.column("gt"))[0].size) if rows.num_rows else 0
 
 
 def _new_rel(rel: str, txn: str) -> str:
@@ -215,26 +230,28 @@ def remove_samples(lake: Path | str, *, institution: str, path: Path | str,
                 continue
             report.files_rewritten += 1
             removed_calls = 0
-            calls_rels = {r: r for r in rels["calls"].get(fid, [])}  # same relpath in both tables
+            old = pq.read_table(store.table_path("samples") / rels["samples"][fid][0]) \
+                if rels["samples"].get(fid) else samples.slice(0, 0)
+            drop = sorted(int(i) for i, sid in zip(old["column_index"].to_pylist(), old["sample_id"].to_pylist(),
+                                                   strict=True) if sid in targets)
+            geno_rels = {r: r for r in rels["genotypes"].get(fid, [])}  # same relpath in both tables
             for vrel in rels["variants"].get(fid, []):
                 vt = pq.read_table(store.table_path("variants") / vrel)
-                crel = calls_rels.pop(vrel, None)
-                if crel is not None:
-                    ct = pq.read_table(store.table_path("calls") / crel)
-                    keep = pc.invert(pc.is_in(ct["sample_id"], gone))
-                    kept = ct.filter(keep)
-                    if kept.num_rows != ct.num_rows:
-                        removed_calls += ct.num_rows - kept.num_rows
-                        replace("calls", crel, kept)
+                grel = geno_rels.pop(vrel, None)
+                if grel is not None:
+                    gtab = pq.read_table(store.table_path("genotypes") / grel)
+                    kept = drop_samples(gtab, drop)
+                    removed_calls += _stored(gtab) - _stored(kept)
+                    replace("genotypes", grel, kept)
+                    calls = _counting(kept, n_left)
                 else:
-                    kept = TABLES["calls"].arrow_schema.empty_table()
-                replace("variants", vrel, _recount(vt, kept, n_left))
-            for crel in calls_rels.values():  # a calls part without its variants part (not written by ingest)
-                ct = pq.read_table(store.table_path("calls") / crel)
-                kept = ct.filter(pc.invert(pc.is_in(ct["sample_id"], gone)))
-                if kept.num_rows != ct.num_rows:
-                    removed_calls += ct.num_rows - kept.num_rows
-                    replace("calls", crel, kept)
+                    calls = _counting(pa.table({}), n_left)
+                replace("variants", vrel, _recount(vt, calls, n_left))
+            for grel in geno_rels.values():  # a genotypes part without its variants part (not written by ingest)
+                gtab = pq.read_table(store.table_path("genotypes") / grel)
+                kept = drop_samples(gtab, drop)
+                removed_calls += _stored(gtab) - _stored(kept)
+                replace("genotypes", grel, kept)
             for rel in rels["samples"].get(fid, []):
                 st = pq.read_table(store.table_path("samples") / rel)
                 st = st.filter(pc.invert(pc.is_in(st["sample_id"], gone))).sort_by("column_index")

@@ -1,0 +1,363 @@
+"""The genotype store's codec: one dense code per sample per split allele, and its expansion to calls.
+
+The `genotypes` table (docs/SCHEMA.md, docs/STORAGE.md) keeps one row per ingested file and split allele.
+Its ``gt`` column holds one ASCII character per sample of the file (column order of the VCF), so a
+1,000-sample file stores 1,000 characters per allele, which zstd squeezes to a few hundred bits: the layout
+of VCF-Zarr and Hail's MatrixTable, measured smaller than the ``.vcf.gz`` it replaces. Character ``'0'`` is a
+diploid homozygous-reference call (phased or not): exactly the calls the long ``calls`` view leaves out,
+implied by ``samples`` and ``ploidy``. Every other character is a *stored call*, and the FORMAT lists
+(``gq``, ``dp``, ``ad_ref``, ``ad_alt``) hold one value per stored call, in sample order.
+
+Codes (character ``chr(48 + k)``):
+
+===========  ================================================================================
+k            genotype (recoded for the row's alt: the alt is 1, every other allele 0)
+===========  ================================================================================
+0            diploid 0/0 or 0|0 (implied; not a stored call)
+1..18        diploid ``a/b`` (k = 1 + 3(a+1) + (b+1)) and ``a|b`` (the same + 9), a, b in {., 0, 1}
+19, 20, 21   haploid ``.``, ``0``, ``1``
+22           anything else (other ploidies): its text is in ``other_gt``, in sample order
+===========  ================================================================================
+
+This module is the one place that knows the codes: the ingest writer encodes with :func:`diploid_codes`,
+and every reader of calls goes through :func:`expand` (numpy, for the library's point reads and jobs) or
+:func:`calls_sql` (DuckDB, the ``calls`` view and SQL scans); both give the columns of the ``calls`` view.
+It imports nothing from the rest of genolake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+BASE = 48  # ASCII '0'
+OTHER = 22
+HOM_REF = 0
+_ALLELE = (".", "0", "1")
+
+
+def _texts() -> list[str]:
+    out = ["0/0"]
+    for sep in ("/", "|"):
+        for a in _ALLELE:
+            for b in _ALLELE:
+                out.append(f"{a}{sep}{b}")
+    out += [".", "0", "1", ""]
+    return out
+
+
+TEXT: tuple[str, ...] = tuple(_texts())  # k -> genotype text (k = 22: see other_gt)
+
+
+def _lut(fn: Callable[[str], int]) -> np.ndarray:
+    return np.array([fn(t) if k not in (HOM_REF, OTHER) else 0 for k, t in enumerate(TEXT)], dtype=np.int8)
+
+
+def _alleles(text: str) -> list[str]:
+    return [a for a in text.replace("|", "/").split("/") if a != ""] if text else []
+
+
+PLOIDY = _lut(lambda t: len(_alleles(t)))
+CALLED = _lut(lambda t: sum(a != "." for a in _alleles(t)))
+ALT_COUNT = _lut(lambda t: sum(a == "1" for a in _alleles(t)))
+PHASED = np.array(["|" in t for t in TEXT], dtype=bool)
+PLOIDY[HOM_REF], CALLED[HOM_REF] = 2, 2
+FORMAT_FIELDS = ("gq", "dp", "ad_ref", "ad_alt")
+CALL_COLUMNS = ("institution", "contig", "pos", "ref", "alt", "sample_id", "gt", "ploidy", "called", "alt_count",
+                "phased", "gq", "dp", "ad_ref", "ad_alt", "file_id")
+
+
+def diploid_codes(a0: np.ndarray, a1: np.ndarray, phased: np.ndarray) -> np.ndarray:
+    """Codes k (uint8) of calls given as recoded allele pairs: -1 missing, 0, 1; ``a1`` -2 for a haploid call.
+
+    A call with no allele at all (``a0`` -2) gets :data:`OTHER`; its text is ``""``."""
+    a0 = np.asarray(a0)
+    a1 = np.asarray(a1)
+    dip = 1 + (a0 + 1) * 3 + (a1 + 1) + np.asarray(phased, dtype=np.int64) * 9
+    k = np.where(a1 == -2, 19 + (a0 + 1), dip)
+    k = np.where((a1 != -2) & (a0 == 0) & (a1 == 0), HOM_REF, k)
+    k = np.where(a0 == -2, OTHER, k)
+    return k.astype(np.uint8)
+
+
+def code_text(text: str) -> int:
+    """The code of a genotype text (:data:`OTHER` if it has none)."""
+    if text in ("0/0", "0|0"):
+        return HOM_REF
+    try:
+        k = TEXT.index(text)
+    except ValueError:
+        return OTHER
+    return k if 0 < k < OTHER else OTHER
+
+
+def codes_array(rows: np.ndarray) -> pa.Array:
+    """A (rows, samples) matrix of codes k as the ``gt`` string column (one character per sample)."""
+    rows = np.ascontiguousarray(rows, dtype=np.uint8)
+    n_rows, n = rows.shape
+    data = (rows + BASE).astype(np.uint8).tobytes()
+    offsets = np.arange(n_rows + 1, dtype=np.int64) * n
+    if offsets[-1] < 2**31:
+        return pa.Array.from_buffers(pa.string(), n_rows, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                             pa.py_buffer(data)])
+    return pa.Array.from_buffers(pa.large_string(), n_rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)]) \
+        .cast(pa.string())
+
+
+def list_column(counts: np.ndarray, values: np.ndarray, missing: int) -> pa.Array:
+    """A list<int32> column: row i holds the next ``counts[i]`` of ``values``; ``missing`` or less -> null."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    vals = np.asarray(values, dtype=np.int64)
+    flat = pa.array(vals.astype(np.int32), type=pa.int32(), mask=vals <= missing)
+    return pa.ListArray.from_arrays(pa.array(offsets), flat)
+
+
+def valid_mask(arr: pa.Array) -> np.ndarray:
+    """True where ``arr`` is not null (from its validity bitmap: no pyarrow.compute, no pandas)."""
+    if arr.null_count == 0:
+        return np.ones(len(arr), dtype=bool)
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little")[arr.offset:arr.offset + len(arr)].astype(bool)
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes as uint8) of a string/binary array (chunk), sliced to its own rows."""
+    if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
+        odt: type = np.int64
+    else:
+        odt = np.int32
+    bufs = arr.buffers()
+    offsets: np.ndarray = np.frombuffer(bufs[1], dtype=odt, count=len(arr) + 1 + arr.offset)[arr.offset:]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return offsets.astype(np.int64), data
+
+
+def stored_calls(gt: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored calls of ``gt`` rows: (row, column_index, code k), row-major (rows, then samples in order)."""
+    arr = gt.combine_chunks() if isinstance(gt, pa.ChunkedArray) else gt
+    if arr.null_count:
+        raise ValueError("genotype codes must not be null")
+    offsets, data = _string_buffers(arr)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    window = data[lo:hi]
+    nz = np.flatnonzero(window != BASE)
+    row = np.searchsorted(offsets[1:] - lo, nz, side="right")
+    col = nz - (offsets[row] - lo)
+    return row.astype(np.int64), col.astype(np.int64), (window[nz] - BASE).astype(np.int8)
+
+
+def flat_values(col: pa.Array | pa.ChunkedArray, counts: np.ndarray) -> pa.Array:
+    """The values of a list column, one per stored call (null lists stand for as many nulls as the row has)."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if arr.null_count == 0:
+        return arr.flatten()
+    import pyarrow.compute as pc
+
+    filled = pc.if_else(pc.is_null(arr), pa.array([None] * len(arr), arr.type), arr)
+    parts = []
+    flat = filled.flatten()
+    lens = np.asarray(pc.fill_null(pc.list_value_length(filled), 0))
+    pos = 0
+    for i, c in enumerate(counts.tolist()):
+        if arr[i].is_valid:
+            parts.append(flat.slice(pos, lens[i]))
+            pos += int(lens[i])
+        else:
+            parts.append(pa.nulls(c, flat.type))
+    return pa.concat_arrays(parts) if parts else pa.array([], flat.type)
+
+
+@dataclass
+class CallValues:
+    """The stored calls of `genotypes` rows: row, column index, code, and each call's ploidy, called alleles and
+    alt count (other-ploidy calls parsed from ``other_gt``), row-major."""
+
+    row: np.ndarray
+    col: np.ndarray
+    k: np.ndarray
+    ploidy: np.ndarray
+    called: np.ndarray
+    alt_count: np.ndarray
+    other_idx: np.ndarray  # positions (in the calls) of the other-ploidy calls
+    other_text: list[str]
+
+
+def call_values(rows: pa.Table) -> CallValues:
+    """The stored calls of ``rows`` (columns ``gt``, and ``other_gt`` where a row has other-ploidy calls)."""
+    row, col, k = stored_calls(rows.column("gt"))
+    other_idx = np.flatnonzero(k == OTHER)
+    other_text: list[str] = []
+    ploidy, called, altc = PLOIDY[k], CALLED[k], ALT_COUNT[k]
+    if other_idx.size:
+        other_text = [str(x) for x in flat_values(rows.column("other_gt"), np.bincount(
+            row[other_idx], minlength=rows.num_rows)).to_pylist()]
+        for j, i in enumerate(other_idx.tolist()):
+            al = _alleles(other_text[j])
+            ploidy[i] = len(al)
+            called[i] = sum(a != "." for a in al)
+            altc[i] = sum(a == "1" for a in al)
+    return CallValues(row, col, k, ploidy, called, altc, other_idx, other_text)
+
+
+def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Sequence[str] = CALL_COLUMNS,
+           *, carriers_only: bool = False) -> pa.Table:
+    """The stored calls of ``genotypes`` rows as the long ``calls`` columns (``columns`` only).
+
+    ``pseudonyms(file_id)`` gives the file's pseudonyms by column index (null where a person was withdrawn:
+    their calls are left out). With ``carriers_only`` only calls holding the alt are returned."""
+    n = rows.num_rows
+    if n == 0:
+        return _empty(columns)
+    calls = call_values(rows)
+    row, col, k, ploidy, called, altc, other_idx, other_text = (
+        calls.row, calls.col, calls.k, calls.ploidy, calls.called, calls.alt_count, calls.other_idx, calls.other_text)
+    counts = np.bincount(row, minlength=n)
+    need = set(columns)
+    fids = rows.column("file_id").to_pylist()
+    # sample pseudonyms: one dictionary over the files of these rows, indexed per file by column index
+    dicts: list[pa.Array] = []
+    base: dict[str, int] = {}
+    for fid in dict.fromkeys(fids):
+        base[fid] = sum(len(d) for d in dicts)
+        dicts.append(pseudonyms(fid))
+    row_base = np.array([base[f] for f in fids], dtype=np.int64)
+    dictionary = pa.concat_arrays([d.cast(pa.string()) for d in dicts]) if dicts else pa.array([], pa.string())
+    sidx = row_base[row] + col
+    present = valid_mask(dictionary)[sidx] if len(dictionary) else np.zeros(len(sidx), bool)
+    keep = present & (altc > 0) if carriers_only else present
+    take = None if bool(keep.all()) else np.flatnonzero(keep)
+
+    def sel(a: np.ndarray) -> np.ndarray:
+        return a if take is None else a[take]
+
+    out: dict[str, pa.Array] = {}
+    take_rows = pa.array(sel(row))
+    for name in ("institution", "contig", "pos", "ref", "alt", "file_id"):
+        if name in need:
+            out[name] = rows.column(name).take(take_rows).combine_chunks()
+    if "sample_id" in need:
+        out["sample_id"] = dictionary.take(pa.array(sel(sidx)))
+    if "gt" in need:
+        kk = sel(k).astype(np.int32)
+        if other_idx.size:
+            ot = np.full(len(k), -1, dtype=np.int32)
+            ot[other_idx] = np.arange(other_idx.size, dtype=np.int32) + len(TEXT)
+            kk = np.where(sel(k) == OTHER, sel(ot), kk)
+        out["gt"] = pa.array(list(TEXT) + other_text, pa.string()).take(pa.array(kk))
+    if "ploidy" in need:
+        out["ploidy"] = pa.array(sel(ploidy), pa.int8())
+    if "called" in need:
+        out["called"] = pa.array(sel(called), pa.int8())
+    if "alt_count" in need:
+        out["alt_count"] = pa.array(sel(altc), pa.int8())
+    if "phased" in need:
+        ph = PHASED[k]
+        if other_idx.size:
+            ph[other_idx] = ["|" in t for t in other_text]
+        out["phased"] = pa.array(sel(ph & (ploidy > 1)), pa.bool_())
+    for name in FORMAT_FIELDS:
+        if name in need:
+            vals = flat_values(rows.column(name), counts) if name in rows.column_names else \
+                pa.nulls(len(k), pa.int32())
+            out[name] = vals if take is None else vals.take(pa.array(take))
+    return pa.table({c: out[c] for c in columns})
+
+
+_TYPES = {"institution": pa.string(), "contig": pa.string(), "pos": pa.int32(), "ref": pa.string(),
+          "alt": pa.string(), "sample_id": pa.string(), "gt": pa.string(), "ploidy": pa.int8(), "called": pa.int8(),
+          "alt_count": pa.int8(), "phased": pa.bool_(), "gq": pa.int32(), "dp": pa.int32(), "ad_ref": pa.int32(),
+          "ad_alt": pa.int32(), "file_id": pa.string()}
+
+
+def _empty(columns: Sequence[str]) -> pa.Table:
+    return pa.table({c: pa.array([], _TYPES[c]) for c in columns})
+
+
+def _sql_list(items: Sequence[object]) -> str:
+    out = []
+    for x in items:
+        if isinstance(x, str):
+            out.append("'" + x.replace("'", "''") + "'")
+        else:
+            out.append(str(x))
+    return "[" + ", ".join(out) + "]"
+
+
+def stored_calls_sql(src: str) -> str:
+    """DuckDB SQL giving, for ``genotypes`` rows ``src`` (a FROM-clause source), one row per stored call with the
+    ``calls`` columns except ``sample_id`` and with ``column_index`` instead: the same calls as :func:`expand`."""
+    o = chr(BASE + OTHER)
+    texts = _sql_list(list(TEXT))
+    return f"""(WITH _g AS (SELECT *, string_split(gt, '') AS _ch FROM {src}),
+_i AS (SELECT *, list_filter(range(len(_ch)), lambda i: _ch[i + 1] <> '0') AS _idx FROM _g),
+_c AS (SELECT institution, contig, pos, ref, alt, file_id, _ch, _idx, other_gt,
+              unnest(_idx) AS column_index, unnest(gq) AS gq, unnest(dp) AS dp,
+              unnest(ad_ref) AS ad_ref, unnest(ad_alt) AS ad_alt FROM _i),
+_k AS (SELECT *, ascii(_ch[column_index + 1]) - {BASE} AS _kk,
+              CASE WHEN _ch[column_index + 1] = '{o}' THEN other_gt[list_position(
+                  list_filter(_idx, lambda i: _ch[i + 1] = '{o}'), column_index)] END AS _other FROM _c),
+_t AS (SELECT *, coalesce(_other, {texts}[_kk + 1]) AS _gt,
+              string_split_regex(coalesce(_other, {texts}[_kk + 1]), '[/|]') AS _al FROM _k)
+SELECT institution, contig, pos, ref, alt, column_index, _gt AS gt,
+       CAST(CASE WHEN _gt = '' THEN 0 ELSE len(_al) END AS TINYINT) AS ploidy,
+       CAST(len(list_filter(_al, lambda a: a <> '.' AND a <> '')) AS TINYINT) AS called,
+       CAST(len(list_filter(_al, lambda a: a = '1')) AS TINYINT) AS alt_count,
+       (contains(_gt, '|') AND len(_al) > 1) AS phased,
+       gq, dp, ad_ref, ad_alt, file_id
+FROM _t)"""
+
+
+def calls_sql(src: str, samples: str) -> str:
+    """DuckDB SQL giving the ``calls`` columns from ``genotypes`` rows ``src`` (a FROM-clause source) and the
+    ``samples`` rows ``samples`` (file_id, column_index, sample_id): the same result as :func:`expand`."""
+    return f"""(SELECT _t.institution, _t.contig, _t.pos, _t.ref, _t.alt, _s.sample_id, _t.gt, _t.ploidy, _t.called,
+       _t.alt_count, _t.phased, _t.gq, _t.dp, _t.ad_ref, _t.ad_alt, _t.file_id
+FROM {stored_calls_sql(src)} AS _t JOIN {samples} AS _s ON _s.file_id = _t.file_id AND _s.column_index = _t.column_index)"""
+
+
+def drop_samples(rows: pa.Table, drop: Sequence[int]) -> pa.Table:
+    """``genotypes`` rows of one file without the samples at column indices ``drop`` (withdrawn people): their
+    codes, FORMAT values and other-ploidy texts are gone, and later samples move down (as ``samples``'
+    column_index is renumbered)."""
+    if not rows.num_rows or not len(drop):
+        return rows
+    gt = rows.column("gt").combine_chunks()
+    offsets, data = _string_buffers(gt)
+    widths = np.diff(offsets)
+    n = int(widths[0])
+    if not bool((widths == n).all()):
+        raise ValueError("genotype rows of one file must have one code per sample of the file")
+    mat = data[int(offsets[0]):int(offsets[-1])].reshape(len(widths), n) - BASE
+    row, col, k = stored_calls(gt)
+    counts = np.bincount(row, minlength=rows.num_rows)
+    gone = np.zeros(n, dtype=bool)
+    gone[np.asarray(drop, dtype=np.int64)] = True
+    keep = ~gone[col]
+    new_counts = np.bincount(row[keep], minlength=rows.num_rows)
+    out = rows.set_column(rows.schema.get_field_index("gt"), "gt", codes_array(mat[:, ~gone]))
+    for name in FORMAT_FIELDS:
+        if name not in rows.column_names:
+            continue
+        vals = flat_values(rows.column(name), counts).filter(pa.array(keep))
+        offs = np.zeros(rows.num_rows + 1, dtype=np.int32)
+        np.cumsum(new_counts, out=offs[1:])
+        out = out.set_column(out.schema.get_field_index(name), name, pa.ListArray.from_arrays(pa.array(offs), vals))
+    if "other_gt" in rows.column_names:
+        is_other = k == OTHER
+        if is_other.any():
+            texts = flat_values(rows.column("other_gt"), np.bincount(row[is_other], minlength=rows.num_rows))
+            kept_texts = texts.filter(pa.array(keep[is_other])).to_pylist()
+            per_row: list[list[str] | None] = [None] * rows.num_rows
+            for r, t in zip(row[is_other & keep].tolist(), kept_texts, strict=True):
+                lst = per_row[r]
+                if lst is None:
+                    per_row[r] = [t]
+                else:
+                    lst.append(t)
+            out = out.set_column(out.schema.get_field_index("other_gt"), "other_gt",
+                                 pa.array(per_row, pa.list_(pa.string())))
+    return out
