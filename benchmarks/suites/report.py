@@ -339,7 +339,7 @@ def storage_lines(storage: dict[str, Any], *, share: float = 0.02) -> list[str]:
         lines += row("&nbsp;&nbsp;other columns", rest, optional=True)
     lines += row("other tables (Parquet)", lambda d: sum(
         t["parquet_bytes"] for n, t in d["tables"].items() if n not in shown_tables), optional=True)
-    lines += row("of which Parquet footers and page indexes (all tables)", lambda d: sum(
+    lines += row("Parquet footers and page indexes (in the rows above)", lambda d: sum(
         t["footer_bytes"] for t in d["tables"].values()))
     lines += row("Delta logs (all tables)", lambda d: d["delta_log_bytes"])
     lines += row("files no table version references", lambda d: sum(
