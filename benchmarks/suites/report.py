@@ -116,7 +116,7 @@ TARGETS = (
     Target("#10 store", "1 Mb region with joint frequencies median <= 10 ms", "measure:queries.region", "<=", 10.0,
            ("queries.region_pysam",)),
     Target("#10 store", "`genolake query variant` cold, whole process <= 0.35 s", "measure:cli.genolake_variant",
-           "<=", 0.35, ("cli.bcftools_view", "cli.python_startup")),
+           "<=", 0.35, ("cli.bcftools_view",)),
     Target("#10 store", "aggregate (joint + institutions + one --by) <= 3 s", "measure:aggregate.genolake", "<=", 3.0,
            ("aggregate.hail", "aggregate.bcftools")),
     Target("#10 store", "aggregate >= 20x faster than Hail", "ratio:aggregate.vs_hail", ">=", 20.0),
@@ -125,8 +125,11 @@ TARGETS = (
 )
 
 
+PEER_LABELS = {"ingest.genolake_w0": "genolake --workers 0"}  # where the tool name alone would be ambiguous
+
+
 def _measure_cell(m: Measure) -> str:
-    return f"{m.tool} {fmt_value(m.value, m.unit)}"
+    return f"{PEER_LABELS.get(m.key, m.tool)} {fmt_value(m.value, m.unit)}"
 
 
 def target_rows(results: Results) -> list[dict[str, Any]]:
@@ -155,6 +158,8 @@ def target_rows(results: Results) -> list[dict[str, Any]]:
             m = results.measures[key]
             figure = m.value
             shown = fmt_value(m.value, m.unit)
+            if m.unit == "x":  # a growth: say between which sizes (another tier may have another pair)
+                shown += f" ({m.what})"
         met = None if figure is None else _holds(figure, t.op, t.value)
         peers = [_measure_cell(ms[k]) for k in dict.fromkeys(peer_keys) if k in ms]
         rows.append({"issue": t.issue, "target": t.text, "figure": figure, "shown": shown, "met": met,

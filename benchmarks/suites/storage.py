@@ -90,7 +90,8 @@ def breakdown(lake: Path) -> dict[str, Any]:
             for name in names:
                 f = Path(root) / name
                 size = f.stat().st_size
-                if not name.endswith(".parquet") or (live is not None and f.resolve() not in live):
+                referenced = name.endswith(".parquet") if live is None else f.resolve() in live
+                if not referenced:
                     unreferenced += size
                     continue
                 cols, n = parquet_columns(f)
