@@ -33,11 +33,12 @@ log = logging.getLogger("benchmarks")
 TIERS: dict[str, dict[str, object]] = {
     "quick": {"samples": 200, "institutions": 3, "mb": 2.0, "queries": 200, "assoc_queries": 20, "cli_runs": 10,
               "ingest_repeats": 3, "ingest_input": (1000, 4.0), "scaling": (100, 1000), "scaling_mb": 1.0,
-              "hail": True, "peer_budget_s": 3.0},
-    # one ingest run per tool and 1 Mb scaling cohorts keep the full tier (simulation included) under 30 minutes
+              "hail": True, "peer_budget_s": 3.0, "vcf2zarr": "all"},
+    # one ingest run per tool and 1 Mb scaling cohorts keep the full tier (simulation included) near 30 minutes;
+    # vcf2zarr converts only the GT-only cohort there (~4 min; the GT:GQ:DP:AD one would take ~15 min on 2 cores)
     "full": {"samples": 1000, "institutions": 3, "mb": 20.0, "queries": 200, "assoc_queries": 200, "cli_runs": 15,
              "ingest_repeats": 1, "ingest_input": None, "scaling": (1000, 10000, 50000), "scaling_mb": 1.0,
-             "hail": True, "peer_budget_s": 10.0},
+             "hail": True, "peer_budget_s": 10.0, "vcf2zarr": "gt"},
 }
 
 
@@ -57,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
     p.add_argument("--hail", action=argparse.BooleanOptionalAction, default=None,
                    help="run the Hail peer when hail imports (default: on; 1-3 min in the quick tier)")
+    p.add_argument("--vcf2zarr", choices=("all", "gt", "none"),
+                   help="size peer vcf2zarr (when bio2zarr imports): both storage cohorts, the GT-only one, or none "
+                        "(default: all quick, gt full)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
                    help="where the JSON, markdown and PNG go (default: benchmarks/results)")
     p.add_argument("--work", type=Path, help="work folder; cohorts in it are reused (default: a temporary folder)")
@@ -80,6 +84,8 @@ def make_config(args: argparse.Namespace, work: Path) -> Config:
         d["scaling"] = tuple(int(x) for x in args.scaling.split(",") if x.strip())
     if args.hail is not None:
         d["hail"] = args.hail
+    if args.vcf2zarr is not None:
+        d["vcf2zarr"] = args.vcf2zarr
     return Config(tier=tier, seed=args.seed, work=work, **d)  # type: ignore[arg-type]
 
 

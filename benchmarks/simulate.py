@@ -3,7 +3,8 @@
 Writes, for each institution, a bgzipped and tabix-indexed VCF with the awkward parts of real data:
 multi-allelic sites (finite-sites JC69 mutation model), ~1% missing calls, a chrX region where males
 have haploid calls, the last institution naming contigs without ``chr``, FORMAT GT:GQ:DP:AD with
-plausible values; plus a phenotype table per institution with a planted case/control signal.
+plausible values (or GT only, ``--gt-only``: the same sites, genotypes and phenotypes for the same seed);
+plus a phenotype table per institution with a planted case/control signal.
 
     python -m benchmarks.simulate --out DIR --samples 1000 --institutions 3 --mb 20 --seed 42
 """
@@ -85,9 +86,13 @@ def _format_ad(entry: str, n_alleles: int) -> str:
 
 def simulate_cohort(
     out: Path | str, *, samples: int, institutions: int, mb: float, seed: int, chrx_mb: float = 2.0,
-    drop_monomorphic: bool = False,
+    drop_monomorphic: bool = False, gt_only: bool = False,
 ) -> CohortPaths:
-    """Simulate ``institutions`` x ``samples`` diploid samples and write their VCFs and phenotype tables."""
+    """Simulate ``institutions`` x ``samples`` diploid samples and write their VCFs and phenotype tables.
+
+    ``gt_only`` writes FORMAT GT alone; every random draw is made either way, so the same seed gives the
+    same sites, genotypes, missing calls and phenotypes as the GT:GQ:DP:AD cohort.
+    """
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +110,8 @@ def simulate_cohort(
         arr[:] = "./."
         for (x, y), opts in table.items():
             for v, e in enumerate(opts.tolist()):
-                arr[((x + 1) * 6 + (y + 2)) * nvar + v] = _format_ad(e, n_alleles)
+                entry = e.split(":", 1)[0] if gt_only else _format_ad(e, n_alleles)
+                arr[((x + 1) * 6 + (y + 2)) * nvar + v] = entry
         flat[n_alleles] = arr
     res = CohortPaths(out=str(out))
     # collect genotypes per site: (contig, pos, ref, alts, allele matrix (total, 2))
@@ -147,6 +153,7 @@ def simulate_cohort(
     case = rng.random(total) < 1 / (1 + np.exp(-logit))
     res.causal = f"chr20-{causal[1]}-{causal[2]}-{causal[3][0]}"
     missing = rng.random((len(sites), total)) < 0.01
+    fmt = "GT" if gt_only else "GT:GQ:DP:AD"
     for inst in range(institutions):
         lo, hi = inst * samples, (inst + 1) * samples
         plain = inst == institutions - 1
@@ -157,9 +164,10 @@ def simulate_cohort(
             fh.write("##fileformat=VCFv4.2\n##reference=GRCh38\n")
             fh.write(f"##contig=<ID={c20},length={CHR20_LEN}>\n##contig=<ID={cx},length={CHRX_LEN}>\n")
             fh.write('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
-            fh.write('##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">\n')
-            fh.write('##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">\n')
-            fh.write('##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">\n')
+            if not gt_only:
+                fh.write('##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">\n')
+                fh.write('##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">\n')
+                fh.write('##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">\n')
             fh.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t")
             fh.write("\t".join(f"I{inst}_S{j:05d}" for j in range(samples)) + "\n")
             for k, (contig, pos, ref, alts, g) in enumerate(sites):
@@ -173,7 +181,7 @@ def simulate_cohort(
                 code = ((a + 1) * 6 + (b + 2)) * nvar + pick
                 cols = flat[len(alts) + 1][code]
                 chrom = c20 if contig == "20" else cx
-                fh.write(f"{chrom}\t{pos}\t.\t{ref}\t{','.join(alts)}\t50\tPASS\t.\tGT:GQ:DP:AD\t")
+                fh.write(f"{chrom}\t{pos}\t.\t{ref}\t{','.join(alts)}\t50\tPASS\t.\t{fmt}\t")
                 fh.write("\t".join(cols.tolist()))
                 fh.write("\n")
         subprocess.run(["bgzip", "-f", str(path)], check=True)
@@ -202,9 +210,10 @@ def main() -> None:
     p.add_argument("--chrx-mb", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--drop-monomorphic", action="store_true")
+    p.add_argument("--gt-only", action="store_true", help="FORMAT GT only (same sites and genotypes)")
     a = p.parse_args()
     res = simulate_cohort(a.out, samples=a.samples, institutions=a.institutions, mb=a.mb, seed=a.seed,
-                          chrx_mb=a.chrx_mb, drop_monomorphic=a.drop_monomorphic)
+                          chrx_mb=a.chrx_mb, drop_monomorphic=a.drop_monomorphic, gt_only=a.gt_only)
     print(f"{res.sites:,} sites ({res.multiallelic_sites:,} multi-allelic), {res.genotypes:,} genotypes, "
           f"causal {res.causal}, {res.seconds} s -> {res.out}")
 

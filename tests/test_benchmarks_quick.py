@@ -55,8 +55,72 @@ def test_ratios_thresholds_and_targets(tmp_path: Path) -> None:
     assert any(f.startswith("nothing.here") and "names no comparison" in f for f in failures)
     targets = {t["target"]: t for t in target_rows(r)}
     assert targets["lake.variant() median <= 5 ms"]["met"] is True
-    assert targets["lake size <= 1.0x the .vcf.gz"]["shown"] == "lake = 0.50x the .vcf.gz"
+    assert targets["lake.variant() median <= 5 ms"]["peer"] == "pysam 4.00 ms"
+    assert targets["carriers of one variant median <= 20 ms"]["peer"] == "-"  # neither measured
+    assert targets["lake size <= 1.0x the .vcf.gz"]["shown"] == "lake = 0.50x the .vcf.gz (50.0 MB)"
     assert targets[">= 10x faster than Hail"]["met"] is None
+    # issue 10: absolute targets show the peer's figure of the same run, ratio targets their own peer
+    assert targets["lake.variant() median <= 2 ms"]["met"] is True  # 2.0 ms
+    assert targets["lake.variant() median <= 2 ms"]["peer"] == "pysam 4.00 ms"
+    assert targets["lake.variant() never slower than pysam fetch + count"]["met"] is True
+    assert targets["ingest in process >= 1.0x plain cyvcf2 iteration"]["shown"] == "0.30x (3.00 M genotypes/s)"
+    assert targets["ingest in process >= 1.0x plain cyvcf2 iteration"]["peer"] == "cyvcf2 10.00 M genotypes/s"
+    assert targets["lake <= 0.3x the .vcf.gz, GT:GQ:DP:AD cohort"]["met"] is False  # 0.5x
+    assert targets["lake <= 0.5x the .vcf.gz, GT-only cohort"]["met"] is None  # not measured
+
+
+def test_unknown_threshold_only_for_suites_that_ran(tmp_path: Path) -> None:
+    thresholds = tmp_path / "t.toml"
+    thresholds.write_text('[quick]\n"queries.point_vs_pysam" = 1.5\n"scaling_50000.point_vs_pysam" = 1\n'
+                          '"ingest.w9_vs_cyvcf2" = 1\n')
+    r = _results()
+    r.seconds = {"queries": 1.0, "ingest": 1.0, "storage": 1.0}  # scaling was left out (--suites)
+    failures = evaluate(r, "quick", thresholds)
+    assert [f.split(":")[0] for f in failures if "names no comparison" in f] == ["ingest.w9_vs_cyvcf2"]
+
+
+def test_storage_breakdown_reads_every_delta_table(tmp_path: Path) -> None:
+    """Column bytes come from the footers of the files the current version references, whatever the layout."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from deltalake import write_deltalake
+
+    from benchmarks.suites.report import storage_lines
+    from benchmarks.suites.storage import breakdown
+
+    lake = tmp_path / "lake"
+    rows = pa.table({"contig": ["chr1"] * 500 + ["chr2"] * 500, "pos": list(range(1000)),
+                     "codes": ["0/1" * 50] * 1000})
+    write_deltalake(str(lake / "genotypes"), rows, partition_by=["contig"])
+    write_deltalake(str(lake / "nested" / "sites"), rows.select(["pos"]))
+    write_deltalake(str(lake / "nested" / "sites"), rows.select(["pos"]).slice(0, 10), mode="overwrite")
+    (lake / "genolake.json").write_text("{}")
+    (lake / "_staging").mkdir()
+    (lake / "_staging" / "junk.parquet").write_bytes(b"x" * 1000)
+    d = breakdown(lake)
+    assert set(d["tables"]) == {"genotypes", "nested/sites"}
+    g = d["tables"]["genotypes"]
+    files = sorted((lake / "genotypes").rglob("*.parquet"))
+    assert g["files"] == len(files) == 2 and g["rows"] == 1000
+    want: dict[str, int] = {}
+    for f in files:
+        md = pq.ParquetFile(f).metadata
+        for i in range(md.num_row_groups):
+            for j in range(md.num_columns):
+                c = md.row_group(i).column(j)
+                want[c.path_in_schema] = want.get(c.path_in_schema, 0) + c.total_compressed_size
+    assert g["columns"] == want
+    assert g["parquet_bytes"] == sum(f.stat().st_size for f in files)
+    assert g["footer_bytes"] == g["parquet_bytes"] - sum(want.values()) > 0
+    sites = d["tables"]["nested/sites"]
+    assert sites["rows"] == 10 and sites["unreferenced_bytes"] > 0  # the overwritten file is still on disk
+    assert d["delta_log_bytes"] == sum(t["delta_log_bytes"] for t in d["tables"].values()) > 0
+    assert d["other_bytes"] == 2  # genolake.json; _staging is scratch
+    d.update({"genotypes": 1000 * 50, "vcf_gz_bytes": 10_000})
+    md_lines = storage_lines({"gt": d}, share=0.0)
+    assert any(line.startswith("| `genotypes` (Parquet) |") for line in md_lines)
+    assert any(line.startswith("| &nbsp;&nbsp;`codes` |") for line in md_lines)
+    assert md_lines[-1].startswith("| the .vcf.gz files (peer) | 0.01 | 1.600 |")
 
 
 def test_markdown_escapes_pipes(tmp_path: Path) -> None:

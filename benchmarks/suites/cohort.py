@@ -24,34 +24,45 @@ class Cohort:
     seed: int
     meta: dict[str, Any] = field(default_factory=dict)  # cohort.json
     seconds: float = 0.0  # time to simulate (0 when reused)
+    gt_only: bool = False  # FORMAT GT alone (else GT:GQ:DP:AD)
 
     @property
     def vcf_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.vcfs)
 
 
-def cohort_dir(work: Path, *, samples: int, institutions: int, mb: float, seed: int, chrx_mb: float) -> Path:
-    return work / "cohorts" / f"{institutions}x{samples}-{mb:g}mb-x{chrx_mb:g}-seed{seed}"
+def cohort_dir(work: Path, *, samples: int, institutions: int, mb: float, seed: int, chrx_mb: float,
+               gt_only: bool = False) -> Path:
+    name = f"{institutions}x{samples}-{mb:g}mb-x{chrx_mb:g}-seed{seed}"
+    return work / "cohorts" / (f"{name}-gt" if gt_only else name)
 
 
 def get_cohort(work: Path, *, samples: int, institutions: int, mb: float, seed: int,
-               chrx_mb: float = 2.0) -> Cohort:
-    """Simulate the cohort (or reuse the one already in ``work`` with the same parameters)."""
-    out = cohort_dir(work, samples=samples, institutions=institutions, mb=mb, seed=seed, chrx_mb=chrx_mb)
+               chrx_mb: float = 2.0, gt_only: bool = False) -> Cohort:
+    """Simulate the cohort (or reuse the one already in ``work`` with the same parameters).
+
+    ``gt_only``: FORMAT GT alone; the same seed gives the same sites and genotypes as the GT:GQ:DP:AD cohort.
+    """
+    out = cohort_dir(work, samples=samples, institutions=institutions, mb=mb, seed=seed, chrx_mb=chrx_mb,
+                     gt_only=gt_only)
     seconds = 0.0
     if not _complete(out, institutions):
         try:
             sim = importlib.import_module("benchmarks.simulate")
         except ImportError as exc:
             raise RuntimeError(f"benchmarks/simulate.py is needed to generate the cohort ({exc})") from exc
-        log.info("simulating %d institution(s) x %d samples x %g Mb (seed %d) ...", institutions, samples, mb, seed)
+        log.info("simulating %d institution(s) x %d samples x %g Mb (seed %d%s) ...", institutions, samples, mb, seed,
+                 ", GT only" if gt_only else "")
         t = time.perf_counter()
         out.mkdir(parents=True, exist_ok=True)
-        sim.simulate_cohort(out, samples=samples, institutions=institutions, mb=mb, seed=seed, chrx_mb=chrx_mb)
+        sim.simulate_cohort(out, samples=samples, institutions=institutions, mb=mb, seed=seed, chrx_mb=chrx_mb,
+                            gt_only=gt_only)
         seconds = time.perf_counter() - t
         (out / ".complete").write_text("ok\n")
         log.info("  simulated in %.1f s", seconds)
-    return _load(out, institutions, samples=samples, mb=mb, seed=seed, seconds=seconds)
+    cohort = _load(out, institutions, samples=samples, mb=mb, seed=seed, seconds=seconds)
+    cohort.gt_only = gt_only
+    return cohort
 
 
 def _complete(out: Path, institutions: int) -> bool:

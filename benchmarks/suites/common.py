@@ -116,6 +116,7 @@ class Config:
     scaling_mb: float
     hail: bool  # run the Hail peer (when hail imports)
     peer_budget_s: float  # cap on the time spent on one slow peer's query series
+    vcf2zarr: str = "all"  # storage cohorts vcf2zarr converts when bio2zarr imports: all | gt | none
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -187,9 +188,11 @@ def fmt_value(value: float | None, unit: str) -> str:
     if unit == "ms":
         return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
     if unit == "bytes":
-        return f"{value / 1e6:.1f} MB"
+        return f"{value / 1e6:.1f} MB" if value >= 1e6 else f"{value / 1e3:.1f} kB"
     if unit.endswith("/s"):
         return f"{value / 1e6:.2f} M {unit}"
     if unit == "x":
         return f"{value:.2f}x"
+    if unit == "bits":
+        return f"{value:.2f} bits"
     return f"{value:g} {unit}"

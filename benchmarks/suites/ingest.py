@@ -1,4 +1,4 @@
-"""Ingest: genotypes/s of `genolake ingest` (0, 1, 2 workers) against cyvcf2 and `bcftools view -Ob`.
+"""Ingest: genotypes/s of `genolake ingest` (0, 1, 2 workers, default) against cyvcf2 and `bcftools view -Ob`.
 
 All tools read the same file: the main cohort's first institution (full tier), or in the quick tier a
 dedicated 1,000-sample file large enough that fixed costs (checksums, commit, Dask start) do not swamp the
@@ -83,13 +83,18 @@ def run(ctx: Context) -> None:
     samples = n_samples(path)
     records = 0
 
-    def genolake(workers: int) -> Callable[[], None]:
+    runners: set[str] = set()  # what the default chose (IngestReport.runner), run by run
+
+    def genolake(workers: int | None) -> Callable[[], None]:
         def go() -> None:
             from genolake.ingest.pipeline import ingest
 
             lake = scratch / f"lake-w{workers}"
             shutil.rmtree(lake, ignore_errors=True)
-            ingest(lake, "bench", [path], workers=workers)
+            if workers is None:  # the default, as `genolake ingest` without --workers
+                runners.add(str(getattr(ingest(lake, "bench", [path]), "runner", "") or "?"))
+            else:
+                ingest(lake, "bench", [path], workers=workers)
             shutil.rmtree(lake, ignore_errors=True)
         return go
 
@@ -102,6 +107,7 @@ def run(ctx: Context) -> None:
         "genolake_w0": ("genolake", "genolake ingest, in process (--workers 0)", genolake(0)),
         "genolake_w1": ("genolake", "genolake ingest, 1 Dask worker", genolake(1)),
         "genolake_w2": ("genolake", "genolake ingest, 2 Dask workers", genolake(2)),
+        "genolake_default": ("genolake", "genolake ingest, default workers (no --workers)", genolake(None)),
     }
     if fields:
         def with_fields() -> None:
@@ -130,15 +136,21 @@ def run(ctx: Context) -> None:
     genotypes = records * samples
     res.extra["ingest"] = {"file": path.name, "records": records, "samples": samples, "genotypes": genotypes,
                            "best_seconds": best, "repeats": cfg.ingest_repeats}
+    res.extra["ingest"]["default_runner"] = sorted(runners)
     for name, (tool, what, _) in tools.items():
+        note = f"best of {cfg.ingest_repeats}: {best[name]:.2f} s for {genotypes:,} genotypes"
+        if name == "genolake_default":
+            note += f"; ran {' / '.join(sorted(runners))}"
         res.add(Measure(f"ingest.{name}", tool, what, "genotypes/s", genotypes / best[name], n=cfg.ingest_repeats,
-                        note=f"best of {cfg.ingest_repeats}: {best[name]:.2f} s for {genotypes:,} genotypes"))
+                        note=note))
     for w in (0, 1, 2):
         res.compare(f"ingest.w{w}_vs_cyvcf2", f"ingest.genolake_w{w}", "ingest.cyvcf2_gt", "rate",
                     f"ingest {w} worker(s) vs plain cyvcf2 iteration")
         if "bcftools_bcf" in tools:
             res.compare(f"ingest.w{w}_vs_bcftools", f"ingest.genolake_w{w}", "ingest.bcftools_bcf", "rate",
                         f"ingest {w} worker(s) vs bcftools view -Ob")
+    res.compare("ingest.default_vs_w0", "ingest.genolake_default", "ingest.genolake_w0", "rate",
+                "ingest with the default workers vs --workers 0")
     if "cyvcf2_fields" in tools:
         res.compare("ingest.w1_vs_cyvcf2_fields", "ingest.genolake_w1", "ingest.cyvcf2_fields", "rate",
                     "ingest 1 worker vs cyvcf2 reading GT+GQ+DP+AD")

@@ -68,16 +68,22 @@ def run(ctx: Context) -> None:
 
 
 def growth(ctx: Context, series: list[dict[str, Any]]) -> None:
-    """Point-query growth for 10x the samples (the issue's < 1.5x target), between the first pair 10x apart."""
+    """Point-query growth when the samples grow 10x (issue 3: < 1.5x) and 50x (issue 10: 1,000 -> 50,000, <= 1.3x).
+
+    Each factor uses the first pair of sizes that far apart (the full tier: 1,000 -> 10,000 and 1,000 -> 50,000);
+    a tier without such a pair does not report it.
+    """
     res = ctx.results
     by_n = {p["samples"]: p for p in series}
-    for n in sorted(by_n):
-        if 10 * n in by_n:
-            a, b = by_n[n], by_n[10 * n]
-            for metric, label in (("point", "lake.variant"), ("carriers", "lake.carriers"),
-                                  ("point_pysam", "pysam fetch")):
-                if metric in a and metric in b:
-                    tool = "pysam" if metric.endswith("pysam") else "genolake"
-                    res.add(Measure(f"scaling.{metric}_growth_10x", tool,
-                                    f"{label} median at {10 * n:,} / at {n:,} samples", "x", b[metric] / a[metric]))
-            return
+    for factor in (10, 50):
+        n = next((n for n in sorted(by_n) if factor * n in by_n), None)
+        if n is None:
+            res.skip(f"scaling.point_growth_{factor}x", f"no two scaling cohorts {factor}x apart "
+                     f"({', '.join(f'{k:,}' for k in sorted(by_n)) or 'none'} samples)")
+            continue
+        a, b = by_n[n], by_n[factor * n]
+        for metric, label in (("point", "lake.variant"), ("carriers", "lake.carriers"), ("point_pysam", "pysam fetch")):
+            if metric in a and metric in b:
+                tool = "pysam" if metric.endswith("pysam") else "genolake"
+                res.add(Measure(f"scaling.{metric}_growth_{factor}x", tool,
+                                f"{label} median at {factor * n:,} / at {n:,} samples", "x", b[metric] / a[metric]))
