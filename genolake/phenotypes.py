@@ -31,34 +31,11 @@ from typing import Any
 import pyarrow as pa
 
 from genolake.errors import BadInputFileError, UserInputError
-from genolake.schema import Column, Table, register
+from genolake.schema import PHENOTYPES
 
 log = logging.getLogger(__name__)
 
 KINDS = ("categorical", "numeric", "list")
-
-PHENOTYPES = register(
-    Table(
-        name="phenotypes",
-        doc=(
-            "Sample phenotypes in long form: one row per sample and phenotype with a value (missing values "
-            "have no row). Loaded per institution by `genolake phenotypes load`; loading again replaces the "
-            "institution's rows atomically. The DuckDB view `phenotypes` shows them wide (one typed column per "
-            "phenotype: VARCHAR, DOUBLE or VARCHAR[]); `phenotypes_long` shows this table."
-        ),
-        columns=(
-            Column("institution", pa.string(), "Institution whose samples these are (`--institution`)."),
-            Column("sample_id", pa.string(), "Keyed pseudonym of the sample, as in `samples` and `calls`."),
-            Column("name", pa.string(), "Phenotype name: a lower-case SQL identifier (`sex`, `case_status`, `bmi`, `hpo`)."),
-            Column("kind", pa.string(), "`categorical`, `numeric` or `list`; one kind per name across the lake."),
-            Column("value_str", pa.string(), "Value of a categorical phenotype, else null.", True),
-            Column("value_num", pa.float64(), "Value of a numeric phenotype, else null.", True),
-            Column("value_list", pa.list_(pa.string()), "Codes of a list phenotype (HPO, ICD-10, ...), else null.", True),
-        ),
-        layout=("institution",),
-        sort_by=("name", "sample_id"),
-    )
-)
 
 MISSING = frozenset({"", "na", "n/a", "nan", ".", "null", "none", "-"})
 RESERVED = frozenset({"institution", "sample_id"})

@@ -22,7 +22,7 @@ and the site is in one of the file's callable regions; otherwise it does not cou
 (haploid chrX calls of males add 1 allele and count in ``nhemi``), never through phenotypes.
 
 ``--adj`` adds a second set of rows whose ``stratum`` is prefixed ``adj:`` (``adj:all``, ``adj:sex=female``): the
-same counts using only genotypes that pass gnomAD's ``adj`` filter (:data:`ADJ_RULE`). A failing stored genotype is
+same counts using only genotypes that pass gnomAD's ``adj`` filter (:data:`genolake.schema.ADJ_RULE`). A failing stored genotype is
 treated as missing (it adds nothing to AN, AC or n_called). Implied 0/0 genotypes and absent-site reference
 genotypes carry no GQ/DP in the lake (only non-0/0 calls are stored), so they always pass: gnomAD evaluates
 reference genotypes with the GQ/DP of their gVCF reference blocks, which a VCF-based lake does not have, so
@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genolake.errors import LakeStateError, UserInputError
-from genolake.schema import Column, Table, register
+from genolake.schema import ADJ_AB, ADJ_DP, ADJ_DP_HAPLOID, ADJ_GQ, AGGREGATE_RUNS, ALLELE_FREQUENCIES
 from genolake.schema import people as people_of
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,6 @@ log = logging.getLogger(__name__)
 MAX_LEVELS = 200
 """A ``--by`` column may have at most this many distinct values."""
 FAF_CI = 0.95
-ADJ_GQ, ADJ_DP, ADJ_DP_HAPLOID, ADJ_AB = 20, 10, 5, 0.2
-ADJ_RULE = (
-    "GQ >= 20; DP >= 10 (DP >= 5 for haploid calls, as gnomAD's `haploid_adj_dp`); for heterozygous diploid "
-    "calls of the row's alt (0/1 after per-alt recoding) AD[alt] / DP >= 0.2. Each condition applies only where "
-    "its fields are stored (a VCF without GQ filters nothing on GQ)."
-)
 ENGINES = ("dask", "hail")
 _MAX_POS = 2**31 - 1
 _TARGET_ROWS = 32_000_000  # genotypes (sites x samples of the `genotypes` rows) per task
@@ -69,74 +63,7 @@ _I64 = pa.int64()
 _F64 = pa.float64()
 _STR = pa.string()
 
-ALLELE_FREQUENCIES = register(
-    Table(
-        name="allele_frequencies",
-        doc=(
-            "Allele frequencies written by `genolake aggregate`: one row per split allele, `scope` (`joint` or an "
-            "institution) and `stratum` (`all`, or `COLUMN=value` for each `--by` phenotype column; with `--adj` "
-            "also the same strata prefixed `adj:`, counting only genotypes passing gnomAD's adj filter: "
-            + ADJ_RULE + " Implied 0/0 and absent-as-reference genotypes have no stored GQ/DP and always pass). "
-            "Rows of stratum `all` / `adj:all` exist for every variant, the joint scope and every institution "
-            "(AN 0 and AF null where the institution has no counting sample); a `COLUMN=value` row exists where at "
-            "least one sample of the stratum and scope counts at the site. Counts follow the lake's rule (stored "
-            "calls, implied 0/0 where the sample's file lists the site, absent sites only for `--absent-as-ref` "
-            "files or inside `--callable-regions`, each sample adding its ploidy). Replaced as a whole by each run."
-        ),
-        columns=(
-            Column("contig", _STR, "Contig, harmonised as in `variants`."),
-            Column("pos", pa.int32(), "1-based position of the normalised allele."),
-            Column("ref", _STR, "Reference allele (normalised)."),
-            Column("alt", _STR, "Alternate allele (normalised, split)."),
-            Column("scope", _STR, "`joint` (every institution) or an institution name."),
-            Column("stratum", _STR, "`all`, `COLUMN=value` of a `--by` phenotype, or either prefixed `adj:` (`--adj`)."),
-            Column("ac", _I64, "Alternate allele count: copies of this alt among counted alleles (haploid calls count once)."),
-            Column("an", _I64, "Allele number: counted non-missing alleles (diploid 2, haploid 1, `./1` 1, missing 0)."),
-            Column("af", _F64, "AC / AN; null if AN is 0.", True),
-            Column("nhomalt", _I64, "Diploid samples homozygous for this alt."),
-            Column("nhemi", _I64, "Haploid samples carrying this alt (hemizygous, e.g. chrX of males)."),
-            Column("n_called", _I64, "Counted samples with no missing allele."),
-            Column("faf95", _F64,
-                   "Joint scope only: filtering allele frequency (Whiffin et al. 2017, gnomAD's faf95), the AF at "
-                   "which P(X >= AC) = 0.05 for X ~ Poisson(AN * AF); 0 if AC is 0, null if AN is 0. On the "
-                   "`all`/`adj:all` rows with `--faf-groups`: the maximum over the strata of those columns "
-                   "(gnomAD's fafmax); otherwise the stratum's own.", True),
-            Column("grpmax", _STR,
-                   "Joint `all`/`adj:all` rows with `--faf-groups`: the `COLUMN=value` stratum of those columns "
-                   "with the highest AF among strata with AC > 0 (ties: the first by name); else null.", True),
-            Column("grpmax_af", _F64, "AF of `grpmax`; null when `grpmax` is.", True),
-            Column("het_p", _F64,
-                   "Joint scope only: p-value of Pearson's chi-square test (no continuity correction) of equal AF "
-                   "across institutions on the 2 x k table of alt and ref allele counts of the k institutions with "
-                   "AN > 0 in the stratum; 1 when AC is 0 or AC = AN; null when k < 2.", True),
-        ),
-        layout=("contig",),
-        sort_by=("pos", "ref", "alt", "scope", "stratum"),
-    )
-)
 COUNT_COLUMNS = ("contig", "pos", "ref", "alt", "scope", "stratum", "ac", "an", "nhomalt", "nhemi", "n_called")
-AGGREGATE_RUNS = register(
-    Table(
-        name="aggregate_runs",
-        doc=(
-            "The `genolake aggregate` run that wrote the current `allele_frequencies` (one row, replaced with it in "
-            "the same commit): its options, and with `--dedupe` how many duplicate copies of a person were left "
-            "out (`genolake samples duplicates`; the copy of the institution ingested first is kept)."
-        ),
-        columns=(
-            Column("run_at", pa.timestamp("us", tz="UTC"), "When the run committed."),
-            Column("engine", _STR, "`dask` or `hail`."),
-            Column("strata", pa.list_(_STR), "Strata counted (`all`, `COLUMN=value` of `--by`)."),
-            Column("adj", pa.bool_(), "True with `--adj`."),
-            Column("deduplicated", pa.bool_(), "True with `--dedupe`: each duplicated person counted once."),
-            Column("dropped", pa.int32(), "People (institution, pseudonym) left out as duplicate copies; 0 without "
-                                          "`--dedupe`."),
-            Column("duplicate_groups", pa.int32(), "Persons found in more than one copy (`--dedupe`), else 0."),
-            Column("genolake_version", _STR, "genolake version of the run."),
-        ),
-    )
-)
-
 
 # ---------------------------------------------------------------------------------------------- statistics
 def faf(ac: Any, an: Any, ci: float = FAF_CI) -> np.ndarray:
@@ -459,7 +386,7 @@ def _call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray) -> n
 
 def _adj_pass(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray, gq: pa.Array, dp: pa.Array,
               ad_alt: pa.Array) -> np.ndarray:
-    """gnomAD's adj rule per stored call (:data:`ADJ_RULE`; the Hail engine applies the same)."""
+    """gnomAD's adj rule per stored call (:data:`genolake.schema.ADJ_RULE`; the Hail engine applies the same)."""
     from genolake.genotypes import valid_mask
 
     def arr(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -810,7 +737,7 @@ def aggregate(
         Columns among ``by`` (e.g. a genetic-ancestry column) over whose strata faf95 is maximised and grpmax
         chosen on the joint ``all`` rows.
     adj
-        Also write ``adj:`` strata counting only genotypes that pass gnomAD's adj filter (:data:`ADJ_RULE`).
+        Also write ``adj:`` strata counting only genotypes that pass gnomAD's adj filter (:data:`genolake.schema.ADJ_RULE`).
     engine
         ``dask`` (default) or ``hail`` (needs ``pip install 'genolake[hail]'`` and Java).
     workers

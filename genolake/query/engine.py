@@ -394,9 +394,7 @@ class Engine:
 
     # ------------------------------------------------------------------ views
     def _lake_tables(self) -> list[str]:
-        """Delta tables in the lake folder: the registered ones, then any other (later stages), by name."""
-        import genolake.phenotypes  # noqa: F401 - registers the `phenotypes` table (a light import)
-
+        """Delta tables in the lake folder: the schema's, in its order, then any other, by name."""
         found = []
         try:
             entries = sorted(os.listdir(self.store.root))

@@ -121,7 +121,6 @@ def _new_rel(rel: str, txn: str) -> str:
 
 def _by_file(store: Any, table: str, institution: str) -> dict[str, list[str]]:
     """file_id -> relpaths of ``table``'s files of the institution (names start with the file_id)."""
-    import genolake.phenotypes  # noqa: F401 - registers the `phenotypes` table
     from genolake.schema import TABLES
     from genolake.store import partition_dir
 
@@ -193,7 +192,6 @@ def remove_samples(lake: Path | str, *, institution: str, path: Path | str,
     >>> remove_samples("lake", institution="north", path="withdrawn.txt")  # doctest: +SKIP
     RemoveReport(institution='north', given=2, removed=2, not_found=0, files_rewritten=1, ...)
     """
-    import genolake.phenotypes  # noqa: F401 - registers the `phenotypes` table
     from genolake.schema import TABLES
     from genolake.store import COMMIT_ORDER, Commit, LakeStore, write_parquet
 
