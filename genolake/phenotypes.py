@@ -335,11 +335,8 @@ def load_phenotypes(
         commit = Commit(txn=txn)
         commit.add("phenotypes", rel)
         with store.lock():
-            prefix = partition_dir(PHENOTYPES, {"institution": institution}) + "/"
-            if store.has_table("phenotypes"):
-                for old in store._relpaths("phenotypes"):
-                    if old.startswith(prefix):
-                        commit.remove("phenotypes", old)
+            for old in store.data_files("phenotypes", institution=institution):
+                commit.remove("phenotypes", old.relpath)
             store.commit(commit, staged, order=("phenotypes",))
     log.info("loaded %d phenotype values of %d samples for %s", table.num_rows, loaded, institution)
     return report
@@ -525,8 +522,7 @@ def _rewrite_with(store: Any, values: dict[str, dict[tuple[str, str], float]], d
         rel = f"{partition_dir(PHENOTYPES, {'institution': inst})}/{txn}.parquet"
         write_parquet(PHENOTYPES, part, staged / "phenotypes" / rel)
         commit.add("phenotypes", rel)
-    if store.has_table("phenotypes"):
-        for path in store._relpaths("phenotypes"):
-            commit.remove("phenotypes", path)
+    for old in store.data_files("phenotypes"):
+        commit.remove("phenotypes", old.relpath)
     return institutions
 

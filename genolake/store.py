@@ -24,6 +24,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -32,13 +33,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genolake import __version__, pseudonym
+from genolake import pseudonym
 from genolake.errors import GenolakeError, LakeNotFoundError, LakeStateError, LakeWriteError, write_failure
 from genolake.schema import FILE_TABLES, FILES, FORMAT_VERSION, TABLES, Table
+from genolake.version import __version__
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -72,8 +75,16 @@ def genotype_group_rows(n_samples: int) -> int:
 COMMIT_ORDER = (*FILE_TABLES, "files")
 
 
-def _quote(value: str) -> str:
-    """Hive folder value: keep it readable, escape what a path cannot hold."""
+# ---------------------------------------------------------------------------------------------- path facts
+# Every fact about where a table's rows live on disk is answered here: folder names (hive style, `key=value`
+# with `~XX` escapes), the ingested file a data file belongs to (its name starts with the file_id), and which
+# files a table's current Delta version holds (:func:`delta_adds`, :meth:`LakeStore.data_files`).
+
+_FILE_ID = re.compile(r"^(f[0-9a-f]{24})(?:[-.]|$)")
+
+
+def hive_quote(value: str) -> str:
+    """A hive folder value: keep it readable, escape what a path cannot hold (``~XX`` per UTF-8 byte)."""
     out = []
     for ch in value:
         if ch.isalnum() or ch in "._-":
@@ -83,8 +94,117 @@ def _quote(value: str) -> str:
     return "".join(out)
 
 
+def hive_unquote(value: str) -> str:
+    """The value of a hive folder name written by :func:`hive_quote`."""
+    return unquote(value.replace("~", "%"))
+
+
 def partition_dir(table: Table, row: dict[str, str]) -> str:
-    return "/".join(f"{k}={_quote(row[k])}" for k in table.layout)
+    """The folders (``institution=x/contig=y``) of ``table``'s layout for the values in ``row``."""
+    return "/".join(f"{k}={hive_quote(row[k])}" for k in table.layout)
+
+
+def partition_values(relpath: str) -> dict[str, str]:
+    """The hive folder values of a data file's path (relative to its table, or absolute under the lake)."""
+    out: dict[str, str] = {}
+    for part in relpath.split("/")[:-1]:
+        key, sep, value = part.partition("=")
+        if sep and key:
+            out[key] = hive_unquote(value)
+    return out
+
+
+def contig_of(relpath: str) -> str | None:
+    """The contig of a data file's ``contig=`` folder, or None (a table not laid out by contig)."""
+    return partition_values(relpath).get("contig")
+
+
+def file_id_of(relpath: str) -> str | None:
+    """The ``file_id`` a data file of a per-file table belongs to (its name starts with it), or None."""
+    m = _FILE_ID.match(relpath.rsplit("/", 1)[-1])
+    return m.group(1) if m else None
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One Parquet file of a table's current Delta version, with what its path and the log say of it."""
+
+    path: str  # absolute
+    relpath: str  # relative to the table folder, as in the Delta log
+    contig: str | None  # from its `contig=` folder
+    institution: str | None  # from its `institution=` folder
+    file_id: str | None  # the ingested file it belongs to (per-file tables), from its name
+    pos_range: tuple[int, int] | None  # (min, max) of `pos` from the Delta log's statistics, when recorded
+
+
+class DeltaLogUnsupported(Exception):
+    """The Delta log uses a feature :func:`delta_adds` does not read: ask the deltalake package instead."""
+
+
+def delta_adds(table_dir: Path) -> list[tuple[str, tuple[int, int] | None]]:
+    """Active data files of a Delta table (relative paths, sorted) with their ``pos`` range when the add
+    action's statistics have one; read straight from ``_delta_log`` (the last classic checkpoint, then the JSON
+    commits after it), which takes well under a millisecond where opening the table with deltalake takes
+    several. Anything unusual (multi-part or v2 checkpoints, deletion vectors, URI-escaped paths) raises
+    :class:`DeltaLogUnsupported`; :meth:`LakeStore.data_files` then asks deltalake."""
+    log_dir = table_dir / "_delta_log"
+    names = os.listdir(log_dir)
+    start = -1
+    active: dict[str, tuple[int, int] | None] = {}
+    if "_last_checkpoint" in names:
+        with open(log_dir / "_last_checkpoint") as fh:
+            last = json.load(fh)
+        if set(last) - {"version", "size", "sizeInBytes", "numOfAddFiles", "checksum", "tags"}:
+            raise DeltaLogUnsupported("checkpoint kind")
+        start = int(last["version"])
+        cp = log_dir / f"{start:020d}.checkpoint.parquet"
+        if not cp.exists():
+            raise DeltaLogUnsupported("checkpoint file")
+        adds = pq.read_table(cp, columns=["add"]).column("add").to_pylist()
+        for a in adds:
+            if a is not None:
+                _take_add(a, active)
+    versions = sorted(int(n[:20]) for n in names if len(n) == 25 and n.endswith(".json") and n[:20].isdigit())
+    if versions and versions[0] > start + 1:
+        raise DeltaLogUnsupported("log gap")
+    for v in versions:
+        if v <= start:
+            continue
+        with open(log_dir / f"{v:020d}.json") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                action = json.loads(line)
+                if "add" in action:
+                    _take_add(action["add"], active)
+                elif "remove" in action:
+                    active.pop(action["remove"]["path"], None)
+    return sorted(active.items())
+
+
+def _take_add(a: dict[str, Any], active: dict[str, tuple[int, int] | None]) -> None:
+    path = a["path"]
+    if "%" in path or a.get("deletionVector"):
+        raise DeltaLogUnsupported("escaped path or deletion vector")
+    rng = None
+    stats = a.get("stats")
+    if stats:
+        try:
+            s = json.loads(stats)
+            lo, hi = s.get("minValues", {}).get("pos"), s.get("maxValues", {}).get("pos")
+            rng = (int(lo), int(hi)) if lo is not None and hi is not None else None
+        except (ValueError, AttributeError, TypeError):
+            rng = None
+    active[path] = rng
+
+
+def committed_after(root: Path, table: str, other: str) -> bool:
+    """True if ``table``'s Delta log changed after ``other``'s (both logs exist): e.g. `allele_frequencies`
+    computed after the last change to `files` still covers the lake."""
+    try:
+        return os.stat(root / table / "_delta_log").st_mtime_ns >= os.stat(root / other / "_delta_log").st_mtime_ns
+    except OSError:
+        return False
 
 
 def write_parquet(table: Table, data: pa.Table, path: Path, *, row_group_size: int | None = None) -> None:
@@ -242,11 +362,40 @@ class LakeStore:
         if not self.has_table(name):
             return []
         base = self.table_path(name)
-        return [str(base / p) for p in self._relpaths(name)]
+        return [str(base / p) for p in self.relpaths(name)]
 
-    def _relpaths(self, name: str) -> list[str]:
+    def relpaths(self, name: str) -> list[str]:
+        """Paths (relative to the table folder) of the data files in the table's current Delta version, as
+        deltalake reads the log: what commits remove and add against."""
         actions = self.delta(name).get_add_actions(flatten=True)
         return [str(p) for p in actions.column("path").to_pylist()]
+
+    def data_files(self, name: str, *, contig: str | None = None, institution: str | None = None) -> list[DataFile]:
+        """The data files of table ``name``'s current Delta version (none if the table does not exist), each
+        with its contig and institution folder, file_id and ``pos`` range when the log records one; only those
+        of one ``contig`` / ``institution`` when given (a file not laid out by that key is kept: filter its rows).
+
+        The log is read directly (:func:`delta_adds`), or by deltalake when it uses a feature that reader does
+        not handle. Sorted by path.
+        """
+        base = self.table_path(name)
+        if not (base / "_delta_log").is_dir():
+            return []
+        try:
+            adds = delta_adds(base)
+        except (DeltaLogUnsupported, OSError, ValueError, KeyError) as exc:
+            log.info("table %s: reading its Delta log with deltalake (%s)", name, exc)
+            adds = sorted((rel, None) for rel in self.relpaths(name))
+        out = []
+        for rel, rng in adds:
+            keys = partition_values(rel)
+            c, inst = keys.get("contig"), keys.get("institution")
+            if contig is not None and c is not None and c != contig:
+                continue
+            if institution is not None and inst is not None and inst != institution:
+                continue
+            out.append(DataFile(str(base / rel), rel, c, inst, file_id_of(rel), rng))
+        return out
 
     def read_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """Read a whole (small) table's committed rows."""
@@ -412,7 +561,7 @@ class LakeStore:
                 full = self.table_path(table) / rel
                 n = pq.ParquetFile(full).metadata.num_rows
                 actions.append(AddAction(rel, full.stat().st_size, {}, now, True, json.dumps({"numRecords": n})))
-            existing = set(self._relpaths(table)) if record["removes"].get(table) else set()
+            existing = set(self.relpaths(table)) if record["removes"].get(table) else set()
             for rel in record["removes"].get(table, []):
                 if rel in existing:
                     actions.append(RemoveAction(rel, True, now, None, {}))

@@ -362,8 +362,6 @@ def _plan_tasks(store: Any, keys: pa.Table, model: Any, vcf_sources: list[Any], 
                 reference: str | Path | None, workers: int | None, scheduler: str | None) -> list[Any]:
     import numpy as np
 
-    from genolake.store import _quote
-
     n_workers = (os.cpu_count() or 1) if workers is None else max(1, workers)
     if scheduler:
         n_workers = max(n_workers, 4)
@@ -371,7 +369,7 @@ def _plan_tasks(store: Any, keys: pa.Table, model: Any, vcf_sources: list[Any], 
     indexed = tuple(s for s in vcf_sources if s.index is not None)
     sequential = [s for s in vcf_sources if s.index is None]
     ref = str(reference) if reference else None
-    vfiles = store.active_files("variants") if csq_plan else []
+    vfiles = store.data_files("variants") if csq_plan else []
     tasks: list[Any] = []
     # keys are sorted by contig: runs of one contig from the dictionary indices (no per-row Python objects)
     enc = keys.column("contig").combine_chunks().dictionary_encode()
@@ -384,8 +382,7 @@ def _plan_tasks(store: Any, keys: pa.Table, model: Any, vcf_sources: list[Any], 
     need_regions = model is not None or indexed or csq_plan is not None
     for s0, e0 in zip(starts, ends, strict=True) if keys.num_rows and need_regions else []:
         contig = str(names[codes[s0]])
-        folder = f"/contig={_quote(contig)}/"
-        files = tuple(f for f in vfiles if folder in f)
+        files = tuple(f.path for f in vfiles if f.contig == contig)
         a = s0
         while a < e0:
             b = min(a + per_task, e0)
@@ -669,7 +666,7 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
 
     from genolake import __version__
     from genolake.errors import LakeStateError
-    from genolake.store import Commit, write_parquet
+    from genolake.store import Commit, partition_dir, partition_values, write_parquet
 
     partials: dict[str, list[pa.Table]] = {}
     n_records: dict[str, int] = {}
@@ -750,20 +747,20 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
         contig_col = result.column("contig")
         for contig in pc.unique(contig_col).to_pylist():
             part = result.filter(pc.equal(contig_col, contig))
-            rel = f"contig={_q(contig)}/annot-{txn}.parquet"
+            rel = f"{partition_dir(ANNOTATIONS, {'contig': contig})}/annot-{txn}.parquet"
             write_parquet(ANNOTATIONS, part, staged / "annotations" / rel)
             commit.add("annotations", rel)
         for path in before["annotations"]:
             commit.remove("annotations", os.path.relpath(path, store.table_path("annotations")))
         for prefix, t in freq_new.items():
             for contig in pc.unique(t.column("contig")).to_pylist() if t.num_rows else []:
-                rel = f"source={_q(prefix)}/contig={_q(contig)}/annot-{txn}.parquet"
+                rel = f"{partition_dir(EXTERNAL_FREQUENCIES, {'source': prefix, 'contig': contig})}/annot-{txn}.parquet"
                 write_parquet(EXTERNAL_FREQUENCIES, t.filter(pc.equal(t["contig"], contig)),
                               staged / "external_frequencies" / rel)
                 commit.add("external_frequencies", rel)
             for path in before["external_frequencies"]:
                 rel = os.path.relpath(path, store.table_path("external_frequencies"))
-                if rel.startswith(f"source={_q(prefix)}/"):
+                if partition_values(rel).get("source") == prefix:
                     commit.remove("external_frequencies", rel)
         if model is not None and gene_src is not None:
             rel = f"annot-{txn}.parquet"
@@ -879,12 +876,6 @@ def _semijoin(keys: pa.Table, part: pa.Table) -> pa.Table:
     """Rows of ``part`` whose key is in ``keys``."""
     right = keys.select(KEY_NAMES)
     return part.cast(part.schema).join(right, keys=KEY_NAMES, join_type="left semi")
-
-
-def _q(value: str) -> str:
-    from genolake.store import _quote
-
-    return _quote(value)
 
 
 def _genes_table(model: Any, source_id: str) -> pa.Table:

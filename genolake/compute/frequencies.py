@@ -233,15 +233,6 @@ def _strata_of(store: Any, samples: pa.Table, by: Sequence[str]) -> tuple[list[s
                              "stratum": pa.array(st, _STR)})
 
 
-def _hive_contig(path: str) -> str | None:
-    from urllib.parse import unquote
-
-    for part in path.split("/"):
-        if part.startswith("contig="):
-            return unquote(part[len("contig="):].replace("~", "%"))
-    return None
-
-
 def _row_groups(paths: list[str]) -> list[tuple[int, int, int]]:
     """(min pos, max pos, genotypes) of every row group, from the Parquet footers (genotypes: the bytes of its
     one-character-per-sample `gt` codes)."""
@@ -334,10 +325,9 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     calls_by: dict[str, list[str]] = {}
     vars_by: dict[str, list[str]] = {}
     for name, dest in (("genotypes", calls_by), ("variants", vars_by)):
-        for p in store.active_files(name):
-            c = _hive_contig(p[len(str(store.table_path(name))):])
-            if c is not None:
-                dest.setdefault(c, []).append(p)
+        for df in store.data_files(name):
+            if df.contig is not None:
+                dest.setdefault(df.contig, []).append(df.path)
     stats = {c: _row_groups(calls_by.get(c, [])) for c in contigs}
     total = sum(r for g in stats.values() for _a, _b, r in g)
     target_rows = target_rows or _TARGET_ROWS
@@ -803,7 +793,7 @@ def aggregate(
                                      "run `genolake aggregate` again")
             for name in (ALLELE_FREQUENCIES.name, AGGREGATE_RUNS.name):
                 if store.has_table(name):
-                    for old in store._relpaths(name):
+                    for old in store.relpaths(name):
                         commit.remove(name, old)
             store.ensure_table(ALLELE_FREQUENCIES)
             store.commit(commit, staged, order=(AGGREGATE_RUNS.name, ALLELE_FREQUENCIES.name))

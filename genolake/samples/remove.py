@@ -120,17 +120,12 @@ def _new_rel(rel: str, txn: str) -> str:
 
 
 def _by_file(store: Any, table: str, institution: str) -> dict[str, list[str]]:
-    """file_id -> relpaths of ``table``'s files of the institution (names start with the file_id)."""
-    from genolake.schema import TABLES
-    from genolake.store import partition_dir
-
-    if not store.has_table(table):
-        return {}
-    prefix = partition_dir(TABLES[table], {"institution": institution, "contig": ""}).split("/")[0] + "/"
+    """file_id -> relpaths of ``table``'s files of the institution (files not named after an ingested file,
+    such as phenotypes, each under their own path)."""
     out: dict[str, list[str]] = {}
-    for rel in store._relpaths(table):
-        if rel.startswith(prefix):
-            out.setdefault(Path(rel).name[:25], []).append(rel)
+    for df in store.data_files(table, institution=institution):
+        if df.institution == institution:
+            out.setdefault(df.file_id or df.relpath, []).append(df.relpath)
     return out
 
 
@@ -313,13 +308,12 @@ def vacuum(lake: Path | str) -> dict[str, int]:
     tables (so removed people's genotypes are still on disk). Returns table -> files deleted. The tables'
     current contents do not change, and whether ``allele_frequencies`` is current is kept as it was.
     """
-    from genolake.query.engine import _committed_after
-    from genolake.store import LakeStore
+    from genolake.store import LakeStore, committed_after
 
     store = LakeStore.open(lake)
     out: dict[str, int] = {}
     with store.lock():
-        current = _committed_after(store.root, "allele_frequencies", "files")
+        current = committed_after(store.root, "allele_frequencies", "files")
         names = sorted(n for n in os.listdir(store.root)
                        if (store.root / n / "_delta_log").is_dir() and n != "allele_frequencies")
         if (store.root / "allele_frequencies" / "_delta_log").is_dir():
@@ -335,7 +329,7 @@ def vacuum(lake: Path | str) -> dict[str, int]:
             if listed:
                 dt.vacuum(dry_run=False, **opts)
             out[name] = len(there)
-        if current and not _committed_after(store.root, "allele_frequencies", "files"):
+        if current and not committed_after(store.root, "allele_frequencies", "files"):
             os.utime(store.root / "allele_frequencies" / "_delta_log")
         _audit(store.root, {"action": "vacuum", "deleted": sum(out.values())})
     log.info("vacuum: %s", out)
