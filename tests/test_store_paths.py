@@ -69,3 +69,15 @@ def test_data_files_per_table_contig_and_institution(sample_lake: SampleLake) ->
     assert store.data_files("genotypes", contig="no-such-contig") == []
     # tables of later stages that were never written have no files (and no folder)
     assert store.data_files("annotations") == []
+
+
+def test_delta_version_and_lake_stamp(sample_lake: SampleLake, tmp_path: Path) -> None:
+    from genolake.store import delta_version, lake_stamp
+
+    store = LakeStore.open(sample_lake.path)
+    stamp = dict(lake_stamp(sample_lake.path))
+    for table in ("files", "genotypes", "variants", "phenotypes"):
+        assert delta_version(store.table_path(table)) == store.delta(table).version() == stamp[table], table
+    assert delta_version(tmp_path / "no-table") is None
+    assert set(stamp) == {p.parent.name for p in sample_lake.path.glob("*/_delta_log")}
+    assert lake_stamp(tmp_path / "no-lake") == ()
