@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from genolake.compute.frequencies import aggregate, read_frequencies
+from genolake.compute.aggregate import aggregate, read_frequencies
 from genolake.errors import GenolakeError, UserInputError
 from genolake.ingest.pipeline import ingest
 from genolake.phenotypes import load_phenotypes

@@ -1,6 +1,9 @@
-"""`genolake aggregate`: exact allele frequencies of the joint cohort, each institution and phenotype strata.
+"""The Dask engine of `genolake aggregate`: exact allele frequencies of the joint cohort, each institution and
+phenotype strata, planned and counted per contig range; and :func:`derive`, the derived columns both engines share.
 
-The job (Dask engine; :mod:`genolake.compute.hail_engine` computes the same table with Hail):
+:func:`genolake.compute.aggregate.aggregate` is the public entry: it chooses the engine (this one, or Hail in
+:mod:`genolake.compute.hail_engine`, which uses the same plan and :func:`derive`) and where it runs, and commits.
+The job:
 
 1. **plan** (driver): committed files, samples and their strata (``--by`` phenotype columns), the files that count
    sites absent from them (``--absent-as-ref`` / ``--callable-regions``) with their samples' ploidy per contig, and
@@ -11,9 +14,8 @@ The job (Dask engine; :mod:`genolake.compute.hail_engine` computes the same tabl
    (:mod:`genolake.query.counts`); joint counts are the sums over institutions. A range holds whole sites, so its
    counts are complete, and the derived columns (AF, faf95, grpmax, het_p) are computed last from the integer
    counts, never by averaging frequencies. The task writes its Parquet part into the job's staging folder;
-3. **commit** (driver, under the lake lock): one Delta commit that removes every previous ``allele_frequencies``
-   file and adds the new parts. The table is recomputed from scratch on every run, so a run after one more ingest
-   gives exactly what a run on a fresh lake with the same files gives.
+3. **commit** (driver, under the lake lock; :mod:`genolake.compute.aggregate`): one Delta commit that removes
+   every previous ``allele_frequencies`` file and adds the new parts.
 
 Counting (docs/SCHEMA.md): a sample whose file lists the site adds its stored call (``called`` alleles, ``alt_count``
 copies) or, with no stored call, an implied diploid 0/0 (2 alleles); a sample whose file does not list the site adds
@@ -22,9 +24,9 @@ and the site is in one of the file's callable regions; otherwise it does not cou
 (haploid chrX calls of males add 1 allele and count in ``nhemi``), never through phenotypes.
 
 ``--adj`` adds a second set of rows whose ``stratum`` is prefixed ``adj:`` (``adj:all``, ``adj:sex=female``): the
-same counts using only genotypes that pass gnomAD's ``adj`` filter (:data:`genolake.schema.ADJ_RULE`). A failing stored genotype is
-treated as missing (it adds nothing to AN, AC or n_called). Implied 0/0 genotypes and absent-site reference
-genotypes carry no GQ/DP in the lake (only non-0/0 calls are stored), so they always pass: gnomAD evaluates
+same counts using only genotypes that pass gnomAD's ``adj`` filter (:data:`genolake.schema.ADJ_RULE`). A failing
+stored genotype is treated as missing (it adds nothing to AN, AC or n_called). Implied 0/0 genotypes and absent-site
+reference genotypes carry no GQ/DP in the lake (only non-0/0 calls are stored), so they always pass: gnomAD evaluates
 reference genotypes with the GQ/DP of their gVCF reference blocks, which a VCF-based lake does not have, so
 ``adj:`` AN is an upper bound of gnomAD's adj AN (AC, nhomalt and nhemi are exact under the rule).
 """
@@ -44,8 +46,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genolake.errors import LakeStateError, UserInputError
-from genolake.schema import ADJ_AB, ADJ_DP, ADJ_DP_HAPLOID, ADJ_GQ, AGGREGATE_RUNS, ALLELE_FREQUENCIES
+from genolake.errors import UserInputError
+from genolake.schema import ADJ_AB, ADJ_DP, ADJ_DP_HAPLOID, ADJ_GQ, ALLELE_FREQUENCIES
 from genolake.schema import people as people_of
 
 log = logging.getLogger(__name__)
@@ -53,10 +55,8 @@ log = logging.getLogger(__name__)
 MAX_LEVELS = 200
 """A ``--by`` column may have at most this many distinct values."""
 FAF_CI = 0.95
-ENGINES = ("dask", "hail")
 _MAX_POS = 2**31 - 1
 _TARGET_ROWS = 32_000_000  # genotypes (sites x samples of the `genotypes` rows) per task
-_IN_PROCESS_ROWS = 16_000_000  # with workers=None, lakes of fewer genotypes are aggregated in process
 ProgressFn = Callable[[int, int, int], None]  # (sites done, tasks done, tasks in all)
 
 _I64 = pa.int64()
@@ -168,21 +168,6 @@ class Plan:
     strata: list[str]
     groups: pa.Table  # file_id, sample_id, institution, stratum (one row per sample and stratum it belongs to)
     tasks: list[PartTask] = field(default_factory=list)
-
-
-@dataclass
-class AggregateReport:
-    lake: str
-    engine: str
-    institutions: list[str]
-    strata: list[str]
-    sites: int = 0
-    rows: int = 0
-    parts: int = 0
-    seconds: float = 0.0
-    deduplicated: bool = False
-    dropped: int = 0
-    duplicate_groups: int = 0
 
 
 def _value_label(v: Any) -> str:
@@ -699,145 +684,7 @@ def run_part(task: PartTask, groups: pa.Table) -> PartResult:
     return PartResult(task.relpath if table.num_rows else "", table.num_rows, sites, time.perf_counter() - t0)
 
 
-# ---------------------------------------------------------------------------------------------- driver
-def aggregate(
-    lake: Path | str,
-    *,
-    by: Sequence[str] = (),
-    faf_groups: Sequence[str] = (),
-    adj: bool = False,
-    engine: str = "dask",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    progress: ProgressFn | None = None,
-    partition_rows: int | None = None,
-    dedupe: bool = False,
-    dedupe_min_sites: int | None = None,
-) -> AggregateReport:
-    """Compute the ``allele_frequencies`` table and commit it (replacing the previous one) atomically.
-
-    Parameters
-    ----------
-    lake
-        The lake folder.
-    by
-        Phenotype columns (of the ``phenotypes`` view) to stratify by; each value becomes a ``COLUMN=value``
-        stratum. At most 200 distinct values per column.
-    faf_groups
-        Columns among ``by`` (e.g. a genetic-ancestry column) over whose strata faf95 is maximised and grpmax
-        chosen on the joint ``all`` rows.
-    adj
-        Also write ``adj:`` strata counting only genotypes that pass gnomAD's adj filter (:data:`genolake.schema.ADJ_RULE`).
-    engine
-        ``dask`` (default) or ``hail`` (needs ``pip install 'genolake[hail]'`` and Java).
-    workers
-        0 runs in this process; N a local Dask cluster of N processes; None one process per core, except that a
-        lake of fewer than 2 million call rows is aggregated in this process (a cluster would take longer to
-        start than the job takes).
-    scheduler
-        Address of an existing Dask scheduler (``tcp://host:8786``); workers must see the lake's path.
-    partition_rows
-        About how many genotypes (sites x samples) one task reads (default 32 million); contigs are split into position ranges
-        of that size, and into at least two tasks per worker when the lake has more than 200,000 call rows.
-    dedupe
-        Count each person found in several copies (:func:`genolake.samples.duplicates.find_duplicates`, pairs
-        of kinship > 0.354, joined transitively) once: the copy of the institution ingested first is kept
-        (:func:`genolake.samples.duplicates.keep_rank`), the others count nowhere. The report says how many were
-        dropped; the ``aggregate_runs`` row records it.
-    dedupe_min_sites
-        ``--min-sites`` of the duplicate search (default 500).
-
-    Examples
-    --------
-    >>> aggregate("lake", by=["sex", "population"], faf_groups=["population"], workers=0)  # doctest: +SKIP
-    AggregateReport(lake='/.../lake', engine='dask', institutions=['north', 'south'], ...)
-    """
-    from genolake.store import Commit, LakeStore
-
-    t0 = time.perf_counter()
-    if engine not in ENGINES:
-        raise UserInputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
-    store = LakeStore.open(lake)
-    if workers is None and scheduler is None and _calls_rows(store) < _IN_PROCESS_ROWS:
-        workers = 0  # starting a local cluster (~10 s) would cost more than the whole job
-    n_workers = 4 if scheduler else (os.cpu_count() or 1) if workers is None else max(1, workers)
-    drop: frozenset[tuple[str, str]] = frozenset()
-    n_groups = 0
-    if dedupe:
-        from genolake.samples.duplicates import DEFAULT_MIN_SITES, duplicate_copies
-
-        drop, n_groups = duplicate_copies(store, min_sites=dedupe_min_sites or DEFAULT_MIN_SITES)
-    with store.staging() as (txn, staged):
-        p = plan(store, by=by, faf_groups=faf_groups, adj=adj, n_workers=n_workers, staging=str(staged), txn=txn,
-                 target_rows=partition_rows, drop=drop)
-        report = AggregateReport(lake=str(store.root), engine=engine, institutions=p.institutions, strata=p.strata,
-                                 deduplicated=dedupe, dropped=len(drop), duplicate_groups=n_groups)
-        if engine == "hail":
-            from genolake.compute.hail_engine import hail_part_results
-
-            results = hail_part_results(store, p, progress=progress)
-        else:
-            results = _execute(p, workers=workers, scheduler=scheduler, progress=progress)
-        commit = Commit(txn=txn)
-        for r in results:
-            if r.relpath:
-                commit.add(ALLELE_FREQUENCIES.name, r.relpath)
-            report.rows += r.rows
-            report.sites += r.sites
-        report.parts = len(commit.adds.get(ALLELE_FREQUENCIES.name, []))
-        _stage_run(store, commit, staged, txn, report, adj=adj)
-        with store.lock():
-            now = store.committed_file_ids()
-            if sorted(now) != p.file_ids:
-                raise LakeStateError("files were ingested or replaced while aggregating; nothing was committed, "
-                                     "run `genolake aggregate` again")
-            for name in (ALLELE_FREQUENCIES.name, AGGREGATE_RUNS.name):
-                if store.has_table(name):
-                    for old in store.relpaths(name):
-                        commit.remove(name, old)
-            store.ensure_table(ALLELE_FREQUENCIES)
-            store.commit(commit, staged, order=(AGGREGATE_RUNS.name, ALLELE_FREQUENCIES.name))
-    report.seconds = time.perf_counter() - t0
-    log.info("allele_frequencies: %d rows, %d sites, %d parts in %.1f s", report.rows, report.sites, report.parts,
-             report.seconds)
-    return report
-
-
-def _stage_run(store: Any, commit: Any, staged: Path, txn: str, report: AggregateReport, *, adj: bool) -> None:
-    """Stage the one ``aggregate_runs`` row of this run (committed with ``allele_frequencies``)."""
-    from datetime import UTC, datetime
-
-    from genolake import __version__
-    from genolake.store import write_parquet
-
-    row = pa.Table.from_pylist([{
-        "run_at": datetime.now(UTC), "engine": report.engine, "strata": report.strata, "adj": adj,
-        "deduplicated": report.deduplicated, "dropped": report.dropped,
-        "duplicate_groups": report.duplicate_groups, "genolake_version": __version__,
-    }], schema=AGGREGATE_RUNS.arrow_schema)
-    rel = f"{txn}.parquet"
-    write_parquet(AGGREGATE_RUNS, row, staged / AGGREGATE_RUNS.name / rel)
-    commit.add(AGGREGATE_RUNS.name, rel)
-
-
-def _calls_rows(store: Any) -> int:
-    """Genotypes (sites x samples) of the committed `genotypes` files, from the Delta log's statistics and
-    the `files` table (no genotype file is opened)."""
-    if not store.has_table("genotypes"):
-        return 0
-    try:
-        actions = store.delta("genotypes").get_add_actions(flatten=True)
-        files = store.read_table("files", columns=["file_id", "n_samples"])
-        width = dict(zip(files["file_id"].to_pylist(), files["n_samples"].to_pylist(), strict=True))
-        total = 0
-        for path, n in zip(actions.column("path").to_pylist(), actions.column("num_records").to_pylist(),
-                           strict=True):
-            total += (n or 0) * width.get(os.path.basename(str(path))[:25], max(width.values(), default=1))
-        return total
-    except Exception:  # statistics missing: assume a large lake
-        return _IN_PROCESS_ROWS
-
-
+# ---------------------------------------------------------------------------------------------- run the tasks
 def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[PartResult]:
     sites = 0
@@ -873,15 +720,3 @@ def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
             client.cancel(futures)
             raise
     return [r for r in results if r is not None]
-
-
-def read_frequencies(lake: Path | str) -> pa.Table:
-    """The committed ``allele_frequencies`` table, sorted by contig, pos, ref, alt, scope, stratum."""
-    from genolake.store import LakeStore
-
-    store = LakeStore.open(lake)
-    t = store.read_table(ALLELE_FREQUENCIES.name)
-    if t.num_rows == 0:
-        return ALLELE_FREQUENCIES.arrow_schema.empty_table()
-    t = t.select(ALLELE_FREQUENCIES.names).cast(ALLELE_FREQUENCIES.arrow_schema)
-    return t.sort_by([(c, "ascending") for c in ("contig", "pos", "ref", "alt", "scope", "stratum")])
