@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 
 from genolake.errors import BadInputFileError, UserInputError
-from genolake.schema import PHENOTYPES
+from genolake.schema import PHENOTYPES, valid_phenotype_name
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ KINDS = ("categorical", "numeric", "list")
 
 MISSING = frozenset({"", "na", "n/a", "nan", ".", "null", "none", "-"})
 RESERVED = frozenset({"institution", "sample_id"})
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HPO = re.compile(r"^HP:\d{7}$")
 LIST_SEPARATORS = ";|,"  # a list cell is split on any of these (spaces around codes are dropped)
 MAX_CELL = 128 * 1024  # bytes: a longer cell is refused (phenotype values are codes, numbers and short text)
@@ -59,10 +58,6 @@ def phenotype_name(raw: str) -> str:
     if name and name[0].isdigit():
         name = "_" + name
     return name
-
-
-def valid_name(name: str) -> bool:
-    return bool(_IDENT.match(name))
 
 
 @dataclass
@@ -357,7 +352,7 @@ def _apply_names_and_types(path: Path, parsed: _Parsed, types: dict[str, str]) -
     for col in parsed.columns:
         raw = col.name
         col.name = phenotype_name(raw)
-        if not valid_name(col.name):
+        if not valid_phenotype_name(col.name):
             raise BadInputFileError(str(path), f"column {raw!r} does not make a phenotype name (use letters, digits "
                                     "and '_', at most 63 characters)")
         if col.name in RESERVED:
@@ -475,7 +470,7 @@ def replace_numeric_phenotypes(lake: Path | str, values: dict[str, dict[tuple[st
 
     store = LakeStore.open(lake)
     for name in values:
-        if not valid_name(name) or name in RESERVED:
+        if not valid_phenotype_name(name) or name in RESERVED:
             raise UserInputError(f"{name!r} is not a valid phenotype name")
     with store.staging() as (txn, staged), store.lock():  # read, rewrite and commit under the lake's lock
         commit = Commit(txn=txn)

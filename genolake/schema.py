@@ -9,6 +9,7 @@ Coordinates are 1-based and inclusive everywhere, as in VCF.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -252,6 +253,13 @@ PHENOTYPES = Table(
     layout=("institution",),
     sort_by=("name", "sample_id"),
 )
+_PHENOTYPE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def valid_phenotype_name(name: str) -> bool:
+    """True if ``name`` can be a phenotype (a column of the wide `phenotypes` view): a lower-case SQL identifier
+    of at most 63 characters."""
+    return bool(_PHENOTYPE_NAME.match(name))
 
 # gnomAD's adj genotype filter (`genolake aggregate --adj`): the Dask and Hail engines both apply these values.
 ADJ_GQ, ADJ_DP, ADJ_DP_HAPLOID, ADJ_AB = 20, 10, 5, 0.2

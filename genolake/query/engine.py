@@ -37,7 +37,7 @@ import pyarrow as pa
 from genolake.duck import connect
 from genolake.errors import UserInputError
 from genolake.genotypes import CALL_COLUMNS, calls_sql, expand
-from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table
+from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
 from genolake.store import LakeStore, committed_after, hive_quote
 
 log = logging.getLogger(__name__)
@@ -435,12 +435,10 @@ class Engine:
 
     def _phenotypes_wide(self, cat: Catalog, have_long: bool) -> str:
         """The wide `phenotypes` view: one typed column per phenotype name (names are validated identifiers)."""
-        from genolake.phenotypes import valid_name
-
         kinds: dict[str, set[str]] = {}
         if have_long:
             for name, kind in self.con.execute("SELECT DISTINCT name, kind FROM phenotypes_long").fetchall():
-                if name in ("institution", "sample_id") or not valid_name(name):
+                if name in ("institution", "sample_id") or not valid_phenotype_name(name):
                     log.warning("phenotype name %r is not a valid column name; not shown in `phenotypes`", name)
                     continue
                 kinds.setdefault(name, set()).add(kind)
