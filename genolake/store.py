@@ -586,8 +586,8 @@ class LakeStore:
             actions: list[AddAction | RemoveAction] = []
             for rel in record["adds"].get(table, []):
                 full = self.table_path(table) / rel
-                n = pq.ParquetFile(full).metadata.num_rows
-                actions.append(AddAction(rel, full.stat().st_size, {}, now, True, json.dumps({"numRecords": n})))
+                stats = _file_stats(pq.ParquetFile(full).metadata)
+                actions.append(AddAction(rel, full.stat().st_size, {}, now, True, json.dumps(stats)))
             existing = set(self.relpaths(table)) if record["removes"].get(table) else set()
             for rel in record["removes"].get(table, []):
                 if rel in existing:
@@ -623,6 +623,28 @@ class LakeStore:
 
     def refuse_if_busy(self) -> None:  # pragma: no cover - reserved
         raise LakeStateError("lake is busy")
+
+
+def _file_stats(md: pq.FileMetaData) -> dict[str, Any]:
+    """The Delta statistics of a data file: its row count and, for tables with a ``pos`` column, the position
+    range from the row groups' statistics, so :meth:`LakeStore.data_files` answers which positions a file holds
+    without opening it."""
+    stats: dict[str, Any] = {"numRecords": md.num_rows}
+    names = [md.schema.column(i).name for i in range(md.num_columns)]
+    if "pos" not in names or md.num_row_groups == 0:
+        return stats
+    idx = names.index("pos")
+    lo: int | None = None
+    hi: int | None = None
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(idx).statistics
+        if st is None or not st.has_min_max:
+            return stats  # a row group without statistics: the range is unknown
+        lo = int(st.min) if lo is None else min(lo, int(st.min))
+        hi = int(st.max) if hi is None else max(hi, int(st.max))
+    stats["minValues"] = {"pos": lo}
+    stats["maxValues"] = {"pos": hi}
+    return stats
 
 
 @contextlib.contextmanager

@@ -81,3 +81,24 @@ def test_delta_version_and_lake_stamp(sample_lake: SampleLake, tmp_path: Path) -
     assert delta_version(tmp_path / "no-table") is None
     assert set(stamp) == {p.parent.name for p in sample_lake.path.glob("*/_delta_log")}
     assert lake_stamp(tmp_path / "no-lake") == ()
+
+
+def test_commits_record_each_files_position_range(sample_lake: SampleLake) -> None:
+    """The store answers which positions a data file holds from the Delta log (recorded at commit), equal to
+    the range in the file's own Parquet statistics and to its rows; tables without positions have none."""
+    import pyarrow.compute as pc
+
+    store = LakeStore.open(sample_lake.path)
+    for table in ("genotypes", "variants"):
+        files = store.data_files(table)
+        assert files
+        for f in files:
+            pos = pq.read_table(f.path, columns=["pos"])["pos"]
+            mm = pc.min_max(pos).as_py()
+            assert f.pos_range == (mm["min"], mm["max"]), f.relpath
+        # deltalake reads the same statistics
+        adds = store.delta(table).get_add_actions(flatten=True)
+        cols = [adds.column(c).to_pylist() for c in ("path", "min.pos", "max.pos")]
+        got = {p: (lo, hi) for p, lo, hi in zip(*cols, strict=True)}
+        assert got == {f.relpath: f.pos_range for f in files}
+    assert all(f.pos_range is None for f in store.data_files("samples"))
