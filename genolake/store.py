@@ -135,22 +135,31 @@ class DataFile:
     institution: str | None  # from its `institution=` folder
     file_id: str | None  # the ingested file it belongs to (per-file tables), from its name
     pos_range: tuple[int, int] | None  # (min, max) of `pos` from the Delta log's statistics, when recorded
+    rows: int | None = None  # rows of the file from the Delta log's statistics, when recorded
+
+
+@dataclass(frozen=True)
+class AddStats:
+    """What a Delta add action's statistics say of a data file (None where they do not say)."""
+
+    pos_range: tuple[int, int] | None = None
+    rows: int | None = None
 
 
 class DeltaLogUnsupported(Exception):
     """The Delta log uses a feature :func:`delta_adds` does not read: ask the deltalake package instead."""
 
 
-def delta_adds(table_dir: Path) -> list[tuple[str, tuple[int, int] | None]]:
-    """Active data files of a Delta table (relative paths, sorted) with their ``pos`` range when the add
-    action's statistics have one; read straight from ``_delta_log`` (the last classic checkpoint, then the JSON
+def delta_adds(table_dir: Path) -> list[tuple[str, AddStats]]:
+    """Active data files of a Delta table (relative paths, sorted) with their statistics (row count, ``pos``
+    range) where the add action has them; read straight from ``_delta_log`` (the last classic checkpoint, then the JSON
     commits after it), which takes well under a millisecond where opening the table with deltalake takes
     several. Anything unusual (multi-part or v2 checkpoints, deletion vectors, URI-escaped paths) raises
     :class:`DeltaLogUnsupported`; :meth:`LakeStore.data_files` then asks deltalake."""
     log_dir = table_dir / "_delta_log"
     names = os.listdir(log_dir)
     start = -1
-    active: dict[str, tuple[int, int] | None] = {}
+    active: dict[str, AddStats] = {}
     if "_last_checkpoint" in names:
         with open(log_dir / "_last_checkpoint") as fh:
             last = json.load(fh)
@@ -182,20 +191,25 @@ def delta_adds(table_dir: Path) -> list[tuple[str, tuple[int, int] | None]]:
     return sorted(active.items())
 
 
-def _take_add(a: dict[str, Any], active: dict[str, tuple[int, int] | None]) -> None:
+def _take_add(a: dict[str, Any], active: dict[str, AddStats]) -> None:
     path = a["path"]
     if "%" in path or a.get("deletionVector"):
         raise DeltaLogUnsupported("escaped path or deletion vector")
-    rng = None
+    rng: tuple[int, int] | None = None
+    rows: int | None = None
     stats = a.get("stats")
     if stats:
         try:
             s = json.loads(stats)
-            lo, hi = s.get("minValues", {}).get("pos"), s.get("maxValues", {}).get("pos")
-            rng = (int(lo), int(hi)) if lo is not None and hi is not None else None
-        except (ValueError, AttributeError, TypeError):
-            rng = None
-    active[path] = rng
+        except ValueError:
+            s = None
+        if isinstance(s, dict):
+            lo, hi = (s.get("minValues") or {}).get("pos"), (s.get("maxValues") or {}).get("pos")
+            if isinstance(lo, int) and isinstance(hi, int):
+                rng = (lo, hi)
+            if isinstance(s.get("numRecords"), int):
+                rows = s["numRecords"]
+    active[path] = AddStats(rng, rows)
 
 
 def delta_version(table_dir: Path | str) -> int | None:
@@ -374,6 +388,14 @@ class LakeStore:
             DeltaTable.create(str(path), schema=table.arrow_schema, mode="ignore", name=table.name,
                               description=table.doc[:200])
 
+    def table_names(self) -> list[str]:
+        """The Delta tables in the lake folder (every sub-folder with a ``_delta_log``), by name."""
+        try:
+            entries = sorted(os.listdir(self.root))
+        except OSError:
+            return []
+        return [n for n in entries if os.path.isdir(os.path.join(self.root, n, "_delta_log"))]
+
     def has_table(self, name: str) -> bool:
         from deltalake import DeltaTable
 
@@ -412,16 +434,16 @@ class LakeStore:
             adds = delta_adds(base)
         except (DeltaLogUnsupported, OSError, ValueError, KeyError) as exc:
             log.info("table %s: reading its Delta log with deltalake (%s)", name, exc)
-            adds = sorted((rel, None) for rel in self.relpaths(name))
+            adds = sorted((rel, AddStats()) for rel in self.relpaths(name))
         out = []
-        for rel, rng in adds:
+        for rel, stats in adds:
             keys = partition_values(rel)
             c, inst = keys.get("contig"), keys.get("institution")
             if contig is not None and c is not None and c != contig:
                 continue
             if institution is not None and inst is not None and inst != institution:
                 continue
-            out.append(DataFile(str(base / rel), rel, c, inst, file_id_of(rel), rng))
+            out.append(DataFile(str(base / rel), rel, c, inst, file_id_of(rel), stats.pos_range, stats.rows))
         return out
 
     def read_table(self, name: str, columns: list[str] | None = None) -> pa.Table:

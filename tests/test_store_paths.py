@@ -83,7 +83,7 @@ def test_delta_version_and_lake_stamp(sample_lake: SampleLake, tmp_path: Path) -
     assert lake_stamp(tmp_path / "no-lake") == ()
 
 
-def test_commits_record_each_files_position_range(sample_lake: SampleLake) -> None:
+def test_commits_record_each_files_position_range_and_rows(sample_lake: SampleLake) -> None:
     """The store answers which positions a data file holds from the Delta log (recorded at commit), equal to
     the range in the file's own Parquet statistics and to its rows; tables without positions have none."""
     import pyarrow.compute as pc
@@ -96,6 +96,7 @@ def test_commits_record_each_files_position_range(sample_lake: SampleLake) -> No
             pos = pq.read_table(f.path, columns=["pos"])["pos"]
             mm = pc.min_max(pos).as_py()
             assert f.pos_range == (mm["min"], mm["max"]), f.relpath
+            assert f.rows == len(pos) == pq.ParquetFile(f.path).metadata.num_rows
         # deltalake reads the same statistics
         adds = store.delta(table).get_add_actions(flatten=True)
         cols = [adds.column(c).to_pylist() for c in ("path", "min.pos", "max.pos")]

@@ -27,7 +27,6 @@ from genolake.compute import frequencies
 from genolake.compute.frequencies import ProgressFn, plan
 from genolake.errors import LakeStateError, UserInputError
 from genolake.schema import AGGREGATE_RUNS, ALLELE_FREQUENCIES
-from genolake.store import file_id_of
 
 log = logging.getLogger(__name__)
 
@@ -173,18 +172,15 @@ def _stage_run(store: Any, commit: Any, staged: Path, txn: str, report: Aggregat
 def _calls_rows(store: Any) -> int:
     """Genotypes (sites x samples) of the committed `genotypes` files, from the Delta log's statistics and
     the `files` table (no genotype file is opened)."""
-    if not store.has_table("genotypes"):
-        return 0
     try:
-        actions = store.delta("genotypes").get_add_actions(flatten=True)
+        data = store.data_files("genotypes")
+        if any(f.rows is None for f in data):
+            return _IN_PROCESS_ROWS  # statistics missing: assume a large lake
         files = store.read_table("files", columns=["file_id", "n_samples"])
         width = dict(zip(files["file_id"].to_pylist(), files["n_samples"].to_pylist(), strict=True))
-        total = 0
-        for path, n in zip(actions.column("path").to_pylist(), actions.column("num_records").to_pylist(),
-                           strict=True):
-            total += (n or 0) * width.get(file_id_of(str(path)) or "", max(width.values(), default=1))
-        return total
-    except Exception:  # statistics missing: assume a large lake
+        default = max(width.values(), default=1)
+        return sum(int(f.rows) * width.get(f.file_id or "", default) for f in data)
+    except Exception:  # an unreadable log: assume a large lake
         return _IN_PROCESS_ROWS
 
 

@@ -300,14 +300,7 @@ class Engine:
     # ------------------------------------------------------------------ views
     def _lake_tables(self) -> list[str]:
         """Delta tables in the lake folder: the schema's, in its order, then any other, by name."""
-        found = []
-        try:
-            entries = sorted(os.listdir(self.store.root))
-        except OSError:
-            entries = []
-        for name in entries:
-            if _TABLE_NAME.match(name) and os.path.isdir(os.path.join(self.store.root, name, "_delta_log")):
-                found.append(name)
+        found = [name for name in self.store.table_names() if _TABLE_NAME.match(name)]
         ordered = ["files"] + [n for n in TABLES if n != "files"]
         return [n for n in ordered if n in found] + [n for n in found if n not in TABLES]
 

@@ -314,9 +314,8 @@ def vacuum(lake: Path | str) -> dict[str, int]:
     out: dict[str, int] = {}
     with store.lock():
         current = committed_after(store.root, "allele_frequencies", "files")
-        names = sorted(n for n in os.listdir(store.root)
-                       if (store.root / n / "_delta_log").is_dir() and n != "allele_frequencies")
-        if (store.root / "allele_frequencies" / "_delta_log").is_dir():
+        names = [n for n in store.table_names() if n != "allele_frequencies"]
+        if "allele_frequencies" in store.table_names():
             names.append("allele_frequencies")  # last: its log stays newer than `files` if it was current
         for name in names:
             dt = store.delta(name)
