@@ -360,6 +360,8 @@ def stored_calls_sql(src: str) -> str:
     ``calls`` columns except ``sample_id`` and with ``column_index`` instead: the same calls as :func:`expand`.
     ``hex(gt)`` gives one character per sample; its symbol names the code in the row's ``gt_symbols``."""
     texts = _sql_list(list(TEXT))
+    ploidy, called, altc = (_sql_list([int(x) for x in lut]) for lut in (PLOIDY, CALLED, ALT_COUNT))
+    phased = "[" + ", ".join("true" if p and PLOIDY[k] > 1 else "false" for k, p in enumerate(PHASED)) + "]"
 
     def code(ch: str) -> str:
         return f"(ascii(substr(gt_symbols, instr('{HEX}', {ch}) - 1, 1)) - {BASE})"
@@ -373,12 +375,15 @@ _k AS (SELECT *, {code('_ch[column_index + 1]')} AS _kk FROM _c),
 _o AS (SELECT *, CASE WHEN _kk = {OTHER} THEN other_gt[list_position(
                   list_filter(_idx, lambda i: {code('_ch[i + 1]')} = {OTHER}), column_index)] END AS _other FROM _k),
 _t AS (SELECT *, coalesce(_other, {texts}[_kk + 1]) AS _gt,
-              string_split_regex(coalesce(_other, {texts}[_kk + 1]), '[/|]') AS _al FROM _o)
+              CASE WHEN _kk = {OTHER} THEN string_split_regex(_other, '[/|]') END AS _al FROM _o)
 SELECT institution, contig, pos, ref, alt, column_index, _gt AS gt,
-       CAST(CASE WHEN _gt = '' THEN 0 ELSE len(_al) END AS TINYINT) AS ploidy,
-       CAST(len(list_filter(_al, lambda a: a <> '.' AND a <> '')) AS TINYINT) AS called,
-       CAST(len(list_filter(_al, lambda a: a = '1')) AS TINYINT) AS alt_count,
-       (contains(_gt, '|') AND len(_al) > 1) AS phased,
+       CAST(CASE WHEN _kk <> {OTHER} THEN {ploidy}[_kk + 1] WHEN _gt = '' THEN 0 ELSE len(_al) END
+            AS TINYINT) AS ploidy,
+       CAST(CASE WHEN _kk <> {OTHER} THEN {called}[_kk + 1]
+                 ELSE len(list_filter(_al, lambda a: a <> '.' AND a <> '')) END AS TINYINT) AS called,
+       CAST(CASE WHEN _kk <> {OTHER} THEN {altc}[_kk + 1] ELSE len(list_filter(_al, lambda a: a = '1')) END
+            AS TINYINT) AS alt_count,
+       CASE WHEN _kk <> {OTHER} THEN {phased}[_kk + 1] ELSE contains(_gt, '|') AND len(_al) > 1 END AS phased,
        gq, dp, ad_ref, ad_alt, file_id
 FROM _t)"""
 

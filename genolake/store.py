@@ -59,9 +59,10 @@ PARQUET_OPTIONS: dict[str, Any] = {
 # and are small next to `calls`: smaller groups make a point read 2-3x cheaper for a few percent of size.
 SMALL_ROW_GROUPS = 4096
 DELTA_COLUMNS = ("pos", "orig_pos")
+GT_ZSTD_LEVEL = 6  # the codes only: 4% smaller than level 1 for about 0.03 s per million genotypes (docs/STORAGE.md)
 # `genotypes` rows hold one code per sample: their row groups are sized in genotypes (codes), so a point read
-# decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 256 rows; 50,000: 16).
-GENOTYPE_GROUP_CODES = 1 << 18
+# decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 512 rows; 50,000: 16).
+GENOTYPE_GROUP_CODES = 1 << 19
 
 
 def genotype_group_rows(n_samples: int) -> int:
@@ -114,6 +115,8 @@ def write_parquet(table: Table, data: pa.Table, path: Path, *, row_group_size: i
         # bytes); zstd does the work
         opts["column_encoding"]["gt"] = "DELTA_LENGTH_BYTE_ARRAY"
         opts["write_statistics"] = [c for c in table.names if c != "gt"]
+        opts["compression_level"] = {c: GT_ZSTD_LEVEL if c == "gt" else PARQUET_OPTIONS["compression_level"]
+                                     for c in table.names}
         if row_group_size is None:
             n = 2 * len(data.column("gt")[0].as_py()) if data.num_rows else 1
             opts["row_group_size"] = genotype_group_rows(n)
