@@ -1,0 +1,376 @@
+"""`genolake migrate`: upgrade a lake of an older format version to the current one, in place and atomically.
+
+Format 1 (genolake 0.1.0 up to the genotype store) kept one row per stored call in a long ``calls`` Delta table;
+format 2 keeps the dense ``genotypes`` table (:mod:`genolake.genotypes`) and serves ``calls`` as a view with the
+same columns. The upgrade rewrites only the genotype store:
+
+1. under the lake lock (which first completes any commit interrupted after its redo record), a ``genotypes``
+   folder left by an interrupted migration is removed (the lake still says format 1, so nothing reads it);
+2. every ``variants`` part of the current Delta version becomes one ``genotypes`` part of the same relative path
+   (so `samples remove` pairs them as it pairs parts written by ingest): one row per ``variants`` row, its codes
+   from the part's ``calls`` rows (a row without a stored call is all ``'0'``), the character position from
+   ``samples.column_index`` and the FORMAT lists in sample order;
+3. the parts are committed with the store's multi-table commit, then ``genolake.json`` is rewritten with the
+   new ``format_version`` (the one atomic switch: before it, the old release reads the lake as it was; after
+   it, this one reads the new table), then the old ``calls`` folder is deleted.
+
+A crash at any point leaves a lake that the same command completes: before step 3's version write the lake is
+a format-1 lake (the rerun starts again), after it a format-2 lake (the rerun deletes a ``calls`` folder left
+behind). ``variants``, ``samples``, ``files``, ``allele_frequencies``, annotations and phenotypes do not depend
+on the genotype layout and are not touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from genolake import genotypes as gtc
+from genolake import schema
+from genolake.errors import LakeNotFoundError, LakeStateError
+from genolake.schema import FORMAT_VERSION, GENOTYPES
+from genolake.store import CONFIG, Commit, LakeStore, _atomic_write, write_parquet
+
+log = logging.getLogger(__name__)
+
+OLD_CALLS = "calls"  # the format-1 table
+_REWRITE_SUFFIX = re.compile(r"-w[0-9a-f]{12}$")  # `samples remove` names a rewritten part <stem>-w<txn>
+# The format-1 `calls` table: the columns of today's `calls` view, stored (to complete an interrupted commit of
+# the old release that touched it).
+_V1_CALLS = dataclasses.replace(schema.CALLS, view=False)
+
+
+@dataclass
+class InstitutionCounts:
+    """What was migrated for one institution."""
+
+    calls_files: int = 0
+    genotypes_files: int = 0
+    stored_calls: int = 0
+    rows: int = 0
+
+
+@dataclass
+class MigrateReport:
+    """What :func:`migrate` did (counts and sizes only, never IDs)."""
+
+    lake: str
+    from_version: int
+    to_version: int
+    already_current: bool = False
+    recovered: bool = False  # an interrupted migration was found and redone
+    calls_files: int = 0
+    genotypes_files: int = 0
+    stored_calls: int = 0
+    calls_bytes: int = 0  # Parquet bytes of the `calls` table's current version
+    genotypes_bytes: int = 0  # Parquet bytes of the `genotypes` parts written
+    lake_bytes_before: int = 0
+    lake_bytes_after: int = 0
+    institutions: dict[str, InstitutionCounts] = field(default_factory=dict)
+
+
+def _read_config(root: Path) -> dict[str, Any]:
+    cfg = root / CONFIG
+    if not root.is_dir() or not cfg.is_file():
+        raise LakeNotFoundError(f"{root} is not a genolake lake (no {CONFIG}): nothing to migrate")
+    try:
+        config = json.loads(cfg.read_text())
+    except (OSError, ValueError) as exc:
+        raise LakeStateError(f"{cfg} cannot be read ({exc}); restore it from a backup of the lake") from None
+    if not isinstance(config, dict) or config.get("format") != "genolake":
+        raise LakeNotFoundError(f"{root} is not a genolake lake ({CONFIG} is not a genolake lake record): "
+                                "nothing to migrate")
+    return config
+
+
+def _version(config: dict[str, Any]) -> int:
+    return int(config.get("format_version", 1))
+
+
+def _folder_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        if Path(dirpath) == path and "_staging" in dirnames:
+            dirnames.remove("_staging")
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+@contextlib.contextmanager
+def _old_tables() -> Iterator[None]:
+    """Let the store complete a commit of the old release that touched `calls` (its redo record names the table,
+    whose schema the store looks up) while the lock is taken."""
+    had = OLD_CALLS in schema.TABLES
+    if not had:
+        schema.TABLES[OLD_CALLS] = _V1_CALLS
+    try:
+        yield
+    finally:
+        if not had:
+            schema.TABLES.pop(OLD_CALLS, None)
+
+
+def migrate(lake: Path | str) -> MigrateReport:
+    """Upgrade ``lake`` to the current format version, in place and atomically (safe to rerun after a crash).
+
+    Parameters
+    ----------
+    lake
+        The lake folder.
+
+    Returns
+    -------
+    MigrateReport
+        Counts and sizes; ``already_current`` if the lake needed nothing.
+
+    Raises
+    ------
+    LakeNotFoundError
+        ``lake`` is not a genolake lake (exit code 2).
+    LakeStateError
+        The lake is newer than this genolake, or its format-1 tables disagree (nothing is changed).
+
+    Examples
+    --------
+    >>> migrate("lake")  # doctest: +SKIP
+    MigrateReport(lake='/data/lake', from_version=1, to_version=2, calls_files=7, stored_calls=20311, ...)
+    """
+    root = Path(lake).resolve()
+    config = _read_config(root)
+    version = _version(config)
+    if version > FORMAT_VERSION:
+        raise LakeStateError(f"{root} is a lake of format version {version}, written by a newer genolake than this "
+                             f"one (which writes version {FORMAT_VERSION}): upgrade genolake")
+    report = MigrateReport(lake=str(root), from_version=version, to_version=FORMAT_VERSION)
+    store = LakeStore.open(root, allow_old=True)
+    if version == FORMAT_VERSION:
+        report.already_current = True
+        if (root / OLD_CALLS).exists():  # the old table, left by a migration stopped just after its switch
+            with store.lock():
+                shutil.rmtree(root / OLD_CALLS, ignore_errors=True)
+            log.info("removed the format-1 `calls` folder left by an interrupted migration")
+        return report
+    report.lake_bytes_before = _folder_bytes(root)
+    with store.staging() as (txn, staged), _old_tables(), store.lock():
+        config = _read_config(root)  # another migrate may have finished while this one waited for the lock
+        if _version(config) == FORMAT_VERSION:
+            report.already_current = True
+            return report
+        if (root / GENOTYPES.name).exists():
+            log.warning("found the `genotypes` folder of an interrupted migration: removing it and starting again")
+            shutil.rmtree(root / GENOTYPES.name)
+            report.recovered = True
+        commit = Commit(txn=txn)
+        _build(store, staged, commit, report)
+        store.ensure_table(GENOTYPES)
+        if commit.adds:
+            store.commit(commit, staged, order=(GENOTYPES.name,))
+        _switch(root, {**config, "format_version": FORMAT_VERSION})
+        shutil.rmtree(root / OLD_CALLS, ignore_errors=True)
+    report.lake_bytes_after = _folder_bytes(root)
+    for inst, c in sorted(report.institutions.items()):
+        log.info("%s: %d calls file(s) -> %d genotypes file(s) of %d row(s), %d stored call(s)", inst,
+                 c.calls_files, c.genotypes_files, c.rows, c.stored_calls)
+    return report
+
+
+def _switch(root: Path, config: dict[str, Any]) -> None:
+    """Record the new format version: the one step that makes the migrated lake the lake."""
+    _atomic_write(root / CONFIG, json.dumps(config, indent=2) + "\n")
+
+
+def _relpaths(store: LakeStore, name: str) -> list[str]:
+    base = store.table_path(name)
+    return [str(Path(p).relative_to(base)) for p in store.active_files(name)]
+
+
+def _part_key(rel: str) -> str:
+    """A part's relative path without the suffix `samples remove` gives a rewritten part."""
+    p = Path(rel)
+    return str(p.with_name(_REWRITE_SUFFIX.sub("", p.stem)))
+
+
+def _samples_by_file(store: LakeStore) -> dict[str, pa.Table]:
+    """file_id -> its ``samples`` rows (sample_id, column_index), from the table's current version."""
+    files = store.active_files("samples")
+    if not files:
+        return {}
+    t = pa.concat_tables([pq.read_table(f, columns=["sample_id", "column_index", "file_id"]) for f in files])
+    out: dict[str, pa.Table] = {}
+    for fid in sorted(set(t["file_id"].to_pylist())):
+        import pyarrow.compute as pc
+
+        out[fid] = t.filter(pc.equal(t["file_id"], fid)).select(["sample_id", "column_index"])
+    return out
+
+
+def _build(store: LakeStore, staged: Path, commit: Commit, report: MigrateReport) -> None:
+    """Stage one `genotypes` part per `variants` part (see the module docstring)."""
+    variant_parts = _relpaths(store, "variants")
+    calls_parts: dict[str, str] = {}
+    for rel in _relpaths(store, OLD_CALLS) if store.has_table(OLD_CALLS) else []:
+        key = _part_key(rel)
+        if key in calls_parts:
+            raise LakeStateError(f"{store.root}: two current `calls` parts ({calls_parts[key]}, {rel}) belong to one "
+                                 "`variants` part; the lake is inconsistent, nothing was changed")
+        calls_parts[key] = rel
+    samples = _samples_by_file(store)
+    for vrel in sorted(variant_parts):
+        crel = calls_parts.pop(_part_key(vrel), None)
+        vt = pq.read_table(store.table_path("variants") / vrel,
+                           columns=["institution", "contig", "pos", "ref", "alt", "file_id"])
+        ct = pq.read_table(store.table_path(OLD_CALLS) / crel) if crel is not None else None
+        gtab = _genotypes_part(vt, ct, samples, where=f"variants/{vrel}")
+        if gtab is None:
+            continue
+        path = staged / GENOTYPES.name / vrel
+        write_parquet(GENOTYPES, gtab, path)
+        commit.add(GENOTYPES.name, vrel)
+        inst = str(vt["institution"][0].as_py())
+        counts = report.institutions.setdefault(inst, InstitutionCounts())
+        n_calls = ct.num_rows if ct is not None else 0
+        counts.calls_files += int(crel is not None)
+        counts.genotypes_files += 1
+        counts.stored_calls += n_calls
+        counts.rows += gtab.num_rows
+        report.calls_files += int(crel is not None)
+        report.genotypes_files += 1
+        report.stored_calls += n_calls
+        report.genotypes_bytes += path.stat().st_size
+        if crel is not None:
+            report.calls_bytes += (store.table_path(OLD_CALLS) / crel).stat().st_size
+    if calls_parts:  # never written by ingest: a calls part must have its variants part
+        rel = next(iter(calls_parts.values()))
+        raise LakeStateError(f"{store.root}: the `calls` part {rel} has no `variants` part; the lake is inconsistent, "
+                             "nothing was changed")
+
+
+def _genotypes_part(vt: pa.Table, ct: pa.Table | None, samples: dict[str, pa.Table], *,
+                    where: str) -> pa.Table | None:
+    """The `genotypes` rows of one `variants` part ``vt`` from its `calls` rows ``ct`` (None: no stored call)."""
+    if vt.num_rows == 0:
+        return None
+    fids = set(vt["file_id"].to_pylist())
+    if len(fids) != 1:
+        raise LakeStateError(f"{where} holds rows of {len(fids)} files; a part belongs to one file. Nothing was "
+                             "changed")
+    fid = fids.pop()
+    srows = samples.get(fid)
+    if srows is None:
+        raise LakeStateError(f"{where}: its file {fid} has no `samples` rows; the lake is inconsistent, nothing was "
+                             "changed")
+    cidx = np.asarray(srows["column_index"].to_numpy(zero_copy_only=False), dtype=np.int64)
+    n = len(cidx)
+    if not np.array_equal(np.sort(cidx), np.arange(n)):
+        raise LakeStateError(f"{where}: the `samples` column indices of file {fid} are not 0..{n - 1}; nothing was "
+                             "changed")
+    nrows = vt.num_rows
+    codes = np.zeros((nrows, n), dtype=np.uint8)
+    lists: dict[str, pa.Array]
+    other: pa.Array
+    if ct is None or ct.num_rows == 0:
+        empty = np.zeros(nrows + 1, dtype=np.int32)
+        lists = {name: pa.ListArray.from_arrays(pa.array(empty), pa.array([], pa.int32()))
+                 for name in gtc.FORMAT_FIELDS}
+        other = pa.nulls(nrows, pa.list_(pa.string()))
+    else:
+        row, col = _locate(vt, ct, srows, where=where)
+        texts = ct["gt"].combine_chunks()
+        if pa.types.is_dictionary(texts.type):
+            texts = texts.cast(pa.string())
+        uniq = texts.unique()
+        ucode = np.array([gtc.code_text(t) for t in uniq.to_pylist()], dtype=np.uint8)
+        import pyarrow.compute as pc
+
+        k = ucode[np.asarray(pc.index_in(texts, value_set=uniq).to_numpy(zero_copy_only=False), dtype=np.int64)]
+        if (k == gtc.HOM_REF).any():
+            raise LakeStateError(f"{where}: its `calls` part stores a diploid 0/0 call, which format 1 never stored; "
+                                 "nothing was changed")
+        order = np.lexsort((col, row))  # sample order within each row
+        row, col, k = row[order], col[order], k[order]
+        flat = row * n + col
+        if flat.size > 1 and bool((flat[1:] == flat[:-1]).any()):
+            raise LakeStateError(f"{where}: its `calls` part holds two calls of one sample at one allele; nothing "
+                                 "was changed")
+        codes[row, col] = k
+        offsets = np.zeros(nrows + 1, dtype=np.int32)
+        np.cumsum(np.bincount(row, minlength=nrows), out=offsets[1:])
+        take = pa.array(order)
+        lists = {name: pa.ListArray.from_arrays(pa.array(offsets),
+                                                ct[name].combine_chunks().take(take).cast(pa.int32()))
+                 for name in gtc.FORMAT_FIELDS}
+        is_other = k == gtc.OTHER
+        per_row: list[list[str] | None] = [None] * nrows
+        if is_other.any():
+            other_texts = texts.take(take).filter(pa.array(is_other)).to_pylist()
+            for r, t in zip(row[is_other].tolist(), other_texts, strict=True):
+                lst = per_row[r]
+                if lst is None:
+                    per_row[r] = [t]
+                else:
+                    lst.append(t)
+        other = pa.array(per_row, pa.list_(pa.string()))
+    return pa.table({
+        "institution": vt["institution"],
+        "contig": vt["contig"],
+        "pos": vt["pos"],
+        "ref": vt["ref"],
+        "alt": vt["alt"],
+        "gt": gtc.codes_array(codes),
+        "other_gt": other,
+        **lists,
+        "file_id": vt["file_id"],
+    })
+
+
+def _locate(vt: pa.Table, ct: pa.Table, srows: pa.Table, *, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row of ``vt``, column index) of each call of ``ct``, in ``ct``'s order."""
+    if len(set(zip(vt["pos"].to_pylist(), vt["ref"].to_pylist(), vt["alt"].to_pylist(), strict=True))) \
+            != vt.num_rows:
+        raise LakeStateError(f"{where} lists one allele twice; nothing was changed")
+    fids = set(ct["file_id"].to_pylist())
+    if fids != set(vt["file_id"].to_pylist()):
+        raise LakeStateError(f"{where}: its `calls` part holds calls of another file; nothing was changed")
+    left = pa.table({"pos": ct["pos"].combine_chunks(), "ref": _plain(ct["ref"]), "alt": _plain(ct["alt"]),
+                     "sample_id": _plain(ct["sample_id"]), "_i": pa.array(np.arange(ct.num_rows, dtype=np.int64))})
+    right = pa.table({"pos": vt["pos"].combine_chunks(), "ref": _plain(vt["ref"]), "alt": _plain(vt["alt"]),
+                      "_row": pa.array(np.arange(vt.num_rows, dtype=np.int64))})
+    hit = left.join(right, keys=["pos", "ref", "alt"], join_type="left outer")
+    if hit["_row"].null_count:
+        import pyarrow.compute as pc
+
+        d = hit.filter(pc.is_null(hit["_row"])).slice(0, 1).to_pylist()[0]
+        raise LakeStateError(f"{where}: its `calls` part has calls at {d['pos']} {d['ref']}>{d['alt']}, an allele "
+                             "the part does not list; the lake is inconsistent, nothing was changed")
+    samples = pa.table({"sample_id": _plain(srows["sample_id"]),
+                        "_col": srows["column_index"].combine_chunks().cast(pa.int64())})
+    hit = hit.join(samples, keys=["sample_id"], join_type="left outer")
+    if hit["_col"].null_count:
+        raise LakeStateError(f"{where}: its `calls` part has calls of a sample that its file's `samples` rows do "
+                             "not list; the lake is inconsistent, nothing was changed")
+    i = np.asarray(hit["_i"].to_numpy(), dtype=np.int64)
+    row = np.empty(ct.num_rows, dtype=np.int64)
+    col = np.empty(ct.num_rows, dtype=np.int64)
+    row[i] = hit["_row"].to_numpy()
+    col[i] = hit["_col"].to_numpy()
+    return row, col
+
+
+def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return arr.cast(pa.string()) if pa.types.is_dictionary(arr.type) else arr
