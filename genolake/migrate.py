@@ -9,15 +9,16 @@ same columns. The upgrade rewrites only the genotype store:
 2. every ``variants`` part of the current Delta version becomes one ``genotypes`` part of the same relative path
    (so `samples remove` pairs them as it pairs parts written by ingest): one row per ``variants`` row, its codes
    from the part's ``calls`` rows (a row without a stored call is all ``'0'``), the character position from
-   ``samples.column_index`` and the FORMAT lists in sample order;
+   ``samples.column_index`` and the FORMAT lists in sample order (a part larger than ingest writes is split,
+   with its `variants` part, into pieces of the same rows: :data:`PART_CODES`);
 3. the parts are committed with the store's multi-table commit, then ``genolake.json`` is rewritten with the
    new ``format_version`` (the one atomic switch: before it, the old release reads the lake as it was; after
    it, this one reads the new table), then the old ``calls`` folder is deleted.
 
 A crash at any point leaves a lake that the same command completes: before step 3's version write the lake is
 a format-1 lake (the rerun starts again), after it a format-2 lake (the rerun deletes a ``calls`` folder left
-behind). ``variants``, ``samples``, ``files``, ``allele_frequencies``, annotations and phenotypes do not depend
-on the genotype layout and are not touched.
+behind). ``samples``, ``files``, ``allele_frequencies``, annotations and phenotypes do not depend on the genotype
+layout and are not touched; ``variants`` keeps its rows (only a part split as above is rewritten, row for row).
 """
 
 from __future__ import annotations
@@ -41,13 +42,15 @@ import pyarrow.parquet as pq
 from genolake import genotypes as gtc
 from genolake import schema
 from genolake.errors import LakeNotFoundError, LakeStateError
-from genolake.schema import FORMAT_VERSION, GENOTYPES
+from genolake.schema import FORMAT_VERSION, GENOTYPES, VARIANTS
 from genolake.store import CONFIG, Commit, LakeStore, _atomic_write, write_parquet
 
 log = logging.getLogger(__name__)
 
 OLD_CALLS = "calls"  # the format-1 table
-_REWRITE_SUFFIX = re.compile(r"-w[0-9a-f]{12}$")  # `samples remove` names a rewritten part <stem>-w<txn>
+_SUFFIX = re.compile(r"-(w[0-9a-f]{12}|m[0-9]{4})$")  # rewritten parts: <stem>-w<txn> (samples remove), -m<k> (split)
+# Codes (rows x samples) per `genotypes` part at most, as ingest (genolake.ingest.convert.PART_ROWS).
+PART_CODES = 32_000_000
 # The format-1 `calls` table: the columns of today's `calls` view, stored (to complete an interrupted commit of
 # the old release that touched it).
 _V1_CALLS = dataclasses.replace(schema.CALLS, view=False)
@@ -179,7 +182,7 @@ def migrate(lake: Path | str) -> MigrateReport:
         _build(store, staged, commit, report)
         store.ensure_table(GENOTYPES)
         if commit.adds:
-            store.commit(commit, staged, order=(GENOTYPES.name,))
+            store.commit(commit, staged, order=(GENOTYPES.name, VARIANTS.name))
         _switch(root, {**config, "format_version": FORMAT_VERSION})
         shutil.rmtree(root / OLD_CALLS, ignore_errors=True)
     report.lake_bytes_after = _folder_bytes(root)
@@ -200,28 +203,34 @@ def _relpaths(store: LakeStore, name: str) -> list[str]:
 
 
 def _part_key(rel: str) -> str:
-    """A part's relative path without the suffix `samples remove` gives a rewritten part."""
+    """A part's relative path without the suffixes of rewrites: `samples remove` (``-w<txn>``) and a split
+    by this module (``-m<k>``), so every piece of a `variants` part finds the `calls` part it came with."""
     p = Path(rel)
-    return str(p.with_name(_REWRITE_SUFFIX.sub("", p.stem)))
+    stem = p.stem
+    while True:
+        short = _SUFFIX.sub("", stem)
+        if short == stem:
+            return str(p.with_name(stem))
+        stem = short
 
 
 def _samples_by_file(store: LakeStore) -> dict[str, pa.Table]:
     """file_id -> its ``samples`` rows (sample_id, column_index), from the table's current version."""
+    import pyarrow.compute as pc
+
     files = store.active_files("samples")
     if not files:
         return {}
     t = pa.concat_tables([pq.read_table(f, columns=["sample_id", "column_index", "file_id"]) for f in files])
-    out: dict[str, pa.Table] = {}
-    for fid in sorted(set(t["file_id"].to_pylist())):
-        import pyarrow.compute as pc
-
-        out[fid] = t.filter(pc.equal(t["file_id"], fid)).select(["sample_id", "column_index"])
-    return out
+    return {fid: t.filter(pc.equal(t["file_id"], fid)).select(["sample_id", "column_index"])
+            for fid in sorted(set(t["file_id"].to_pylist()))}
 
 
 def _build(store: LakeStore, staged: Path, commit: Commit, report: MigrateReport) -> None:
-    """Stage one `genotypes` part per `variants` part (see the module docstring)."""
-    variant_parts = _relpaths(store, "variants")
+    """Stage the `genotypes` parts of every `variants` part (see the module docstring)."""
+    vparts: dict[str, list[str]] = {}
+    for rel in _relpaths(store, "variants"):
+        vparts.setdefault(_part_key(rel), []).append(rel)
     calls_parts: dict[str, str] = {}
     for rel in _relpaths(store, OLD_CALLS) if store.has_table(OLD_CALLS) else []:
         key = _part_key(rel)
@@ -230,41 +239,38 @@ def _build(store: LakeStore, staged: Path, commit: Commit, report: MigrateReport
                                  "`variants` part; the lake is inconsistent, nothing was changed")
         calls_parts[key] = rel
     samples = _samples_by_file(store)
-    for vrel in sorted(variant_parts):
-        crel = calls_parts.pop(_part_key(vrel), None)
-        vt = pq.read_table(store.table_path("variants") / vrel,
-                           columns=["institution", "contig", "pos", "ref", "alt", "file_id"])
+    for key in sorted(vparts):
+        crel = calls_parts.pop(key, None)
         ct = pq.read_table(store.table_path(OLD_CALLS) / crel) if crel is not None else None
-        gtab = _genotypes_part(vt, ct, samples, where=f"variants/{vrel}")
-        if gtab is None:
-            continue
-        path = staged / GENOTYPES.name / vrel
-        write_parquet(GENOTYPES, gtab, path)
-        commit.add(GENOTYPES.name, vrel)
-        inst = str(vt["institution"][0].as_py())
-        counts = report.institutions.setdefault(inst, InstitutionCounts())
-        n_calls = ct.num_rows if ct is not None else 0
-        counts.calls_files += int(crel is not None)
-        counts.genotypes_files += 1
-        counts.stored_calls += n_calls
-        counts.rows += gtab.num_rows
-        report.calls_files += int(crel is not None)
-        report.genotypes_files += 1
-        report.stored_calls += n_calls
-        report.genotypes_bytes += path.stat().st_size
-        if crel is not None:
-            report.calls_bytes += (store.table_path(OLD_CALLS) / crel).stat().st_size
+        used = 0
+        for vrel in sorted(vparts[key]):
+            used += _migrate_part(store, staged, commit, report, vrel, ct, samples)
+        if ct is not None:
+            if used != ct.num_rows:
+                raise LakeStateError(f"{store.root}: the `calls` part {crel} has calls of alleles that its `variants` "
+                                     "part does not list; the lake is inconsistent, nothing was changed")
+            inst = str(ct["institution"][0].as_py()) if ct.num_rows else "?"
+            report.institutions.setdefault(inst, InstitutionCounts()).calls_files += 1
+            report.calls_files += 1
+            report.calls_bytes += (store.table_path(OLD_CALLS) / str(crel)).stat().st_size
     if calls_parts:  # never written by ingest: a calls part must have its variants part
         rel = next(iter(calls_parts.values()))
         raise LakeStateError(f"{store.root}: the `calls` part {rel} has no `variants` part; the lake is inconsistent, "
                              "nothing was changed")
 
 
-def _genotypes_part(vt: pa.Table, ct: pa.Table | None, samples: dict[str, pa.Table], *,
-                    where: str) -> pa.Table | None:
-    """The `genotypes` rows of one `variants` part ``vt`` from its `calls` rows ``ct`` (None: no stored call)."""
+def _migrate_part(store: LakeStore, staged: Path, commit: Commit, report: MigrateReport, vrel: str,
+                  ct: pa.Table | None, samples: dict[str, pa.Table]) -> int:
+    """Stage the `genotypes` rows of the `variants` part ``vrel`` from the calls ``ct`` of its part (only the
+    calls of alleles ``vrel`` lists are used); return how many calls were used.
+
+    A part of more than :data:`PART_CODES` codes (rows x samples) is split, with its `variants` part, into
+    pieces of the same rows (``<name>-m<k>``): format 1 bounded parts by stored calls, so a part of a large cohort
+    with rare variants can be far larger as dense codes, and ingest bounds `genotypes` parts the same way."""
+    where = f"variants/{vrel}"
+    vt = pq.read_table(store.table_path("variants") / vrel)
     if vt.num_rows == 0:
-        return None
+        return 0
     fids = set(vt["file_id"].to_pylist())
     if len(fids) != 1:
         raise LakeStateError(f"{where} holds rows of {len(fids)} files; a part belongs to one file. Nothing was "
@@ -279,96 +285,131 @@ def _genotypes_part(vt: pa.Table, ct: pa.Table | None, samples: dict[str, pa.Tab
     if not np.array_equal(np.sort(cidx), np.arange(n)):
         raise LakeStateError(f"{where}: the `samples` column indices of file {fid} are not 0..{n - 1}; nothing was "
                              "changed")
-    nrows = vt.num_rows
-    codes = np.zeros((nrows, n), dtype=np.uint8)
-    lists: dict[str, pa.Array]
-    other: pa.Array
-    if ct is None or ct.num_rows == 0:
-        empty = np.zeros(nrows + 1, dtype=np.int32)
-        lists = {name: pa.ListArray.from_arrays(pa.array(empty), pa.array([], pa.int32()))
-                 for name in gtc.FORMAT_FIELDS}
-        other = pa.nulls(nrows, pa.list_(pa.string()))
-    else:
-        row, col = _locate(vt, ct, srows, where=where)
-        texts = ct["gt"].combine_chunks()
-        if pa.types.is_dictionary(texts.type):
-            texts = texts.cast(pa.string())
-        uniq = texts.unique()
-        ucode = np.array([gtc.code_text(t) for t in uniq.to_pylist()], dtype=np.uint8)
+    calls = _Calls.of(vt, ct, srows, where=where)
+    step = max(1, PART_CODES // max(1, n))
+    pieces = [(a, min(a + step, vt.num_rows)) for a in range(0, vt.num_rows, step)]
+    if len(pieces) > 1:
+        commit.remove("variants", vrel)
+    inst = str(vt["institution"][0].as_py())
+    counts = report.institutions.setdefault(inst, InstitutionCounts())
+    for j, (a, b) in enumerate(pieces):
+        rel = vrel if len(pieces) == 1 else str(Path(vrel).with_name(f"{Path(vrel).stem}-m{j:04d}.parquet"))
+        if len(pieces) > 1:
+            write_parquet(VARIANTS, vt.slice(a, b - a), staged / "variants" / rel)
+            commit.add("variants", rel)
+        gtab = calls.genotypes(vt.slice(a, b - a), a, n)
+        path = staged / GENOTYPES.name / rel
+        write_parquet(GENOTYPES, gtab, path)
+        commit.add(GENOTYPES.name, rel)
+        counts.genotypes_files += 1
+        counts.rows += gtab.num_rows
+        report.genotypes_files += 1
+        report.genotypes_bytes += path.stat().st_size
+    counts.stored_calls += calls.n
+    report.stored_calls += calls.n
+    return calls.n
+
+
+@dataclass
+class _Calls:
+    """The calls of one `variants` part: row, column index, code, FORMAT values and texts, in (row, column) order."""
+
+    row: np.ndarray
+    col: np.ndarray
+    k: np.ndarray
+    fmt: dict[str, pa.Array]
+    texts: pa.Array
+
+    @property
+    def n(self) -> int:
+        return int(self.row.size)
+
+    @classmethod
+    def of(cls, vt: pa.Table, ct: pa.Table | None, srows: pa.Table, *, where: str) -> _Calls:
+        if ct is None or ct.num_rows == 0:
+            none = np.zeros(0, dtype=np.int64)
+            return cls(none, none, np.zeros(0, np.uint8), {f: pa.array([], pa.int32()) for f in gtc.FORMAT_FIELDS},
+                       pa.array([], pa.string()))
         import pyarrow.compute as pc
 
+        i, row, col = _locate(vt, ct, srows, where=where)
+        if i.size == 0:
+            return cls.of(vt, None, srows, where=where)
+        texts = _plain(ct["gt"]).take(pa.array(i))
+        uniq = texts.unique()
+        ucode = np.array([gtc.code_text(t) for t in uniq.to_pylist()], dtype=np.uint8)
         k = ucode[np.asarray(pc.index_in(texts, value_set=uniq).to_numpy(zero_copy_only=False), dtype=np.int64)]
         if (k == gtc.HOM_REF).any():
             raise LakeStateError(f"{where}: its `calls` part stores a diploid 0/0 call, which format 1 never stored; "
                                  "nothing was changed")
         order = np.lexsort((col, row))  # sample order within each row
         row, col, k = row[order], col[order], k[order]
-        flat = row * n + col
+        flat = row * (int(col.max()) + 1) + col
         if flat.size > 1 and bool((flat[1:] == flat[:-1]).any()):
             raise LakeStateError(f"{where}: its `calls` part holds two calls of one sample at one allele; nothing "
                                  "was changed")
+        take = pa.array(i[order])
+        fmt = {f: ct[f].combine_chunks().take(take).cast(pa.int32()) for f in gtc.FORMAT_FIELDS}
+        return cls(row, col, k, fmt, texts.take(pa.array(order)))
+
+    def genotypes(self, vt: pa.Table, first: int, n: int) -> pa.Table:
+        """The `genotypes` rows of ``vt``, rows ``first``... of the part, files of ``n`` samples."""
+        nrows = vt.num_rows
+        lo, hi = (int(x) for x in np.searchsorted(self.row, [first, first + nrows]))
+        row, col, k = self.row[lo:hi] - first, self.col[lo:hi], self.k[lo:hi]
+        codes = np.zeros((nrows, n), dtype=np.uint8)
         codes[row, col] = k
         offsets = np.zeros(nrows + 1, dtype=np.int32)
         np.cumsum(np.bincount(row, minlength=nrows), out=offsets[1:])
-        take = pa.array(order)
-        lists = {name: pa.ListArray.from_arrays(pa.array(offsets),
-                                                ct[name].combine_chunks().take(take).cast(pa.int32()))
-                 for name in gtc.FORMAT_FIELDS}
-        is_other = k == gtc.OTHER
+        lists = {f: pa.ListArray.from_arrays(pa.array(offsets), self.fmt[f].slice(lo, hi - lo))
+                 for f in gtc.FORMAT_FIELDS}
         per_row: list[list[str] | None] = [None] * nrows
+        is_other = k == gtc.OTHER
         if is_other.any():
-            other_texts = texts.take(take).filter(pa.array(is_other)).to_pylist()
-            for r, t in zip(row[is_other].tolist(), other_texts, strict=True):
+            texts = self.texts.slice(lo, hi - lo).filter(pa.array(is_other)).to_pylist()
+            for r, t in zip(row[is_other].tolist(), texts, strict=True):
                 lst = per_row[r]
                 if lst is None:
                     per_row[r] = [t]
                 else:
                     lst.append(t)
-        other = pa.array(per_row, pa.list_(pa.string()))
-    return pa.table({
-        "institution": vt["institution"],
-        "contig": vt["contig"],
-        "pos": vt["pos"],
-        "ref": vt["ref"],
-        "alt": vt["alt"],
-        "gt": gtc.codes_array(codes),
-        "other_gt": other,
-        **lists,
-        "file_id": vt["file_id"],
-    })
+        return pa.table({
+            "institution": vt["institution"],
+            "contig": vt["contig"],
+            "pos": vt["pos"],
+            "ref": vt["ref"],
+            "alt": vt["alt"],
+            "gt": gtc.codes_array(codes),
+            "other_gt": pa.array(per_row, pa.list_(pa.string())),
+            **lists,
+            "file_id": vt["file_id"],
+        })
 
 
-def _locate(vt: pa.Table, ct: pa.Table, srows: pa.Table, *, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """(row of ``vt``, column index) of each call of ``ct``, in ``ct``'s order."""
+def _locate(vt: pa.Table, ct: pa.Table, srows: pa.Table, *,
+            where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The calls of ``ct`` at alleles that ``vt`` lists: (index in ``ct``, row of ``vt``, column index)."""
+    import pyarrow.compute as pc
+
     if len(set(zip(vt["pos"].to_pylist(), vt["ref"].to_pylist(), vt["alt"].to_pylist(), strict=True))) \
             != vt.num_rows:
         raise LakeStateError(f"{where} lists one allele twice; nothing was changed")
-    fids = set(ct["file_id"].to_pylist())
-    if fids != set(vt["file_id"].to_pylist()):
+    if set(ct["file_id"].to_pylist()) != set(vt["file_id"].to_pylist()):
         raise LakeStateError(f"{where}: its `calls` part holds calls of another file; nothing was changed")
     left = pa.table({"pos": ct["pos"].combine_chunks(), "ref": _plain(ct["ref"]), "alt": _plain(ct["alt"]),
                      "sample_id": _plain(ct["sample_id"]), "_i": pa.array(np.arange(ct.num_rows, dtype=np.int64))})
     right = pa.table({"pos": vt["pos"].combine_chunks(), "ref": _plain(vt["ref"]), "alt": _plain(vt["alt"]),
                       "_row": pa.array(np.arange(vt.num_rows, dtype=np.int64))})
-    hit = left.join(right, keys=["pos", "ref", "alt"], join_type="left outer")
-    if hit["_row"].null_count:
-        import pyarrow.compute as pc
-
-        d = hit.filter(pc.is_null(hit["_row"])).slice(0, 1).to_pylist()[0]
-        raise LakeStateError(f"{where}: its `calls` part has calls at {d['pos']} {d['ref']}>{d['alt']}, an allele "
-                             "the part does not list; the lake is inconsistent, nothing was changed")
-    samples = pa.table({"sample_id": _plain(srows["sample_id"]),
-                        "_col": srows["column_index"].combine_chunks().cast(pa.int64())})
-    hit = hit.join(samples, keys=["sample_id"], join_type="left outer")
+    hit = left.join(right, keys=["pos", "ref", "alt"], join_type="inner")
+    smp = pa.table({"sample_id": _plain(srows["sample_id"]),
+                    "_col": srows["column_index"].combine_chunks().cast(pa.int64())})
+    hit = hit.join(smp, keys=["sample_id"], join_type="left outer")
     if hit["_col"].null_count:
         raise LakeStateError(f"{where}: its `calls` part has calls of a sample that its file's `samples` rows do "
                              "not list; the lake is inconsistent, nothing was changed")
-    i = np.asarray(hit["_i"].to_numpy(), dtype=np.int64)
-    row = np.empty(ct.num_rows, dtype=np.int64)
-    col = np.empty(ct.num_rows, dtype=np.int64)
-    row[i] = hit["_row"].to_numpy()
-    col[i] = hit["_col"].to_numpy()
-    return row, col
+    hit = hit.sort_by("_i")
+    return (np.asarray(hit["_i"].to_numpy(), dtype=np.int64), np.asarray(hit["_row"].to_numpy(), dtype=np.int64),
+            np.asarray(pc.cast(hit["_col"], pa.int64()).to_numpy(), dtype=np.int64))
 
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -61,15 +61,13 @@ def _run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def key_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """GENOLAKE_KEY_DIR holding a copy of the fixture's test key (tests never write next to the fixture)."""
-    keys = tmp_path_factory.mktemp("keys")
+def key_env(_session_key_dir: Path) -> dict[str, str]:
+    """The environment with a copy of the fixture's test key in the session's GENOLAKE_KEY_DIR (tests/conftest.py;
+    tests never write next to the fixture)."""
     for f in KEY_DIR.iterdir():
-        shutil.copy(f, keys / f.name)
-        os.chmod(keys / f.name, 0o600)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENOLAKE_KEY_DIR", str(keys))
-        yield {**os.environ}
+        shutil.copy(f, _session_key_dir / f.name)
+        os.chmod(_session_key_dir / f.name, 0o600)
+    return {**os.environ, "GENOLAKE_KEY_DIR": str(_session_key_dir)}
 
 
 @pytest.fixture(scope="module")
@@ -327,3 +325,54 @@ def test_calls_rows_in_any_order(tmp_path: Path, key_env: dict[str, str]) -> Non
         pq.write_table(t.take(pa.array(list(range(t.num_rows))[::-1])), f)
     migrate(lake)
     _assert_migrated(lake, old)
+
+
+def test_large_parts_are_split_with_their_variants(tmp_path: Path, key_env: dict[str, str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part with more codes than ingest puts in one part is split, with its variants part, into pieces of the
+    same rows; the answers do not change, and a rerun after a crash finds the pieces' calls."""
+    lake = _copy_v1(tmp_path / "lake")
+    old = _old_calls(lake)
+    monkeypatch.setattr(migrate_mod, "PART_CODES", 20 * 30)  # 30 rows of a 20-sample file
+    monkeypatch.setattr(migrate_mod, "_switch", lambda *_a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        migrate(lake)
+    monkeypatch.setattr(migrate_mod, "_switch", _SWITCH)
+    report = migrate(lake)  # the variants parts are split already: their pieces find their calls
+    assert report.recovered and report.calls_files == 7 and report.genotypes_files > 20
+    _assert_migrated(lake, old)
+    store = LakeStore.open(lake)
+    grels = sorted(str(Path(p).relative_to(store.table_path("genotypes"))) for p in store.active_files("genotypes"))
+    vrels = sorted(str(Path(p).relative_to(store.table_path("variants"))) for p in store.active_files("variants"))
+    assert grels == vrels and all("-m0" in r for r in grels if "contig=1/" not in r)
+    with Lake(lake) as lk:
+        n_old = sum(pq.ParquetFile(f).metadata.num_rows for f in DeltaTable(str(FIXTURE / "variants")).file_uris())
+        assert lk.sql("SELECT count(*) AS n FROM variants")["n"][0].as_py() == n_old
+        with gzip.open(EXPECTED, "rt") as fh:
+            expected = json.load(fh)
+        for vid, want in expected["variants"].items():
+            assert _json(lk.variant(vid))["frequencies"] == want["frequencies"], vid
+
+
+_SWITCH = migrate_mod._switch
+
+
+def test_samples_remove_after_migrating(migrated: tuple[Path, pa.Table], tmp_path: Path,
+                                        key_env: dict[str, str]) -> None:
+    """Withdrawal on a migrated lake pairs each genotypes part with its variants part as on an ingested lake."""
+    from genolake.samples.remove import remove_samples
+
+    lake = tmp_path / "lake"
+    shutil.copytree(migrated[0], lake)
+    raw = subprocess.run(["bcftools", "query", "-l", str(SRC / "south.vcf.gz")], capture_output=True, text=True,
+                         check=True).stdout.split()[1]
+    (tmp_path / "ids.txt").write_text(raw + "\n")
+    remove_samples(lake, institution="south", path=tmp_path / "ids.txt")
+    cfg = json.loads((lake / "genolake.json").read_text())
+    gone = Pseudonymiser(read_key(Path(key_env["GENOLAKE_KEY_DIR"]) / f"{cfg['lake_id']}.key"))("south", raw)
+    old = migrated[1]
+    keep = pa.compute.invert(pa.compute.and_(pa.compute.equal(old["institution"], "south"),
+                                             pa.compute.equal(old["sample_id"], gone)))
+    assert old.num_rows - old.filter(keep).num_rows > 0
+    with Lake(lake) as lk:
+        assert _rows(lk.sql("SELECT * FROM calls").select(CALL_COLUMNS)) == _rows(old.filter(keep))
