@@ -388,28 +388,39 @@ class _Calls:
 
 def _locate(vt: pa.Table, ct: pa.Table, srows: pa.Table, *,
             where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The calls of ``ct`` at alleles that ``vt`` lists: (index in ``ct``, row of ``vt``, column index)."""
+    """The calls of ``ct`` at alleles that ``vt`` lists: (index in ``ct``, row of ``vt``, column index).
+
+    Alleles and samples are looked up once per run of equal keys (format 1 wrote a part's calls sorted by
+    allele, so the runs are the part's alleles; any order gives the same answer, only slower)."""
     import pyarrow.compute as pc
 
-    if len(set(zip(vt["pos"].to_pylist(), vt["ref"].to_pylist(), vt["alt"].to_pylist(), strict=True))) \
-            != vt.num_rows:
+    keys = {k: i for i, k in enumerate(zip(vt["pos"].to_pylist(), vt["ref"].to_pylist(), vt["alt"].to_pylist(),
+                                           strict=True))}
+    if len(keys) != vt.num_rows:
         raise LakeStateError(f"{where} lists one allele twice; nothing was changed")
-    if set(ct["file_id"].to_pylist()) != set(vt["file_id"].to_pylist()):
+    if set(ct["file_id"].unique().to_pylist()) != set(vt["file_id"].unique().to_pylist()):
         raise LakeStateError(f"{where}: its `calls` part holds calls of another file; nothing was changed")
-    left = pa.table({"pos": ct["pos"].combine_chunks(), "ref": _plain(ct["ref"]), "alt": _plain(ct["alt"]),
-                     "sample_id": _plain(ct["sample_id"]), "_i": pa.array(np.arange(ct.num_rows, dtype=np.int64))})
-    right = pa.table({"pos": vt["pos"].combine_chunks(), "ref": _plain(vt["ref"]), "alt": _plain(vt["alt"]),
-                      "_row": pa.array(np.arange(vt.num_rows, dtype=np.int64))})
-    hit = left.join(right, keys=["pos", "ref", "alt"], join_type="inner")
-    smp = pa.table({"sample_id": _plain(srows["sample_id"]),
-                    "_col": srows["column_index"].combine_chunks().cast(pa.int64())})
-    hit = hit.join(smp, keys=["sample_id"], join_type="left outer")
-    if hit["_col"].null_count:
+    m = ct.num_rows
+    pos = np.asarray(ct["pos"].to_numpy(), dtype=np.int64)
+    ref, alt = _plain(ct["ref"]), _plain(ct["alt"])
+    change = np.ones(m, dtype=bool)
+    if m > 1:
+        same = pc.and_(pc.equal(ref.slice(1), ref.slice(0, m - 1)), pc.equal(alt.slice(1), alt.slice(0, m - 1)))
+        change[1:] = (pos[1:] != pos[:-1]) | ~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
+    starts = np.flatnonzero(change)
+    idx = pa.array(starts)
+    run_row = np.array([keys.get(k, -1) for k in zip(pos[starts].tolist(), ref.take(idx).to_pylist(),
+                                                      alt.take(idx).to_pylist(), strict=True)], dtype=np.int64)
+    row = np.repeat(run_row, np.diff(np.append(starts, m)))
+    enc = pc.dictionary_encode(_plain(ct["sample_id"]))
+    cols = dict(zip(srows["sample_id"].to_pylist(), srows["column_index"].to_pylist(), strict=True))
+    ucol = np.array([cols.get(s, -1) for s in enc.dictionary.to_pylist()], dtype=np.int64)
+    col = ucol[np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    if (col < 0).any():
         raise LakeStateError(f"{where}: its `calls` part has calls of a sample that its file's `samples` rows do "
                              "not list; the lake is inconsistent, nothing was changed")
-    hit = hit.sort_by("_i")
-    return (np.asarray(hit["_i"].to_numpy(), dtype=np.int64), np.asarray(hit["_row"].to_numpy(), dtype=np.int64),
-            np.asarray(pc.cast(hit["_col"], pa.int64()).to_numpy(), dtype=np.int64))
+    i = np.flatnonzero(row >= 0)
+    return i, row[i], col[i]
 
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
