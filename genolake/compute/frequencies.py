@@ -483,7 +483,8 @@ def _stored_counts(task: PartTask, groups: pa.Table) -> pa.Table:
 
     from genolake import genotypes as gtc
 
-    cols = ["pos", "ref", "alt", "file_id", "gt", "other_gt"] + (["gq", "dp", "ad_alt"] if task.adj else [])
+    cols = ["pos", "ref", "alt", "file_id", "gt", "gt_symbols", "other_gt",
+            *(["gq", "dp", "ad_alt"] if task.adj else [])]
     names = ["pos", "ref", "alt", "institution", "stratum", *_CS_COLUMNS,
              *([f"a_{c}" for c in _CS_COLUMNS] if task.adj else [])]
     empty = pa.table({n: pa.array([], pa.int32() if n == "pos" else _STR if n in ("ref", "alt", "institution",
