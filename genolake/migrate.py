@@ -353,16 +353,26 @@ class _Calls:
         return cls(row, col, k, fmt, texts.take(pa.array(order)))
 
     def genotypes(self, vt: pa.Table, first: int, n: int) -> pa.Table:
-        """The `genotypes` rows of ``vt``, rows ``first``... of the part, files of ``n`` samples."""
+        """The `genotypes` rows of ``vt``, rows ``first``... of the part, files of ``n`` samples, written as ingest
+        writes them: one symbol alphabet for the part (codes beyond its 15 symbols become other-texts), and a null
+        FORMAT list where the file has no value of that field."""
         nrows = vt.num_rows
         lo, hi = (int(x) for x in np.searchsorted(self.row, [first, first + nrows]))
         row, col, k = self.row[lo:hi] - first, self.col[lo:hi], self.k[lo:hi]
         codes = np.zeros((nrows, n), dtype=np.uint8)
         codes[row, col] = k
+        symbols, overflow = gtc.alphabet(codes)
+        if overflow.size:  # their texts (the old `gt` of the call) go to other_gt, in sample order
+            k = np.where(np.isin(k, overflow), np.uint8(gtc.OTHER), k)
+            codes[row, col] = k
         offsets = np.zeros(nrows + 1, dtype=np.int32)
         np.cumsum(np.bincount(row, minlength=nrows), out=offsets[1:])
-        lists = {f: pa.ListArray.from_arrays(pa.array(offsets), self.fmt[f].slice(lo, hi - lo))
-                 for f in gtc.FORMAT_FIELDS}
+        lists = {}
+        for f in gtc.FORMAT_FIELDS:
+            vals = self.fmt[f].slice(lo, hi - lo)
+            absent = self.fmt[f].null_count == len(self.fmt[f])  # no value in the whole part: the file lacks it
+            lists[f] = pa.nulls(nrows, pa.list_(pa.int32())) if absent else \
+                pa.ListArray.from_arrays(pa.array(offsets), vals)
         per_row: list[list[str] | None] = [None] * nrows
         is_other = k == gtc.OTHER
         if is_other.any():
@@ -379,7 +389,8 @@ class _Calls:
             "pos": vt["pos"],
             "ref": vt["ref"],
             "alt": vt["alt"],
-            "gt": gtc.codes_array(codes),
+            "gt": gtc.pack(codes, symbols),
+            "gt_symbols": pa.array([symbols] * nrows, pa.string()),
             "other_gt": pa.array(per_row, pa.list_(pa.string())),
             **lists,
             "file_id": vt["file_id"],
