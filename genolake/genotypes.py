@@ -134,6 +134,24 @@ def pack(codes: np.ndarray, symbols: str) -> pa.Array:
                                                               pa.py_buffer(data.tobytes())]).cast(pa.binary())
 
 
+def encode(codes: np.ndarray, other: dict[int, list[str]]) -> tuple[pa.Array, str, pa.Array]:
+    """The ``gt``, ``gt_symbols`` and ``other_gt`` of a written part from its (rows, samples) code matrix and the
+    texts of its :data:`OTHER` calls (row -> texts in sample order): the one encoder (ingest and migrate). Codes
+    beyond the part's 15 symbols (never seen on real data) are written as :data:`OTHER` with their text.
+    ``codes`` is changed in place where that happens."""
+    symbols, overflow = alphabet(codes)
+    other = dict(other)
+    if overflow.size:
+        hit = np.isin(codes, overflow)
+        for r in np.flatnonzero(hit.any(axis=1)).tolist():
+            texts = iter(other.get(r, []))
+            other[r] = [next(texts) if k == OTHER else TEXT[k]
+                        for k in codes[r][(codes[r] == OTHER) | hit[r]].tolist()]
+        codes[hit] = OTHER
+    other_gt = pa.array([other.get(r) for r in range(codes.shape[0])], pa.list_(pa.string()))
+    return pack(codes, symbols), symbols, other_gt
+
+
 def unpack(rows: pa.Table, n_samples: int) -> np.ndarray:
     """The (rows, n_samples) code matrix of ``genotypes`` rows of one file (the inverse of :func:`pack`)."""
     gt = _combined(rows.column("gt"))

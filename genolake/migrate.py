@@ -361,10 +361,6 @@ class _Calls:
         row, col, k = self.row[lo:hi] - first, self.col[lo:hi], self.k[lo:hi]
         codes = np.zeros((nrows, n), dtype=np.uint8)
         codes[row, col] = k
-        symbols, overflow = gtc.alphabet(codes)
-        if overflow.size:  # their texts (the old `gt` of the call) go to other_gt, in sample order
-            k = np.where(np.isin(k, overflow), np.uint8(gtc.OTHER), k)
-            codes[row, col] = k
         offsets = np.zeros(nrows + 1, dtype=np.int32)
         np.cumsum(np.bincount(row, minlength=nrows), out=offsets[1:])
         lists = {}
@@ -373,25 +369,22 @@ class _Calls:
             absent = self.fmt[f].null_count == len(self.fmt[f])  # no value in the whole part: the file lacks it
             lists[f] = pa.nulls(nrows, pa.list_(pa.int32())) if absent else \
                 pa.ListArray.from_arrays(pa.array(offsets), vals)
-        per_row: list[list[str] | None] = [None] * nrows
+        other: dict[int, list[str]] = {}
         is_other = k == gtc.OTHER
         if is_other.any():
             texts = self.texts.slice(lo, hi - lo).filter(pa.array(is_other)).to_pylist()
             for r, t in zip(row[is_other].tolist(), texts, strict=True):
-                lst = per_row[r]
-                if lst is None:
-                    per_row[r] = [t]
-                else:
-                    lst.append(t)
+                other.setdefault(r, []).append(t)
+        gt, symbols, other_gt = gtc.encode(codes, other)  # the ingest writer's encoder
         return pa.table({
             "institution": vt["institution"],
             "contig": vt["contig"],
             "pos": vt["pos"],
             "ref": vt["ref"],
             "alt": vt["alt"],
-            "gt": gtc.pack(codes, symbols),
+            "gt": gt,
             "gt_symbols": pa.array([symbols] * nrows, pa.string()),
-            "other_gt": pa.array(per_row, pa.list_(pa.string())),
+            "other_gt": other_gt,
             **lists,
             "file_id": vt["file_id"],
         })

@@ -639,19 +639,6 @@ def _nullable_int(arrays: list[np.ndarray], order: np.ndarray | None) -> pa.Arra
     return pa.array(data.astype(np.int32), type=pa.int32(), mask=mask)
 
 
-def _overflow_to_other(codes: np.ndarray, overflow: np.ndarray, other: dict[int, list[str]]) -> None:
-    """Rewrite the codes in ``overflow`` as :data:`genotypes.OTHER` calls whose texts go to ``other`` (per row, in
-    sample order, merged with the row's other-ploidy texts)."""
-    hit = np.isin(codes, overflow)
-    for r in np.flatnonzero(hit.any(axis=1)).tolist():
-        texts = iter(other.get(r, []))
-        merged = []
-        for k in codes[r][(codes[r] == gtc.OTHER) | hit[r]].tolist():
-            merged.append(next(texts) if k == gtc.OTHER else gtc.TEXT[k])
-        other[r] = merged
-    codes[hit] = gtc.OTHER
-
-
 def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult, part: int = 0) -> None:
     v = cols.v
     nv = cols.n_variants
@@ -689,11 +676,7 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult, 
     # a FORMAT field the file does not have is a null list (one bit per row), not a list of nulls per call
     lists = {name: gtc.list_column(counts, np.concatenate(cols.fmt[name]), INT_MISSING + 1) if have[name]
              else pa.nulls(nv, pa.list_(pa.int32())) for name in gtc.FORMAT_FIELDS}
-    symbols, overflow = gtc.alphabet(codes)
-    if overflow.size:  # more distinct codes than symbols (very rare): the least frequent become other-texts
-        _overflow_to_other(codes, overflow, cols.other)
-    other = pa.array([cols.other.get(r) for r in range(nv)], pa.list_(pa.string()))
-    gt = gtc.pack(codes, symbols)
+    gt, symbols, other = gtc.encode(codes, cols.other)
     if not sorted_already:
         order = pa.array(vorder)
         gt = gt.take(order)
