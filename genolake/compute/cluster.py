@@ -46,13 +46,13 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
                                                              "distributed.client": "critical", "bokeh": "error"}}))
         if scheduler:
             try:
-                client = Client(scheduler, timeout="20s")
+                remote = Client(scheduler, timeout="20s")
             except OSError as exc:
                 raise UserInputError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
             try:
-                yield client
+                yield remote
             finally:
-                client.close()
+                remote.close()
             return
         n = workers if workers and workers > 0 else (os.cpu_count() or 1)
         # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (less unmanaged memory in long-lived workers).
@@ -63,21 +63,48 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
         # as it is.
         environ = {**(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}),
                    "MALLOC_TRIM_THRESHOLD_": None}
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-            cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=dask_level,
-                memory_limit=None,
-            )
-        client = Client(cluster)
+        cluster: Any = None
+        client: Any = None
         try:
+            # Ctrl-C while the cluster starts is taken once it has started, here, where it can be closed: a
+            # half-started cluster is closed at exit by Dask, with a screenful of errors
+            with _sigint_deferred(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                cluster = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=dask_level,
+                    memory_limit=None,
+                )
+                client = Client(cluster)
             yield client
         finally:
-            client.close()
-            cluster.close()
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back for the block: a SIGINT received meanwhile raises KeyboardInterrupt as the block ends.
+    (Python's handler is swapped, not the signal mask: any thread of the process may receive the signal.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    pressed: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
