@@ -236,3 +236,46 @@ def test_aggregate_damaged_lake_file_same_error_for_0_1_2_workers(lake: Path, tm
         last.append(proc.stderr.strip().splitlines()[-1])
     assert last[0] == last[1] == last[2] and "Data corruption" in last[0], last
     assert lake_fingerprint(damaged) == before
+
+
+def _big_vcf(path: Path, *, samples: int = 300, records: int = 40_000) -> Path:
+    """A synthetic GRCh37 VCF whose ingest takes several seconds (time to interrupt it)."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    codes = np.array(["0/0", "0/1", "1/1", "./."], dtype=object)
+    with open(path, "w") as fh:
+        fh.write("##fileformat=VCFv4.2\n##reference=GRCh37\n##contig=<ID=20,length=63025520>\n")
+        fh.write('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
+        fh.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t")
+        fh.write("\t".join(f"P{i}" for i in range(samples)) + "\n")
+        g = codes[rng.choice(4, size=(records, samples), p=[0.93, 0.05, 0.015, 0.005])]
+        for k in range(records):
+            fh.write(f"20\t{1000 + 7 * k}\t.\tA\tG\t.\tPASS\t.\tGT\t" + "\t".join(g[k]) + "\n")
+    return path
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_ctrl_c_exits_130_with_one_line(lake: Path, tmp_path: Path, workers: str) -> None:
+    """Ctrl-C (SIGINT) mid-ingest, in process or on a local cluster: exit code 130, the one "interrupted" line,
+    the lake unchanged. (typer returns 130 instead of raising outside standalone mode: the CLI used to exit 0.)"""
+    import signal
+
+    big = _big_vcf(tmp_path / "big.vcf")
+    before = lake_fingerprint(lake)
+    exe = Path(sys.executable).with_name("genolake")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "genolake"]
+    proc = subprocess.Popen([*cmd, "ingest", "--lake", str(lake), "-i", "y", "--workers", workers, str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    staging = lake / "_staging"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (staging.exists() and any(staging.iterdir())):
+        time.sleep(0.05)
+    time.sleep(1.0 if workers == "0" else 6.0)  # inside the conversion (a local cluster takes a few s to start)
+    assert proc.poll() is None, "ingest finished before it could be interrupted; make the file bigger"
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert err == "genolake: interrupted; nothing was committed, the lake is unchanged\n", err
+    assert lake_fingerprint(lake) == before
