@@ -279,3 +279,61 @@ def test_ctrl_c_exits_130_with_one_line(lake: Path, tmp_path: Path, workers: str
     assert proc.returncode == 130, err
     assert err == "genolake: interrupted; nothing was committed, the lake is unchanged\n", err
     assert lake_fingerprint(lake) == before
+
+
+@pytest.mark.cluster
+def test_lost_scheduler_gives_one_line(tmp_path: Path) -> None:
+    """A scheduler started with Dask's own tools (`dask scheduler`, `dask worker`) dies while tasks run: one
+    WorkerLostError line, no Dask traceback."""
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    bindir = Path(sys.executable).parent
+    sched = subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                              "--dashboard-address", ":0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([str(bindir / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    script = tmp_path / "lost.py"
+    script.write_text(textwrap.dedent(f"""
+        import logging, sys, time
+        from genolake.compute.runner import run_tasks
+        from genolake.errors import GenolakeError
+
+        def slow(x):
+            time.sleep(60)
+            return x
+
+        if __name__ == "__main__":
+            logging.basicConfig(level=logging.WARNING, format="genolake: %(message)s")
+            try:
+                run_tasks(slow, [1, 2], scheduler="{address}")
+            except GenolakeError as exc:
+                print(f"genolake: error: {{exc}}", file=sys.stderr)
+                sys.exit(exc.exit_code)
+    """))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:  # the worker has joined
+            probe = subprocess.run([sys.executable, "-c", f"from distributed import Client; c = Client('{address}', "
+                                    "timeout=5); print(len(c.scheduler_info()['workers'])); c.close()"],
+                                   capture_output=True, text=True)
+            if probe.stdout.strip() not in ("", "0"):
+                break
+            time.sleep(1)
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        time.sleep(6)  # connected, tasks running on the worker
+        assert proc.poll() is None, proc.communicate()
+        sched.send_signal(signal.SIGKILL)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        for p in (worker, sched):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=60)
+    assert proc.returncode == 1, err
+    assert err.startswith("genolake: error: lost the connection to the Dask scheduler") and err.count("\n") == 1, err

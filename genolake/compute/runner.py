@@ -167,12 +167,17 @@ def _sendable(exc: Exception) -> BaseException:
 
 def _run_on_dask(fn: Callable[..., R], tasks: Sequence[Any], broadcast: Any, *, workers: int | None,
                  scheduler: str | None, progress: ProgressFn | None, count: Callable[[R], int] | None) -> list[R]:
+    import asyncio
+
+    import distributed.client
     from distributed import KilledWorker, as_completed
     from distributed.comm.core import CommClosedError
 
     from genolake.compute.cluster import dask_client
 
-    lost = (KilledWorker, CommClosedError)
+    # a lost scheduler cancels every future (FutureCancelledError since distributed 2024.2)
+    cancelled = getattr(distributed.client, "FutureCancelledError", asyncio.CancelledError)
+    lost = (KilledWorker, CommClosedError, cancelled)
     n = len(tasks)
     results: list[Any] = [None] * n
     with dask_client(workers=workers, scheduler=scheduler) as client:
