@@ -77,6 +77,7 @@ def test_in_process_results_progress_and_live_ticks() -> None:
                      live=True) == [3, 6]
     # ticks add up inside a task; the total is set to count(result) when the task ends
     assert ticks == [(0, 0, 2), (1, 0, 2), (2, 0, 2), (3, 1, 2), (5, 1, 2), (7, 1, 2), (9, 2, 2)]
+    assert run_tasks(_square, [], workers=2) == []  # nothing to do: no cluster is started
 
 
 def test_in_process_error_is_raised_as_is() -> None:

@@ -98,6 +98,8 @@ def run_tasks(
     extra = () if broadcast is None else (broadcast,)
     if progress:
         progress(0, 0, n)  # the bar knows its length before the first task ends
+    if not tasks:
+        return []  # no cluster to start
     if in_process(workers, scheduler):
         return _run_here(fn, tasks, extra, progress=progress, count=count, live=live)
     return _run_on_dask(fn, tasks, broadcast, workers=workers, scheduler=scheduler, progress=progress,
