@@ -90,7 +90,8 @@ CALLS = Table(
     view=True,
 )
 
-_FMT_DOC = " of each stored call (one value per non-`0` character of `gt`, in sample order; null if absent)."
+_FMT_DOC = (" of each stored call (one value per nonzero symbol of `gt`, in sample order; a value is null where the "
+            "call has none; the list is null when the file has no such FORMAT field).")
 GENOTYPES = Table(
     name="genotypes",
     doc=(
@@ -103,13 +104,16 @@ GENOTYPES = Table(
     columns=(
         _INST,
         *_KEY,
-        _c("gt", _STR, "One code character per sample of the file: `0` diploid 0/0; `1`-`B` diploid calls "
-           "(`./.` ... `1|1`); `C`, `D`, `E` haploid `.`, `0`, `1`; `F` other ploidies (text in `other_gt`)."),
+        _c("gt", pa.binary(), "One 4-bit symbol per sample of the file, two per byte (first sample in the high "
+           "nibble: `hex(gt)` lists the samples in order): 0 is diploid 0/0, s > 0 the code `gt_symbols[s]`."),
+        _c("gt_symbols", _STR, "The codes of symbols 1, 2, ... of `gt` (one character `chr(48 + code)` each, the "
+           "codes of `genolake/genotypes.py`: 1-18 diploid `./.` ... `1|1`, 19-21 haploid `.`, `0`, `1`, 22 other "
+           "(text in `other_gt`))."),
         _c("other_gt", pa.list_(_STR), "Genotype texts of the `F`-coded calls, in sample order; null if none.", True),
-        _c("gq", pa.list_(pa.int32()), "FORMAT/GQ" + _FMT_DOC),
-        _c("dp", pa.list_(pa.int32()), "FORMAT/DP" + _FMT_DOC),
-        _c("ad_ref", pa.list_(pa.int32()), "FORMAT/AD depth of the reference allele" + _FMT_DOC),
-        _c("ad_alt", pa.list_(pa.int32()), "FORMAT/AD depth of this row's alt allele" + _FMT_DOC),
+        _c("gq", pa.list_(pa.int32()), "FORMAT/GQ" + _FMT_DOC, True),
+        _c("dp", pa.list_(pa.int32()), "FORMAT/DP" + _FMT_DOC, True),
+        _c("ad_ref", pa.list_(pa.int32()), "FORMAT/AD depth of the reference allele" + _FMT_DOC, True),
+        _c("ad_alt", pa.list_(pa.int32()), "FORMAT/AD depth of this row's alt allele" + _FMT_DOC, True),
         _FILE,
     ),
     layout=("institution", "contig"),

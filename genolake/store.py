@@ -58,9 +58,11 @@ PARQUET_OPTIONS: dict[str, Any] = {
 # Tables of one row per variant (or per variant and stratum) are read a row group at a time by point queries
 # and are small next to `calls`: smaller groups make a point read 2-3x cheaper for a few percent of size.
 SMALL_ROW_GROUPS = 4096
+DELTA_COLUMNS = ("pos", "orig_pos")
+GT_ZSTD_LEVEL = 6  # the codes only: 4% smaller than level 1 for about 0.03 s per million genotypes (docs/STORAGE.md)
 # `genotypes` rows hold one code per sample: their row groups are sized in genotypes (codes), so a point read
-# decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 256 rows; 50,000: 16).
-GENOTYPE_GROUP_CODES = 1 << 18
+# decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 512 rows; 50,000: 16).
+GENOTYPE_GROUP_CODES = 1 << 19
 
 
 def genotype_group_rows(n_samples: int) -> int:
@@ -103,11 +105,21 @@ def write_parquet(table: Table, data: pa.Table, path: Path, *, row_group_size: i
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     opts = {**PARQUET_OPTIONS, "row_group_size": row_group_size or SMALL_ROW_GROUPS}
+    # sorted positions are delta-encoded (a dictionary of distinct positions costs 4x more: docs/STORAGE.md)
+    delta = [c for c in DELTA_COLUMNS if c in table.names]
+    if delta:
+        opts["use_dictionary"] = [c for c in table.names if c not in delta and c != "gt"]
+        opts["column_encoding"] = {c: "DELTA_BINARY_PACKED" for c in delta}
     if table.name == "genotypes":
-        # the codes are written plain (a dictionary of whole rows never pays) and zstd does the work
-        opts["use_dictionary"] = [c for c in table.names if c != "gt"]
+        # the codes: no dictionary, no length prefix between rows, no min/max statistics (a row is hundreds of
+        # bytes); zstd does the work
+        opts["column_encoding"]["gt"] = "DELTA_LENGTH_BYTE_ARRAY"
+        opts["write_statistics"] = [c for c in table.names if c != "gt"]
+        opts["compression_level"] = {c: GT_ZSTD_LEVEL if c == "gt" else PARQUET_OPTIONS["compression_level"]
+                                     for c in table.names}
         if row_group_size is None:
-            opts["row_group_size"] = genotype_group_rows(len(data.column("gt")[0].as_py()) if data.num_rows else 1)
+            n = 2 * len(data.column("gt")[0].as_py()) if data.num_rows else 1
+            opts["row_group_size"] = genotype_group_rows(n)
     pq.write_table(data, tmp, **opts)
     os.replace(tmp, path)
 

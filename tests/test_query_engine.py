@@ -19,7 +19,7 @@ def test_delta_reader_equals_deltalake(sample_lake: SampleLake) -> None:
     from genolake.store import LakeStore
 
     store = LakeStore.open(sample_lake.path)
-    for table in ("files", "calls", "variants", "samples", "ploidy", "callable", "phenotypes"):
+    for table in ("files", "genotypes", "variants", "samples", "ploidy", "callable", "phenotypes"):
         assert [p for p, _ in delta_add_paths(sample_lake.path / table)] == sorted(store._relpaths(table)), table
 
 

@@ -29,7 +29,7 @@ from genolake.samples.remove import read_audit, remove_samples, vacuum
 from genolake.store import LakeStore
 
 simulate = pytest.importorskip("benchmarks.simulate")
-TABLES = ("calls", "variants", "samples", "ploidy", "files", "phenotypes")
+TABLES = ("genotypes", "variants", "samples", "ploidy", "files", "phenotypes")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

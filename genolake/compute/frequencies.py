@@ -457,6 +457,24 @@ def _call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray) -> n
                     axis=1).astype(np.int64)
 
 
+_FAILED = 23  # the class of a stored call failing adj
+_CLASS_METRICS: Any = None
+_N_CLASSES = 24
+
+
+def _class_metrics() -> np.ndarray:
+    """(class, metric) table: the :func:`_call_metrics` of each code's call (class 22, other ploidies: zero,
+    counted per call), and of a call failing adj (class 23: no alleles called, as if missing)."""
+    from genolake import genotypes as gtc
+
+    k = np.arange(gtc.OTHER + 1)
+    out = np.zeros((_N_CLASSES, 5), dtype=np.int64)
+    out[:gtc.OTHER] = _call_metrics(gtc.PLOIDY[k].astype(np.int64), gtc.CALLED[k].astype(np.int64),
+                                    gtc.ALT_COUNT[k].astype(np.int64))[:gtc.OTHER]
+    out[_FAILED] = [0, -2, 1, 0, 0]
+    return out
+
+
 def _adj_pass(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray, gq: pa.Array, dp: pa.Array,
               ad_alt: pa.Array) -> np.ndarray:
     """gnomAD's adj rule per stored call (:data:`ADJ_RULE`; the Hail engine applies the same)."""
@@ -483,7 +501,8 @@ def _stored_counts(task: PartTask, groups: pa.Table) -> pa.Table:
 
     from genolake import genotypes as gtc
 
-    cols = ["pos", "ref", "alt", "file_id", "gt", "other_gt"] + (["gq", "dp", "ad_alt"] if task.adj else [])
+    cols = ["pos", "ref", "alt", "file_id", "gt", "gt_symbols", "other_gt",
+            *(["gq", "dp", "ad_alt"] if task.adj else [])]
     names = ["pos", "ref", "alt", "institution", "stratum", *_CS_COLUMNS,
              *([f"a_{c}" for c in _CS_COLUMNS] if task.adj else [])]
     empty = pa.table({n: pa.array([], pa.int32() if n == "pos" else _STR if n in ("ref", "alt", "institution",
@@ -510,7 +529,9 @@ def _stored_counts(task: PartTask, groups: pa.Table) -> pa.Table:
     for fid, (a, b) in tmp.items():
         member[fid] = (np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
     label_list = list(labels)
-    n_labels = max(1, len(label_list))
+    global _CLASS_METRICS
+    if _CLASS_METRICS is None:
+        _CLASS_METRICS = _class_metrics()
     width = 10 if task.adj else 5
     out_rows: list[np.ndarray] = []
     out_labels: list[np.ndarray] = []
@@ -525,36 +546,57 @@ def _stored_counts(task: PartTask, groups: pa.Table) -> pa.Table:
         row, col = cv.row, cv.col
         if not row.size:
             continue
-        ploidy = cv.ploidy.astype(np.int64)
-        called = cv.called.astype(np.int64)
-        altc = cv.alt_count.astype(np.int64)
-        m = _call_metrics(ploidy, called, altc)
+        cls = cv.k.astype(np.int64)  # the call's code; other-ploidy calls (code 22) are added one by one below
+        classes = [cls]
         if task.adj:
             counts = np.bincount(row, minlength=part.num_rows)
             flat = {c: gtc.flat_values(part.column(c), counts) for c in ("gq", "dp", "ad_alt")}
-            ok = _adj_pass(ploidy, called, altc, flat["gq"], flat["dp"], flat["ad_alt"])
-            failed = np.array([0, -2, 1, 0, 0], dtype=np.int64)
-            m = np.concatenate([m, np.where(ok[:, None], m, failed[None, :])], axis=1)
-        # each (call, stratum of its person): sums keyed by (row, label)
+            ok = _adj_pass(cv.ploidy.astype(np.int64), cv.called.astype(np.int64), cv.alt_count.astype(np.int64),
+                           flat["gq"], flat["dp"], flat["ad_alt"])
+            classes.append(np.where(ok | (cls == gtc.OTHER), cls, _FAILED))
+        # each person's strata in this file, as local label ids: (samples, layers), -1 padded
         mcol, mlab = member[fid]
+        local, lab_of = np.unique(mlab, return_inverse=True)
+        n_local = local.size
+        n_samples = int(max(mcol.max(initial=-1), col.max(initial=-1))) + 1
+        layers = int(np.bincount(mcol, minlength=n_samples).max(initial=0))
+        by_sample = np.full((n_samples, max(1, layers)), -1, dtype=np.int64)
         order = np.argsort(mcol, kind="stable")
-        mcol, mlab = mcol[order], mlab[order]
-        lo = np.searchsorted(mcol, col, side="left")
-        hi = np.searchsorted(mcol, col, side="right")
-        reps = hi - lo
-        if not reps.any():
-            continue
-        call_of = np.repeat(np.arange(col.size), reps)
-        starts = np.repeat(lo, reps)
-        within = np.arange(call_of.size) - np.repeat(np.cumsum(reps) - reps, reps)
-        key = row[call_of] * n_labels + mlab[starts + within]
-        uniq, inv = np.unique(key, return_inverse=True)
-        sums = np.zeros((uniq.size, width), dtype=np.int64)
-        for j in range(width):
-            sums[:, j] = np.bincount(inv, weights=m[call_of, j], minlength=uniq.size).astype(np.int64)
-        out_rows.append(sel[uniq // n_labels])
-        out_labels.append(uniq % n_labels)
-        out_sums.append(sums)
+        sc, sl = mcol[order], lab_of[order]
+        slot = np.arange(sc.size) - np.searchsorted(sc, sc, side="left")
+        by_sample[sc, slot] = sl
+        chunk = max(1, 4_000_000 // (n_local * _N_CLASSES))
+        for r0 in range(0, part.num_rows, chunk):
+            r1 = min(part.num_rows, r0 + chunk)
+            c0, c1 = np.searchsorted(row, [r0, r1])
+            if c0 == c1:
+                continue
+            rr, cc = row[c0:c1] - r0, col[c0:c1]
+            bins = (r1 - r0) * n_local
+            sums = np.zeros((bins, width), dtype=np.int64)
+            stored = np.zeros(bins, dtype=np.int64)
+            for j in range(by_sample.shape[1]):
+                lab = by_sample[cc, j]
+                valid = lab >= 0
+                if not valid.any():
+                    continue
+                key = rr[valid] * n_local + lab[valid]
+                stored += np.bincount(key, minlength=bins)
+                for half, cl in enumerate(classes):
+                    hist = np.bincount(key * _N_CLASSES + cl[c0:c1][valid], minlength=bins * _N_CLASSES)
+                    sums[:, 5 * half:5 * half + 5] += hist.reshape(bins, _N_CLASSES) @ _CLASS_METRICS
+                    oth = np.flatnonzero(cls[c0:c1][valid] == gtc.OTHER)
+                    if oth.size:  # other ploidies: their own allele counts
+                        ci = np.flatnonzero(valid)[oth] + c0
+                        mo = _call_metrics(cv.ploidy[ci].astype(np.int64), cv.called[ci].astype(np.int64),
+                                           cv.alt_count[ci].astype(np.int64))
+                        if half == 1:
+                            mo = np.where(ok[ci][:, None], mo, _CLASS_METRICS[_FAILED][None, :])
+                        np.add.at(sums[:, 5 * half:5 * half + 5], key[oth], mo)
+            hit = np.flatnonzero(stored)
+            out_rows.append(sel[hit // n_local + r0])
+            out_labels.append(local[hit % n_local])
+            out_sums.append(sums[hit])
     if not out_rows:
         return empty
     r = np.concatenate(out_rows)

@@ -635,7 +635,8 @@ class Engine:
             return self.query(f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {src} WHERE {where}",
                               params)
         need: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
-        need += ["file_id", "gt", "other_gt", *(c for c in ("gq", "dp", "ad_ref", "ad_alt") if c in columns)]
+        need += ["file_id", "gt", "gt_symbols", "other_gt",
+                 *(c for c in ("gq", "dp", "ad_ref", "ad_alt") if c in columns)]
         rows = self.point("genotypes", contig=contig, pos=pos, columns=need, equal=equal)
         return expand(rows, self.file_pseudonyms, columns, carriers_only=carriers_only)
 

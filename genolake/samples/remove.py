@@ -110,7 +110,7 @@ def _counting(rows: pa.Table, n: int) -> pa.Table:
 def _stored(rows: pa.Table) -> int:
     from genolake.genotypes import stored_calls
 
-    return int(stored_calls(rows.column("gt"))[0].size) if rows.num_rows else 0
+    return int(stored_calls(rows)[0].size) if rows.num_rows else 0
 
 
 def _new_rel(rel: str, txn: str) -> str:
@@ -222,6 +222,7 @@ def remove_samples(lake: Path | str, *, institution: str, path: Path | str,
         for fid in fids:
             left = mine.filter(pc.equal(mine["file_id"], fid))
             n_left = left.num_rows - hit.filter(pc.equal(hit["file_id"], fid)).num_rows
+            n_file = left.num_rows
             if n_left == 0:  # nobody left in the file: the file leaves the lake
                 for t in PER_FILE:
                     for rel in rels[t].get(fid, []):
@@ -240,7 +241,7 @@ def remove_samples(lake: Path | str, *, institution: str, path: Path | str,
                 grel = geno_rels.pop(vrel, None)
                 if grel is not None:
                     gtab = pq.read_table(store.table_path("genotypes") / grel)
-                    kept = drop_samples(gtab, drop)
+                    kept = drop_samples(gtab, drop, n_file)
                     removed_calls += _stored(gtab) - _stored(kept)
                     replace("genotypes", grel, kept)
                     calls = _counting(kept, n_left)
@@ -249,7 +250,7 @@ def remove_samples(lake: Path | str, *, institution: str, path: Path | str,
                 replace("variants", vrel, _recount(vt, calls, n_left))
             for grel in geno_rels.values():  # a genotypes part without its variants part (not written by ingest)
                 gtab = pq.read_table(store.table_path("genotypes") / grel)
-                kept = drop_samples(gtab, drop)
+                kept = drop_samples(gtab, drop, n_file)
                 removed_calls += _stored(gtab) - _stored(kept)
                 replace("genotypes", grel, kept)
             for rel in rels["samples"].get(fid, []):
