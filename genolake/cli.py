@@ -162,7 +162,11 @@ def main() -> None:
     from genolake.errors import GenolakeError
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into `return 130` outside standalone mode (typer.core._main)
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except GenolakeError as exc:
         print(f"genolake: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -10,7 +10,7 @@ Exit codes of every ``genolake`` command (README "Exit codes"):
   phenotype, institution or option value) is an error, exit 2.
 - ``1``: the command failed: an input file is malformed (:class:`BadInputFileError`, naming the file and the
   record or line), the lake refuses the change (:class:`LakeStateError`, :class:`BuildMismatchError`), the key is
-  missing (:class:`KeyFileError`), an optional extra is not installed (:class:`MissingExtraError`), or a bug
+  missing (:class:`KeyFileError`), a Dask worker died (:class:`WorkerLostError`), an optional extra is not installed (:class:`MissingExtraError`), or a bug
   (a Python traceback).
 - ``2``: bad usage: an unknown option or command, a malformed argument or expression, a name the lake does not
   have, a ``--lake`` folder that is not a lake (:class:`UserInputError` and its subclasses; typer's own usage
@@ -25,6 +25,17 @@ class GenolakeError(Exception):
     """Base class for every error a user can cause and fix."""
 
     exit_code = 1
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # picklable whatever a subclass's __init__ takes: Dask workers send errors back to the client
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[GenolakeError], args: tuple[object, ...], state: dict[str, object]) -> GenolakeError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
 
 
 class UserInputError(GenolakeError):
@@ -66,6 +77,11 @@ class MissingExtraError(GenolakeError):
         super().__init__(
             f"this needs the optional package {package!r}: " + (how or f"pip install 'genolake[{extra}]'")
         )
+
+
+class WorkerLostError(GenolakeError):
+    """A Dask worker process died (killed, out of memory) or the scheduler went away while tasks ran; nothing
+    was committed."""
 
 
 class LakeWriteError(GenolakeError):

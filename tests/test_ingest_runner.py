@@ -26,7 +26,7 @@ def test_large_input_would_start_a_cluster(tmp_path: Path, monkeypatch: pytest.M
     def no_cluster(*_a: object, **_k: object) -> None:
         raise RuntimeError("cluster path taken")
 
-    monkeypatch.setattr("genolake.compute.cluster.map_tasks", no_cluster)
+    monkeypatch.setattr("genolake.compute.runner._run_on_dask", no_cluster)
     with pytest.raises(RuntimeError, match="cluster path taken"):
         pipeline.ingest(tmp_path / "lake", "north", [NORTH])
 

@@ -351,7 +351,6 @@ class TaskResult:
     tables: dict[str, pa.Table] = field(default_factory=dict)  # group key -> partial table
     n_records: dict[str, int] = field(default_factory=dict)  # group key -> records read
     n_keys: int = 0
-    error: tuple[str, str, str | None, str] | None = None  # (class, path, record, message) of a GenolakeError
 
 
 def _group_key(src: Any) -> str:
@@ -410,20 +409,11 @@ def _copy(keys: pa.Table, a: int, b: int) -> pa.Table:
 
 
 def run_task(task: Any) -> TaskResult:
-    """Run one task (on a Dask worker or in-process); user-caused errors are returned, not raised."""
-    from genolake.errors import BadInputFileError, GenolakeError
-
-    try:
-        if isinstance(task, SequentialTask):
-            return _run_sequential(task)
-        return _run_region(task)
-    except BadInputFileError as exc:
-        prefix = f"{exc.path}: " + (f"{exc.record}: " if exc.record else "")
-        msg = str(exc)
-        return TaskResult(error=("BadInputFileError", exc.path, exc.record,
-                                 msg[len(prefix):] if msg.startswith(prefix) else msg))
-    except GenolakeError as exc:
-        return TaskResult(error=(type(exc).__name__, "", None, str(exc)))
+    """Run one task (on a Dask worker or in process); errors are raised (genolake.compute.runner sends them
+    back from a worker as they are)."""
+    if isinstance(task, SequentialTask):
+        return _run_sequential(task)
+    return _run_region(task)
 
 
 def _fetcher(reference: str | None) -> Callable[[str], Callable[[int, int], str] | None] | None:
@@ -596,54 +586,11 @@ def _region_csq(task: RegionTask) -> pa.Table:
 
 def _execute(tasks: list[Any], *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[TaskResult]:
-    results: list[TaskResult] = []
-    done_keys = 0
-    if progress:
-        progress(0, 0, len(tasks))  # the bar knows its length before the first task ends
-    if scheduler is None and workers == 0:
-        for k, task in enumerate(tasks, start=1):
-            res = run_task(task)
-            _raise_error(res)
-            results.append(res)
-            done_keys += res.n_keys
-            if progress:
-                progress(done_keys, k, len(tasks))
-        return results
-    import warnings
+    from genolake.compute.runner import run_tasks
 
-    from genolake.compute.cluster import dask_client
-
-    ordered: list[TaskResult | None] = [None] * len(tasks)
-    with dask_client(workers=workers, scheduler=scheduler) as client:
-        from distributed import as_completed
-
-        with warnings.catch_warnings():  # the tasks carry their keys: a "large graph" is expected
-            warnings.filterwarnings("ignore", message="Sending large graph")
-            futures = client.map(run_task, tasks, pure=False)
-        index = {f.key: i for i, f in enumerate(futures)}
-        try:
-            for k, fut in enumerate(as_completed(futures), start=1):
-                res = fut.result()
-                _raise_error(res)
-                ordered[index[fut.key]] = res
-                done_keys += res.n_keys
-                if progress:
-                    progress(done_keys, k, len(tasks))
-        except BaseException:
-            client.cancel(futures)
-            raise
-    return [r for r in ordered if r is not None]  # in task order: region results follow the key order
-
-
-def _raise_error(res: TaskResult) -> None:
-    if res.error is None:
-        return
-    from genolake import errors
-
-    cls, path, record, msg = res.error
-    if cls == "BadInputFileError":
-        raise errors.BadInputFileError(path, msg, record=record)
-    raise getattr(errors, cls, errors.GenolakeError)(msg)
+    # in task order: region results follow the key order
+    return run_tasks(run_task, tasks, workers=workers, scheduler=scheduler, progress=progress,
+                     count=lambda res: res.n_keys)
 
 
 # ------------------------------------------------------------------------------------------------ assembly

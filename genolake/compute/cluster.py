@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 from genolake.errors import UserInputError
 
 log = logging.getLogger(__name__)
-R = TypeVar("R")
 
 
 @contextlib.contextmanager
@@ -35,72 +34,91 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
     import dask
     from distributed import Client, LocalCluster
 
-    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # the CLI's --verbose shows Dask's own logs
-        logging.getLogger("distributed").setLevel(logging.ERROR)
-        dask.config.set({"logging": {"distributed": "error", "distributed.client": "error", "bokeh": "error"}})
-    if scheduler:
+    # Without the CLI's --verbose, Dask logs nothing, not even its errors: a failed task, a dead worker or a lost
+    # scheduler reach the user as the one line of genolake.compute.runner's error, not as log lines on stderr
+    # (the client and a local cluster's scheduler log in this process, the workers in their own).
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    dask_level = logging.CRITICAL if quiet else logging.WARNING
+    with contextlib.ExitStack() as stack:
+        if quiet:
+            stack.enter_context(_dask_logs_at(logging.CRITICAL))
+            stack.enter_context(dask.config.set({"logging": {"distributed": "critical",
+                                                             "distributed.client": "critical", "bokeh": "error"}}))
+        if scheduler:
+            try:
+                remote = Client(scheduler, timeout="20s")
+            except OSError as exc:
+                raise UserInputError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
+            try:
+                yield remote
+            finally:
+                remote.close()
+            return
+        n = workers if workers and workers > 0 else (os.cpu_count() or 1)
+        # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (less unmanaged memory in long-lived workers).
+        # Setting it turns off glibc's adaptive mmap threshold, so every multi-megabyte numpy buffer is mapped and
+        # zeroed afresh: ingest ran 20% slower in a worker than in process. These workers live for one command, so
+        # the variable is unset the way Dask documents (None). A value already in this process's environment (the
+        # user's, or left there by an earlier Dask cluster: Dask's nanny writes it into os.environ) is inherited
+        # as it is.
+        environ = {**(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}),
+                   "MALLOC_TRIM_THRESHOLD_": None}
+        cluster: Any = None
+        client: Any = None
         try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as exc:
-            raise UserInputError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
-        try:
+            # Ctrl-C while the cluster starts is taken once it has started, here, where it can be closed: a
+            # half-started cluster is closed at exit by Dask, with a screenful of errors
+            with _sigint_deferred(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                cluster = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=dask_level,
+                    memory_limit=None,
+                )
+                client = Client(cluster)
             yield client
         finally:
-            client.close()
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back for the block: a SIGINT received meanwhile raises KeyboardInterrupt as the block ends.
+    (Python's handler is swapped, not the signal mask: any thread of the process may receive the signal.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
         return
-    n = workers if workers and workers > 0 else (os.cpu_count() or 1)
-    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (less unmanaged memory in long-lived workers). Setting
-    # it turns off glibc's adaptive mmap threshold, so every multi-megabyte numpy buffer is mapped and zeroed
-    # afresh: ingest ran 20% slower in a worker than in process. These workers live for one command, so the
-    # variable is unset the way Dask documents (None). A value already in this process's environment (the user's,
-    # or left there by an earlier Dask cluster: Dask's nanny writes it into os.environ) is inherited as it is.
-    environ = {**(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}), "MALLOC_TRIM_THRESHOLD_": None}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-            memory_limit=None,
-        )
-    client = Client(cluster)
+    pressed: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: pressed.append(signum))
     try:
-        yield client
+        yield
     finally:
-        client.close()
-        cluster.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
 
 
-def map_tasks(
-    fn: Callable[..., R],
-    tasks: Sequence[Any],
-    *,
-    workers: int | None,
-    scheduler: str | None,
-    on_result: Callable[[R, int], None] | None = None,
-    broadcast: Any = None,
-) -> list[R]:
-    """Run ``fn(task[, broadcast])`` for every task on Dask and return the results in task order.
-
-    ``on_result(result, done)`` is called as each task finishes (for progress). A failure cancels the
-    remaining tasks and is raised as is (named genolake errors keep their type across processes).
-    ``broadcast``, when given, is scattered once to every worker and passed as the second argument.
-    """
-    from distributed import as_completed
-
-    with dask_client(workers=workers, scheduler=scheduler) as client:
-        extra = () if broadcast is None else (client.scatter(broadcast, broadcast=True),)
-        futures = [client.submit(fn, t, *extra, pure=False) for t in tasks]
-        index = {f.key: i for i, f in enumerate(futures)}
-        results: list[Any] = [None] * len(futures)
-        try:
-            for done, fut in enumerate(as_completed(futures), start=1):
-                res = fut.result()
-                results[index[fut.key]] = res
-                if on_result is not None:
-                    on_result(res, done)
-        except BaseException:
-            client.cancel(futures)
-            raise
-    return results
+@contextlib.contextmanager
+def _dask_logs_at(level: int) -> Iterator[None]:
+    """Set Dask's loggers in this process to ``level`` (its own logging config gives some of them, such as
+    ``distributed.client``, a level of their own), and restore them on exit."""
+    names = ["distributed", "distributed.client", "distributed.scheduler", "distributed.nanny", "distributed.worker",
+             *(k for k in logging.root.manager.loggerDict if k.startswith("distributed."))]
+    loggers = [logging.getLogger(name) for name in dict.fromkeys(names)]
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, old in zip(loggers, saved, strict=True):
+            lg.setLevel(old)

@@ -729,36 +729,11 @@ def run_part(task: PartTask, groups: pa.Table) -> PartResult:
 # ---------------------------------------------------------------------------------------------- run the tasks
 def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[PartResult]:
-    sites = 0
-    if progress:
-        progress(0, 0, len(p.tasks))  # the bar knows its length before the first part ends
-    if scheduler is None and workers == 0:
-        out = []
-        for k, task in enumerate(p.tasks, start=1):
-            task = PartTask(**{**task.__dict__, "threads": min(4, os.cpu_count() or 1)})
-            res = run_part(task, p.groups)
-            out.append(res)
-            sites += res.sites
-            if progress:
-                progress(sites, k, len(p.tasks))
-        return out
-    from genolake.compute.cluster import dask_client
+    from genolake.compute.runner import in_process, run_tasks
 
-    with dask_client(workers=workers, scheduler=scheduler) as client:
-        from distributed import as_completed
+    tasks = p.tasks
+    if in_process(workers, scheduler):  # one task at a time here: let DuckDB use a few threads
+        tasks = [PartTask(**{**task.__dict__, "threads": min(4, os.cpu_count() or 1)}) for task in tasks]
+    return run_tasks(run_part, tasks, workers=workers, scheduler=scheduler, broadcast=p.groups, progress=progress,
+                     count=lambda res: res.sites)
 
-        groups = client.scatter(p.groups, broadcast=True)
-        futures = [client.submit(run_part, t, groups, pure=False) for t in p.tasks]
-        index = {f.key: i for i, f in enumerate(futures)}
-        results: list[PartResult | None] = [None] * len(futures)
-        try:
-            for k, fut in enumerate(as_completed(futures), start=1):
-                res = fut.result()
-                results[index[fut.key]] = res
-                sites += res.sites
-                if progress:
-                    progress(sites, k, len(p.tasks))
-        except BaseException:
-            client.cancel(futures)
-            raise
-    return [r for r in results if r is not None]

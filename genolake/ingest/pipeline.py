@@ -346,35 +346,10 @@ def _plan(
 
 def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[ChunkResult]:
-    done_records = 0
-    if progress:
-        progress(0, 0, len(tasks))  # the bar knows its length before the first chunk ends
-    if scheduler is None and workers == 0:
-        out = []
-        for k, task in enumerate(tasks):
-            base = done_records
+    from genolake.compute.runner import run_tasks
 
-            def tick(n: int, k: int = k, base: int = base) -> None:
-                nonlocal done_records
-                done_records += n
-                if progress:
-                    progress(done_records, k, len(tasks))
-
-            res = run_task(task, tick if progress else None)
-            out.append(res)
-            done_records = base + res.n_records
-            if progress:
-                progress(done_records, k + 1, len(tasks))
-        return out
-    from genolake.compute.cluster import map_tasks
-
-    def on_result(res: ChunkResult, done: int) -> None:
-        nonlocal done_records
-        done_records += res.n_records
-        if progress:
-            progress(done_records, done, len(tasks))
-
-    return map_tasks(run_task, tasks, workers=workers, scheduler=scheduler, on_result=on_result)
+    return run_tasks(run_task, tasks, workers=workers, scheduler=scheduler, progress=progress,
+                     count=lambda res: res.n_records, live=True)
 
 
 def _check_duplicates(src: Source, staged: Path, chunks: list[ChunkResult]) -> None:

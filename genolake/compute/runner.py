@@ -1,0 +1,230 @@
+"""The one task runner: a list of tasks and one function, run in this process or on Dask, with one error path.
+
+Ingest (file/region conversions), aggregate (contig ranges) and annotate (regions and sources) all run their
+tasks through :func:`run_tasks`. What it promises, whatever the runner:
+
+- results come back in task order;
+- a :class:`~genolake.errors.GenolakeError` raised by a task (say a :class:`~genolake.errors.BadInputFileError`
+  naming the file and record) is raised again by :func:`run_tasks` as the same class with the same message,
+  whether the task ran in this process or on a Dask worker, and without Dask's "Compute Failed" log or
+  traceback on stderr: a worker catches it and returns it as a value (:class:`_Failure`) instead of failing the
+  Dask task. Any other exception (a bug) is raised again as well, with the worker's traceback as a note;
+- the first failure cancels the tasks still queued or running;
+- a worker process that dies (killed, out of memory) gives one :class:`~genolake.errors.WorkerLostError` line,
+  as does a lost connection to the scheduler;
+- nothing here commits anything: callers stage results and commit after :func:`run_tasks` returns, so a
+  failure leaves the lake as it was.
+
+This module is core-level: it imports no stage (ingest, query, compute jobs), only :mod:`genolake.errors` and,
+when a cluster is used, :mod:`genolake.compute.cluster`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import pickle
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from genolake.errors import GenolakeError, WorkerLostError
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+ProgressFn = Callable[[int, int, int], None]  # (items done, tasks done, tasks in all), genolake.progress's bar
+
+
+def in_process(workers: int | None, scheduler: str | None) -> bool:
+    """True when :func:`run_tasks` runs the tasks in this process (``workers=0`` and no scheduler)."""
+    return scheduler is None and workers == 0
+
+
+def run_tasks(
+    fn: Callable[..., R],
+    tasks: Sequence[Any],
+    *,
+    workers: int | None = 0,
+    scheduler: str | None = None,
+    broadcast: Any = None,
+    progress: ProgressFn | None = None,
+    count: Callable[[R], int] | None = None,
+    live: bool = False,
+) -> list[R]:
+    """Run ``fn(task[, broadcast])`` for every task and return the results in task order.
+
+    Parameters
+    ----------
+    fn
+        A module-level function (Dask workers import it by name).
+    tasks
+        The tasks, each picklable.
+    workers
+        0 runs every task in this process, one after the other; N > 0 starts a local Dask cluster of N
+        single-threaded worker processes for this call; None one worker process per core. Ignored when
+        ``scheduler`` is given.
+    scheduler
+        Address of an existing Dask scheduler (``tcp://host:8786``); its workers must see the same paths.
+    broadcast
+        When given, passed to every call as the second argument; on Dask it is sent to each worker once.
+    progress
+        ``progress(items done, tasks done, tasks in all)`` (the callback of
+        :func:`genolake.progress.records_progress`), called once before the first task and after each task.
+    count
+        How many items (records, sites, keys) a task's result stands for; the first number of ``progress``.
+    live
+        In process only: call ``fn(task, progress=tick)`` so that the task reports items as it goes
+        (``tick(n)`` adds ``n``); the total is corrected to ``count(result)`` when the task ends.
+
+    Returns
+    -------
+    list
+        ``fn``'s results, in the order of ``tasks``.
+
+    Raises
+    ------
+    GenolakeError
+        The error a task raised (the same class and message in process and on Dask), or
+        :class:`~genolake.errors.WorkerLostError` when a worker process died or the scheduler went away.
+
+    Examples
+    --------
+    >>> run_tasks(abs, [-1, 2, -3], workers=0)
+    [1, 2, 3]
+    """
+    n = len(tasks)
+    extra = () if broadcast is None else (broadcast,)
+    if progress:
+        progress(0, 0, n)  # the bar knows its length before the first task ends
+    if not tasks:
+        return []  # no cluster to start
+    if in_process(workers, scheduler):
+        return _run_here(fn, tasks, extra, progress=progress, count=count, live=live)
+    return _run_on_dask(fn, tasks, broadcast, workers=workers, scheduler=scheduler, progress=progress,
+                        count=count)
+
+
+def _run_here(fn: Callable[..., R], tasks: Sequence[Any], extra: tuple[Any, ...], *, progress: ProgressFn | None,
+              count: Callable[[R], int] | None, live: bool) -> list[R]:
+    n = len(tasks)
+    done = 0
+    out: list[R] = []
+    for k, task in enumerate(tasks):
+        base = done
+        if live and progress:
+            def tick(items: int, k: int = k) -> None:
+                nonlocal done
+                done += items
+                progress(done, k, n)
+
+            res = fn(task, *extra, progress=tick)
+        else:
+            res = fn(task, *extra)
+        out.append(res)
+        done = base + (count(res) if count else 0)
+        if progress:
+            progress(done, k + 1, n)
+    return out
+
+
+@dataclass
+class _Failure:
+    """What a worker returns instead of raising: the task's exception, made safe to send back."""
+
+    error: BaseException
+
+
+def _guarded(fn: Callable[..., Any], task: Any, *extra: Any) -> Any:
+    """Run one task on a worker; an exception is returned as a :class:`_Failure`, not raised (a raised one
+    would be logged by the worker with its traceback, on the terminal of the user's command)."""
+    try:
+        return fn(task, *extra)
+    except Exception as exc:
+        return _Failure(_sendable(exc))
+
+
+def _sendable(exc: Exception) -> BaseException:
+    """``exc`` if it survives pickling as itself, else a stand-in with the same message (a GenolakeError keeps
+    its exit code). Anything but a GenolakeError is a bug: its worker traceback travels with it (Dask pickles
+    tracebacks with tblib), or as a note where it cannot."""
+    try:
+        back = pickle.loads(pickle.dumps(exc))
+    except Exception:
+        back = None
+    where = "on a Dask worker:\n" + "".join(traceback.format_exception(exc)).rstrip()
+    if back is not None:
+        if not isinstance(exc, GenolakeError) and back.__traceback__ is None:
+            exc.add_note(where)
+        return exc
+    if isinstance(exc, GenolakeError):
+        stand_in = GenolakeError(str(exc))
+        stand_in.exit_code = exc.exit_code  # type: ignore[misc]
+        return stand_in
+    bug = RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+    bug.add_note(where)
+    return bug
+
+
+def _run_on_dask(fn: Callable[..., R], tasks: Sequence[Any], broadcast: Any, *, workers: int | None,
+                 scheduler: str | None, progress: ProgressFn | None, count: Callable[[R], int] | None) -> list[R]:
+    import asyncio
+
+    import distributed.client
+    from distributed import KilledWorker, as_completed
+    from distributed.comm.core import CommClosedError
+
+    from genolake.compute.cluster import dask_client
+
+    # a lost scheduler cancels every future (FutureCancelledError since distributed 2024.2)
+    cancelled = getattr(distributed.client, "FutureCancelledError", asyncio.CancelledError)
+    lost = (KilledWorker, CommClosedError, cancelled)
+    n = len(tasks)
+    results: list[Any] = [None] * n
+    with dask_client(workers=workers, scheduler=scheduler) as client:
+        try:
+            extra = [] if broadcast is None else [[client.scatter(broadcast, broadcast=True)] * n]
+            with warnings.catch_warnings():  # tasks may carry their data (annotate's keys): a large graph is fine
+                warnings.filterwarnings("ignore", message="Sending large graph")
+                futures = client.map(functools.partial(_guarded, fn), list(tasks), *extra, pure=False)
+        except lost as exc:
+            raise _lost(exc) from None
+        index = {f.key: i for i, f in enumerate(futures)}
+        done = 0
+        try:
+            for k, fut in enumerate(as_completed(futures), start=1):
+                res = fut.result()
+                i = index[fut.key]
+                if isinstance(res, _Failure):
+                    # report the failure of the first failing task in task order, as in process (the same
+                    # input gives the same message): drop the later tasks, wait for the earlier ones
+                    client.cancel(futures[i + 1:])
+                    for earlier in futures[:i]:
+                        got = earlier.result()
+                        if isinstance(got, _Failure):
+                            raise got.error from None
+                    raise res.error from None
+                results[i] = res
+                done += count(res) if count else 0
+                if progress:
+                    progress(done, k, n)
+        except BaseException as exc:
+            client.cancel(futures)
+            if isinstance(exc, lost):
+                raise _lost(exc) from None
+            raise
+    return results
+
+
+def _lost(exc: BaseException) -> WorkerLostError:
+    from distributed import KilledWorker
+
+    # not "task k": the task Dask blames is any that ran on a dying worker as often as retries allow
+    if isinstance(exc, KilledWorker):
+        return WorkerLostError(
+            "a Dask worker process died while running the tasks (killed, most often for lack of memory); nothing "
+            "was committed, the lake is unchanged; rerun with fewer --workers or with more memory per worker")
+    return WorkerLostError(
+        "lost the connection to the Dask scheduler or a worker while the tasks ran; nothing was committed, the "
+        "lake is unchanged; check the cluster and rerun")
