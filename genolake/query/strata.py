@@ -10,11 +10,14 @@ refresh (one row per sample and file); a query then reads only the site's calls 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from genolake.query.engine import Engine
 
 
@@ -27,6 +30,7 @@ class SampleIndex:
     file_ids: list[str]
     groups: list[tuple[str, list[str], np.ndarray]]  # (phenotype, values, row -> value code or -1)
     ploidy: dict[str, np.ndarray] = field(default_factory=dict)  # contig -> row -> ploidy (0: no row)
+    _by_file: dict[str, dict[str, int]] | None = None  # file_id -> sample_id -> row, made on first use
 
     @classmethod
     def build(cls, eng: Engine, names: list[str]) -> SampleIndex:
@@ -45,6 +49,29 @@ class SampleIndex:
             codes = np.fromiter((vpos.get(r[k], -1) for r in rows), np.int32, len(rows))
             groups.append((name, values, codes))
         return cls(index, np.fromiter((fpos[r[0]] for r in rows), np.int32, len(rows)), file_ids, groups)
+
+    def rows_of(self, file_ids: list[str], sample_ids: list[str]) -> np.ndarray:
+        """The row of each (file_id, sample_id) pair, -1 for a sample not in the index. Calls come file by file
+        (a run per file): each run is looked up in its file's own dictionary."""
+        n = len(file_ids)
+        if self._by_file is None:
+            by_file: dict[str, dict[str, int]] = {}
+            for (fid, sid), i in self.index.items():
+                by_file.setdefault(fid, {})[sid] = i
+            self._by_file = by_file
+        out = np.full(n, -1, np.int64)
+        start = 0
+        for fid in dict.fromkeys(file_ids):
+            count = file_ids.count(fid)
+            if file_ids[start:start + count].count(fid) != count:  # not one run per file: pair by pair
+                get = self.index.get
+                return np.fromiter((get(k, -1) for k in zip(file_ids, sample_ids, strict=True)), np.int64, n)
+            lookup = self._by_file.get(fid)
+            if lookup is not None:
+                out[start:start + count] = np.fromiter(map(lookup.get, sample_ids[start:start + count],
+                                                            repeat(-1)), np.int64, count)
+            start += count
+        return out
 
     def ploidy_of(self, eng: Engine, contig: str) -> np.ndarray:
         if contig not in self.ploidy:
@@ -67,10 +94,10 @@ class SampleIndex:
 
 
 def breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
-              calls: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+              calls: pa.Table) -> list[dict[str, Any]]:
     """Rows {phenotype, value, samples, carriers, ac, an, af, nhomalt, nhemi} from the site's stored calls
-    (file_id, sample_id, ploidy, called, alt_count) and the files listing (``present``) or counting (``fill``)
-    the site."""
+    (columns file_id, sample_id, ploidy, called, alt_count) and the files listing (``present``) or counting
+    (``fill``) the site."""
     n = len(idx.index)
     base = np.zeros(n, np.int64)
     counted = np.zeros(n, bool)
@@ -87,15 +114,18 @@ def breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fi
     carrier = np.zeros(n, bool)
     hom = np.zeros(n, bool)
     hemi = np.zeros(n, bool)
-    for fid, sid, ploidy, called, alt_count in calls:
-        i = idx.index.get((fid, sid))
-        if i is None:
-            continue
+    if calls.num_rows:
+        from genolake.query.arrays import numpy_values
+
+        found = idx.rows_of(calls.column("file_id").to_pylist(), calls.column("sample_id").to_pylist())
+        ok = found >= 0
+        i = found[ok]
+        ploidy, called, alt_count = (numpy_values(calls.column(c))[ok] for c in ("ploidy", "called", "alt_count"))
         base[i] = called
         ac[i] = alt_count
         carrier[i] = alt_count > 0
-        hom[i] = ploidy == 2 and alt_count == 2
-        hemi[i] = ploidy == 1 and alt_count == 1
+        hom[i] = (ploidy == 2) & (alt_count == 2)
+        hemi[i] = (ploidy == 1) & (alt_count == 1)
     out = []
     for name, values, codes in idx.groups:
         sel = counted & (codes >= 0)
