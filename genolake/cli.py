@@ -157,10 +157,11 @@ def demo(
 def main() -> None:
     import click
 
+    from genolake.cli_narrow import narrowed
     from genolake.errors import GenolakeError
 
     try:
-        app(standalone_mode=False)
+        narrowed(app, sys.argv[1:])(standalone_mode=False)  # only the named command is built
     except GenolakeError as exc:
         print(f"genolake: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
