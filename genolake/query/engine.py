@@ -819,6 +819,10 @@ class Engine:
             cat.callable = out
         return cat.callable
 
+    def interrupt(self) -> None:
+        """Stop the query running on the connection (from another thread: makes no pending view)."""
+        self._con.interrupt()
+
     def close(self) -> None:
         """Close the connection (views not made yet are not made)."""
         self._pending = {}
