@@ -776,7 +776,7 @@ class Engine:
                      for p in paths if (f := info[p][1]) is not None and f in files}
         try:
             return self._points.read(paths, pos, columns, equal=match, constants=constants,
-                                     file_ids=fids, schema=t.arrow_schema if t is not None else None)
+                                     file_ids=fids, schema=_arrow_schema(t) if t is not None else None)
         except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
             log.info("point read of %s by DuckDB (%s)", table, exc)
             return None
@@ -872,3 +872,14 @@ def fetch_arrow(cursor: Any) -> pa.Table:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+_SCHEMAS: dict[str, pa.Schema] = {}
+
+
+def _arrow_schema(table: Table) -> pa.Schema:
+    """A registered table's Arrow schema (built once per process: tables are declared once, in schema.py)."""
+    got = _SCHEMAS.get(table.name)
+    if got is None:
+        got = _SCHEMAS[table.name] = table.arrow_schema
+    return got
