@@ -49,7 +49,7 @@ def narrowed(app: Any, argv: Sequence[str]) -> Any:
     group = groups[0]
     sub = group.typer_instance
     j = i + 1
-    if (sub.registered_callback is not None or sub.info.callback is not None or sub.registered_groups
+    if (sub.registered_callback or sub.info.callback or sub.registered_groups  # (typer's placeholders are falsy)
             or j >= len(argv) or argv[j].startswith("-")):
         return _with(app, [], [group])
     found = [c for c in sub.registered_commands if _name(c) == argv[j]]
