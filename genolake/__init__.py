@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from genolake.version import __version__
+
 __all__ = ["Lake", "__version__", "ingest", "open"]
 
 if TYPE_CHECKING:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from genolake.cli_common import FormatOpt, LakeOpt, QuietOpt, SchedulerOpt, WorkersOpt, stderr_console
+from genolake.cli_migrate import register as register_migrate
 from genolake.compute.cli_aggregate import register as register_aggregate
 from genolake.compute.cli_annotate import register as register_annotate
 from genolake.query.cli import app as query_app
@@ -33,6 +34,7 @@ register_vcfout(app)
 register_samples(app)
 register_pca(app)
 register_serve(app)
+register_migrate(app)
 
 
 @app.callback()

@@ -29,7 +29,7 @@ def build_demo_lake(lake: Path | str, *, workers: int | None = 0, log: Any = Non
     """Ingest the bundled sample VCFs as three institutions, load their phenotypes and aggregate (by
     :data:`DEMO_STRATA`): the lake of `genolake demo` and of the notebooks in examples/. ``log(text)`` gets one line
     per file. Returns the lake's path."""
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
     from genolake.ingest.pipeline import ingest
     from genolake.phenotypes import load_phenotypes
 

@@ -1,28 +1,31 @@
 """The genotype store's codec: one dense code per sample per split allele, and its expansion to calls.
 
 The `genotypes` table (docs/SCHEMA.md, docs/STORAGE.md) keeps one row per ingested file and split allele.
-Its ``gt`` column holds one ASCII character per sample of the file (column order of the VCF), so a
-1,000-sample file stores 1,000 characters per allele, which zstd squeezes to a few hundred bits: the layout
-of VCF-Zarr and Hail's MatrixTable, measured smaller than the ``.vcf.gz`` it replaces. Character ``'0'`` is a
-diploid homozygous-reference call (phased or not): exactly the calls the long ``calls`` view leaves out,
-implied by ``samples`` and ``ploidy``. Every other character is a *stored call*, and the FORMAT lists
-(``gq``, ``dp``, ``ad_ref``, ``ad_alt``) hold one value per stored call, in sample order.
+Its ``gt`` column holds one 4-bit symbol per sample of the file (column order of the VCF; two samples per
+byte, the first in the high nibble, so ``hex(gt)`` lists the samples in order), which zstd squeezes to well
+under a bit per genotype: the dense layout of VCF-Zarr and Hail's MatrixTable, measured smaller than the
+``.vcf.gz`` it replaces (docs/STORAGE.md). Symbol 0 is a diploid homozygous-reference call (phased or
+not): exactly the calls the long ``calls`` view leaves out, implied by ``samples`` and ``ploidy``. Every other
+symbol is a *stored call*, and the FORMAT lists (``gq``, ``dp``, ``ad_ref``, ``ad_alt``) hold one value per
+stored call, in sample order.
 
-Codes (character ``chr(48 + k)``):
+A symbol s in 1..15 stands for the genotype code ``k = ord(gt_symbols[s - 1]) - 48`` of the row (each written
+part of a file has one alphabet of the codes it uses, most frequent first). Codes:
 
 ===========  ================================================================================
 k            genotype (recoded for the row's alt: the alt is 1, every other allele 0)
 ===========  ================================================================================
-0            diploid 0/0 or 0|0 (implied; not a stored call)
+0            diploid 0/0 or 0|0 (implied; not a stored call; always symbol 0)
 1..18        diploid ``a/b`` (k = 1 + 3(a+1) + (b+1)) and ``a|b`` (the same + 9), a, b in {., 0, 1}
 19, 20, 21   haploid ``.``, ``0``, ``1``
-22           anything else (other ploidies): its text is in ``other_gt``, in sample order
+22           anything else (other ploidies; or a code that did not fit the part's 15 symbols): its text is
+             in ``other_gt``, in sample order
 ===========  ================================================================================
 
-This module is the one place that knows the codes: the ingest writer encodes with :func:`diploid_codes`,
-and every reader of calls goes through :func:`expand` (numpy, for the library's point reads and jobs) or
-:func:`calls_sql` (DuckDB, the ``calls`` view and SQL scans); both give the columns of the ``calls`` view.
-It imports nothing from the rest of genolake.
+This module is the one place that knows the codes: the ingest writer encodes with :func:`diploid_codes` and
+:func:`pack`, and every reader of calls goes through :func:`expand` / :func:`call_values` (numpy, for the
+library's point reads and jobs) or :func:`calls_sql` (DuckDB, the ``calls`` view and SQL scans); both give
+the columns of the ``calls`` view. It imports nothing from the rest of genolake.
 """
 
 from __future__ import annotations
@@ -94,17 +97,93 @@ def code_text(text: str) -> int:
     return k if 0 < k < OTHER else OTHER
 
 
-def codes_array(rows: np.ndarray) -> pa.Array:
-    """A (rows, samples) matrix of codes k as the ``gt`` string column (one character per sample)."""
-    rows = np.ascontiguousarray(rows, dtype=np.uint8)
-    n_rows, n = rows.shape
-    data = (rows + BASE).astype(np.uint8).tobytes()
-    offsets = np.arange(n_rows + 1, dtype=np.int64) * n
+MAX_SYMBOLS = 15
+HEX = "0123456789ABCDEF"
+
+
+def alphabet(codes: np.ndarray) -> tuple[str, np.ndarray]:
+    """The symbol alphabet of a (rows, samples) code matrix: its nonzero codes by frequency (at most 15), as
+    the ``gt_symbols`` string, and the codes that did not fit (to be written as :data:`OTHER` with their text)."""
+    counts = np.bincount(np.asarray(codes, dtype=np.uint8).ravel(), minlength=OTHER + 1)
+    counts[HOM_REF] = 0
+    present = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k] > 0]
+    keep = present[:MAX_SYMBOLS]
+    if len(present) > MAX_SYMBOLS and OTHER not in keep:
+        keep = [*keep[:MAX_SYMBOLS - 1], OTHER]
+    overflow = np.array([k for k in present if k not in keep], dtype=np.uint8)
+    return "".join(chr(BASE + k) for k in keep), overflow
+
+
+def pack(codes: np.ndarray, symbols: str) -> pa.Array:
+    """A (rows, samples) code matrix as the ``gt`` binary column under the alphabet ``symbols`` (every nonzero
+    code of the matrix must be in it): two samples per byte, the first in the high nibble."""
+    lut = np.zeros(OTHER + 1, dtype=np.uint8)
+    for s, ch in enumerate(symbols, start=1):
+        lut[ord(ch) - BASE] = s
+    sym = lut[np.asarray(codes, dtype=np.uint8)]
+    n_rows, n = sym.shape
+    if n % 2:
+        sym = np.concatenate([sym, np.zeros((n_rows, 1), dtype=np.uint8)], axis=1)
+    data = ((sym[:, 0::2] << 4) | sym[:, 1::2]).astype(np.uint8)
+    width = data.shape[1]
+    offsets = np.arange(n_rows + 1, dtype=np.int64) * width
     if offsets[-1] < 2**31:
-        return pa.Array.from_buffers(pa.string(), n_rows, [None, pa.py_buffer(offsets.astype(np.int32)),
-                                                             pa.py_buffer(data)])
-    return pa.Array.from_buffers(pa.large_string(), n_rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)]) \
-        .cast(pa.string())
+        return pa.Array.from_buffers(pa.binary(), n_rows, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                             pa.py_buffer(data.tobytes())])
+    return pa.Array.from_buffers(pa.large_binary(), n_rows, [None, pa.py_buffer(offsets),
+                                                              pa.py_buffer(data.tobytes())]).cast(pa.binary())
+
+
+def encode(codes: np.ndarray, other: dict[int, list[str]]) -> tuple[pa.Array, str, pa.Array]:
+    """The ``gt``, ``gt_symbols`` and ``other_gt`` of a written part from its (rows, samples) code matrix and the
+    texts of its :data:`OTHER` calls (row -> texts in sample order): the one encoder (ingest and migrate). Codes
+    beyond the part's 15 symbols (never seen on real data) are written as :data:`OTHER` with their text.
+    ``codes`` is changed in place where that happens."""
+    symbols, overflow = alphabet(codes)
+    other = dict(other)
+    if overflow.size:
+        hit = np.isin(codes, overflow)
+        for r in np.flatnonzero(hit.any(axis=1)).tolist():
+            texts = iter(other.get(r, []))
+            other[r] = [next(texts) if k == OTHER else TEXT[k]
+                        for k in codes[r][(codes[r] == OTHER) | hit[r]].tolist()]
+        codes[hit] = OTHER
+    other_gt = pa.array([other.get(r) for r in range(codes.shape[0])], pa.list_(pa.string()))
+    return pack(codes, symbols), symbols, other_gt
+
+
+def unpack(rows: pa.Table, n_samples: int) -> np.ndarray:
+    """The (rows, n_samples) code matrix of ``genotypes`` rows of one file (the inverse of :func:`pack`)."""
+    gt = _combined(rows.column("gt"))
+    offsets, data = _string_buffers(gt)
+    width = (n_samples + 1) // 2
+    raw = data[int(offsets[0]):int(offsets[-1])].reshape(rows.num_rows, width)
+    sym = np.empty((rows.num_rows, width * 2), dtype=np.uint8)
+    sym[:, 0::2] = raw >> 4
+    sym[:, 1::2] = raw & 15
+    luts = _luts(rows)
+    return np.take_along_axis(luts, sym[:, :n_samples].astype(np.int64), axis=1) if rows.num_rows else \
+        np.zeros((0, n_samples), dtype=np.uint8)
+
+
+def _combined(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def _luts(rows: pa.Table) -> np.ndarray:
+    """Per row, its symbol -> code table (rows, 16)."""
+    names = _combined(rows.column("gt_symbols")).to_pylist()
+    cache: dict[str, np.ndarray] = {}
+    out = np.zeros((len(names), 16), dtype=np.uint8)
+    for i, name in enumerate(names):
+        lut = cache.get(name)
+        if lut is None:
+            lut = np.zeros(16, dtype=np.uint8)
+            for s, ch in enumerate(name or "", start=1):
+                lut[s] = ord(ch) - BASE
+            cache[name] = lut
+        out[i] = lut
+    return out
 
 
 def list_column(counts: np.ndarray, values: np.ndarray, missing: int) -> pa.Array:
@@ -136,18 +215,23 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets.astype(np.int64), data
 
 
-def stored_calls(gt: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stored calls of ``gt`` rows: (row, column_index, code k), row-major (rows, then samples in order)."""
-    arr = gt.combine_chunks() if isinstance(gt, pa.ChunkedArray) else gt
-    if arr.null_count:
+def stored_calls(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored calls of ``genotypes`` rows (columns ``gt``, ``gt_symbols``): (row, column_index, code k),
+    row-major (rows, then samples in order)."""
+    gt = _combined(rows.column("gt"))
+    if gt.null_count:
         raise ValueError("genotype codes must not be null")
-    offsets, data = _string_buffers(arr)
+    offsets, data = _string_buffers(gt)
     lo, hi = int(offsets[0]), int(offsets[-1])
     window = data[lo:hi]
-    nz = np.flatnonzero(window != BASE)
-    row = np.searchsorted(offsets[1:] - lo, nz, side="right")
-    col = nz - (offsets[row] - lo)
-    return row.astype(np.int64), col.astype(np.int64), (window[nz] - BASE).astype(np.int8)
+    nib = np.empty(window.size * 2, dtype=np.uint8)
+    nib[0::2] = window >> 4
+    nib[1::2] = window & 15
+    nz = np.flatnonzero(nib)
+    row = np.searchsorted(offsets[1:] - lo, nz // 2, side="right")
+    col = nz - 2 * (offsets[row] - lo)
+    k = _luts(rows)[row, nib[nz]] if nz.size else np.zeros(0, dtype=np.uint8)
+    return row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
 
 
 def flat_values(col: pa.Array | pa.ChunkedArray, counts: np.ndarray) -> pa.Array:
@@ -155,6 +239,8 @@ def flat_values(col: pa.Array | pa.ChunkedArray, counts: np.ndarray) -> pa.Array
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if arr.null_count == 0:
         return arr.flatten()
+    if arr.null_count == len(arr):  # a FORMAT field the file does not have
+        return pa.nulls(int(np.sum(counts)), arr.type.value_type)
     import pyarrow.compute as pc
 
     filled = pc.if_else(pc.is_null(arr), pa.array([None] * len(arr), arr.type), arr)
@@ -188,7 +274,7 @@ class CallValues:
 
 def call_values(rows: pa.Table) -> CallValues:
     """The stored calls of ``rows`` (columns ``gt``, and ``other_gt`` where a row has other-ploidy calls)."""
-    row, col, k = stored_calls(rows.column("gt"))
+    row, col, k = stored_calls(rows)
     other_idx = np.flatnonzero(k == OTHER)
     other_text: list[str] = []
     ploidy, called, altc = PLOIDY[k], CALLED[k], ALT_COUNT[k]
@@ -289,24 +375,33 @@ def _sql_list(items: Sequence[object]) -> str:
 
 def stored_calls_sql(src: str) -> str:
     """DuckDB SQL giving, for ``genotypes`` rows ``src`` (a FROM-clause source), one row per stored call with the
-    ``calls`` columns except ``sample_id`` and with ``column_index`` instead: the same calls as :func:`expand`."""
-    o = chr(BASE + OTHER)
+    ``calls`` columns except ``sample_id`` and with ``column_index`` instead: the same calls as :func:`expand`.
+    ``hex(gt)`` gives one character per sample; its symbol names the code in the row's ``gt_symbols``."""
     texts = _sql_list(list(TEXT))
-    return f"""(WITH _g AS (SELECT *, string_split(gt, '') AS _ch FROM {src}),
+    ploidy, called, altc = (_sql_list([int(x) for x in lut]) for lut in (PLOIDY, CALLED, ALT_COUNT))
+    phased = "[" + ", ".join("true" if p and PLOIDY[k] > 1 else "false" for k, p in enumerate(PHASED)) + "]"
+
+    def code(ch: str) -> str:
+        return f"(ascii(substr(gt_symbols, instr('{HEX}', {ch}) - 1, 1)) - {BASE})"
+
+    return f"""(WITH _g AS (SELECT *, string_split(hex(gt), '') AS _ch FROM {src}),
 _i AS (SELECT *, list_filter(range(len(_ch)), lambda i: _ch[i + 1] <> '0') AS _idx FROM _g),
-_c AS (SELECT institution, contig, pos, ref, alt, file_id, _ch, _idx, other_gt,
+_c AS (SELECT institution, contig, pos, ref, alt, file_id, gt_symbols, _ch, _idx, other_gt,
               unnest(_idx) AS column_index, unnest(gq) AS gq, unnest(dp) AS dp,
               unnest(ad_ref) AS ad_ref, unnest(ad_alt) AS ad_alt FROM _i),
-_k AS (SELECT *, ascii(_ch[column_index + 1]) - {BASE} AS _kk,
-              CASE WHEN _ch[column_index + 1] = '{o}' THEN other_gt[list_position(
-                  list_filter(_idx, lambda i: _ch[i + 1] = '{o}'), column_index)] END AS _other FROM _c),
+_k AS (SELECT *, {code('_ch[column_index + 1]')} AS _kk FROM _c),
+_o AS (SELECT *, CASE WHEN _kk = {OTHER} THEN other_gt[list_position(
+                  list_filter(_idx, lambda i: {code('_ch[i + 1]')} = {OTHER}), column_index)] END AS _other FROM _k),
 _t AS (SELECT *, coalesce(_other, {texts}[_kk + 1]) AS _gt,
-              string_split_regex(coalesce(_other, {texts}[_kk + 1]), '[/|]') AS _al FROM _k)
+              CASE WHEN _kk = {OTHER} THEN string_split_regex(_other, '[/|]') END AS _al FROM _o)
 SELECT institution, contig, pos, ref, alt, column_index, _gt AS gt,
-       CAST(CASE WHEN _gt = '' THEN 0 ELSE len(_al) END AS TINYINT) AS ploidy,
-       CAST(len(list_filter(_al, lambda a: a <> '.' AND a <> '')) AS TINYINT) AS called,
-       CAST(len(list_filter(_al, lambda a: a = '1')) AS TINYINT) AS alt_count,
-       (contains(_gt, '|') AND len(_al) > 1) AS phased,
+       CAST(CASE WHEN _kk <> {OTHER} THEN {ploidy}[_kk + 1] WHEN _gt = '' THEN 0 ELSE len(_al) END
+            AS TINYINT) AS ploidy,
+       CAST(CASE WHEN _kk <> {OTHER} THEN {called}[_kk + 1]
+                 ELSE len(list_filter(_al, lambda a: a <> '.' AND a <> '')) END AS TINYINT) AS called,
+       CAST(CASE WHEN _kk <> {OTHER} THEN {altc}[_kk + 1] ELSE len(list_filter(_al, lambda a: a = '1')) END
+            AS TINYINT) AS alt_count,
+       CASE WHEN _kk <> {OTHER} THEN {phased}[_kk + 1] ELSE contains(_gt, '|') AND len(_al) > 1 END AS phased,
        gq, dp, ad_ref, ad_alt, file_id
 FROM _t)"""
 
@@ -319,26 +414,28 @@ def calls_sql(src: str, samples: str) -> str:
 FROM {stored_calls_sql(src)} AS _t JOIN {samples} AS _s ON _s.file_id = _t.file_id AND _s.column_index = _t.column_index)"""
 
 
-def drop_samples(rows: pa.Table, drop: Sequence[int]) -> pa.Table:
-    """``genotypes`` rows of one file without the samples at column indices ``drop`` (withdrawn people): their
-    codes, FORMAT values and other-ploidy texts are gone, and later samples move down (as ``samples``'
-    column_index is renumbered)."""
+def drop_samples(rows: pa.Table, drop: Sequence[int], n_samples: int) -> pa.Table:
+    """``genotypes`` rows of one file of ``n_samples`` samples without the samples at column indices ``drop``
+    (withdrawn people): their codes, FORMAT values and other-ploidy texts are gone, and later samples move down
+    (as ``samples``' column_index is renumbered)."""
     if not rows.num_rows or not len(drop):
         return rows
-    gt = rows.column("gt").combine_chunks()
-    offsets, data = _string_buffers(gt)
-    widths = np.diff(offsets)
-    n = int(widths[0])
-    if not bool((widths == n).all()):
-        raise ValueError("genotype rows of one file must have one code per sample of the file")
-    mat = data[int(offsets[0]):int(offsets[-1])].reshape(len(widths), n) - BASE
-    row, col, k = stored_calls(gt)
+    mat = unpack(rows, n_samples)
+    row, col, k = stored_calls(rows)
     counts = np.bincount(row, minlength=rows.num_rows)
-    gone = np.zeros(n, dtype=bool)
+    gone = np.zeros(n_samples, dtype=bool)
     gone[np.asarray(drop, dtype=np.int64)] = True
     keep = ~gone[col]
     new_counts = np.bincount(row[keep], minlength=rows.num_rows)
-    out = rows.set_column(rows.schema.get_field_index("gt"), "gt", codes_array(mat[:, ~gone]))
+    symbols = _combined(rows.column("gt_symbols")).to_pylist()
+    kept = mat[:, ~gone]
+    parts = []
+    start = 0
+    for i in range(1, len(symbols) + 1):  # rows of one alphabet are packed together
+        if i == len(symbols) or symbols[i] != symbols[start]:
+            parts.append(pack(kept[start:i], symbols[start] or ""))
+            start = i
+    out = rows.set_column(rows.schema.get_field_index("gt"), "gt", pa.concat_arrays(parts))
     for name in FORMAT_FIELDS:
         if name not in rows.column_names:
             continue

@@ -31,38 +31,14 @@ from typing import Any
 import pyarrow as pa
 
 from genolake.errors import BadInputFileError, UserInputError
-from genolake.schema import Column, Table, register
+from genolake.schema import PHENOTYPES, valid_phenotype_name
 
 log = logging.getLogger(__name__)
 
 KINDS = ("categorical", "numeric", "list")
 
-PHENOTYPES = register(
-    Table(
-        name="phenotypes",
-        doc=(
-            "Sample phenotypes in long form: one row per sample and phenotype with a value (missing values "
-            "have no row). Loaded per institution by `genolake phenotypes load`; loading again replaces the "
-            "institution's rows atomically. The DuckDB view `phenotypes` shows them wide (one typed column per "
-            "phenotype: VARCHAR, DOUBLE or VARCHAR[]); `phenotypes_long` shows this table."
-        ),
-        columns=(
-            Column("institution", pa.string(), "Institution whose samples these are (`--institution`)."),
-            Column("sample_id", pa.string(), "Keyed pseudonym of the sample, as in `samples` and `calls`."),
-            Column("name", pa.string(), "Phenotype name: a lower-case SQL identifier (`sex`, `case_status`, `bmi`, `hpo`)."),
-            Column("kind", pa.string(), "`categorical`, `numeric` or `list`; one kind per name across the lake."),
-            Column("value_str", pa.string(), "Value of a categorical phenotype, else null.", True),
-            Column("value_num", pa.float64(), "Value of a numeric phenotype, else null.", True),
-            Column("value_list", pa.list_(pa.string()), "Codes of a list phenotype (HPO, ICD-10, ...), else null.", True),
-        ),
-        layout=("institution",),
-        sort_by=("name", "sample_id"),
-    )
-)
-
 MISSING = frozenset({"", "na", "n/a", "nan", ".", "null", "none", "-"})
 RESERVED = frozenset({"institution", "sample_id"})
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HPO = re.compile(r"^HP:\d{7}$")
 LIST_SEPARATORS = ";|,"  # a list cell is split on any of these (spaces around codes are dropped)
 MAX_CELL = 128 * 1024  # bytes: a longer cell is refused (phenotype values are codes, numbers and short text)
@@ -82,10 +58,6 @@ def phenotype_name(raw: str) -> str:
     if name and name[0].isdigit():
         name = "_" + name
     return name
-
-
-def valid_name(name: str) -> bool:
-    return bool(_IDENT.match(name))
 
 
 @dataclass
@@ -358,11 +330,8 @@ def load_phenotypes(
         commit = Commit(txn=txn)
         commit.add("phenotypes", rel)
         with store.lock():
-            prefix = partition_dir(PHENOTYPES, {"institution": institution}) + "/"
-            if store.has_table("phenotypes"):
-                for old in store._relpaths("phenotypes"):
-                    if old.startswith(prefix):
-                        commit.remove("phenotypes", old)
+            for old in store.data_files("phenotypes", institution=institution):
+                commit.remove("phenotypes", old.relpath)
             store.commit(commit, staged, order=("phenotypes",))
     log.info("loaded %d phenotype values of %d samples for %s", table.num_rows, loaded, institution)
     return report
@@ -383,7 +352,7 @@ def _apply_names_and_types(path: Path, parsed: _Parsed, types: dict[str, str]) -
     for col in parsed.columns:
         raw = col.name
         col.name = phenotype_name(raw)
-        if not valid_name(col.name):
+        if not valid_phenotype_name(col.name):
             raise BadInputFileError(str(path), f"column {raw!r} does not make a phenotype name (use letters, digits "
                                     "and '_', at most 63 characters)")
         if col.name in RESERVED:
@@ -501,7 +470,7 @@ def replace_numeric_phenotypes(lake: Path | str, values: dict[str, dict[tuple[st
 
     store = LakeStore.open(lake)
     for name in values:
-        if not valid_name(name) or name in RESERVED:
+        if not valid_phenotype_name(name) or name in RESERVED:
             raise UserInputError(f"{name!r} is not a valid phenotype name")
     with store.staging() as (txn, staged), store.lock():  # read, rewrite and commit under the lake's lock
         commit = Commit(txn=txn)
@@ -548,8 +517,7 @@ def _rewrite_with(store: Any, values: dict[str, dict[tuple[str, str], float]], d
         rel = f"{partition_dir(PHENOTYPES, {'institution': inst})}/{txn}.parquet"
         write_parquet(PHENOTYPES, part, staged / "phenotypes" / rel)
         commit.add("phenotypes", rel)
-    if store.has_table("phenotypes"):
-        for path in store._relpaths("phenotypes"):
-            commit.remove("phenotypes", path)
+    for old in store.data_files("phenotypes"):
+        commit.remove("phenotypes", old.relpath)
     return institutions
 

@@ -24,6 +24,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -32,13 +33,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genolake import __version__, pseudonym
+from genolake import pseudonym
 from genolake.errors import GenolakeError, LakeNotFoundError, LakeStateError, LakeWriteError, write_failure
 from genolake.schema import FILE_TABLES, FILES, FORMAT_VERSION, TABLES, Table
+from genolake.version import __version__
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -58,9 +61,11 @@ PARQUET_OPTIONS: dict[str, Any] = {
 # Tables of one row per variant (or per variant and stratum) are read a row group at a time by point queries
 # and are small next to `calls`: smaller groups make a point read 2-3x cheaper for a few percent of size.
 SMALL_ROW_GROUPS = 4096
+DELTA_COLUMNS = ("pos", "orig_pos")
+GT_ZSTD_LEVEL = 6  # the codes only: 4% smaller than level 1 for about 0.03 s per million genotypes (docs/STORAGE.md)
 # `genotypes` rows hold one code per sample: their row groups are sized in genotypes (codes), so a point read
-# decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 256 rows; 50,000: 16).
-GENOTYPE_GROUP_CODES = 1 << 18
+# decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 512 rows; 50,000: 16).
+GENOTYPE_GROUP_CODES = 1 << 19
 
 
 def genotype_group_rows(n_samples: int) -> int:
@@ -72,8 +77,16 @@ def genotype_group_rows(n_samples: int) -> int:
 COMMIT_ORDER = (*FILE_TABLES, "files")
 
 
-def _quote(value: str) -> str:
-    """Hive folder value: keep it readable, escape what a path cannot hold."""
+# ---------------------------------------------------------------------------------------------- path facts
+# Every fact about where a table's rows live on disk is answered here: folder names (hive style, `key=value`
+# with `~XX` escapes), the ingested file a data file belongs to (its name starts with the file_id), and which
+# files a table's current Delta version holds (:func:`delta_adds`, :meth:`LakeStore.data_files`).
+
+_FILE_ID = re.compile(r"^(f[0-9a-f]{24})(?:[-.]|$)")
+
+
+def hive_quote(value: str) -> str:
+    """A hive folder value: keep it readable, escape what a path cannot hold (``~XX`` per UTF-8 byte)."""
     out = []
     for ch in value:
         if ch.isalnum() or ch in "._-":
@@ -83,8 +96,158 @@ def _quote(value: str) -> str:
     return "".join(out)
 
 
+def hive_unquote(value: str) -> str:
+    """The value of a hive folder name written by :func:`hive_quote`."""
+    return unquote(value.replace("~", "%"))
+
+
 def partition_dir(table: Table, row: dict[str, str]) -> str:
-    return "/".join(f"{k}={_quote(row[k])}" for k in table.layout)
+    """The folders (``institution=x/contig=y``) of ``table``'s layout for the values in ``row``."""
+    return "/".join(f"{k}={hive_quote(row[k])}" for k in table.layout)
+
+
+def partition_values(relpath: str) -> dict[str, str]:
+    """The hive folder values of a data file's path (relative to its table, or absolute under the lake)."""
+    out: dict[str, str] = {}
+    for part in relpath.split("/")[:-1]:
+        key, sep, value = part.partition("=")
+        if sep and key:
+            out[key] = hive_unquote(value)
+    return out
+
+
+def contig_of(relpath: str) -> str | None:
+    """The contig of a data file's ``contig=`` folder, or None (a table not laid out by contig)."""
+    return partition_values(relpath).get("contig")
+
+
+def file_id_of(relpath: str) -> str | None:
+    """The ``file_id`` a data file of a per-file table belongs to (its name starts with it), or None."""
+    m = _FILE_ID.match(relpath.rsplit("/", 1)[-1])
+    return m.group(1) if m else None
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One Parquet file of a table's current Delta version, with what its path and the log say of it."""
+
+    path: str  # absolute
+    relpath: str  # relative to the table folder, as in the Delta log
+    contig: str | None  # from its `contig=` folder
+    institution: str | None  # from its `institution=` folder
+    file_id: str | None  # the ingested file it belongs to (per-file tables), from its name
+    pos_range: tuple[int, int] | None  # (min, max) of `pos` from the Delta log's statistics, when recorded
+    rows: int | None = None  # rows of the file from the Delta log's statistics, when recorded
+
+
+@dataclass(frozen=True)
+class AddStats:
+    """What a Delta add action's statistics say of a data file (None where they do not say)."""
+
+    pos_range: tuple[int, int] | None = None
+    rows: int | None = None
+
+
+class DeltaLogUnsupported(Exception):
+    """The Delta log uses a feature :func:`delta_adds` does not read: ask the deltalake package instead."""
+
+
+def delta_adds(table_dir: Path) -> list[tuple[str, AddStats]]:
+    """Active data files of a Delta table (relative paths, sorted) with their statistics (row count, ``pos``
+    range) where the add action has them; read straight from ``_delta_log`` (the last classic checkpoint, then the JSON
+    commits after it), which takes well under a millisecond where opening the table with deltalake takes
+    several. Anything unusual (multi-part or v2 checkpoints, deletion vectors, URI-escaped paths) raises
+    :class:`DeltaLogUnsupported`; :meth:`LakeStore.data_files` then asks deltalake."""
+    log_dir = table_dir / "_delta_log"
+    names = os.listdir(log_dir)
+    start = -1
+    active: dict[str, AddStats] = {}
+    if "_last_checkpoint" in names:
+        with open(log_dir / "_last_checkpoint") as fh:
+            last = json.load(fh)
+        if set(last) - {"version", "size", "sizeInBytes", "numOfAddFiles", "checksum", "tags"}:
+            raise DeltaLogUnsupported("checkpoint kind")
+        start = int(last["version"])
+        cp = log_dir / f"{start:020d}.checkpoint.parquet"
+        if not cp.exists():
+            raise DeltaLogUnsupported("checkpoint file")
+        adds = pq.read_table(cp, columns=["add"]).column("add").to_pylist()
+        for a in adds:
+            if a is not None:
+                _take_add(a, active)
+    versions = sorted(int(n[:20]) for n in names if len(n) == 25 and n.endswith(".json") and n[:20].isdigit())
+    if versions and versions[0] > start + 1:
+        raise DeltaLogUnsupported("log gap")
+    for v in versions:
+        if v <= start:
+            continue
+        with open(log_dir / f"{v:020d}.json") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                action = json.loads(line)
+                if "add" in action:
+                    _take_add(action["add"], active)
+                elif "remove" in action:
+                    active.pop(action["remove"]["path"], None)
+    return sorted(active.items())
+
+
+def _take_add(a: dict[str, Any], active: dict[str, AddStats]) -> None:
+    path = a["path"]
+    if "%" in path or a.get("deletionVector"):
+        raise DeltaLogUnsupported("escaped path or deletion vector")
+    rng: tuple[int, int] | None = None
+    rows: int | None = None
+    stats = a.get("stats")
+    if stats:
+        try:
+            s = json.loads(stats)
+        except ValueError:
+            s = None
+        if isinstance(s, dict):
+            lo, hi = (s.get("minValues") or {}).get("pos"), (s.get("maxValues") or {}).get("pos")
+            if isinstance(lo, int) and isinstance(hi, int):
+                rng = (lo, hi)
+            if isinstance(s.get("numRecords"), int):
+                rows = s["numRecords"]
+    active[path] = AddStats(rng, rows)
+
+
+def delta_version(table_dir: Path | str) -> int | None:
+    """The current version of a Delta table (the last commit number in its log), None if it has none; a
+    directory listing, well under a millisecond."""
+    try:
+        names = os.listdir(os.path.join(table_dir, "_delta_log"))
+    except OSError:
+        return None
+    versions = [int(n[:20]) for n in names if len(n) == 25 and n.endswith(".json") and n[:20].isdigit()]
+    return max(versions) if versions else None
+
+
+def lake_stamp(root: Path | str) -> tuple[tuple[str, int], ...]:
+    """(table, newest Delta commit) of every table folder of the lake (-1 for a log without a commit), by name:
+    it changes with every commit, so it keys caches of answers."""
+    out = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return ()
+    for name in names:
+        if not os.path.isdir(os.path.join(root, name, "_delta_log")):
+            continue
+        v = delta_version(os.path.join(root, name))
+        out.append((name, -1 if v is None else v))
+    return tuple(out)
+
+
+def committed_after(root: Path, table: str, other: str) -> bool:
+    """True if ``table``'s Delta log changed after ``other``'s (both logs exist): e.g. `allele_frequencies`
+    computed after the last change to `files` still covers the lake."""
+    try:
+        return os.stat(root / table / "_delta_log").st_mtime_ns >= os.stat(root / other / "_delta_log").st_mtime_ns
+    except OSError:
+        return False
 
 
 def write_parquet(table: Table, data: pa.Table, path: Path, *, row_group_size: int | None = None) -> None:
@@ -103,11 +266,21 @@ def write_parquet(table: Table, data: pa.Table, path: Path, *, row_group_size: i
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     opts = {**PARQUET_OPTIONS, "row_group_size": row_group_size or SMALL_ROW_GROUPS}
+    # sorted positions are delta-encoded (a dictionary of distinct positions costs 4x more: docs/STORAGE.md)
+    delta = [c for c in DELTA_COLUMNS if c in table.names]
+    if delta:
+        opts["use_dictionary"] = [c for c in table.names if c not in delta and c != "gt"]
+        opts["column_encoding"] = {c: "DELTA_BINARY_PACKED" for c in delta}
     if table.name == "genotypes":
-        # the codes are written plain (a dictionary of whole rows never pays) and zstd does the work
-        opts["use_dictionary"] = [c for c in table.names if c != "gt"]
+        # the codes: no dictionary, no length prefix between rows, no min/max statistics (a row is hundreds of
+        # bytes); zstd does the work
+        opts["column_encoding"]["gt"] = "DELTA_LENGTH_BYTE_ARRAY"
+        opts["write_statistics"] = [c for c in table.names if c != "gt"]
+        opts["compression_level"] = {c: GT_ZSTD_LEVEL if c == "gt" else PARQUET_OPTIONS["compression_level"]
+                                     for c in table.names}
         if row_group_size is None:
-            opts["row_group_size"] = genotype_group_rows(len(data.column("gt")[0].as_py()) if data.num_rows else 1)
+            n = 2 * len(data.column("gt")[0].as_py()) if data.num_rows else 1
+            opts["row_group_size"] = genotype_group_rows(n)
     pq.write_table(data, tmp, **opts)
     os.replace(tmp, path)
 
@@ -196,7 +369,7 @@ class LakeStore:
             # holds does not depend on which of genolake's modules the process happened to import
             for name in (*FILE_TABLES, FILES.name):
                 store.ensure_table(TABLES[name])
-            _atomic_write(root / CONFIG, json.dumps(config, indent=2) + "\n")
+            atomic_write(root / CONFIG, json.dumps(config, indent=2) + "\n")
             log.info("created lake %s (build %s, key %s)", root, build, key_path)
             return store
 
@@ -227,6 +400,14 @@ class LakeStore:
             DeltaTable.create(str(path), schema=table.arrow_schema, mode="ignore", name=table.name,
                               description=table.doc[:200])
 
+    def table_names(self) -> list[str]:
+        """The Delta tables in the lake folder (every sub-folder with a ``_delta_log``), by name."""
+        try:
+            entries = sorted(os.listdir(self.root))
+        except OSError:
+            return []
+        return [n for n in entries if os.path.isdir(os.path.join(self.root, n, "_delta_log"))]
+
     def has_table(self, name: str) -> bool:
         from deltalake import DeltaTable
 
@@ -242,11 +423,40 @@ class LakeStore:
         if not self.has_table(name):
             return []
         base = self.table_path(name)
-        return [str(base / p) for p in self._relpaths(name)]
+        return [str(base / p) for p in self.relpaths(name)]
 
-    def _relpaths(self, name: str) -> list[str]:
+    def relpaths(self, name: str) -> list[str]:
+        """Paths (relative to the table folder) of the data files in the table's current Delta version, as
+        deltalake reads the log: what commits remove and add against."""
         actions = self.delta(name).get_add_actions(flatten=True)
         return [str(p) for p in actions.column("path").to_pylist()]
+
+    def data_files(self, name: str, *, contig: str | None = None, institution: str | None = None) -> list[DataFile]:
+        """The data files of table ``name``'s current Delta version (none if the table does not exist), each
+        with its contig and institution folder, file_id and ``pos`` range when the log records one; only those
+        of one ``contig`` / ``institution`` when given (a file not laid out by that key is kept: filter its rows).
+
+        The log is read directly (:func:`delta_adds`), or by deltalake when it uses a feature that reader does
+        not handle. Sorted by path.
+        """
+        base = self.table_path(name)
+        if not (base / "_delta_log").is_dir():
+            return []
+        try:
+            adds = delta_adds(base)
+        except (DeltaLogUnsupported, OSError, ValueError, KeyError) as exc:
+            log.info("table %s: reading its Delta log with deltalake (%s)", name, exc)
+            adds = sorted((rel, AddStats()) for rel in self.relpaths(name))
+        out = []
+        for rel, stats in adds:
+            keys = partition_values(rel)
+            c, inst = keys.get("contig"), keys.get("institution")
+            if contig is not None and c is not None and c != contig:
+                continue
+            if institution is not None and inst is not None and inst != institution:
+                continue
+            out.append(DataFile(str(base / rel), rel, c, inst, file_id_of(rel), stats.pos_range, stats.rows))
+        return out
 
     def read_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """Read a whole (small) table's committed rows."""
@@ -385,7 +595,7 @@ class LakeStore:
         }
         txn_dir = self.root / "_txn"
         txn_dir.mkdir(exist_ok=True)
-        _atomic_write(txn_dir / f"{commit.txn}.json", json.dumps(record))
+        atomic_write(txn_dir / f"{commit.txn}.json", json.dumps(record))
         recorded[0] = True
         # 3. commit each table with an application transaction id (idempotent on replay)
         self._apply(record)
@@ -410,9 +620,9 @@ class LakeStore:
             actions: list[AddAction | RemoveAction] = []
             for rel in record["adds"].get(table, []):
                 full = self.table_path(table) / rel
-                n = pq.ParquetFile(full).metadata.num_rows
-                actions.append(AddAction(rel, full.stat().st_size, {}, now, True, json.dumps({"numRecords": n})))
-            existing = set(self._relpaths(table)) if record["removes"].get(table) else set()
+                stats = _file_stats(pq.ParquetFile(full).metadata)
+                actions.append(AddAction(rel, full.stat().st_size, {}, now, True, json.dumps(stats)))
+            existing = set(self.relpaths(table)) if record["removes"].get(table) else set()
             for rel in record["removes"].get(table, []):
                 if rel in existing:
                     actions.append(RemoveAction(rel, True, now, None, {}))
@@ -449,6 +659,28 @@ class LakeStore:
         raise LakeStateError("lake is busy")
 
 
+def _file_stats(md: pq.FileMetaData) -> dict[str, Any]:
+    """The Delta statistics of a data file: its row count and, for tables with a ``pos`` column, the position
+    range from the row groups' statistics, so :meth:`LakeStore.data_files` answers which positions a file holds
+    without opening it."""
+    stats: dict[str, Any] = {"numRecords": md.num_rows}
+    names = [md.schema.column(i).name for i in range(md.num_columns)]
+    if "pos" not in names or md.num_row_groups == 0:
+        return stats
+    idx = names.index("pos")
+    lo: int | None = None
+    hi: int | None = None
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(idx).statistics
+        if st is None or not st.has_min_max:
+            return stats  # a row group without statistics: the range is unknown
+        lo = int(st.min) if lo is None else min(lo, int(st.min))
+        hi = int(st.max) if hi is None else max(hi, int(st.max))
+    stats["minValues"] = {"pos": lo}
+    stats["maxValues"] = {"pos": hi}
+    return stats
+
+
 @contextlib.contextmanager
 def _flock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -479,7 +711,8 @@ def _refuse_orphan_tables(root: Path) -> None:
             )
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically and durably (temporary file, fsync, rename, fsync of the folder)."""
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     try:
         with open(tmp, "w") as fh:

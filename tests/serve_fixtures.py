@@ -71,7 +71,7 @@ def build_lake(path: Path, *, aggregate: bool = True) -> Path:
         ingest(path, inst, [SAMPLE / name], workers=0)
         load_phenotypes(path, inst, SAMPLE / f"{inst}.phenotypes.tsv")
     if aggregate:
-        from genolake.compute.frequencies import aggregate as run_aggregate
+        from genolake.compute.aggregate import aggregate as run_aggregate
 
         run_aggregate(path, by=["sex"], workers=0)
     return path

@@ -70,7 +70,7 @@ def hail3(tmp_path_factory: pytest.TempPathFactory) -> Any:
              Inst("south", tmp / "south.vcf.gz", samples[40:70], "ref"),
              Inst("east", tmp / "east.vcf.gz", samples[70:], "callable", tmp / "east.bed")]
     with key_dir(tmp / "keys"):
-        from genolake.compute.frequencies import aggregate
+        from genolake.compute.aggregate import aggregate
         from genolake.ingest.pipeline import ingest
 
         lake = tmp / "lake"
@@ -205,7 +205,7 @@ def _single_lake(tmp: Path, vcf: Path, build: str, split_at: int | None = None) 
     else:
         insts = [Inst("a", subset(vcf, tmp / "a.vcf.gz", samples[:split_at], min_ac=1), samples[:split_at]),
                  Inst("b", subset(vcf, tmp / "b.vcf.gz", samples[split_at:], min_ac=1), samples[split_at:], "ref")]
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
     from genolake.ingest.pipeline import ingest
 
     for inst in insts:

@@ -63,7 +63,7 @@ def lake3(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def _run(lake: Path, **kw: Any) -> pa.Table:
-    from genolake.compute.frequencies import aggregate, read_frequencies
+    from genolake.compute.aggregate import aggregate, read_frequencies
 
     aggregate(lake, by=BY, faf_groups=["super_population"], adj=True, **kw)
     return read_frequencies(lake)
@@ -120,6 +120,7 @@ def test_rerun_after_one_more_file_equals_a_full_run(lake3: Any, in_process: pa.
 
 
 def test_a_commit_during_the_job_aborts_it(lake3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from genolake.compute import aggregate as agg
     from genolake.compute import frequencies as fq
     from genolake.errors import LakeStateError
 
@@ -137,8 +138,8 @@ def test_a_commit_during_the_job_aborts_it(lake3: Any, tmp_path: Path, monkeypat
 
         monkeypatch.setattr(fq, "_execute", racing)
         with pytest.raises(LakeStateError, match="ingested or replaced while aggregating; nothing was committed"):
-            fq.aggregate(lake, by=BY, faf_groups=["super_population"], adj=True, workers=0)
-        assert fq.read_frequencies(lake).equals(before)
+            agg.aggregate(lake, by=BY, faf_groups=["super_population"], adj=True, workers=0)
+        assert agg.read_frequencies(lake).equals(before)
 
 
 def test_cli_error_exit_code(lake3: Any) -> None:

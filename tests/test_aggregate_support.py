@@ -174,7 +174,7 @@ def group_name(scope: str, stratum: str) -> str:
 
 def lake_rows(lake: Path) -> dict[Key, dict[tuple[str, str], dict[str, Any]]]:
     """allele_frequencies keyed by (contig, pos, ref, alt) then (scope, stratum)."""
-    from genolake.compute.frequencies import read_frequencies
+    from genolake.compute.aggregate import read_frequencies
 
     out: dict[Key, dict[tuple[str, str], dict[str, Any]]] = {}
     for r in read_frequencies(lake).to_pylist():

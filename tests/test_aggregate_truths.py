@@ -111,7 +111,7 @@ def build_truth_lake(tmp: Path) -> Path:
 def truth_lake(tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("agg_truth")
     with key_dir(tmp / "keys"):
-        from genolake.compute.frequencies import aggregate
+        from genolake.compute.aggregate import aggregate
 
         lake = build_truth_lake(tmp)
         report = aggregate(lake, by=["sex"], adj=True, workers=0)
@@ -234,7 +234,8 @@ def test_het_p_values_against_scipy() -> None:
 
 def test_faf_groups_and_grpmax(tmp_path: Path) -> None:
     with key_dir(tmp_path / "keys"):
-        from genolake.compute.frequencies import aggregate, faf
+        from genolake.compute.aggregate import aggregate
+        from genolake.compute.frequencies import faf
 
         lake = build_truth_lake(tmp_path)
         aggregate(lake, by=["sex"], faf_groups=["sex"], workers=0)
@@ -253,7 +254,7 @@ def test_the_view_and_replacement(truth_lake: Any, tmp_path: Path) -> None:
     lake, _ = truth_lake
     with key_dir(lake.parent / "keys"):
         import genolake
-        from genolake.compute.frequencies import aggregate
+        from genolake.compute.aggregate import aggregate
         from genolake.store import LakeStore
 
         with genolake.open(lake) as lk:
@@ -268,7 +269,7 @@ def test_the_view_and_replacement(truth_lake: Any, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- errors
 def test_errors_name_the_problem(truth_lake: Any, tmp_path: Path) -> None:
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
     from genolake.errors import UserInputError
 
     lake, _ = truth_lake
@@ -283,7 +284,7 @@ def test_errors_name_the_problem(truth_lake: Any, tmp_path: Path) -> None:
 
 
 def test_too_many_levels_and_list_columns(tmp_path: Path) -> None:
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
     from genolake.errors import UserInputError
     from genolake.ingest.pipeline import ingest
 
@@ -321,7 +322,7 @@ def test_cli(truth_lake: Any) -> None:
 def test_hail_engine_without_hail_names_the_extra(truth_lake: Any) -> None:
     import importlib.util
 
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
     from genolake.errors import MissingExtraError
 
     if importlib.util.find_spec("hail") is not None:

@@ -258,7 +258,7 @@ def test_reannotate_replaces_one_source_keeps_others_and_genotypes(lake37: Path,
 
     annotate(lake37, genes=GLIST, clinvar=CLINVAR37, frequencies=[(GNOMAD, "gnomad")], workers=0)
     store = LakeStore.open(lake37)
-    genotype_state = {t: (store.delta(t).version(), sorted(store.active_files(t))) for t in ("calls", "variants", "files")}
+    genotype_state = {t: (store.delta(t).version(), sorted(store.active_files(t))) for t in ("genotypes", "variants", "files")}
     first = {(r["contig"], r["pos"], r["ref"], r["alt"]): r for r in _rows(lake37)}
     # "next release": every Pathogenic becomes Likely pathogenic and every 3rd record is gone
     v2 = env / "clinvar_v2.vcf"

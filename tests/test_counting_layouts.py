@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from layouts import CONTIGS, Layout
 
 import genolake
-from genolake.compute.frequencies import aggregate, read_frequencies
+from genolake.compute.aggregate import aggregate, read_frequencies
 from genolake.errors import GenolakeError
 from genolake.ingest.pipeline import ingest
 from genolake.phenotypes import load_phenotypes

@@ -244,7 +244,7 @@ def test_stratum_frequencies_tidy(sample_lake: SampleLake, tmp_path: Path) -> No
     import shutil
 
     import genolake
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
 
     lake = tmp_path / "lake"
     shutil.copytree(sample_lake.path, lake)

@@ -177,7 +177,7 @@ def test_readme_notebook_section_starts_with_the_install_line() -> None:
 def test_progress_knows_its_length_before_the_first_task_ends(tmp_path: Path) -> None:
     """The bar shows `0/N tasks` from the start (it showed `0/?` until the first task ended, for the whole run of
     a one-task job)."""
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
     from genolake.ingest.pipeline import ingest
 
     calls: list[tuple[int, ...]] = []

@@ -17,7 +17,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample_vcfs"
 
 
 def test_hail_engine_equals_dask_engine(tmp_path: Path) -> None:
-    from genolake.compute.frequencies import aggregate, read_frequencies
+    from genolake.compute.aggregate import aggregate, read_frequencies
     from genolake.ingest.pipeline import ingest
     from genolake.phenotypes import load_phenotypes
 

@@ -32,7 +32,7 @@ def hail_ready(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def _both(lake: Path, **kw: Any) -> tuple[Any, Any]:
-    from genolake.compute.frequencies import aggregate, read_frequencies
+    from genolake.compute.aggregate import aggregate, read_frequencies
 
     aggregate(lake, workers=0, **kw)
     dask = read_frequencies(lake)
@@ -71,8 +71,8 @@ def test_hail_equals_dask_on_1000_genomes(hail_ready: Any, lake3: Any) -> None:
 
 
 def test_export_hail(hail_ready: Any, lake3: Any) -> None:
+    from genolake.compute.aggregate import aggregate, read_frequencies
     from genolake.compute.export import export_hail
-    from genolake.compute.frequencies import aggregate, read_frequencies
     from genolake.errors import UserInputError
 
     lake, out = lake3["lake"], lake3["tmp"] / "lake.mt"

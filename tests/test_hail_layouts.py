@@ -196,7 +196,7 @@ def layout_lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def both_engines(layout_lake: dict[str, Any]) -> dict[str, Any]:
-    from genolake.compute.frequencies import aggregate, read_frequencies
+    from genolake.compute.aggregate import aggregate, read_frequencies
 
     lake = layout_lake["lake"]
     aggregate(lake, by=BY, faf_groups=["super_population"], adj=True, workers=0)
@@ -263,7 +263,7 @@ def test_issue_9_one_file_per_chromosome_through_the_cli(tmp_path: Path) -> None
     """The reproduction of issue 9, run as a user would (`genolake ingest`, `genolake aggregate --engine hail`):
     north.vcf.gz split into a chr20 file and a file renamed to chr21, same 100 samples, `--absent-as-ref`; with
     east.bcf beside it, every site counts the 100 north people once (AN 200), in both engines."""
-    from genolake.compute.frequencies import read_frequencies
+    from genolake.compute.aggregate import read_frequencies
 
     need_bcftools()
     n = REPO / "data" / "sample_vcfs" / "north.vcf.gz"

@@ -437,8 +437,6 @@ def test_warnings_are_printed_by_the_cli(tmp_path: Path) -> None:
 def test_verify_streams_in_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With windows of a few base pairs (hundreds of window reads) verify agrees with the lake, and still
     finds a changed genotype; the lake is read per window, never as a whole."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from genolake.ingest import verify as verify_mod
@@ -459,11 +457,9 @@ def test_verify_streams_in_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(verify_mod, "WINDOW_ROWS", 40)
     assert verify_files(lake, "x", [hail]) == 346
     assert len(loads) > 50 and max(loads) < 7134 // 10  # many small windows, none holding the file
-    data = next((lake / "calls").rglob("*.parquet"))
-    t = pq.read_table(data)
-    k = int(pc.index(t["gt"].cast(pa.string()), "0/1").as_py())
-    gts = t["gt"].cast(pa.string()).to_pylist()
-    gts[k] = "1/1"
-    pq.write_table(t.set_column(t.schema.get_field_index("gt"), "gt", pa.array(gts, pa.string())), data)
+    data = next((lake / "genotypes").rglob("*.parquet"))
+    from test_ingest_real import _recode
+
+    pq.write_table(_recode(pq.read_table(data), "0/1", "1/1"), data)
     with pytest.raises(VerificationError, match="VCF 0/1, lake 1/1"):
         verify_files(lake, "x", [hail])

@@ -119,7 +119,7 @@ def test_worker_counts_give_identical_lakes(tmp_path: Path, monkeypatch: pytest.
         lake = tmp_path / f"lake{w}"
         ingest(lake, "x", files, build="GRCh37", workers=w)
         if w == 2:
-            parts = list((lake / "calls").glob("institution=x/contig=20/*.parquet"))
+            parts = list((lake / "genotypes").glob("institution=x/contig=20/*.parquet"))
             assert len(parts) > 2, "expected several region tasks"
         results.append((sorted_rows(lake, CALLS_SQL), sorted_rows(lake, VARIANTS_SQL),
                         sorted_rows(lake, "SELECT institution, sample_id, column_index FROM samples"),
@@ -153,7 +153,7 @@ def test_crash_between_table_commits_rolls_forward(tmp_path: Path, halves: tuple
     # the first table (calls) did commit the new file's Parquet files ...
     store = LakeStore.open(lake)
     fid_b = inspect_source(b).file_id
-    assert any(fid_b in f for f in store.active_files("calls"))
+    assert any(fid_b in f for f in store.active_files("genotypes"))
     assert not any(fid_b in f for f in store.active_files("files"))
     # ... but readers see the lake as before: rows count only if their file is in `files` (committed last)
     assert sorted_rows(lake, VARIANTS_SQL) == before_rows
@@ -324,5 +324,6 @@ def test_the_privacy_scan_finds_a_leak(tmp_path: Path, key_dir: Path, monkeypatc
     ingest(lake, "x", [DATA / "va_hapmap_exome_chr22_22s.vcf.gz"], build="GRCh37", workers=0)
     forbidden, key = _forbidden(lake, [DATA / "va_hapmap_exome_chr22_22s.vcf.gz"], key_dir)
     leaks = _leaks(lake, forbidden, key)
-    assert any(what.startswith("value: NA") and "calls/" in f for f, what in leaks)
     assert any(what.startswith("value: NA") and "samples/" in f for f, what in leaks)
+    # the genotype store holds no sample identifier at all (a column index, mapped by `samples`)
+    assert not any("genotypes/" in f for f, _what in leaks)

@@ -12,15 +12,15 @@ from query_fixtures import *  # noqa: F403 - the sample_lake and opened fixtures
 from query_fixtures import SampleLake
 
 from genolake.errors import UserInputError
-from genolake.query.engine import delta_add_paths
+from genolake.store import delta_adds
 
 
 def test_delta_reader_equals_deltalake(sample_lake: SampleLake) -> None:
     from genolake.store import LakeStore
 
     store = LakeStore.open(sample_lake.path)
-    for table in ("files", "calls", "variants", "samples", "ploidy", "callable", "phenotypes"):
-        assert [p for p, _ in delta_add_paths(sample_lake.path / table)] == sorted(store._relpaths(table)), table
+    for table in ("files", "genotypes", "variants", "samples", "ploidy", "callable", "phenotypes"):
+        assert [p for p, _ in delta_adds(sample_lake.path / table)] == sorted(store.relpaths(table)), table
 
 
 def test_delta_reader_across_checkpoints(sample_lake: SampleLake, tmp_path: Path) -> None:
@@ -36,8 +36,8 @@ def test_delta_reader_across_checkpoints(sample_lake: SampleLake, tmp_path: Path
         load_phenotypes(lake, "north", src)
     log = lake / "phenotypes" / "_delta_log"
     assert any(p.name.endswith(".checkpoint.parquet") for p in log.iterdir())
-    got = [p for p, _ in delta_add_paths(lake / "phenotypes")]
-    assert got == sorted(LakeStore.open(lake)._relpaths("phenotypes"))
+    got = [p for p, _ in delta_adds(lake / "phenotypes")]
+    assert got == sorted(LakeStore.open(lake).relpaths("phenotypes"))
     assert sum("institution=north" in p for p in got) == 1
     with genolake.open(lake) as lk:
         assert lk.sql("SELECT count(*) AS n FROM phenotypes").to_pylist()[0]["n"] == 100
@@ -58,7 +58,7 @@ def test_uncommitted_files_are_invisible(sample_lake: SampleLake, tmp_path: Path
     from deltalake.transaction import RemoveAction
 
     dt = store.delta("files")
-    rel = next(p for p in store._relpaths("files") if "institution=south" in p)
+    rel = next(p for p in store.relpaths("files") if "institution=south" in p)
     dt.create_write_transaction([RemoveAction(rel, True, 0, None, {})], mode="append",
                                 schema=dt.schema().to_arrow())  # type: ignore[arg-type]
     with genolake.open(lake) as lk:

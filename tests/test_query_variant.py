@@ -151,7 +151,7 @@ def test_precomputed_frequencies_used_when_current(tiny: Any, tmp_path: Path) ->
 
     import genolake
 
-    freq = pytest.importorskip("genolake.compute.frequencies")
+    freq = pytest.importorskip("genolake.compute.aggregate")
     lake = tmp_path / "lake"
     shutil.copytree(tiny.path, lake)
     freq.aggregate(lake, workers=0)

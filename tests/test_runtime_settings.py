@@ -13,8 +13,8 @@ from query_fixtures import *  # noqa: F403 - the sample_lake fixture
 from query_fixtures import SampleLake
 
 from genolake.duck import connect
-from genolake.schema import CALLS, VARIANTS
-from genolake.store import PARQUET_OPTIONS, SMALL_ROW_GROUPS, write_parquet
+from genolake.schema import GENOTYPES, VARIANTS
+from genolake.store import PARQUET_OPTIONS, SMALL_ROW_GROUPS, genotype_group_rows, write_parquet
 
 
 def test_duckdb_connections_offline_and_quiet() -> None:
@@ -51,11 +51,16 @@ def _rows(lake: Path, table: str, at_least: int) -> pa.Table:
     return t
 
 
-def test_row_groups_small_for_variant_tables_large_for_calls(sample_lake: SampleLake, tmp_path: Path) -> None:
-    for table, size in ((VARIANTS, SMALL_ROW_GROUPS), (CALLS, PARQUET_OPTIONS["row_group_size"])):
+def test_row_groups_of_genotypes_are_sized_in_genotypes(sample_lake: SampleLake, tmp_path: Path) -> None:
+    """Variant tables: SMALL_ROW_GROUPS rows; genotypes: about GENOTYPE_GROUP_CODES codes per row group, so a
+    point read decodes the same amount whatever the cohort size."""
+    n = len(pq.read_table(next((sample_lake.path / "genotypes").rglob("*.parquet")))["gt"][0].as_py()) * 2
+    for table, size in ((VARIANTS, SMALL_ROW_GROUPS), (GENOTYPES, genotype_group_rows(n))):
         path = tmp_path / f"{table.name}.parquet"
         write_parquet(table, _rows(sample_lake.path, table.name, 2 * size + 1), path)
         md = pq.read_metadata(path)
         assert md.num_row_groups >= 3
         assert md.row_group(0).num_rows == size, table.name
+    assert genotype_group_rows(1_000) == 512 and genotype_group_rows(50_000) == 16
+    assert genotype_group_rows(10) == 4096
     assert PARQUET_OPTIONS["row_group_size"] > SMALL_ROW_GROUPS

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 from samples_sim import child_of, simulate_haplotypes, subset, write_vcf
 
-from genolake.compute.frequencies import aggregate, read_frequencies
+from genolake.compute.aggregate import aggregate, read_frequencies
 from genolake.errors import UserInputError
 from genolake.ingest.pipeline import ingest
 from genolake.samples.duplicates import dosage_matrix, find_duplicates, king_robust

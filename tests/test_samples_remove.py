@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from genolake.compute.frequencies import aggregate, read_frequencies
+from genolake.compute.aggregate import aggregate, read_frequencies
 from genolake.errors import GenolakeError, UserInputError
 from genolake.ingest.pipeline import ingest
 from genolake.phenotypes import load_phenotypes
@@ -29,7 +29,7 @@ from genolake.samples.remove import read_audit, remove_samples, vacuum
 from genolake.store import LakeStore
 
 simulate = pytest.importorskip("benchmarks.simulate")
-TABLES = ("calls", "variants", "samples", "ploidy", "files", "phenotypes")
+TABLES = ("genotypes", "variants", "samples", "ploidy", "files", "phenotypes")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

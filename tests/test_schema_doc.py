@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from genolake.ingest.pipeline import ingest
-from genolake.schema import FILE_TABLES, TABLES, _load_all
+from genolake.schema import FILE_TABLES, TABLES
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "SCHEMA.md"
 
@@ -24,7 +24,6 @@ def test_written_files_match_the_schema(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     ingest(lake, "x", [data / "hail_sample_1kg_chr20_100s.vcf.gz"], build="GRCh37", workers=0,
            callable_regions=None)
-    _load_all()
     for name in (*FILE_TABLES, "files"):
         files = list((lake / name).rglob("*.parquet"))
         if name == "callable":

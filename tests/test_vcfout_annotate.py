@@ -133,7 +133,7 @@ def test_non_minimal_multiallelic_and_unseen_alleles(sample_lake: SampleLake, op
 
 
 def test_allele_frequencies_path_gives_the_same_values(sample_lake: SampleLake, annotated: Path, tmp_path: Path) -> None:
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
 
     lake = tmp_path / "lake"
     shutil.copytree(sample_lake.path, lake)  # the same lake_id: the same key
@@ -148,7 +148,7 @@ def test_allele_frequencies_path_gives_the_same_values(sample_lake: SampleLake, 
 
 
 def test_faf95_from_lake_equals_aggregate(sample_lake: SampleLake, tmp_path: Path) -> None:
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
 
     a = tmp_path / "lake.vcf.gz"
     annotate_vcf(sample_lake.path, hail_vcf(), a, fields="ac,an,faf95")

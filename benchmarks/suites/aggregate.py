@@ -37,7 +37,7 @@ log = logging.getLogger("benchmarks")
 def aggregate_available() -> str | None:
     """'library', 'cli' or None: how genolake's aggregate can be run here."""
     try:
-        mod = importlib.import_module("genolake.compute.frequencies")
+        mod = importlib.import_module("genolake.compute.aggregate")
         if callable(getattr(mod, "aggregate", None)):
             return "library"
     except ImportError:
@@ -55,7 +55,7 @@ def run_genolake_aggregate(lake: Path, *, by: list[str], workers: int, how: str)
         for b in by:
             cmd += ["--by", b]
         return run_timed(cmd)
-    fn: Any = importlib.import_module("genolake.compute.frequencies").aggregate
+    fn: Any = importlib.import_module("genolake.compute.aggregate").aggregate
     params = inspect.signature(fn).parameters
     kwargs: dict[str, Any] = {}
     if "by" in params:
@@ -179,7 +179,7 @@ def run(ctx: Context) -> None:
     detail: dict[str, Any] = {"by": by}
     how = aggregate_available()
     if how is None:
-        res.skip("aggregate.genolake", "genolake aggregate is not implemented yet (genolake.compute.frequencies)")
+        res.skip("aggregate.genolake", "genolake aggregate is not implemented yet (genolake.compute.aggregate)")
     else:
         lake = ctx.lake()
         seconds = run_genolake_aggregate(lake, by=[by] if by else [], workers=2, how=how)

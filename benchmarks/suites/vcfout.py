@@ -107,7 +107,7 @@ def run(ctx: Context) -> None:
     scratch.mkdir(parents=True)
     with genolake.open(lake_path) as lake:
         if not lake.engine.catalog.frequencies_current:
-            from genolake.compute.frequencies import aggregate
+            from genolake.compute.aggregate import aggregate
 
             log.info("  running genolake aggregate first (allele_frequencies is not current)")
             aggregate(lake_path, workers=0)

@@ -37,152 +37,23 @@ from typing import Any
 
 import pyarrow as pa
 
-from genolake.schema import _KEY, Column, Table, register
+from genolake.schema import (
+    _KEY,
+    ANNOTATION_GENES,
+    ANNOTATION_SOURCES,
+    ANNOTATIONS,
+    CLINVAR_COLUMNS,
+    CSQ_COLUMNS,
+    DBSNP_COLUMNS,
+    EXTERNAL_FREQUENCIES,
+    GENES_COLUMNS,
+    Column,
+)
 
 log = logging.getLogger(__name__)
 
 _S = pa.string()
 _LS = pa.list_(pa.string())
-
-
-def _n(name: str, type_: pa.DataType, doc: str) -> Column:
-    return Column(name, type_, doc, True)
-
-
-GENES_COLUMNS = (
-    _n("gene_symbols", _LS, "Symbols of the genes the variant overlaps (1-based inclusive: a variant on a gene's first "
-       "or last base is in it), in order of gene start; parallel to `gene_ids` and `biotypes` (null where the source "
-       "has no symbol). Empty list: no gene. Null: never annotated with a gene source."),
-    _n("gene_ids", _LS, "IDs of the overlapped genes (GTF `gene_id`, GFF3 `gene_id`/`ID`; Ensembl IDs of a gene list)."),
-    _n("biotypes", _LS, "Gene biotypes (GTF `gene_type`/`gene_biotype`, GFF3 `biotype`); null entries for gene lists."),
-    _n("region_class", _S, "Coarse class from a GTF/GFF3: `coding_exon` (CDS or start/stop codon), `utr`, "
-       "`noncoding_exon`, `intron`, `genic` (in a gene without transcript features), `intergenic`; from a gene "
-       "list only `genic` or `intergenic`. The first that applies, in this order."),
-    _n("genes_source", _S, "`source_id` (see `annotation_sources`) of the gene source this row was annotated with."),
-)
-CLINVAR_COLUMNS = (
-    _n("clinvar_significance", _S, "ClinVar germline classification as written by ClinVar (`_` shown as spaces), e.g. "
-       "`Pathogenic/Likely pathogenic`; `|` joins several values. Null: no ClinVar record for this allele, or a record "
-       "without a germline classification (then `clinvar_variation_id` is set)."),
-    _n("clinvar_class", _LS, "Normalised significance classes for filtering: pathogenic, likely_pathogenic, "
-       "uncertain, likely_benign, benign, conflicting, risk_factor, drug_response, not_provided, other, ..."),
-    _n("clinvar_review_status", _S, "ClinVar review status in ClinVar's words (`criteria provided, single submitter`)."),
-    _n("clinvar_stars", pa.int8(), "Review stars 0-4 from the review status (ClinVar's mapping), or GOLD_STARS."),
-    _n("clinvar_conditions", _LS, "Condition names (NCBI CLNDN, MacArthur ALL_TRAITS), distinct, in file order."),
-    _n("clinvar_variation_id", _S, "ClinVar VariationID (NCBI: the ID column; MacArthur: MEASURESET_ID)."),
-    _n("clinvar_allele_id", _S, "ClinVar AlleleID (NCBI INFO/ALLELEID), when given."),
-    _n("clinvar_source", _S, "`source_id` of the ClinVar file this row was looked up in (set even when no record "
-       "matched: null significance with a source means 'not in that ClinVar release')."),
-)
-DBSNP_COLUMNS = (
-    _n("rsid", _S, "rsID(s) from the ID column of the dbSNP/sites VCF (`;`-joined if several)."),
-    _n("dbsnp_source", _S, "`source_id` of the sites VCF this row was looked up in."),
-)
-CSQ_COLUMNS = (
-    _n("consequence", _S, "Most severe consequence term of this allele over all transcripts (Ensembl severity "
-       "order) from VEP CSQ, else SnpEff ANN, of the ingested records."),
-    _n("consequence_terms", _LS, "Every consequence term of this allele over all transcripts, most severe first."),
-    _n("impact", _S, "IMPACT (HIGH, MODERATE, LOW, MODIFIER) of the most severe entry."),
-    _n("csq_gene", _S, "Gene symbol (VEP SYMBOL, SnpEff Gene_Name) of the most severe entry."),
-    _n("csq_gene_id", _S, "Gene ID (VEP Gene, SnpEff Gene_ID) of the most severe entry."),
-    _n("csq_transcript", _S, "Transcript (VEP Feature, SnpEff Feature_ID) of the most severe entry."),
-    _n("csq_biotype", _S, "Transcript biotype of the most severe entry."),
-    _n("hgvsc", _S, "HGVS coding notation of the most severe entry."),
-    _n("hgvsp", _S, "HGVS protein notation of the most severe entry."),
-    _n("csq_field", _S, "`CSQ` or `ANN`: which INFO field the consequence came from."),
-    _n("csq_source", _S, "`source_id` of the consequence parsing run (field lists used; see `annotation_sources`)."),
-)
-FREQ_SUMMARY = (
-    _n("max_external_af", pa.float64(), "Greatest AF of this allele over all external frequency sources "
-       "(`external_frequencies`); null if no source lists it."),
-)
-
-ANNOTATIONS = register(Table(
-    name="annotations",
-    doc=(
-        "One row per distinct variant key of the lake (`contig, pos, ref, alt` as in `variants`) with its "
-        "annotations, written by `genolake annotate`. Each group of columns carries the `source_id` of the source "
-        "version it came from (`genes_source`, `clinvar_source`, `dbsnp_source`, `csq_source`); a new run with a "
-        "source replaces that group's columns for every variant and keeps the others, in one atomic commit. "
-        "Variants ingested after the last run have no row until `genolake annotate` runs again. External "
-        "frequencies have per-source prefixes, so they are stored long in `external_frequencies` (one row per "
-        "variant and source); `genolake query gene` shows them pivoted as `<prefix>_af`, `<prefix>_ac`, "
-        "`<prefix>_an`, `<prefix>_nhomalt`, `<prefix>_popmax`, `<prefix>_popmax_af`."
-    ),
-    columns=(*_KEY, *GENES_COLUMNS, *CLINVAR_COLUMNS, *DBSNP_COLUMNS, *CSQ_COLUMNS, *FREQ_SUMMARY),
-    layout=("contig",),
-    sort_by=("pos", "ref", "alt"),
-))
-
-EXTERNAL_FREQUENCIES = register(Table(
-    name="external_frequencies",
-    doc=(
-        "External population frequencies (`genolake annotate --frequencies VCF --prefix NAME`): one row per lake "
-        "variant found in the source. `source` is the prefix; a run with a prefix replaces that prefix's rows. "
-        "Join to `annotations` / `variants` on `contig, pos, ref, alt`; pivot with e.g. "
-        "`max(af) FILTER (WHERE source = 'gnomad') AS gnomad_af`."
-    ),
-    columns=(
-        *_KEY,
-        Column("source", _S, "The `--prefix` of the frequency source (lower-case identifier, e.g. `gnomad`)."),
-        _n("af", pa.float64(), "INFO/AF of this allele (AC / AN when the file has no AF)."),
-        _n("ac", pa.int64(), "INFO/AC of this allele."),
-        _n("an", pa.int64(), "INFO/AN of the site."),
-        _n("nhomalt", pa.int64(), "Homozygous-alt count (INFO/nhomalt), when given."),
-        _n("popmax", _S, "Population with the maximum AF (INFO/popmax or grpmax), when given."),
-        _n("popmax_af", pa.float64(), "AF in that population (INFO/AF_popmax or AF_grpmax), when given."),
-        Column("source_id", _S, "`source_id` of the file (see `annotation_sources`)."),
-    ),
-    layout=("source", "contig"),
-    sort_by=("pos", "ref", "alt"),
-))
-
-ANNOTATION_SOURCES = register(Table(
-    name="annotation_sources",
-    doc=(
-        "Every annotation source used by `genolake annotate`, one row per source and run (append-only history). "
-        "The `*_source` columns of `annotations` and `source_id` of `external_frequencies` point here, so an "
-        "answer can always be traced to the exact file (checksum) and release (file date)."
-    ),
-    columns=(
-        Column("source_id", _S, "First 16 hex digits of the file's SHA-256 (for `csq`: of the field lists used)."),
-        Column("kind", _S, "`genes`, `clinvar`, `dbsnp`, `frequencies` or `csq`."),
-        _n("prefix", _S, "Column prefix of a frequency source."),
-        Column("file_name", _S, "Base name of the source file (public annotation files; no sample data)."),
-        _n("sha256", _S, "SHA-256 of the file's bytes."),
-        _n("size_bytes", pa.int64(), "Size of the file in bytes."),
-        Column("build", _S, "Reference build of the source (always the lake's: other builds are refused)."),
-        Column("build_from", _S, "How the build was known: `header`, `--source-build`, `file name` or `assumed`."),
-        _n("file_date", _S, "Release date from the header (`##fileDate`, GTF `##date`), when given."),
-        Column("format", _S, "`vcf`, `gtf`, `gff3`, `list` (gene list) or `lake` (CSQ/ANN stored at ingest)."),
-        Column("read_mode", _S, "`index` (per region through its tabix index) or `sequential`."),
-        Column("n_records", pa.int64(), "Records (VCF lines, genes) read from the source."),
-        Column("n_annotated", pa.int64(), "Lake variants that got a value from this source."),
-        Column("options", _S, "Options of the run as JSON (coordinates of a gene list, field lists, ...)."),
-        Column("txn", _S, "Commit id of the run."),
-        Column("annotated_at", pa.timestamp("us", tz="UTC"), "When the run committed."),
-        Column("genolake_version", _S, "genolake version that ran it."),
-    ),
-))
-
-ANNOTATION_GENES = register(Table(
-    name="annotation_genes",
-    doc=(
-        "The genes of the current gene source (`genolake annotate --genes`), 1-based inclusive, used to find a "
-        "gene's coordinates (`query gene`, `query assoc --gene`). Replaced by each run with a gene source."
-    ),
-    columns=(
-        Column("contig", _S, "Contig, harmonised to the lake's naming."),
-        Column("start", pa.int64(), "First base of the gene (1-based)."),
-        Column("end", pa.int64(), "Last base of the gene (1-based, inclusive)."),
-        _n("gene_symbol", _S, "Gene symbol."),
-        _n("gene_id", _S, "Gene ID."),
-        _n("biotype", _S, "Gene biotype."),
-        _n("strand", _S, "`+` or `-`, when given."),
-        Column("source_id", _S, "`source_id` of the gene source."),
-    ),
-    sort_by=("contig", "start"),
-))
 
 GROUPS: dict[str, tuple[Column, ...]] = {
     "genes": GENES_COLUMNS, "clinvar": CLINVAR_COLUMNS, "dbsnp": DBSNP_COLUMNS, "csq": CSQ_COLUMNS,
@@ -491,8 +362,6 @@ def _plan_tasks(store: Any, keys: pa.Table, model: Any, vcf_sources: list[Any], 
                 reference: str | Path | None, workers: int | None, scheduler: str | None) -> list[Any]:
     import numpy as np
 
-    from genolake.store import _quote
-
     n_workers = (os.cpu_count() or 1) if workers is None else max(1, workers)
     if scheduler:
         n_workers = max(n_workers, 4)
@@ -500,7 +369,7 @@ def _plan_tasks(store: Any, keys: pa.Table, model: Any, vcf_sources: list[Any], 
     indexed = tuple(s for s in vcf_sources if s.index is not None)
     sequential = [s for s in vcf_sources if s.index is None]
     ref = str(reference) if reference else None
-    vfiles = store.active_files("variants") if csq_plan else []
+    vfiles = store.data_files("variants") if csq_plan else []
     tasks: list[Any] = []
     # keys are sorted by contig: runs of one contig from the dictionary indices (no per-row Python objects)
     enc = keys.column("contig").combine_chunks().dictionary_encode()
@@ -513,8 +382,7 @@ def _plan_tasks(store: Any, keys: pa.Table, model: Any, vcf_sources: list[Any], 
     need_regions = model is not None or indexed or csq_plan is not None
     for s0, e0 in zip(starts, ends, strict=True) if keys.num_rows and need_regions else []:
         contig = str(names[codes[s0]])
-        folder = f"/contig={_quote(contig)}/"
-        files = tuple(f for f in vfiles if folder in f)
+        files = tuple(f.path for f in vfiles if f.contig == contig)
         a = s0
         while a < e0:
             b = min(a + per_task, e0)
@@ -798,7 +666,7 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
 
     from genolake import __version__
     from genolake.errors import LakeStateError
-    from genolake.store import Commit, write_parquet
+    from genolake.store import Commit, partition_dir, partition_values, write_parquet
 
     partials: dict[str, list[pa.Table]] = {}
     n_records: dict[str, int] = {}
@@ -879,20 +747,20 @@ def _assemble_and_commit(store: Any, keys: pa.Table, before: dict[str, list[str]
         contig_col = result.column("contig")
         for contig in pc.unique(contig_col).to_pylist():
             part = result.filter(pc.equal(contig_col, contig))
-            rel = f"contig={_q(contig)}/annot-{txn}.parquet"
+            rel = f"{partition_dir(ANNOTATIONS, {'contig': contig})}/annot-{txn}.parquet"
             write_parquet(ANNOTATIONS, part, staged / "annotations" / rel)
             commit.add("annotations", rel)
         for path in before["annotations"]:
             commit.remove("annotations", os.path.relpath(path, store.table_path("annotations")))
         for prefix, t in freq_new.items():
             for contig in pc.unique(t.column("contig")).to_pylist() if t.num_rows else []:
-                rel = f"source={_q(prefix)}/contig={_q(contig)}/annot-{txn}.parquet"
+                rel = f"{partition_dir(EXTERNAL_FREQUENCIES, {'source': prefix, 'contig': contig})}/annot-{txn}.parquet"
                 write_parquet(EXTERNAL_FREQUENCIES, t.filter(pc.equal(t["contig"], contig)),
                               staged / "external_frequencies" / rel)
                 commit.add("external_frequencies", rel)
             for path in before["external_frequencies"]:
                 rel = os.path.relpath(path, store.table_path("external_frequencies"))
-                if rel.startswith(f"source={_q(prefix)}/"):
+                if partition_values(rel).get("source") == prefix:
                     commit.remove("external_frequencies", rel)
         if model is not None and gene_src is not None:
             rel = f"annot-{txn}.parquet"
@@ -1008,12 +876,6 @@ def _semijoin(keys: pa.Table, part: pa.Table) -> pa.Table:
     """Rows of ``part`` whose key is in ``keys``."""
     right = keys.select(KEY_NAMES)
     return part.cast(part.schema).join(right, keys=KEY_NAMES, join_type="left semi")
-
-
-def _q(value: str) -> str:
-    from genolake.store import _quote
-
-    return _quote(value)
 
 
 def _genes_table(model: Any, source_id: str) -> pa.Table:

@@ -53,7 +53,7 @@ def aggregate_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Compute allele frequencies (joint, per institution, per --by stratum) into the table `allele_frequencies`."""
-    from genolake.compute.frequencies import aggregate
+    from genolake.compute.aggregate import aggregate
     from genolake.progress import records_progress
 
     with records_progress("aggregate", enabled=not quiet, unit="sites") as progress:

@@ -1,6 +1,9 @@
-"""`genolake aggregate`: exact allele frequencies of the joint cohort, each institution and phenotype strata.
+"""The Dask engine of `genolake aggregate`: exact allele frequencies of the joint cohort, each institution and
+phenotype strata, planned and counted per contig range; and :func:`derive`, the derived columns both engines share.
 
-The job (Dask engine; :mod:`genolake.compute.hail_engine` computes the same table with Hail):
+:func:`genolake.compute.aggregate.aggregate` is the public entry: it chooses the engine (this one, or Hail in
+:mod:`genolake.compute.hail_engine`, which uses the same plan and :func:`derive`) and where it runs, and commits.
+The job:
 
 1. **plan** (driver): committed files, samples and their strata (``--by`` phenotype columns), the files that count
    sites absent from them (``--absent-as-ref`` / ``--callable-regions``) with their samples' ploidy per contig, and
@@ -11,9 +14,8 @@ The job (Dask engine; :mod:`genolake.compute.hail_engine` computes the same tabl
    (:mod:`genolake.query.counts`); joint counts are the sums over institutions. A range holds whole sites, so its
    counts are complete, and the derived columns (AF, faf95, grpmax, het_p) are computed last from the integer
    counts, never by averaging frequencies. The task writes its Parquet part into the job's staging folder;
-3. **commit** (driver, under the lake lock): one Delta commit that removes every previous ``allele_frequencies``
-   file and adds the new parts. The table is recomputed from scratch on every run, so a run after one more ingest
-   gives exactly what a run on a fresh lake with the same files gives.
+3. **commit** (driver, under the lake lock; :mod:`genolake.compute.aggregate`): one Delta commit that removes
+   every previous ``allele_frequencies`` file and adds the new parts.
 
 Counting (docs/SCHEMA.md): a sample whose file lists the site adds its stored call (``called`` alleles, ``alt_count``
 copies) or, with no stored call, an implied diploid 0/0 (2 alleles); a sample whose file does not list the site adds
@@ -22,9 +24,9 @@ and the site is in one of the file's callable regions; otherwise it does not cou
 (haploid chrX calls of males add 1 allele and count in ``nhemi``), never through phenotypes.
 
 ``--adj`` adds a second set of rows whose ``stratum`` is prefixed ``adj:`` (``adj:all``, ``adj:sex=female``): the
-same counts using only genotypes that pass gnomAD's ``adj`` filter (:data:`ADJ_RULE`). A failing stored genotype is
-treated as missing (it adds nothing to AN, AC or n_called). Implied 0/0 genotypes and absent-site reference
-genotypes carry no GQ/DP in the lake (only non-0/0 calls are stored), so they always pass: gnomAD evaluates
+same counts using only genotypes that pass gnomAD's ``adj`` filter (:data:`genolake.schema.ADJ_RULE`). A failing
+stored genotype is treated as missing (it adds nothing to AN, AC or n_called). Implied 0/0 genotypes and absent-site
+reference genotypes carry no GQ/DP in the lake (only non-0/0 calls are stored), so they always pass: gnomAD evaluates
 reference genotypes with the GQ/DP of their gVCF reference blocks, which a VCF-based lake does not have, so
 ``adj:`` AN is an upper bound of gnomAD's adj AN (AC, nhomalt and nhemi are exact under the rule).
 """
@@ -44,8 +46,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genolake.errors import LakeStateError, UserInputError
-from genolake.schema import Column, Table, register
+from genolake.errors import UserInputError
+from genolake.schema import ADJ_AB, ADJ_DP, ADJ_DP_HAPLOID, ADJ_GQ, ALLELE_FREQUENCIES
 from genolake.schema import people as people_of
 
 log = logging.getLogger(__name__)
@@ -53,90 +55,15 @@ log = logging.getLogger(__name__)
 MAX_LEVELS = 200
 """A ``--by`` column may have at most this many distinct values."""
 FAF_CI = 0.95
-ADJ_GQ, ADJ_DP, ADJ_DP_HAPLOID, ADJ_AB = 20, 10, 5, 0.2
-ADJ_RULE = (
-    "GQ >= 20; DP >= 10 (DP >= 5 for haploid calls, as gnomAD's `haploid_adj_dp`); for heterozygous diploid "
-    "calls of the row's alt (0/1 after per-alt recoding) AD[alt] / DP >= 0.2. Each condition applies only where "
-    "its fields are stored (a VCF without GQ filters nothing on GQ)."
-)
-ENGINES = ("dask", "hail")
 _MAX_POS = 2**31 - 1
 _TARGET_ROWS = 32_000_000  # genotypes (sites x samples of the `genotypes` rows) per task
-_IN_PROCESS_ROWS = 16_000_000  # with workers=None, lakes of fewer genotypes are aggregated in process
 ProgressFn = Callable[[int, int, int], None]  # (sites done, tasks done, tasks in all)
 
 _I64 = pa.int64()
 _F64 = pa.float64()
 _STR = pa.string()
 
-ALLELE_FREQUENCIES = register(
-    Table(
-        name="allele_frequencies",
-        doc=(
-            "Allele frequencies written by `genolake aggregate`: one row per split allele, `scope` (`joint` or an "
-            "institution) and `stratum` (`all`, or `COLUMN=value` for each `--by` phenotype column; with `--adj` "
-            "also the same strata prefixed `adj:`, counting only genotypes passing gnomAD's adj filter: "
-            + ADJ_RULE + " Implied 0/0 and absent-as-reference genotypes have no stored GQ/DP and always pass). "
-            "Rows of stratum `all` / `adj:all` exist for every variant, the joint scope and every institution "
-            "(AN 0 and AF null where the institution has no counting sample); a `COLUMN=value` row exists where at "
-            "least one sample of the stratum and scope counts at the site. Counts follow the lake's rule (stored "
-            "calls, implied 0/0 where the sample's file lists the site, absent sites only for `--absent-as-ref` "
-            "files or inside `--callable-regions`, each sample adding its ploidy). Replaced as a whole by each run."
-        ),
-        columns=(
-            Column("contig", _STR, "Contig, harmonised as in `variants`."),
-            Column("pos", pa.int32(), "1-based position of the normalised allele."),
-            Column("ref", _STR, "Reference allele (normalised)."),
-            Column("alt", _STR, "Alternate allele (normalised, split)."),
-            Column("scope", _STR, "`joint` (every institution) or an institution name."),
-            Column("stratum", _STR, "`all`, `COLUMN=value` of a `--by` phenotype, or either prefixed `adj:` (`--adj`)."),
-            Column("ac", _I64, "Alternate allele count: copies of this alt among counted alleles (haploid calls count once)."),
-            Column("an", _I64, "Allele number: counted non-missing alleles (diploid 2, haploid 1, `./1` 1, missing 0)."),
-            Column("af", _F64, "AC / AN; null if AN is 0.", True),
-            Column("nhomalt", _I64, "Diploid samples homozygous for this alt."),
-            Column("nhemi", _I64, "Haploid samples carrying this alt (hemizygous, e.g. chrX of males)."),
-            Column("n_called", _I64, "Counted samples with no missing allele."),
-            Column("faf95", _F64,
-                   "Joint scope only: filtering allele frequency (Whiffin et al. 2017, gnomAD's faf95), the AF at "
-                   "which P(X >= AC) = 0.05 for X ~ Poisson(AN * AF); 0 if AC is 0, null if AN is 0. On the "
-                   "`all`/`adj:all` rows with `--faf-groups`: the maximum over the strata of those columns "
-                   "(gnomAD's fafmax); otherwise the stratum's own.", True),
-            Column("grpmax", _STR,
-                   "Joint `all`/`adj:all` rows with `--faf-groups`: the `COLUMN=value` stratum of those columns "
-                   "with the highest AF among strata with AC > 0 (ties: the first by name); else null.", True),
-            Column("grpmax_af", _F64, "AF of `grpmax`; null when `grpmax` is.", True),
-            Column("het_p", _F64,
-                   "Joint scope only: p-value of Pearson's chi-square test (no continuity correction) of equal AF "
-                   "across institutions on the 2 x k table of alt and ref allele counts of the k institutions with "
-                   "AN > 0 in the stratum; 1 when AC is 0 or AC = AN; null when k < 2.", True),
-        ),
-        layout=("contig",),
-        sort_by=("pos", "ref", "alt", "scope", "stratum"),
-    )
-)
 COUNT_COLUMNS = ("contig", "pos", "ref", "alt", "scope", "stratum", "ac", "an", "nhomalt", "nhemi", "n_called")
-AGGREGATE_RUNS = register(
-    Table(
-        name="aggregate_runs",
-        doc=(
-            "The `genolake aggregate` run that wrote the current `allele_frequencies` (one row, replaced with it in "
-            "the same commit): its options, and with `--dedupe` how many duplicate copies of a person were left "
-            "out (`genolake samples duplicates`; the copy of the institution ingested first is kept)."
-        ),
-        columns=(
-            Column("run_at", pa.timestamp("us", tz="UTC"), "When the run committed."),
-            Column("engine", _STR, "`dask` or `hail`."),
-            Column("strata", pa.list_(_STR), "Strata counted (`all`, `COLUMN=value` of `--by`)."),
-            Column("adj", pa.bool_(), "True with `--adj`."),
-            Column("deduplicated", pa.bool_(), "True with `--dedupe`: each duplicated person counted once."),
-            Column("dropped", pa.int32(), "People (institution, pseudonym) left out as duplicate copies; 0 without "
-                                          "`--dedupe`."),
-            Column("duplicate_groups", pa.int32(), "Persons found in more than one copy (`--dedupe`), else 0."),
-            Column("genolake_version", _STR, "genolake version of the run."),
-        ),
-    )
-)
-
 
 # ---------------------------------------------------------------------------------------------- statistics
 def faf(ac: Any, an: Any, ci: float = FAF_CI) -> np.ndarray:
@@ -243,21 +170,6 @@ class Plan:
     tasks: list[PartTask] = field(default_factory=list)
 
 
-@dataclass
-class AggregateReport:
-    lake: str
-    engine: str
-    institutions: list[str]
-    strata: list[str]
-    sites: int = 0
-    rows: int = 0
-    parts: int = 0
-    seconds: float = 0.0
-    deduplicated: bool = False
-    dropped: int = 0
-    duplicate_groups: int = 0
-
-
 def _value_label(v: Any) -> str:
     if isinstance(v, float):
         return str(int(v)) if v.is_integer() else repr(v)
@@ -304,15 +216,6 @@ def _strata_of(store: Any, samples: pa.Table, by: Sequence[str]) -> tuple[list[s
             st.append(label)
     return strata, pa.table({"institution": pa.array(insts, _STR), "sample_id": pa.array(sids, _STR),
                              "stratum": pa.array(st, _STR)})
-
-
-def _hive_contig(path: str) -> str | None:
-    from urllib.parse import unquote
-
-    for part in path.split("/"):
-        if part.startswith("contig="):
-            return unquote(part[len("contig="):].replace("~", "%"))
-    return None
 
 
 def _row_groups(paths: list[str]) -> list[tuple[int, int, int]]:
@@ -407,10 +310,9 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     calls_by: dict[str, list[str]] = {}
     vars_by: dict[str, list[str]] = {}
     for name, dest in (("genotypes", calls_by), ("variants", vars_by)):
-        for p in store.active_files(name):
-            c = _hive_contig(p[len(str(store.table_path(name))):])
-            if c is not None:
-                dest.setdefault(c, []).append(p)
+        for df in store.data_files(name):
+            if df.contig is not None:
+                dest.setdefault(df.contig, []).append(df.path)
     stats = {c: _row_groups(calls_by.get(c, [])) for c in contigs}
     total = sum(r for g in stats.values() for _a, _b, r in g)
     target_rows = target_rows or _TARGET_ROWS
@@ -457,9 +359,27 @@ def _call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray) -> n
                     axis=1).astype(np.int64)
 
 
+_FAILED = 23  # the class of a stored call failing adj
+_CLASS_METRICS: Any = None
+_N_CLASSES = 24
+
+
+def _class_metrics() -> np.ndarray:
+    """(class, metric) table: the :func:`_call_metrics` of each code's call (class 22, other ploidies: zero,
+    counted per call), and of a call failing adj (class 23: no alleles called, as if missing)."""
+    from genolake import genotypes as gtc
+
+    k = np.arange(gtc.OTHER + 1)
+    out = np.zeros((_N_CLASSES, 5), dtype=np.int64)
+    out[:gtc.OTHER] = _call_metrics(gtc.PLOIDY[k].astype(np.int64), gtc.CALLED[k].astype(np.int64),
+                                    gtc.ALT_COUNT[k].astype(np.int64))[:gtc.OTHER]
+    out[_FAILED] = [0, -2, 1, 0, 0]
+    return out
+
+
 def _adj_pass(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray, gq: pa.Array, dp: pa.Array,
               ad_alt: pa.Array) -> np.ndarray:
-    """gnomAD's adj rule per stored call (:data:`ADJ_RULE`; the Hail engine applies the same)."""
+    """gnomAD's adj rule per stored call (:data:`genolake.schema.ADJ_RULE`; the Hail engine applies the same)."""
     from genolake.genotypes import valid_mask
 
     def arr(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -483,7 +403,8 @@ def _stored_counts(task: PartTask, groups: pa.Table) -> pa.Table:
 
     from genolake import genotypes as gtc
 
-    cols = ["pos", "ref", "alt", "file_id", "gt", "other_gt"] + (["gq", "dp", "ad_alt"] if task.adj else [])
+    cols = ["pos", "ref", "alt", "file_id", "gt", "gt_symbols", "other_gt",
+            *(["gq", "dp", "ad_alt"] if task.adj else [])]
     names = ["pos", "ref", "alt", "institution", "stratum", *_CS_COLUMNS,
              *([f"a_{c}" for c in _CS_COLUMNS] if task.adj else [])]
     empty = pa.table({n: pa.array([], pa.int32() if n == "pos" else _STR if n in ("ref", "alt", "institution",
@@ -510,7 +431,9 @@ def _stored_counts(task: PartTask, groups: pa.Table) -> pa.Table:
     for fid, (a, b) in tmp.items():
         member[fid] = (np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
     label_list = list(labels)
-    n_labels = max(1, len(label_list))
+    global _CLASS_METRICS
+    if _CLASS_METRICS is None:
+        _CLASS_METRICS = _class_metrics()
     width = 10 if task.adj else 5
     out_rows: list[np.ndarray] = []
     out_labels: list[np.ndarray] = []
@@ -525,36 +448,57 @@ def _stored_counts(task: PartTask, groups: pa.Table) -> pa.Table:
         row, col = cv.row, cv.col
         if not row.size:
             continue
-        ploidy = cv.ploidy.astype(np.int64)
-        called = cv.called.astype(np.int64)
-        altc = cv.alt_count.astype(np.int64)
-        m = _call_metrics(ploidy, called, altc)
+        cls = cv.k.astype(np.int64)  # the call's code; other-ploidy calls (code 22) are added one by one below
+        classes = [cls]
         if task.adj:
             counts = np.bincount(row, minlength=part.num_rows)
             flat = {c: gtc.flat_values(part.column(c), counts) for c in ("gq", "dp", "ad_alt")}
-            ok = _adj_pass(ploidy, called, altc, flat["gq"], flat["dp"], flat["ad_alt"])
-            failed = np.array([0, -2, 1, 0, 0], dtype=np.int64)
-            m = np.concatenate([m, np.where(ok[:, None], m, failed[None, :])], axis=1)
-        # each (call, stratum of its person): sums keyed by (row, label)
+            ok = _adj_pass(cv.ploidy.astype(np.int64), cv.called.astype(np.int64), cv.alt_count.astype(np.int64),
+                           flat["gq"], flat["dp"], flat["ad_alt"])
+            classes.append(np.where(ok | (cls == gtc.OTHER), cls, _FAILED))
+        # each person's strata in this file, as local label ids: (samples, layers), -1 padded
         mcol, mlab = member[fid]
+        local, lab_of = np.unique(mlab, return_inverse=True)
+        n_local = local.size
+        n_samples = int(max(mcol.max(initial=-1), col.max(initial=-1))) + 1
+        layers = int(np.bincount(mcol, minlength=n_samples).max(initial=0))
+        by_sample = np.full((n_samples, max(1, layers)), -1, dtype=np.int64)
         order = np.argsort(mcol, kind="stable")
-        mcol, mlab = mcol[order], mlab[order]
-        lo = np.searchsorted(mcol, col, side="left")
-        hi = np.searchsorted(mcol, col, side="right")
-        reps = hi - lo
-        if not reps.any():
-            continue
-        call_of = np.repeat(np.arange(col.size), reps)
-        starts = np.repeat(lo, reps)
-        within = np.arange(call_of.size) - np.repeat(np.cumsum(reps) - reps, reps)
-        key = row[call_of] * n_labels + mlab[starts + within]
-        uniq, inv = np.unique(key, return_inverse=True)
-        sums = np.zeros((uniq.size, width), dtype=np.int64)
-        for j in range(width):
-            sums[:, j] = np.bincount(inv, weights=m[call_of, j], minlength=uniq.size).astype(np.int64)
-        out_rows.append(sel[uniq // n_labels])
-        out_labels.append(uniq % n_labels)
-        out_sums.append(sums)
+        sc, sl = mcol[order], lab_of[order]
+        slot = np.arange(sc.size) - np.searchsorted(sc, sc, side="left")
+        by_sample[sc, slot] = sl
+        chunk = max(1, 4_000_000 // (n_local * _N_CLASSES))
+        for r0 in range(0, part.num_rows, chunk):
+            r1 = min(part.num_rows, r0 + chunk)
+            c0, c1 = np.searchsorted(row, [r0, r1])
+            if c0 == c1:
+                continue
+            rr, cc = row[c0:c1] - r0, col[c0:c1]
+            bins = (r1 - r0) * n_local
+            sums = np.zeros((bins, width), dtype=np.int64)
+            stored = np.zeros(bins, dtype=np.int64)
+            for j in range(by_sample.shape[1]):
+                lab = by_sample[cc, j]
+                valid = lab >= 0
+                if not valid.any():
+                    continue
+                key = rr[valid] * n_local + lab[valid]
+                stored += np.bincount(key, minlength=bins)
+                for half, cl in enumerate(classes):
+                    hist = np.bincount(key * _N_CLASSES + cl[c0:c1][valid], minlength=bins * _N_CLASSES)
+                    sums[:, 5 * half:5 * half + 5] += hist.reshape(bins, _N_CLASSES) @ _CLASS_METRICS
+                    oth = np.flatnonzero(cls[c0:c1][valid] == gtc.OTHER)
+                    if oth.size:  # other ploidies: their own allele counts
+                        ci = np.flatnonzero(valid)[oth] + c0
+                        mo = _call_metrics(cv.ploidy[ci].astype(np.int64), cv.called[ci].astype(np.int64),
+                                           cv.alt_count[ci].astype(np.int64))
+                        if half == 1:
+                            mo = np.where(ok[ci][:, None], mo, _CLASS_METRICS[_FAILED][None, :])
+                        np.add.at(sums[:, 5 * half:5 * half + 5], key[oth], mo)
+            hit = np.flatnonzero(stored)
+            out_rows.append(sel[hit // n_local + r0])
+            out_labels.append(local[hit % n_local])
+            out_sums.append(sums[hit])
     if not out_rows:
         return empty
     r = np.concatenate(out_rows)
@@ -782,145 +726,7 @@ def run_part(task: PartTask, groups: pa.Table) -> PartResult:
     return PartResult(task.relpath if table.num_rows else "", table.num_rows, sites, time.perf_counter() - t0)
 
 
-# ---------------------------------------------------------------------------------------------- driver
-def aggregate(
-    lake: Path | str,
-    *,
-    by: Sequence[str] = (),
-    faf_groups: Sequence[str] = (),
-    adj: bool = False,
-    engine: str = "dask",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    progress: ProgressFn | None = None,
-    partition_rows: int | None = None,
-    dedupe: bool = False,
-    dedupe_min_sites: int | None = None,
-) -> AggregateReport:
-    """Compute the ``allele_frequencies`` table and commit it (replacing the previous one) atomically.
-
-    Parameters
-    ----------
-    lake
-        The lake folder.
-    by
-        Phenotype columns (of the ``phenotypes`` view) to stratify by; each value becomes a ``COLUMN=value``
-        stratum. At most 200 distinct values per column.
-    faf_groups
-        Columns among ``by`` (e.g. a genetic-ancestry column) over whose strata faf95 is maximised and grpmax
-        chosen on the joint ``all`` rows.
-    adj
-        Also write ``adj:`` strata counting only genotypes that pass gnomAD's adj filter (:data:`ADJ_RULE`).
-    engine
-        ``dask`` (default) or ``hail`` (needs ``pip install 'genolake[hail]'`` and Java).
-    workers
-        0 runs in this process; N a local Dask cluster of N processes; None one process per core, except that a
-        lake of fewer than 2 million call rows is aggregated in this process (a cluster would take longer to
-        start than the job takes).
-    scheduler
-        Address of an existing Dask scheduler (``tcp://host:8786``); workers must see the lake's path.
-    partition_rows
-        About how many genotypes (sites x samples) one task reads (default 32 million); contigs are split into position ranges
-        of that size, and into at least two tasks per worker when the lake has more than 200,000 call rows.
-    dedupe
-        Count each person found in several copies (:func:`genolake.samples.duplicates.find_duplicates`, pairs
-        of kinship > 0.354, joined transitively) once: the copy of the institution ingested first is kept
-        (:func:`genolake.samples.duplicates.keep_rank`), the others count nowhere. The report says how many were
-        dropped; the ``aggregate_runs`` row records it.
-    dedupe_min_sites
-        ``--min-sites`` of the duplicate search (default 500).
-
-    Examples
-    --------
-    >>> aggregate("lake", by=["sex", "population"], faf_groups=["population"], workers=0)  # doctest: +SKIP
-    AggregateReport(lake='/.../lake', engine='dask', institutions=['north', 'south'], ...)
-    """
-    from genolake.store import Commit, LakeStore
-
-    t0 = time.perf_counter()
-    if engine not in ENGINES:
-        raise UserInputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
-    store = LakeStore.open(lake)
-    if workers is None and scheduler is None and _calls_rows(store) < _IN_PROCESS_ROWS:
-        workers = 0  # starting a local cluster (~10 s) would cost more than the whole job
-    n_workers = 4 if scheduler else (os.cpu_count() or 1) if workers is None else max(1, workers)
-    drop: frozenset[tuple[str, str]] = frozenset()
-    n_groups = 0
-    if dedupe:
-        from genolake.samples.duplicates import DEFAULT_MIN_SITES, duplicate_copies
-
-        drop, n_groups = duplicate_copies(store, min_sites=dedupe_min_sites or DEFAULT_MIN_SITES)
-    with store.staging() as (txn, staged):
-        p = plan(store, by=by, faf_groups=faf_groups, adj=adj, n_workers=n_workers, staging=str(staged), txn=txn,
-                 target_rows=partition_rows, drop=drop)
-        report = AggregateReport(lake=str(store.root), engine=engine, institutions=p.institutions, strata=p.strata,
-                                 deduplicated=dedupe, dropped=len(drop), duplicate_groups=n_groups)
-        if engine == "hail":
-            from genolake.compute.hail_engine import hail_part_results
-
-            results = hail_part_results(store, p, progress=progress)
-        else:
-            results = _execute(p, workers=workers, scheduler=scheduler, progress=progress)
-        commit = Commit(txn=txn)
-        for r in results:
-            if r.relpath:
-                commit.add(ALLELE_FREQUENCIES.name, r.relpath)
-            report.rows += r.rows
-            report.sites += r.sites
-        report.parts = len(commit.adds.get(ALLELE_FREQUENCIES.name, []))
-        _stage_run(store, commit, staged, txn, report, adj=adj)
-        with store.lock():
-            now = store.committed_file_ids()
-            if sorted(now) != p.file_ids:
-                raise LakeStateError("files were ingested or replaced while aggregating; nothing was committed, "
-                                     "run `genolake aggregate` again")
-            for name in (ALLELE_FREQUENCIES.name, AGGREGATE_RUNS.name):
-                if store.has_table(name):
-                    for old in store._relpaths(name):
-                        commit.remove(name, old)
-            store.ensure_table(ALLELE_FREQUENCIES)
-            store.commit(commit, staged, order=(AGGREGATE_RUNS.name, ALLELE_FREQUENCIES.name))
-    report.seconds = time.perf_counter() - t0
-    log.info("allele_frequencies: %d rows, %d sites, %d parts in %.1f s", report.rows, report.sites, report.parts,
-             report.seconds)
-    return report
-
-
-def _stage_run(store: Any, commit: Any, staged: Path, txn: str, report: AggregateReport, *, adj: bool) -> None:
-    """Stage the one ``aggregate_runs`` row of this run (committed with ``allele_frequencies``)."""
-    from datetime import UTC, datetime
-
-    from genolake import __version__
-    from genolake.store import write_parquet
-
-    row = pa.Table.from_pylist([{
-        "run_at": datetime.now(UTC), "engine": report.engine, "strata": report.strata, "adj": adj,
-        "deduplicated": report.deduplicated, "dropped": report.dropped,
-        "duplicate_groups": report.duplicate_groups, "genolake_version": __version__,
-    }], schema=AGGREGATE_RUNS.arrow_schema)
-    rel = f"{txn}.parquet"
-    write_parquet(AGGREGATE_RUNS, row, staged / AGGREGATE_RUNS.name / rel)
-    commit.add(AGGREGATE_RUNS.name, rel)
-
-
-def _calls_rows(store: Any) -> int:
-    """Genotypes (sites x samples) of the committed `genotypes` files, from the Delta log's statistics and
-    the `files` table (no genotype file is opened)."""
-    if not store.has_table("genotypes"):
-        return 0
-    try:
-        actions = store.delta("genotypes").get_add_actions(flatten=True)
-        files = store.read_table("files", columns=["file_id", "n_samples"])
-        width = dict(zip(files["file_id"].to_pylist(), files["n_samples"].to_pylist(), strict=True))
-        total = 0
-        for path, n in zip(actions.column("path").to_pylist(), actions.column("num_records").to_pylist(),
-                           strict=True):
-            total += (n or 0) * width.get(os.path.basename(str(path))[:25], max(width.values(), default=1))
-        return total
-    except Exception:  # statistics missing: assume a large lake
-        return _IN_PROCESS_ROWS
-
-
+# ---------------------------------------------------------------------------------------------- run the tasks
 def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[PartResult]:
     sites = 0
@@ -956,15 +762,3 @@ def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
             client.cancel(futures)
             raise
     return [r for r in results if r is not None]
-
-
-def read_frequencies(lake: Path | str) -> pa.Table:
-    """The committed ``allele_frequencies`` table, sorted by contig, pos, ref, alt, scope, stratum."""
-    from genolake.store import LakeStore
-
-    store = LakeStore.open(lake)
-    t = store.read_table(ALLELE_FREQUENCIES.name)
-    if t.num_rows == 0:
-        return ALLELE_FREQUENCIES.arrow_schema.empty_table()
-    t = t.select(ALLELE_FREQUENCIES.names).cast(ALLELE_FREQUENCIES.arrow_schema)
-    return t.sort_by([(c, "ascending") for c in ("contig", "pos", "ref", "alt", "scope", "stratum")])

@@ -292,7 +292,7 @@ def hail_counts(store: Any, groups: pa.Table, institutions: list[str], *, adj: b
     read once. ``adj:`` groups count only entries that pass the adj rule (the Dask engine's rule).
     """
     hl = import_hail()
-    from genolake.compute import frequencies as fq
+    from genolake.schema import ADJ_AB, ADJ_DP, ADJ_DP_HAPLOID, ADJ_GQ
 
     mt = lake_matrix_table(store, groups=groups)
     kinds = [False, True] if adj else [False]
@@ -301,11 +301,11 @@ def hail_counts(store: Any, groups: pa.Table, institutions: list[str], *, adj: b
                                  hl.literal(kinds)),
         hl.array(["joint", mt.institution])))
     g = mt.GT
-    dp_min = hl.if_else((g.ploidy == 1) & ~mt.partial, fq.ADJ_DP_HAPLOID, fq.ADJ_DP)  # `./1` is diploid
+    dp_min = hl.if_else((g.ploidy == 1) & ~mt.partial, ADJ_DP_HAPLOID, ADJ_DP)  # `./1` is diploid
     het = (g.ploidy == 2) & ~mt.partial & g.is_het_ref()
-    passes = (hl.is_missing(mt.GQ) | (mt.GQ >= fq.ADJ_GQ)) & (hl.is_missing(mt.DP) | (dp_min <= mt.DP)) & (
+    passes = (hl.is_missing(mt.GQ) | (mt.GQ >= ADJ_GQ)) & (hl.is_missing(mt.DP) | (dp_min <= mt.DP)) & (
         ~het | hl.is_missing(mt.AD) | hl.is_missing(mt.AD[1]) | hl.is_missing(mt.DP) | (mt.DP == 0)
-        | (mt.AD[1] * round(1 / fq.ADJ_AB) >= mt.DP))
+        | (mt.AD[1] * round(1 / ADJ_AB) >= mt.DP))
     # stored calls failing adj become missing; implied and absent-as-ref entries (no GQ/DP) always pass
     mt = mt.annotate_entries(adj_ok=hl.coalesce(hl.is_missing(g) | passes, True))
     mt = mt.filter_entries(mt.counted)
@@ -391,6 +391,7 @@ def hail_part_results(store: Any, plan: Any, *, progress: ProgressFn | None = No
     import pyarrow.compute as pc
 
     from genolake.compute import frequencies as fq
+    from genolake.schema import ALLELE_FREQUENCIES
     from genolake.store import write_parquet
 
     if not plan.tasks:
@@ -410,7 +411,7 @@ def hail_part_results(store: Any, plan: Any, *, progress: ProgressFn | None = No
         table = fq.derive(part, faf_groups=tasks[0].faf_groups)
         if table.num_rows == 0:
             continue
-        write_parquet(fq.ALLELE_FREQUENCIES, table, staging / fq.ALLELE_FREQUENCIES.name / tasks[0].relpath)
+        write_parquet(ALLELE_FREQUENCIES, table, staging / ALLELE_FREQUENCIES.name / tasks[0].relpath)
         sites = table.select(["pos", "ref", "alt"]).group_by(["pos", "ref", "alt"]).aggregate([]).num_rows
         out.append(fq.PartResult(tasks[0].relpath, table.num_rows, sites, 0.0))
         done += sites

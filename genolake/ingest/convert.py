@@ -671,10 +671,12 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult, 
         return
     codes = np.concatenate(cols.codes) if len(cols.codes) > 1 else cols.codes[0]
     counts = np.concatenate(cols.counts)
-    lists = {name: gtc.list_column(counts, np.concatenate(cols.fmt[name]), INT_MISSING + 1)
-             for name in gtc.FORMAT_FIELDS}
-    other = pa.array([cols.other.get(r) for r in range(nv)], pa.list_(pa.string()))
-    gt = gtc.codes_array(codes)
+    have = {"gq": "GQ" in task.fields, "dp": "DP" in task.fields, "ad_ref": "AD" in task.fields,
+            "ad_alt": "AD" in task.fields}
+    # a FORMAT field the file does not have is a null list (one bit per row), not a list of nulls per call
+    lists = {name: gtc.list_column(counts, np.concatenate(cols.fmt[name]), INT_MISSING + 1) if have[name]
+             else pa.nulls(nv, pa.list_(pa.int32())) for name in gtc.FORMAT_FIELDS}
+    gt, symbols, other = gtc.encode(codes, cols.other)
     if not sorted_already:
         order = pa.array(vorder)
         gt = gt.take(order)
@@ -687,6 +689,7 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult, 
         "ref": vt.column("ref"),
         "alt": vt.column("alt"),
         "gt": gt,
+        "gt_symbols": _const(symbols, nv),
         "other_gt": other,
         **lists,
         "file_id": _const(task.file_id, nv),

@@ -510,6 +510,6 @@ def _remove_file(store: LakeStore, commit: Commit, fid: str) -> None:
     for table in (*FILE_TABLES, "files"):
         if not store.has_table(table):
             continue
-        for rel in store._relpaths(table):
+        for rel in store.relpaths(table):
             if Path(rel).name.startswith(fid):
                 commit.remove(table, rel)

@@ -31,9 +31,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
@@ -41,8 +39,8 @@ import pyarrow as pa
 from genolake.duck import connect
 from genolake.errors import UserInputError
 from genolake.genotypes import CALL_COLUMNS, calls_sql, expand
-from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table
-from genolake.store import LakeStore
+from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
+from genolake.store import LakeStore, committed_after, hive_quote
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,6 @@ _DUCK_TYPES = {
 }
 # Small tables copied into memory at refresh (per sample or per file, never per genotype or site).
 MATERIALISED = ("files", "samples", "ploidy", "callable", "phenotypes")
-_FILE_ID = re.compile(r"^(f[0-9a-f]{24})(?:[-.]|$)")
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
@@ -218,7 +215,7 @@ class Catalog:
     def table_paths(self, table: str, *, contig: str | None = None, institution: str | None = None) -> list[str]:
         """Committed Parquet files of ``table`` (all, or only those of one contig / institution folder)."""
         out = []
-        inst_dir = f"institution={_hive(institution)}/" if institution is not None else None
+        inst_dir = f"institution={hive_quote(institution)}/" if institution is not None else None
         for path, c, _fid in self.paths.get(table, []):
             if contig is not None and c is not None and c != contig:
                 continue
@@ -241,81 +238,6 @@ class Catalog:
         i = bisect_right(starts, pos) - 1
         # regions may overlap: the running maximum of ends is kept in `ends`
         return i >= 0 and ends[i] >= pos
-
-
-class _NeedDeltaLake(Exception):
-    """The Delta log uses a feature the quick reader does not handle: ask the deltalake package."""
-
-
-def delta_add_paths(table_dir: Path) -> list[tuple[str, tuple[int, int] | None]]:
-    """Active data files of a Delta table (relative paths) with their ``pos`` range when the add action's
-    statistics have one; read straight from ``_delta_log`` (the last classic checkpoint, then the JSON commits
-    after it), which takes well under a millisecond where opening the table with deltalake takes several.
-    Anything unusual (multi-part or v2 checkpoints, deletion vectors, URI-escaped paths) raises
-    :class:`_NeedDeltaLake` and the caller uses deltalake instead."""
-    import json
-
-    log_dir = table_dir / "_delta_log"
-    names = os.listdir(log_dir)
-    start = -1
-    active: dict[str, tuple[int, int] | None] = {}
-    if "_last_checkpoint" in names:
-        with open(log_dir / "_last_checkpoint") as fh:
-            last = json.load(fh)
-        if set(last) - {"version", "size", "sizeInBytes", "numOfAddFiles", "checksum", "tags"}:
-            raise _NeedDeltaLake("checkpoint kind")
-        start = int(last["version"])
-        cp = log_dir / f"{start:020d}.checkpoint.parquet"
-        if not cp.exists():
-            raise _NeedDeltaLake("checkpoint file")
-        import pyarrow.parquet as pq
-
-        adds = pq.read_table(cp, columns=["add"]).column("add").to_pylist()
-        for a in adds:
-            if a is not None:
-                _take_add(a, active)
-    versions = sorted(int(n[:20]) for n in names if len(n) == 25 and n.endswith(".json") and n[:20].isdigit())
-    if versions and versions[0] > start + 1:
-        raise _NeedDeltaLake("log gap")
-    for v in versions:
-        if v <= start:
-            continue
-        with open(log_dir / f"{v:020d}.json") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                action = json.loads(line)
-                if "add" in action:
-                    _take_add(action["add"], active)
-                elif "remove" in action:
-                    active.pop(action["remove"]["path"], None)
-    return sorted(active.items())
-
-
-def _take_add(a: dict[str, Any], active: dict[str, tuple[int, int] | None]) -> None:
-    import json
-
-    path = a["path"]
-    if "%" in path or a.get("deletionVector"):
-        raise _NeedDeltaLake("escaped path or deletion vector")
-    rng = None
-    stats = a.get("stats")
-    if stats:
-        try:
-            s = json.loads(stats)
-            lo, hi = s.get("minValues", {}).get("pos"), s.get("maxValues", {}).get("pos")
-            rng = (int(lo), int(hi)) if lo is not None and hi is not None else None
-        except (ValueError, AttributeError, TypeError):
-            rng = None
-    active[path] = rng
-
-
-def _committed_after(root: Path, table: str, other: str) -> bool:
-    """True if ``table``'s Delta log changed after ``other``'s (both logs exist)."""
-    try:
-        return os.stat(root / table / "_delta_log").st_mtime_ns >= os.stat(root / other / "_delta_log").st_mtime_ns
-    except OSError:
-        return False
 
 
 _POS_RANGES: dict[tuple[str, int], tuple[int, int] | None] = {}
@@ -372,23 +294,6 @@ def pos_ranges(paths: list[str]) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _hive(value: str) -> str:
-    from genolake.store import _quote
-
-    return _quote(value)
-
-
-def _contig_of(relpath: str) -> str | None:
-    for part in relpath.split("/"):
-        if part.startswith("contig="):
-            return _unhive(part[len("contig="):])
-    return None
-
-
-def _unhive(value: str) -> str:
-    return unquote(value.replace("~", "%"))
-
-
 class Engine:
     """A sandboxed DuckDB connection with the lake's views."""
 
@@ -438,17 +343,8 @@ class Engine:
 
     # ------------------------------------------------------------------ views
     def _lake_tables(self) -> list[str]:
-        """Delta tables in the lake folder: the registered ones, then any other (later stages), by name."""
-        import genolake.phenotypes  # noqa: F401 - registers the `phenotypes` table (a light import)
-
-        found = []
-        try:
-            entries = sorted(os.listdir(self.store.root))
-        except OSError:
-            entries = []
-        for name in entries:
-            if _TABLE_NAME.match(name) and os.path.isdir(os.path.join(self.store.root, name, "_delta_log")):
-                found.append(name)
+        """Delta tables in the lake folder: the schema's, in its order, then any other, by name."""
+        found = [name for name in self.store.table_names() if _TABLE_NAME.match(name)]
         ordered = ["files"] + [n for n in TABLES if n != "files"]
         return [n for n in ordered if n in found] + [n for n in found if n not in TABLES]
 
@@ -456,25 +352,18 @@ class Engine:
         """(Re)create the views and the catalog from each table's current Delta version."""
         cat = Catalog()
         tables = self._lake_tables()
-        base = self.store.root
         for name in tables:
             try:
-                try:
-                    adds = delta_add_paths(base / name)
-                except (_NeedDeltaLake, OSError, ValueError, KeyError) as exc:
-                    log.info("table %s: reading its Delta log with deltalake (%s)", name, exc)
-                    adds = [(rel, None) for rel in self.store._relpaths(name)]
+                data_files = self.store.data_files(name)
             except Exception as exc:  # an unreadable table of a later stage must not break queries
                 log.warning("table %s not readable (%s); skipped", name, exc)
                 continue
             cat.tables.append(name)
             entries = []
-            for rel, rng in adds:
-                m = _FILE_ID.match(Path(rel).name)
-                path = str(base / name / rel)
-                entries.append((path, _contig_of(rel), m.group(1) if m else None))
-                if rng is not None:
-                    _POS_RANGES[(path, -1)] = rng
+            for df in data_files:
+                entries.append((df.path, df.contig, df.file_id))
+                if df.pos_range is not None:
+                    _POS_RANGES[(df.path, -1)] = df.pos_range
             cat.paths[name] = entries
         # committed files: the `files` table is the commit record of every per-file table
         if cat.paths.get("files"):
@@ -484,7 +373,7 @@ class Engine:
             ).fetchall()
             for fid, inst, mode, contigs, n in rows:
                 cat.files[fid] = FileInfo(fid, inst, mode, tuple(contigs or ()), int(n))
-        cat.frequencies_current = _committed_after(self.store.root, "allele_frequencies", "files")
+        cat.frequencies_current = committed_after(self.store.root, "allele_frequencies", "files")
         for name in FILE_TABLES:
             if name in cat.paths:
                 cat.paths[name] = [e for e in cat.paths[name] if e[2] is None or e[2] in cat.files]
@@ -607,13 +496,11 @@ class Engine:
 
     def _phenotypes_wide(self, cat: Catalog, have_long: bool) -> str:
         """The wide `phenotypes` view: one typed column per phenotype name (names are validated identifiers)."""
-        from genolake.phenotypes import valid_name
-
         kinds: dict[str, set[str]] = {}
         found: dict[str, str] = {}
         if have_long:
             for name, kind in self.rows("SELECT DISTINCT name, kind FROM phenotypes_long"):
-                if name in ("institution", "sample_id") or not valid_name(name):
+                if name in ("institution", "sample_id") or not valid_phenotype_name(name):
                     log.warning("phenotype name %r is not a valid column name; not shown in `phenotypes`", name)
                     continue
                 kinds.setdefault(name, set()).add(kind)
@@ -709,7 +596,8 @@ class Engine:
             return self.query(f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {src} AS _c WHERE {cond}",
                               params)
         need: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
-        need += ["file_id", "gt", "other_gt", *(c for c in ("gq", "dp", "ad_ref", "ad_alt") if c in columns)]
+        need += ["file_id", "gt", "gt_symbols", "other_gt",
+                 *(c for c in ("gq", "dp", "ad_ref", "ad_alt") if c in columns)]
         rows = self.point("genotypes", contig=contig, pos=pos, columns=need, equal=equal)
         return expand(rows, self.file_pseudonyms, columns, carriers_only=carriers_only)
 

@@ -110,7 +110,7 @@ def _counting(rows: pa.Table, n: int) -> pa.Table:
 def _stored(rows: pa.Table) -> int:
     from genolake.genotypes import stored_calls
 
-    return int(stored_calls(rows.column("gt"))[0].size) if rows.num_rows else 0
+    return int(stored_calls(rows)[0].size) if rows.num_rows else 0
 
 
 def _new_rel(rel: str, txn: str) -> str:
@@ -120,18 +120,12 @@ def _new_rel(rel: str, txn: str) -> str:
 
 
 def _by_file(store: Any, table: str, institution: str) -> dict[str, list[str]]:
-    """file_id -> relpaths of ``table``'s files of the institution (names start with the file_id)."""
-    import genolake.phenotypes  # noqa: F401 - registers the `phenotypes` table
-    from genolake.schema import TABLES
-    from genolake.store import partition_dir
-
-    if not store.has_table(table):
-        return {}
-    prefix = partition_dir(TABLES[table], {"institution": institution, "contig": ""}).split("/")[0] + "/"
+    """file_id -> relpaths of ``table``'s files of the institution (files not named after an ingested file,
+    such as phenotypes, each under their own path)."""
     out: dict[str, list[str]] = {}
-    for rel in store._relpaths(table):
-        if rel.startswith(prefix):
-            out.setdefault(Path(rel).name[:25], []).append(rel)
+    for df in store.data_files(table, institution=institution):
+        if df.institution == institution:
+            out.setdefault(df.file_id or df.relpath, []).append(df.relpath)
     return out
 
 
@@ -193,7 +187,6 @@ def remove_samples(lake: Path | str, *, institution: str, path: Path | str,
     >>> remove_samples("lake", institution="north", path="withdrawn.txt")  # doctest: +SKIP
     RemoveReport(institution='north', given=2, removed=2, not_found=0, files_rewritten=1, ...)
     """
-    import genolake.phenotypes  # noqa: F401 - registers the `phenotypes` table
     from genolake.schema import TABLES
     from genolake.store import COMMIT_ORDER, Commit, LakeStore, write_parquet
 
@@ -222,6 +215,7 @@ def remove_samples(lake: Path | str, *, institution: str, path: Path | str,
         for fid in fids:
             left = mine.filter(pc.equal(mine["file_id"], fid))
             n_left = left.num_rows - hit.filter(pc.equal(hit["file_id"], fid)).num_rows
+            n_file = left.num_rows
             if n_left == 0:  # nobody left in the file: the file leaves the lake
                 for t in PER_FILE:
                     for rel in rels[t].get(fid, []):
@@ -240,7 +234,7 @@ def remove_samples(lake: Path | str, *, institution: str, path: Path | str,
                 grel = geno_rels.pop(vrel, None)
                 if grel is not None:
                     gtab = pq.read_table(store.table_path("genotypes") / grel)
-                    kept = drop_samples(gtab, drop)
+                    kept = drop_samples(gtab, drop, n_file)
                     removed_calls += _stored(gtab) - _stored(kept)
                     replace("genotypes", grel, kept)
                     calls = _counting(kept, n_left)
@@ -249,7 +243,7 @@ def remove_samples(lake: Path | str, *, institution: str, path: Path | str,
                 replace("variants", vrel, _recount(vt, calls, n_left))
             for grel in geno_rels.values():  # a genotypes part without its variants part (not written by ingest)
                 gtab = pq.read_table(store.table_path("genotypes") / grel)
-                kept = drop_samples(gtab, drop)
+                kept = drop_samples(gtab, drop, n_file)
                 removed_calls += _stored(gtab) - _stored(kept)
                 replace("genotypes", grel, kept)
             for rel in rels["samples"].get(fid, []):
@@ -315,16 +309,14 @@ def vacuum(lake: Path | str) -> dict[str, int]:
     tables (so removed people's genotypes are still on disk). Returns table -> files deleted. The tables'
     current contents do not change, and whether ``allele_frequencies`` is current is kept as it was.
     """
-    from genolake.query.engine import _committed_after
-    from genolake.store import LakeStore
+    from genolake.store import LakeStore, committed_after
 
     store = LakeStore.open(lake)
     out: dict[str, int] = {}
     with store.lock():
-        current = _committed_after(store.root, "allele_frequencies", "files")
-        names = sorted(n for n in os.listdir(store.root)
-                       if (store.root / n / "_delta_log").is_dir() and n != "allele_frequencies")
-        if (store.root / "allele_frequencies" / "_delta_log").is_dir():
+        current = committed_after(store.root, "allele_frequencies", "files")
+        names = [n for n in store.table_names() if n != "allele_frequencies"]
+        if "allele_frequencies" in store.table_names():
             names.append("allele_frequencies")  # last: its log stays newer than `files` if it was current
         for name in names:
             dt = store.delta(name)
@@ -337,7 +329,7 @@ def vacuum(lake: Path | str) -> dict[str, int]:
             if listed:
                 dt.vacuum(dry_run=False, **opts)
             out[name] = len(there)
-        if current and not _committed_after(store.root, "allele_frequencies", "files"):
+        if current and not committed_after(store.root, "allele_frequencies", "files"):
             os.utime(store.root / "allele_frequencies" / "_delta_log")
         _audit(store.root, {"action": "vacuum", "deleted": sum(out.values())})
     log.info("vacuum: %s", out)

@@ -7,7 +7,6 @@ app (:mod:`genolake.serve.app`) hands requests to it and bounds their time.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -19,29 +18,13 @@ from genolake.errors import UserInputError
 from genolake.policy import Policy, Principal
 from genolake.serve import beacon as bc
 from genolake.serve.answers import disclosure_note, protect_report, protect_rows
+from genolake.store import lake_stamp
 
 log = logging.getLogger(__name__)
 
 SOURCE = "genolake"
 MAX_REGION_ROWS = 10_000
 CACHE_SIZE = 20_000  # answers kept per lake version
-
-
-def lake_stamp(root: str | Path) -> tuple[tuple[str, int], ...]:
-    """The newest Delta commit of every table (a directory listing per table: well under a millisecond)."""
-    out = []
-    try:
-        names = sorted(os.listdir(root))
-    except OSError:
-        return ()
-    for name in names:
-        log_dir = os.path.join(root, name, "_delta_log")
-        try:
-            commits = [int(n[:20]) for n in os.listdir(log_dir) if n.endswith(".json") and n[:20].isdigit()]
-        except OSError:
-            continue
-        out.append((name, max(commits, default=-1)))
-    return tuple(out)
 
 
 def lake_version(root: str | Path) -> str:

@@ -31,10 +31,10 @@ import pyarrow as pa
 from genolake.contigs import detect_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, UserInputError
 from genolake.ingest.normalise import is_symbolic, left_align, trim
+from genolake.store import delta_version
 from genolake.vcfout.common import (
     COUNTING_RULE,
     atomic_output,
-    delta_version,
     finish,
     fmt_value,
     header_value,

@@ -86,16 +86,6 @@ def finish(out: Output) -> Path:
     return out.final
 
 
-def delta_version(table_dir: Path) -> int | None:
-    """The current version of a Delta table (the last commit number in its log), None if it has none."""
-    try:
-        names = os.listdir(table_dir / "_delta_log")
-    except OSError:
-        return None
-    versions = [int(n[:20]) for n in names if len(n) == 25 and n.endswith(".json") and n[:20].isdigit()]
-    return max(versions) if versions else None
-
-
 def header_value(text: str) -> str:
     """A value for a structured header line: quoted, with quotes and backslashes escaped."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -34,7 +34,8 @@ import pyarrow as pa
 
 from genolake.contigs import parse_region, to_style
 from genolake.errors import BadInputFileError, UserInputError
-from genolake.vcfout.common import atomic_output, delta_version, finish, header_value
+from genolake.store import delta_version
+from genolake.vcfout.common import atomic_output, finish, header_value
 
 if TYPE_CHECKING:
     from genolake.query.engine import Engine
