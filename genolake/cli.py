@@ -159,10 +159,11 @@ def demo(
 def main() -> None:
     import click
 
+    from genolake.cli_narrow import narrowed
     from genolake.errors import GenolakeError
 
     try:
-        code = app(standalone_mode=False)
+        code = narrowed(app, sys.argv[1:])(standalone_mode=False)  # only the named command is built
         if code == 130:  # typer turns Ctrl-C into `return 130` outside standalone mode (typer.core._main)
             raise KeyboardInterrupt
         if isinstance(code, int) and code:

@@ -28,7 +28,9 @@ import logging
 import os
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -55,6 +57,8 @@ _DUCK_TYPES = {
 # Small tables copied into memory at refresh (per sample or per file, never per genotype or site).
 MATERIALISED = ("files", "samples", "ploidy", "callable", "phenotypes")
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _PHENO_KIND_SQL = {"categorical": ("value_str", "VARCHAR"), "numeric": ("value_num", "DOUBLE"),
                    "list": ("value_list", "VARCHAR[]")}
 
@@ -173,7 +177,9 @@ class Catalog:
     # table -> list of (path, contig or None, file_id or None)
     paths: dict[str, list[tuple[str, str | None, str | None]]] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)
-    phenotypes: dict[str, str] = field(default_factory=dict)  # wide column -> kind
+    # wide `phenotypes` column -> kind: see the `phenotypes` property (known once the wide view is made)
+    phenotype_kinds: dict[str, str] | None = None
+    load_phenotypes: Any = None  # makes the wide view (and fills phenotype_kinds) on first use
     # True when `allele_frequencies` was committed after the last change to `files` (so it covers the lake)
     frequencies_current: bool = False
     ploidy_sums: dict[tuple[str, str], tuple[int, int]] | None = None  # (file, contig) -> (sum ploidy, samples)
@@ -184,6 +190,16 @@ class Catalog:
     _path_info: dict[str, dict[str, tuple[str | None, str | None]]] = field(default_factory=dict)
     sandbox_tables: dict[str, Any] = field(default_factory=dict)  # materialised tables as Arrow, for user SQL
     pseudonyms: dict[str, pa.Array] | None = None  # file_id -> pseudonym by column index (null: withdrawn)
+
+    @property
+    def phenotypes(self) -> dict[str, str]:
+        """Wide ``phenotypes`` column -> kind (categorical, numeric, list)."""
+        if self.phenotype_kinds is None:
+            if self.load_phenotypes is not None:
+                self.load_phenotypes()
+            if self.phenotype_kinds is None:
+                self.phenotype_kinds = {}
+        return self.phenotype_kinds
 
     def path_info(self, table: str) -> dict[str, tuple[str | None, str | None]]:
         """Each committed file of ``table`` -> (contig of its ``contig=`` folder, file_id in its name)."""
@@ -284,18 +300,46 @@ class Engine:
     def __init__(self, store: LakeStore, *, threads: int | None = None, point_reads: bool = True) -> None:
         self.store = store
         self.threads = threads
-        self.con = connect(threads)
-        self.con.execute("SET parquet_metadata_cache=true")
+        self._con = connect(threads)
+        self._con.execute("SET parquet_metadata_cache=true")
         self.views: list[str] = []
+        # views (and in-memory tables) not made yet: name -> CREATE statements, or a function making it. They
+        # are made when a query names them, so opening a lake reads no table it does not query.
+        self._pending: dict[str, list[str] | Callable[[], None]] = {}
         self.catalog = Catalog()
         self._scans: dict[str, int] = {}
         self._points: Any = None  # a point.PointReader, made on first use
         self.point_reads = point_reads
         self.refresh()
         root = str(store.root).rstrip("/") + "/"
-        self.con.execute(f"SET allowed_directories=[{_sql_str(root)}]")
-        self.con.execute("SET enable_external_access=false")
-        self.con.execute("SET lock_configuration=true")
+        self._con.execute(f"SET allowed_directories=[{_sql_str(root)}]")
+        self._con.execute("SET enable_external_access=false")
+        self._con.execute("SET lock_configuration=true")
+
+    @property
+    def con(self) -> Any:
+        """The DuckDB connection with every view made (code outside the engine may run any SQL on it)."""
+        while self._pending:
+            self._make(next(iter(self._pending)))
+        return self._con
+
+    def _ensure(self, sql: str) -> None:
+        """Make the pending views that ``sql`` names (outside its string literals), and what they read."""
+        if not self._pending:
+            return
+        words = set(_WORD.findall(_LITERAL.sub("''", sql)))
+        for name in [n for n in self._pending if n in words]:
+            if name in self._pending:
+                self._make(name)
+
+    def _make(self, name: str) -> None:
+        todo = self._pending.pop(name)
+        if callable(todo):
+            todo()
+            return
+        for stmt in todo:
+            self._ensure(stmt)
+            self._con.execute(stmt)
 
     # ------------------------------------------------------------------ views
     def _lake_tables(self) -> list[str]:
@@ -323,7 +367,7 @@ class Engine:
             cat.paths[name] = entries
         # committed files: the `files` table is the commit record of every per-file table
         if cat.paths.get("files"):
-            rows = self.con.execute(
+            rows = self._con.execute(
                 f"SELECT file_id, institution, absent_mode, contigs, n_samples "
                 f"FROM read_parquet({parquet_list([p for p, _c, _f in cat.paths['files']])})"
             ).fetchall()
@@ -334,7 +378,8 @@ class Engine:
             if name in cat.paths:
                 cat.paths[name] = [e for e in cat.paths[name] if e[2] is None or e[2] in cat.files]
         self.catalog = cat
-        self.views = sorted(set(self._create_views(self.con, cat)))
+        self._pending = {}
+        self.views = sorted(set(self._create_views(self._con, cat)))
 
     def _create_views(self, con: Any, cat: Catalog, *, source: Any = None) -> list[str]:
         """Create the lake's views on ``con`` and return their names.
@@ -343,42 +388,57 @@ class Engine:
         read-only relation to read instead of ``read_parquet``, and the engine's materialised tables as
         Arrow; without it the views read the files (the library's own connection)."""
         views: list[str] = []
+        lazy = source is None and con is self._con
+
+        def create(name: str, *stmts: str) -> None:
+            if lazy:
+                self._pending[name] = list(stmts)
+            else:
+                for stmt in stmts:
+                    con.execute(stmt)
+            views.append(name)
+
         for name in cat.tables:
             target = {"variants": "variant_files", "phenotypes": "phenotypes_long"}.get(name, name)
             if source is not None and name in MATERIALISED:
                 body = source.materialised(name) if target in self.views else None
-            else:
-                body = self._table_select(name, cat, source=source)
-                if body is not None and name in MATERIALISED:
-                    # small tables are read once per refresh into memory: joins with them cost no file I/O
-                    con.execute(f"CREATE OR REPLACE TABLE _gl_{name} AS {body}")
-                    body = f"SELECT * FROM _gl_{name}"
+                if body is not None:
+                    create(target, f"CREATE OR REPLACE VIEW {target} AS {body}")
+                continue
+            body = self._table_select(name, cat, source=source)
             if body is None:
                 continue
-            con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
-            views.append(target)
+            if name in MATERIALISED:
+                # small tables are read into memory once per refresh: joins with them cost no file I/O
+                create(target, f"CREATE OR REPLACE TABLE _gl_{name} AS {body}",
+                       f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM _gl_{name}")
+            else:
+                create(target, f"CREATE OR REPLACE VIEW {target} AS {body}")
         if "variant_files" not in views:
-            con.execute(f"CREATE OR REPLACE VIEW variant_files AS {_empty_select(TABLES['variants'])}")
-            views.append("variant_files")
+            create("variant_files", f"CREATE OR REPLACE VIEW variant_files AS {_empty_select(TABLES['variants'])}")
         if {"genotypes", "samples"} <= set(views):  # the long view of the genotype store
-            con.execute(f"CREATE OR REPLACE VIEW calls AS SELECT * FROM {calls_sql('genotypes', 'samples')}")
-            views.append("calls")
+            create("calls", f"CREATE OR REPLACE VIEW calls AS SELECT * FROM {calls_sql('genotypes', 'samples')}")
         # per-institution site counts: the sum over the institution's files that list the site
-        con.execute(f"CREATE OR REPLACE VIEW variants AS {VARIANTS_VIEW}")
-        views.append("variants")
+        create("variants", f"CREATE OR REPLACE VIEW variants AS {VARIANTS_VIEW}")
         if {"files", "ploidy", "callable"} <= set(views):
-            con.execute(f"CREATE OR REPLACE VIEW site_frequencies AS {SITE_FREQUENCIES}")
-            views.append("site_frequencies")
+            create("site_frequencies", f"CREATE OR REPLACE VIEW site_frequencies AS {SITE_FREQUENCIES}")
         if source is not None:
-            con.execute(f"CREATE OR REPLACE VIEW phenotypes AS {source.materialised('phenotypes_wide')}")
-            views.append("phenotypes")
+            create("phenotypes", f"CREATE OR REPLACE VIEW phenotypes AS {source.materialised('phenotypes_wide')}")
         else:
-            views.append(self._phenotypes_wide(cat, "phenotypes_long" in views))
+            cat.phenotype_kinds = None
+            cat.load_phenotypes = partial(self._load_phenotypes, cat, "phenotypes_long" in views)
+            if lazy:
+                self._pending["phenotypes"] = cat.load_phenotypes
+            else:
+                cat.load_phenotypes()
+            views.append("phenotypes")
         if "allele_frequencies" in views:
-            con.execute(f"CREATE OR REPLACE VIEW stratum_frequencies AS {STRATUM_FREQUENCIES}")
-            views.append("stratum_frequencies")
+            create("stratum_frequencies", f"CREATE OR REPLACE VIEW stratum_frequencies AS {STRATUM_FREQUENCIES}")
         if {"files", "ploidy", "callable"} <= set(views):
-            self._sites_view(con, sandboxed=source is not None)
+            if lazy:
+                self._pending["sites"] = lambda: self._sites_view(con)
+            else:
+                self._sites_view(con, sandboxed=source is not None)
             views.append("sites")
         return views
 
@@ -395,10 +455,13 @@ class Engine:
         finally:
             self._scans = scans
         ctes = re.sub(r"\$([A-Za-z_]\w*)", lambda m: _sql_literal(params[m.group(1)]), ctes)
-        con.execute(f"""CREATE OR REPLACE VIEW sites AS WITH {ctes}
+        stmt = f"""CREATE OR REPLACE VIEW sites AS WITH {ctes}
             SELECT contig, pos, ref, alt, id, filters, ac, an, CASE WHEN an > 0 THEN ac / an END AS af,
                    nhomalt, nhemi, institutions
-            FROM joint""")
+            FROM joint"""
+        if con is self._con:
+            self._ensure(stmt)
+        con.execute(stmt)
 
     def _table_select(self, name: str, cat: Catalog, *, source: Any = None) -> str | None:
         table = TABLES.get(name)
@@ -426,11 +489,17 @@ class Engine:
         cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {quote_ident(f.name)}" for f in schema)
         return f"SELECT {cols} LIMIT 0" if cols else None
 
+    def _load_phenotypes(self, cat: Catalog, have_long: bool) -> None:
+        self._pending.pop("phenotypes", None)
+        if cat.phenotype_kinds is None:
+            self._phenotypes_wide(cat, have_long)
+
     def _phenotypes_wide(self, cat: Catalog, have_long: bool) -> str:
         """The wide `phenotypes` view: one typed column per phenotype name (names are validated identifiers)."""
         kinds: dict[str, set[str]] = {}
+        found: dict[str, str] = {}
         if have_long:
-            for name, kind in self.con.execute("SELECT DISTINCT name, kind FROM phenotypes_long").fetchall():
+            for name, kind in self.rows("SELECT DISTINCT name, kind FROM phenotypes_long"):
                 if name in ("institution", "sample_id") or not valid_phenotype_name(name):
                     log.warning("phenotype name %r is not a valid column name; not shown in `phenotypes`", name)
                     continue
@@ -447,14 +516,15 @@ class Engine:
                 expr = (f"max(coalesce(value_str, CAST(value_num AS VARCHAR), array_to_string(value_list, ';'))) "
                         f"FILTER (WHERE name = {_sql_str(name)})")
             cols.append(f"{expr} AS {quote_ident(name)}")
-            cat.phenotypes[name] = kind
+            found[name] = kind
         if cols:
             body = (f"SELECT institution, sample_id, {', '.join(cols)} FROM phenotypes_long "
                     "GROUP BY institution, sample_id")
         else:
             body = "SELECT CAST(NULL AS VARCHAR) AS institution, CAST(NULL AS VARCHAR) AS sample_id LIMIT 0"
-        self.con.execute(f"CREATE OR REPLACE TABLE _gl_phenotypes_wide AS {body}")
-        self.con.execute("CREATE OR REPLACE VIEW phenotypes AS SELECT * FROM _gl_phenotypes_wide")
+        self._con.execute(f"CREATE OR REPLACE TABLE _gl_phenotypes_wide AS {body}")
+        self._con.execute("CREATE OR REPLACE VIEW phenotypes AS SELECT * FROM _gl_phenotypes_wide")
+        cat.phenotype_kinds = found
         return "phenotypes"
 
     # ------------------------------------------------------------------ pruned reads for the library's queries
@@ -515,11 +585,15 @@ class Engine:
         without point reads, the CLI's path, by the same codec in DuckDB: no pyarrow.compute to import)."""
         if not self.point_reads:
             match = {"contig": contig, **(equal or {})}
-            src = self.scan("calls", contig=contig, start=pos, end=pos)
-            where = " AND ".join(["pos = $pos"] + [f"{quote_ident(k)} = $e{i}" for i, k in enumerate(match)]
-                                 + (["alt_count > 0"] if carriers_only else []))
+            where = " AND ".join(["pos = $pos"] + [f"{quote_ident(k)} = $e{i}" for i, k in enumerate(match)])
             params: dict[str, Any] = {"pos": pos, **{f"e{i}": v for i, v in enumerate(match.values())}}
-            return self.query(f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {src} WHERE {where}",
+            rows = self.scan("genotypes", contig=contig, start=pos, end=pos)
+            if "read_parquet" in rows:  # the position's rows are picked before their codes are expanded
+                src = f"{calls_sql(f'(SELECT * FROM {rows} WHERE {where})', 'samples')}"
+            else:
+                src = self.scan("calls", contig=contig, start=pos, end=pos)
+            cond = "alt_count > 0" if carriers_only else "TRUE"
+            return self.query(f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {src} AS _c WHERE {cond}",
                               params)
         need: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
         need += ["file_id", "gt", "gt_symbols", "other_gt",
@@ -537,8 +611,7 @@ class Engine:
         if cat.pseudonyms is None:
             got: dict[str, list[Any]] = {f: [None] * info.n_samples for f, info in cat.files.items()}
             if "samples" in self.views:
-                for fid, idx, sid in self.con.execute(
-                        "SELECT file_id, column_index, sample_id FROM samples").fetchall():
+                for fid, idx, sid in self.rows("SELECT file_id, column_index, sample_id FROM samples"):
                     lst = got.get(fid)
                     if lst is not None and 0 <= idx < len(lst):
                         lst[idx] = sid
@@ -550,7 +623,7 @@ class Engine:
         """The column names of a view (cached until the next refresh)."""
         cache = self.catalog.view_columns
         if view not in cache:
-            cache[view] = [r[0] for r in self.con.execute(f"DESCRIBE {quote_ident(view)}").fetchall()]
+            cache[view] = [r[0] for r in self.rows(f"DESCRIBE {quote_ident(view)}")]
         return list(cache[view])
 
     def point_rows(self, table: str, *, contig: str, pos: int, columns: list[str],
@@ -591,7 +664,7 @@ class Engine:
                      for p in paths if (f := info[p][1]) is not None and f in files}
         try:
             return self._points.read(paths, pos, columns, equal=match, constants=constants,
-                                     file_ids=fids, schema=t.arrow_schema if t is not None else None)
+                                     file_ids=fids, schema=_arrow_schema(t) if t is not None else None)
         except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
             log.info("point read of %s by DuckDB (%s)", table, exc)
             return None
@@ -612,10 +685,10 @@ class Engine:
             fids = sorted(f.file_id for f in cat.files.values() if f.absent_mode in ("ref", "callable"))
             out: dict[tuple[str, str], tuple[int, int]] = {}
             if fids:
-                for fid, contig, s, n in self.con.execute(
+                for fid, contig, s, n in self.rows(
                     "SELECT file_id, contig, CAST(sum(ploidy) AS BIGINT), count(*) FROM ploidy "
                     "WHERE list_contains($fids, file_id) GROUP BY ALL", {"fids": fids}
-                ).fetchall():
+                ):
                     out[(fid, contig)] = (int(s), int(n))
             cat.ploidy_sums = out
         return cat.ploidy_sums
@@ -625,23 +698,34 @@ class Engine:
         if cat.callable is None:
             out: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
             if "callable" in cat.tables:
-                for fid, contig, start, end in self.con.execute(
+                for fid, contig, start, end in self.rows(
                     'SELECT file_id, contig, start, "end" FROM callable ORDER BY file_id, contig, start'
-                ).fetchall():
+                ):
                     starts, ends = out.setdefault((fid, contig), ([], []))
                     starts.append(int(start))
                     ends.append(max(int(end), ends[-1]) if ends else int(end))
             cat.callable = out
         return cat.callable
 
+    def interrupt(self) -> None:
+        """Stop the query running on the connection (from another thread: makes no pending view)."""
+        self._con.interrupt()
+
+    def close(self) -> None:
+        """Close the connection (views not made yet are not made)."""
+        self._pending = {}
+        self._con.close()
+
     # ------------------------------------------------------------------ running queries
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run trusted SQL (the library's own) with bound parameters; return Arrow."""
-        return fetch_arrow(self.con.sql(sql, params=params or None))
+        self._ensure(sql)
+        return fetch_arrow(self._con.sql(sql, params=params or None))
 
     def rows(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run trusted SQL with bound parameters; return Python tuples (cheaper than Arrow for a few rows)."""
-        return self.con.execute(sql, params or None).fetchall()
+        self._ensure(sql)
+        return self._con.execute(sql, params or None).fetchall()
 
     def user_sql(self, sql: str, params: list[Any] | dict[str, Any] | None = None, *,
                  timeout: float | None = None, memory_limit: int | None = None) -> pa.Table:
@@ -676,3 +760,14 @@ def fetch_arrow(cursor: Any) -> pa.Table:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+_SCHEMAS: dict[str, pa.Schema] = {}
+
+
+def _arrow_schema(table: Table) -> pa.Schema:
+    """A registered table's Arrow schema (built once per process: tables are declared once, in schema.py)."""
+    got = _SCHEMAS.get(table.name)
+    if got is None:
+        got = _SCHEMAS[table.name] = table.arrow_schema
+    return got

@@ -184,7 +184,7 @@ class Lake:
         return lake_info(self)
 
     def close(self) -> None:
-        self.engine.con.close()
+        self.engine.close()
 
     def __enter__(self) -> Lake:
         return self

@@ -10,11 +10,14 @@ refresh (one row per sample and file); a query then reads only the site's calls 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from genolake.query.engine import Engine
 
 
@@ -27,6 +30,9 @@ class SampleIndex:
     file_ids: list[str]
     groups: list[tuple[str, list[str], np.ndarray]]  # (phenotype, values, row -> value code or -1)
     ploidy: dict[str, np.ndarray] = field(default_factory=dict)  # contig -> row -> ploidy (0: no row)
+    _by_file: dict[str, dict[str, int]] | None = None  # file_id -> sample_id -> row, made on first use
+    _fpos: dict[str, int] | None = None
+    _tallies: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # per-file tallies, made on first use
 
     @classmethod
     def build(cls, eng: Engine, names: list[str]) -> SampleIndex:
@@ -46,6 +52,64 @@ class SampleIndex:
             groups.append((name, values, codes))
         return cls(index, np.fromiter((fpos[r[0]] for r in rows), np.int32, len(rows)), file_ids, groups)
 
+    def rows_of(self, file_ids: list[str], sample_ids: list[str]) -> np.ndarray:
+        """The row of each (file_id, sample_id) pair, -1 for a sample not in the index. Calls come file by file
+        (a run per file): each run is looked up in its file's own dictionary."""
+        n = len(file_ids)
+        if self._by_file is None:
+            by_file: dict[str, dict[str, int]] = {}
+            for (fid, sid), i in self.index.items():
+                by_file.setdefault(fid, {})[sid] = i
+            self._by_file = by_file
+        out = np.full(n, -1, np.int64)
+        start = 0
+        for fid in dict.fromkeys(file_ids):
+            count = file_ids.count(fid)
+            if file_ids[start:start + count].count(fid) != count:  # not one run per file: pair by pair
+                get = self.index.get
+                return np.fromiter((get(k, -1) for k in zip(file_ids, sample_ids, strict=True)), np.int64, n)
+            lookup = self._by_file.get(fid)
+            if lookup is not None:
+                out[start:start + count] = np.fromiter(map(lookup.get, sample_ids[start:start + count],
+                                                            repeat(-1)), np.int64, count)
+            start += count
+        return out
+
+    def file_positions(self) -> dict[str, int]:
+        """file_id -> its position in ``file_ids`` (the values of ``file_codes``)."""
+        if self._fpos is None:
+            self._fpos = {f: i for i, f in enumerate(self.file_ids)}
+        return self._fpos
+
+    def value_counts(self, g: int) -> np.ndarray:
+        """(files, values) matrix: samples of each file with each value of group ``g``."""
+        got = self._tallies.get(("n", g))
+        if got is None:
+            _name, values, codes = self.groups[g]
+            got = self._tally(codes, np.ones(len(codes), np.int64), len(values))
+            self._tallies[("n", g)] = got
+        return got
+
+    def fill_counts(self, eng: Engine, contig: str, g: int) -> tuple[np.ndarray, np.ndarray]:
+        """(files, values) matrices for absent-site counting on ``contig``: samples with a ploidy there, and the
+        sum of their ploidies."""
+        key = ("fill", g, contig)
+        got = self._tallies.get(key)
+        if got is None:
+            _name, values, codes = self.groups[g]
+            pl = self.ploidy_of(eng, contig).astype(np.int64)
+            got = (self._tally(codes, (pl > 0).astype(np.int64), len(values)), self._tally(codes, pl, len(values)))
+            self._tallies[key] = got
+        return got
+
+    def _tally(self, codes: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+        n_files = len(self.file_ids)
+        m = codes >= 0
+        if not k or not n_files:
+            return np.zeros((n_files, k), np.int64)
+        flat = self.file_codes[m].astype(np.int64) * k + codes[m]
+        return np.bincount(flat, weights=weights[m], minlength=n_files * k).astype(np.int64).reshape(n_files, k)
+
     def ploidy_of(self, eng: Engine, contig: str) -> np.ndarray:
         if contig not in self.ploidy:
             arr = np.zeros(len(self.index), np.int32)
@@ -57,63 +121,72 @@ class SampleIndex:
             self.ploidy[contig] = arr
         return self.ploidy[contig]
 
-    def file_mask(self, files: list[str]) -> np.ndarray:
-        want = np.zeros(len(self.file_ids) + 1, bool)
-        pos = {f: i for i, f in enumerate(self.file_ids)}
-        for f in files:
-            if f in pos:
-                want[pos[f]] = True
-        return want[self.file_codes] if len(self.file_codes) else np.zeros(0, bool)
 
 
 def breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
-              calls: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+              calls: pa.Table) -> list[dict[str, Any]]:
     """Rows {phenotype, value, samples, carriers, ac, an, af, nhomalt, nhemi} from the site's stored calls
-    (file_id, sample_id, ploidy, called, alt_count) and the files listing (``present``) or counting (``fill``)
-    the site."""
-    n = len(idx.index)
-    base = np.zeros(n, np.int64)
-    counted = np.zeros(n, bool)
-    if present:
-        m = idx.file_mask(present)
-        base[m] = 2
-        counted |= m
-    if fill:
-        pl = idx.ploidy_of(eng, contig)
-        m = idx.file_mask(fill) & (pl > 0)
-        base[m] = pl[m]
-        counted |= m
-    ac = np.zeros(n, np.int64)
-    carrier = np.zeros(n, bool)
-    hom = np.zeros(n, bool)
-    hemi = np.zeros(n, bool)
-    for fid, sid, ploidy, called, alt_count in calls:
-        i = idx.index.get((fid, sid))
-        if i is None:
-            continue
-        base[i] = called
-        ac[i] = alt_count
-        carrier[i] = alt_count > 0
-        hom[i] = ploidy == 2 and alt_count == 2
-        hemi[i] = ploidy == 1 and alt_count == 1
+    (columns file_id, sample_id, ploidy, called, alt_count) and the files listing (``present``) or counting
+    (``fill``) the site.
+
+    The samples without a stored call are counted per file from tallies made once per lake version (samples
+    per file and phenotype value; for absent-site files, those with a ploidy on the contig and their ploidy
+    sum), so a query costs the number of files and stored calls, not the number of samples."""
+    fpos = idx.file_positions()
+    pres = [fpos[f] for f in present if f in fpos]
+    fills = [fpos[f] for f in fill if f in fpos]
+    pl = idx.ploidy_of(eng, contig) if fills else None
+    rows = np.zeros(0, np.int64)
+    called = alt_count = ploidy = base = rows
+    if calls.num_rows:
+        from genolake.query.arrays import numpy_values
+
+        found = idx.rows_of(calls.column("file_id").to_pylist(), calls.column("sample_id").to_pylist())
+        ok = found >= 0
+        ploidy, called, alt_count = (numpy_values(calls.column(c))[ok].astype(np.int64)
+                                     for c in ("ploidy", "called", "alt_count"))
+        rows = found[ok]
+        # one call per sample (a second row of the same allele in a file: the last one counts)
+        uniq, last = np.unique(rows[::-1], return_index=True)
+        if len(uniq) != len(rows):
+            keep = np.sort(len(rows) - 1 - last)
+            rows, ploidy, called, alt_count = rows[keep], ploidy[keep], called[keep], alt_count[keep]
+        call_file = idx.file_codes[rows]
+        in_present = np.isin(call_file, pres)
+        base = np.where(in_present, 2, 0)
+        counted = in_present
+        if pl is not None:
+            in_fill = np.isin(call_file, fills) & (pl[rows] > 0)
+            base = np.where(in_fill, pl[rows], base)
+            counted = counted | in_fill
+        rows, ploidy, called, alt_count, base = (x[counted] for x in (rows, ploidy, called, alt_count, base))
+    carrier = (alt_count > 0).astype(np.int64)
+    hom = ((ploidy == 2) & (alt_count == 2)).astype(np.int64)
+    hemi = ((ploidy == 1) & (alt_count == 1)).astype(np.int64)
     out = []
-    for name, values, codes in idx.groups:
-        sel = counted & (codes >= 0)
-        c = codes[sel]
+    for g, (name, values, codes) in enumerate(idx.groups):
         k = len(values)
-        samples = np.bincount(c, minlength=k)
-        sums = {
-            "carriers": np.bincount(c, weights=carrier[sel], minlength=k),
-            "ac": np.bincount(c, weights=ac[sel], minlength=k),
-            "an": np.bincount(c, weights=base[sel], minlength=k),
-            "nhomalt": np.bincount(c, weights=hom[sel], minlength=k),
-            "nhemi": np.bincount(c, weights=hemi[sel], minlength=k),
-        }
+        per_file = idx.value_counts(g)
+        samples = per_file[pres].sum(axis=0)
+        an = 2 * samples
+        if fills:
+            n_fill, pl_fill = idx.fill_counts(eng, contig, g)
+            samples = samples + n_fill[fills].sum(axis=0)
+            an = an + pl_fill[fills].sum(axis=0)
+        c = codes[rows]
+        has = c >= 0
+        c = c[has]
+
+        def total(w: np.ndarray, c: np.ndarray = c, has: np.ndarray = has, k: int = k) -> np.ndarray:
+            return np.bincount(c, weights=w[has], minlength=k).astype(np.int64)
+
+        an = an + total(called - base)
+        ac, carriers, nhomalt, nhemi = total(alt_count), total(carrier), total(hom), total(hemi)
         for v, value in enumerate(values):
             if samples[v] == 0:
                 continue
-            a, an = int(sums["ac"][v]), int(sums["an"][v])
+            a, n_an = int(ac[v]), int(an[v])
             out.append({"phenotype": name, "value": value, "samples": int(samples[v]),
-                        "carriers": int(sums["carriers"][v]), "ac": a, "an": an, "af": a / an if an else None,
-                        "nhomalt": int(sums["nhomalt"][v]), "nhemi": int(sums["nhemi"][v])})
+                        "carriers": int(carriers[v]), "ac": a, "an": n_an, "af": a / n_an if n_an else None,
+                        "nhomalt": int(nhomalt[v]), "nhemi": int(nhemi[v])})
     return out

@@ -242,8 +242,8 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
 
     # only one allele at the position: no REF/ALT filter, so those columns are not read
     equal = {} if only_allele else {"ref": key.ref, "alt": key.alt}
-    site_calls = eng.point_rows("calls", contig=key.contig, pos=key.pos, equal=equal,
-                                columns=["file_id", "sample_id", "ploidy", "called", "alt_count"])
+    site_calls = eng.point("calls", contig=key.contig, pos=key.pos, equal=equal,
+                           columns=["file_id", "sample_id", "ploidy", "called", "alt_count"])
     from genolake.query.strata import SampleIndex, breakdown
 
     idx = getattr(eng.catalog, "_sample_index", None)

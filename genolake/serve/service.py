@@ -100,7 +100,7 @@ class Service:
 
     def interrupt(self) -> None:
         try:
-            self.lake.engine.con.interrupt()
+            self.lake.engine.interrupt()
         except Exception:  # pragma: no cover - best effort
             pass
 
