@@ -84,3 +84,35 @@ def test_mixed_records_verify_whatever_the_batch_and_part_sizes(tmp_path: Path,
     assert verify_files(tmp_path / "lake2", "x", [path]) > N_RECORDS
     for sql in ("SELECT * EXCLUDE (sample_id) FROM calls", "SELECT * FROM variants"):
         assert sorted_rows(tmp_path / "lake1", sql) == sorted_rows(tmp_path / "lake2", sql)
+
+
+def _multi_contig(path: Path, contigs: list[str]) -> Path:
+    lines = ["##fileformat=VCFv4.2", "##reference=GRCh37"]
+    lines += [f"##contig=<ID={c},length=60000000>" for c in dict.fromkeys(contigs)]
+    lines += ['##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+              "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\tC"]
+    for c in contigs:
+        for k in range(1, 700):
+            gt = "0/1\t1/1\t0/0" if k % 4 else "1/2\t0/2\t./."
+            lines.append(f"{c}\t{100 + 10 * k}\t.\tG\t{'A,C' if k % 4 == 0 else 'A'}\t.\t.\t.\tGT\t{gt}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_each_contig_written_when_the_next_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _multi_contig(tmp_path / "a.vcf", ["20", "21", "22"])
+    ingest(tmp_path / "lake1", "x", [path], workers=0)
+    assert verify_files(tmp_path / "lake1", "x", [path]) > 3 * 699
+    for contig in ("20", "21", "22"):
+        assert len(list((tmp_path / "lake1" / "genotypes").rglob(f"contig={contig}/*.parquet"))) == 1
+    monkeypatch.setattr(convert, "PART_ROWS", 900)
+    ingest(tmp_path / "lake2", "x", [path], workers=0)
+    assert verify_files(tmp_path / "lake2", "x", [path]) > 3 * 699
+    for sql in ("SELECT * EXCLUDE (sample_id) FROM calls", "SELECT * FROM variants"):
+        assert sorted_rows(tmp_path / "lake1", sql) == sorted_rows(tmp_path / "lake2", sql)
+
+
+def test_contig_coming_back_after_it_was_written(tmp_path: Path) -> None:
+    path = _multi_contig(tmp_path / "a.vcf", ["20", "21", "20"])
+    _fails(tmp_path, path, r"record 1399 \(20:110\): records of contig 20 are not contiguous")
+    assert not list((tmp_path / "lake").rglob("*.parquet"))

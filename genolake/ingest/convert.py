@@ -294,8 +294,12 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
                 raise BadInputFileError(task.path, "empty or malformed data line (no CHROM)", record=f"record {rec_no}"
                                         + (f" (after {cur_src}:{last_pos})" if cur_src else ""))
             if chrom != cur_src:
-                if cur is not None and batch.gts:
-                    flush()
+                if cur is not None:
+                    if batch.gts:
+                        flush()
+                    # a contig never comes back (checked below): write it while the next one is parsed
+                    submit(_spill, task, cur_lake, cur, result, parts, writer, pending)
+                    by_contig[cur_lake] = _Columns()
                 if chrom in seen_contigs:
                     raise BadInputFileError(task.path, f"records of contig {chrom} are not contiguous (file not sorted; "
                                             "sort it with `bcftools sort`)", record=f"record {rec_no} ({chrom}:{pos})")
@@ -420,7 +424,10 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
         for fut in queued:
             fut.result()
     except Exception as exc:
-        flusher.shutdown(wait=False, cancel_futures=True)
+        # stop queued work; wait only for what is running (one batch, one file), so nothing is written to the
+        # staging folder once the error has left this function
+        flusher.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)
         for fut in queued:  # a batch handed over earlier holds earlier records: its error comes first
             if fut.cancelled():
                 break
