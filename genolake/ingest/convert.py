@@ -6,6 +6,7 @@ This is what a Dask worker runs. It receives sample pseudonyms, never the pseudo
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +21,7 @@ from genolake import genotypes as gtc
 from genolake.contigs import bare, to_style
 from genolake.errors import BadInputFileError, LakeWriteError, write_failure
 from genolake.ingest.normalise import is_symbolic, left_align, trim
-from genolake.ingest.reader import fatal_messages, htslib_error, htslib_messages, open_vcf, scrub
+from genolake.ingest.reader import fatal_messages, htslib_capture, htslib_messages, open_vcf, scrub
 from genolake.schema import GENOTYPES, VARIANTS
 from genolake.store import partition_dir, write_parquet
 
@@ -30,6 +31,7 @@ INT_MISSING = np.iinfo(np.int32).min  # htslib bcf_int32_missing; vector_end is 
 _ALT_OK = re.compile(r"^([ACGTN]+|\*|<[^<>]+>|(?:\.|[ACGTN]*)[\[\]].*|\.[ACGTN]+|[ACGTN]+\.)$")
 _GVCF_ALLELES = frozenset(("<*>", "<NON_REF>"))
 _REF_OK = re.compile(r"^[ACGTN]+$")
+_BASES = frozenset("ACGTN")  # one-base alleles: valid without the regular expressions
 
 
 
@@ -110,8 +112,8 @@ def _int_field(rec: Any, name: str, n: int) -> np.ndarray | None:
         arr = rec.format(name)
     except KeyError:
         return None
-    if arr is None:
-        return None
+    if arr is None or arr.dtype == np.int32:  # Type=Integer: cyvcf2 hands over int32 already
+        return arr
     if arr.dtype.kind == "f":
         out = np.where(np.isnan(arr), INT_MISSING, np.nan_to_num(arr)).astype(np.int64)
         return out.astype(np.int32)
@@ -183,9 +185,9 @@ class _Batch:
         self.dp: list[np.ndarray | None] = []
         self.ad: list[np.ndarray | None] = []
         self.recs: list[tuple[int, str, int]] = []  # (record number, CHROM, POS) for error messages
+        self.rows: list[tuple[Any, ...]] = []  # the variant columns of each record, in _ROW_COLUMNS order
         self.task: Task | None = None
         self.result: ChunkResult | None = None
-        self.vrow0 = 0
         self.width = -1
 
     def __len__(self) -> int:
@@ -193,6 +195,10 @@ class _Batch:
 
 
 BATCH = 512
+DECOMPRESS_THREADS = 1  # htslib's BGZF decompression thread: inflating moves off the parsing thread
+MAX_QUEUED = 4  # batches handed to the numpy thread and not done yet
+# a batch row: the normalised allele, the record's meta (as _add_variant takes it) and the allele as read
+_ROW_COLUMNS = ("pos", "ref", "alt", "id", "qual", "filters", "csq", "ann", "orig_pos", "orig_ref", "orig_alt")
 _NO_LENGTH = 1 << 62  # a contig without a ##contig length in the header
 PART_ROWS = 32_000_000  # genotypes (sites x samples) per part file: bounds memory; writing overlaps parsing
 
@@ -209,7 +215,7 @@ def _spill(task: Task, contig: str, cols: _Columns, result: ChunkResult, parts: 
 
 
 def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResult:
-    vcf = open_vcf(task.path)
+    vcf = open_vcf(task.path, threads=DECOMPRESS_THREADS)
     n = len(vcf.samples)
     if n != len(task.pseudonyms):
         raise BadInputFileError(task.path, "sample count changed while reading (file modified during ingest?)")
@@ -235,20 +241,49 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
     rec_no = 0
     ploidy_acc: dict[str, np.ndarray] = {}
     maxp: dict[str, int] = {}
-    batch = _Batch()
-    batch.task = task
-    batch.result = result
     parts: dict[str, int] = {}
     writer = ThreadPoolExecutor(max_workers=1)  # Parquet writing releases the GIL: overlap it with parsing
     pending: list[Future[None]] = []
+    # This thread does everything that touches htslib (cyvcf2 records and header: htslib may add to the header
+    # while it parses a record, so one thread only). The numpy work on genotypes (_flush, _one_record) and the
+    # spills run in order on a second thread, beside the parsing (bcf_read and most numpy loops release the GIL).
+    flusher = ThreadPoolExecutor(max_workers=1)
+    queued: list[Future[Any]] = []
+    cur_rows = 0  # genotype rows (variant rows x samples) handed over for the current contig part: cur.n_rows()
+
+    def submit(fn: Callable[..., Any], *args: Any) -> None:
+        while queued and (queued[0].done() or len(queued) >= MAX_QUEUED):  # MAX_QUEUED bounds the memory
+            queued[0].result()  # a failure surfaces in record order (and stays queued for the except below)
+            queued.pop(0)
+        queued.append(flusher.submit(fn, *args))
+
+    def new_batch() -> _Batch:
+        b = _Batch()
+        b.task = task
+        b.result = result
+        return b
+
+    batch = new_batch()
+
+    def flush() -> None:
+        nonlocal batch
+        assert cur is not None
+        submit(_flush, batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+        batch = new_batch()
+
     ref_ok = _REF_OK.match
     alt_ok = _ALT_OK.match
+    capture = htslib_capture()
+    fstat = os.fstat
+    err: str | None = None
     try:
         for rec in records:
             rec_no += 1
             if progress is not None and not rec_no % 10_000:
                 progress(10_000)
-            err = htslib_error()
+            # htslib's error text, if any, since the last record: one fstat when quiet (reader.htslib_error)
+            if capture is not None and fstat(capture.fileno).st_size != capture.seen:
+                err = capture.new_error()
             if err is not None:  # do not touch a record htslib failed to parse: its fields can crash the process
                 raise BadInputFileError(task.path, f"cannot parse record: {_clean(scrub([err], task.path)[0])}",
                                         record=f"record {rec_no}"
@@ -259,8 +294,12 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
                 raise BadInputFileError(task.path, "empty or malformed data line (no CHROM)", record=f"record {rec_no}"
                                         + (f" (after {cur_src}:{last_pos})" if cur_src else ""))
             if chrom != cur_src:
-                if cur is not None and len(batch):
-                    _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+                if cur is not None:
+                    if batch.gts:
+                        flush()
+                    # a contig never comes back (checked below): write it while the next one is parsed
+                    submit(_spill, task, cur_lake, cur, result, parts, writer, pending)
+                    by_contig[cur_lake] = _Columns()
                 if chrom in seen_contigs:
                     raise BadInputFileError(task.path, f"records of contig {chrom} are not contiguous (file not sorted; "
                                             "sort it with `bcftools sort`)", record=f"record {rec_no} ({chrom}:{pos})")
@@ -271,6 +310,7 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
                     raise BadInputFileError(task.path, f"contigs {chrom} and another name for {cur_lake} both occur",
                                             record=f"record {rec_no} ({chrom}:{pos})")
                 cur = by_contig[cur_lake] = _Columns()
+                cur_rows = 0
                 cur_len = lengths.get(chrom, _NO_LENGTH)
                 ref_pos = -1
                 result.contig_order.append(cur_lake)
@@ -290,7 +330,7 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
                                         record=_at(task, rec_no, chrom, pos))
             raw_ref = rec.REF
             ref = raw_ref if raw_ref.isupper() else raw_ref.upper()
-            if not ref_ok(ref):
+            if ref not in _BASES and not ref_ok(ref):
                 raise BadInputFileError(task.path, f"invalid REF {raw_ref!r} (only A, C, G, T, N allowed)",
                                         record=_at(task, rec_no, chrom, pos))
             if pos == ref_pos:  # records at one position must agree on the reference bases they share
@@ -311,7 +351,7 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
                 continue
             alts = [a if a.isupper() else a.upper() for a in raw_alts]
             for a in alts:
-                if not alt_ok(a) or a == ref or a in _GVCF_ALLELES:
+                if a == ref or (a not in _BASES and (not alt_ok(a) or a in _GVCF_ALLELES)):
                     _bad_alt(task, a, ref, rec_no, chrom, pos)
             if len(alts) > 1 and len(set(alts)) != len(alts):
                 raise BadInputFileError(task.path, "ALT lists the same allele twice (VCF 4.4 copy-number notation such "
@@ -342,32 +382,62 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
             )
             width = arr.shape[1] - 1
             if len(alts) == 1 and width <= 2:
-                if len(batch) and batch.width != width:
-                    _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
-                if not len(batch):
-                    batch.vrow0 = cur.n_variants
+                gts = batch.gts
+                if gts and batch.width != width:
+                    flush()
+                    gts = batch.gts
+                if not gts:
                     batch.width = width
                 # allele indexes above 1 are looked for once per batch, in _flush
-                batch.gts.append(arr)
+                gts.append(arr)
                 batch.recs.append((rec_no, chrom, pos))
                 batch.gq.append(gq)
                 batch.dp.append(dp)
                 batch.ad.append(ad)
-                _add_variant(cur, task, fasta, chrom, pos, raw_ref, ref, raw_alts[0], alts[0], 1, 2, meta, rec_no)
-                if len(batch) >= BATCH:
-                    _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
-                    if cur.n_rows() >= PART_ROWS:
-                        cur = by_contig[cur_lake] = _spill(task, cur_lake, cur, result, parts, writer, pending)
+                alt = alts[0]
+                if fasta is None and len(ref) == 1 and len(alt) == 1:
+                    vpos, vref, valt = pos, ref, alt  # what _normalised returns for them
+                else:
+                    vpos, vref, valt = _normalised(task, fasta, chrom, pos, ref, alt, rec_no)
+                batch.rows.append((vpos, vref, valt, *meta, pos, raw_ref, raw_alts[0]))
+                cur_rows += n
+                if len(gts) >= BATCH:
+                    flush()
+                    if cur_rows >= PART_ROWS:
+                        submit(_spill, task, cur_lake, cur, result, parts, writer, pending)
+                        cur = by_contig[cur_lake] = _Columns()
+                        cur_rows = 0
                 continue
-            if len(batch):
-                _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
-            _one_record(task, cur, fasta, arr, gq, dp, ad, chrom, pos, raw_ref, ref, raw_alts, alts, meta, rec_no,
-                        ploidy_acc[cur_lake], maxp, cur_lake, result)
-    except BadInputFileError:
-        _check_alleles(batch)  # an earlier record of the pending batch may be at fault: name the first one
+            if batch.gts:
+                flush()
+            alleles = arr[:, :width]
+            high = int(alleles.max()) if alleles.size else 0
+            if high > len(alts):
+                raise BadInputFileError(task.path, f"genotype allele index {high} but only {len(alts)} ALT alleles",
+                                        record=_at(task, rec_no, chrom, pos))
+            norm = [_normalised(task, fasta, chrom, pos, ref, alt, rec_no) for alt in alts]
+            submit(_one_record, cur, arr, gq, dp, ad, pos, raw_ref, raw_alts, alts, norm, meta,
+                   ploidy_acc[cur_lake], maxp, cur_lake, result)
+            cur_rows += n * len(alts)
+        if cur is not None and batch.gts:
+            flush()
+        for fut in queued:
+            fut.result()
+    except Exception as exc:
+        # stop queued work; wait only for what is running (one batch, one file), so nothing is written to the
+        # staging folder once the error has left this function
+        flusher.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)
+        for fut in queued:  # a batch handed over earlier holds earlier records: its error comes first
+            if fut.cancelled():
+                break
+            earlier = fut.exception()
+            if earlier is not None:
+                raise earlier from None
+        if isinstance(exc, BadInputFileError):
+            _check_alleles(batch)  # an earlier record of the pending batch may be at fault: name the first one
         raise
-    if cur is not None and len(batch):
-        _flush(batch, cur, ploidy_acc[cur_lake], maxp, cur_lake)
+    flusher.shutdown(wait=True)
     vcf.close()
     for contig, cols in by_contig.items():
         _spill(task, contig, cols, result, parts, writer, pending)
@@ -426,9 +496,9 @@ def _normalised(task: Task, fasta: Any, chrom: str, pos: int, ref: str, alt: str
     return left_align(pos, ref, alt, lambda s, e: fasta.fetch(name, s, e))
 
 
-def _add_variant(cur: _Columns, task: Task, fasta: Any, chrom: str, pos: int, raw_ref: str, ref: str, raw_alt: str,
-                 alt: str, alt_index: int, n_alleles: int, meta: tuple[Any, ...], rec_no: int) -> int:
-    vpos, vref, valt = _normalised(task, fasta, chrom, pos, ref, alt, rec_no)
+def _add_variant(cur: _Columns, norm: tuple[int, str, str], pos: int, raw_ref: str, raw_alt: str, alt_index: int,
+                 n_alleles: int, meta: tuple[Any, ...]) -> int:
+    vpos, vref, valt = norm
     v = cur.v
     v["pos"].append(vpos)
     v["ref"].append(vref)
@@ -463,14 +533,26 @@ def _clean_format(vals: np.ndarray, result: ChunkResult, name: str) -> None:
         _count(result, "ad_short", int((vals == INT_MISSING + 1).sum()))
 
 
-def _fmt_stack(items: list[np.ndarray | None], n: int, col: int | None = 0) -> np.ndarray | None:
-    if all(x is None for x in items):
+def _fmt_values(items: list[np.ndarray | None], n: int, col: int, rows: np.ndarray,
+                samples: np.ndarray) -> np.ndarray | None:
+    """The FORMAT values (column ``col``) of a batch's stored calls (``rows``, ``samples``); None if no record of
+    the batch has the field. A record without it gives missing values."""
+    present = [x for x in items if x is not None]
+    if not present:
         return None
+    m = None
+    if len(present) == len(items):
+        try:
+            m = np.stack(present)  # (records, samples, values): every record has the field, with one width
+        except ValueError:
+            m = None
+    if m is not None and m.ndim == 3 and m.dtype == np.int32:
+        return m[rows, samples, col]
     out = np.full((len(items), n), INT_MISSING, dtype=np.int32)
     for k, x in enumerate(items):
         if x is not None:
             out[k] = x[:, col]
-    return out
+    return out[rows, samples]
 
 
 def _check_alleles(batch: _Batch, a: np.ndarray | None = None) -> None:
@@ -513,14 +595,19 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
     diploid = ploidy == 2
     missing_any = (called < ploidy) | (ploidy == 0)
     v = cur.v
-    r0, r1 = batch.vrow0, batch.vrow0 + b
-    v["ac"][r0:r1] = altc.sum(axis=1, dtype=np.int64).tolist()
-    v["an"][r0:r1] = called.sum(axis=1, dtype=np.int64).tolist()
-    v["nhomalt"][r0:r1] = (diploid & (altc == 2)).sum(axis=1).tolist()
-    v["nhemi"][r0:r1] = ((ploidy == 1) & (altc == 1)).sum(axis=1).tolist()
+    r0 = cur.n_variants
+    for key, values in zip(_ROW_COLUMNS, zip(*batch.rows, strict=True), strict=True):
+        v[key].extend(values)
+    v["alt_index"].extend([1] * b)
+    v["n_alleles"].extend([2] * b)
+    v["ac"].extend(altc.sum(axis=1, dtype=np.int64).tolist())
+    v["an"].extend(called.sum(axis=1, dtype=np.int64).tolist())
+    v["nhomalt"].extend((diploid & (altc == 2)).sum(axis=1).tolist())
+    v["nhemi"].extend(((ploidy == 1) & (altc == 1)).sum(axis=1).tolist())
     nmiss = missing_any.sum(axis=1)
-    v["n_missing"][r0:r1] = nmiss.tolist()
-    v["n_called"][r0:r1] = (n - nmiss).tolist()
+    v["n_missing"].extend(nmiss.tolist())
+    v["n_called"].extend((n - nmiss).tolist())
+    cur.n_variants += b
     acc[:, 0] += (ploidy == 1).sum(axis=0)
     acc[:, 1] += diploid.sum(axis=0)
     acc[:, 2] += (ploidy > 2).sum(axis=0)
@@ -533,29 +620,28 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
     fmt = {}
     for name, items, col in (("gq", batch.gq, 0), ("dp", batch.dp, 0), ("ad_ref", batch.ad, 0),
                              ("ad_alt", batch.ad, 1)):
-        m = _fmt_stack(items, n, col)
-        vals = m[rows, samples] if m is not None else np.full(rows.size, INT_MISSING, np.int32)
-        if m is not None and res is not None:
+        got = _fmt_values(items, n, col, rows, samples)
+        vals = got if got is not None else np.full(rows.size, INT_MISSING, np.int32)
+        if got is not None and res is not None:
             _clean_format(vals, res, name)
         fmt[name] = vals
     others = np.flatnonzero((k == gtc.OTHER).any(axis=1))
     _add_codes(cur, k, fmt, {r0 + int(r): [""] * int((k[r] == gtc.OTHER).sum()) for r in others})
-    batch.gts, batch.gq, batch.dp, batch.ad, batch.recs = [], [], [], [], []
+    batch.gts, batch.gq, batch.dp, batch.ad, batch.recs, batch.rows = [], [], [], [], [], []
     batch.width = -1
 
 
-def _one_record(task: Task, cur: _Columns, fasta: Any, arr: np.ndarray, gq: np.ndarray | None, dp: np.ndarray | None,
-                ad: np.ndarray | None, chrom: str, pos: int, raw_ref: str, ref: str, raw_alts: list[str],
-                alts: list[str], meta: tuple[Any, ...], rec_no: int, acc: np.ndarray, maxp: dict[str, int],
+def _one_record(cur: _Columns, arr: np.ndarray, gq: np.ndarray | None, dp: np.ndarray | None,
+                ad: np.ndarray | None, pos: int, raw_ref: str, raw_alts: list[str], alts: list[str],
+                norm: list[tuple[int, str, str]], meta: tuple[Any, ...], acc: np.ndarray, maxp: dict[str, int],
                 contig: str, result: ChunkResult | None = None) -> None:
-    """A multi-allelic or polyploid record: split per alt allele, genotypes recoded (other alts -> ref)."""
+    """A multi-allelic or polyploid record: split per alt allele, genotypes recoded (other alts -> ref).
+
+    ``norm`` holds each alt's normalised (POS, REF, ALT); the caller has checked the allele indexes."""
     n = arr.shape[0]
     width = arr.shape[1] - 1
     a = arr[:, :width]
     phased = arr[:, width].astype(bool)
-    if a.size and int(a.max()) > len(alts):
-        raise BadInputFileError(task.path, f"genotype allele index {int(a.max())} but only {len(alts)} ALT alleles",
-                                record=_at(task, rec_no, chrom, pos))
     ploidy = (a != -2).sum(axis=1)
     called = (a >= 0).sum(axis=1)
     missing_any = (called < ploidy) | (ploidy == 0)
@@ -568,10 +654,9 @@ def _one_record(task: Task, cur: _Columns, fasta: Any, arr: np.ndarray, gq: np.n
         maxp[contig] = pm
     diploid = ploidy == 2
     an = int(called.sum())
-    for i, alt in enumerate(alts, start=1):
+    for i in range(1, len(alts) + 1):
         alt_count = (a == i).sum(axis=1)
-        vrow = _add_variant(cur, task, fasta, chrom, pos, raw_ref, ref, raw_alts[i - 1], alt, i, len(alts) + 1,
-                            meta, rec_no)
+        vrow = _add_variant(cur, norm[i - 1], pos, raw_ref, raw_alts[i - 1], i, len(alts) + 1, meta)
         v = cur.v
         v["ac"][vrow] = int(alt_count.sum())
         v["an"][vrow] = an

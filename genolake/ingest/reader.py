@@ -195,6 +195,12 @@ def htslib_error() -> str | None:
     return _CURRENT[-1].new_error() if _CURRENT else None
 
 
+def htslib_capture() -> _Capture | None:
+    """The capture :func:`htslib_error` reads (None outside :func:`htslib_messages`), for a per-record loop that
+    checks ``os.fstat(capture.fileno).st_size != capture.seen`` itself before calling ``capture.new_error()``."""
+    return _CURRENT[-1] if _CURRENT else None
+
+
 @contextlib.contextmanager
 def htslib_messages() -> Iterator[list[str]]:
     """Capture C-level stderr (htslib's messages) into a list, filled when the block exits."""
@@ -279,14 +285,16 @@ def _first_problem(messages: list[str]) -> str:
     return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", text).strip()
 
 
-def open_vcf(path: str, samples: bool = True, warnings: list[str] | None = None):  # type: ignore[no-untyped-def]
+def open_vcf(path: str, samples: bool = True, warnings: list[str] | None = None,  # type: ignore[no-untyped-def]
+             threads: int | None = None):
     """Open with cyvcf2, turning htslib failures into a BadInputFileError; htslib's other messages are added to
-    ``warnings`` if given (the CLI prints one summary line per file)."""
+    ``warnings`` if given (the CLI prints one summary line per file). ``threads``: htslib's decompression
+    threads for a BGZF file (None: decompress in the calling thread)."""
     from cyvcf2 import VCF
 
     with htslib_messages() as messages:
         try:
-            vcf = VCF(path, gts012=False, lazy=True, threads=None)
+            vcf = VCF(path, gts012=False, lazy=True, threads=threads)
         except (OSError, Exception) as exc:  # cyvcf2 raises bare Exception for a bad header
             vcf = None
             error: Exception | None = exc
