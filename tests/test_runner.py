@@ -273,7 +273,15 @@ def test_ctrl_c_exits_130_with_one_line(lake: Path, tmp_path: Path, workers: str
     deadline = time.time() + 120
     while time.time() < deadline and not (staging.exists() and any(staging.iterdir())):
         time.sleep(0.05)
-    time.sleep(1.0 if workers == "0" else 6.0)  # inside the conversion (a local cluster takes a few s to start)
+    if workers == "0":
+        time.sleep(1.0)  # inside the conversion
+    else:  # the local cluster's worker processes exist (not a fixed wait: a quiet machine starts them fast)
+        import psutil
+
+        parent = psutil.Process(proc.pid)
+        while time.time() < deadline and proc.poll() is None and len(parent.children(recursive=True)) < 3:
+            time.sleep(0.05)
+        time.sleep(0.5)
     assert proc.poll() is None, "ingest finished before it could be interrupted; make the file bigger"
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=300)
