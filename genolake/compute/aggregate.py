@@ -81,13 +81,13 @@ def aggregate(
         ``dask`` (default) or ``hail`` (needs ``pip install 'genolake[hail]'`` and Java).
     workers
         0 runs in this process; N a local Dask cluster of N processes; None one process per core, except that a
-        lake of fewer than 2 million call rows is aggregated in this process (a cluster would take longer to
+        lake of fewer than 16 million genotypes (sites x samples) is aggregated in this process (a cluster would take longer to
         start than the job takes).
     scheduler
         Address of an existing Dask scheduler (``tcp://host:8786``); workers must see the lake's path.
     partition_rows
         About how many genotypes (sites x samples) one task reads (default 32 million); contigs are split into position ranges
-        of that size, and into at least two tasks per worker when the lake has more than 200,000 call rows.
+        of that size, and into at least two tasks per worker when the lake has more than 200,000 genotypes.
     dedupe
         Count each person found in several copies (:func:`genolake.samples.duplicates.find_duplicates`, pairs
         of kinship > 0.354, joined transitively) once: the copy of the institution ingested first is kept
