@@ -359,6 +359,23 @@ _TYPES = {"institution": pa.string(), "contig": pa.string(), "pos": pa.int32(), 
           "ad_alt": pa.int32(), "file_id": pa.string()}
 
 
+def pseudonyms_by_file(file_ids: Sequence[str], column_index: Sequence[int], sample_ids: Sequence[str],
+                       widths: dict[str, int] | None = None) -> dict[str, pa.Array]:
+    """``samples`` rows as the ``pseudonyms`` argument of :func:`expand`: per file, its pseudonyms by column
+    index, null where nobody is (a withdrawn person). ``widths`` gives each file's samples (default: its
+    highest column index + 1)."""
+    got: dict[str, list[str | None]] = {f: [None] * n for f, n in (widths or {}).items()}
+    if widths is None:
+        for fid, idx in zip(file_ids, column_index, strict=True):
+            lst = got.setdefault(fid, [])
+            lst.extend([None] * (int(idx) + 1 - len(lst)))
+    for fid, idx, sid in zip(file_ids, column_index, sample_ids, strict=True):
+        slots = got.get(fid)
+        if slots is not None and 0 <= idx < len(slots):
+            slots[int(idx)] = sid
+    return {f: pa.array(v, pa.string()) for f, v in got.items()}
+
+
 def _empty(columns: Sequence[str]) -> pa.Table:
     return pa.table({c: pa.array([], _TYPES[c]) for c in columns})
 

@@ -122,18 +122,10 @@ def _long_calls(store: Any, samples: pa.Table) -> list[str]:
 
     import pyarrow.parquet as pq
 
-    from genolake.genotypes import expand
+    from genolake.genotypes import expand, pseudonyms_by_file
 
-    by_file: dict[str, list[Any]] = {}
-    n_of: dict[str, int] = {}
-    for fid, idx in zip(samples["file_id"].to_pylist(), samples["column_index"].to_pylist(), strict=True):
-        n_of[fid] = max(n_of.get(fid, 0), int(idx) + 1)
-    for fid in n_of:
-        by_file[fid] = [None] * n_of[fid]
-    for fid, idx, sid in zip(samples["file_id"].to_pylist(), samples["column_index"].to_pylist(),
-                             samples["sample_id"].to_pylist(), strict=True):
-        by_file[fid][int(idx)] = sid
-    arrays = {f: pa.array(v, pa.string()) for f, v in by_file.items()}
+    arrays = pseudonyms_by_file(samples["file_id"].to_pylist(), samples["column_index"].to_pylist(),
+                                samples["sample_id"].to_pylist())
     (store.root / "_staging").mkdir(exist_ok=True)
     out = tempfile.mkdtemp(prefix="hail-calls-", dir=str(store.root / "_staging"))
     atexit.register(shutil.rmtree, out, True)

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from genolake.duck import connect
 from genolake.errors import UserInputError
-from genolake.genotypes import CALL_COLUMNS, calls_sql, expand
+from genolake.genotypes import CALL_COLUMNS, calls_sql, expand, pseudonyms_by_file
 from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
 from genolake.store import LakeStore, committed_after, hive_quote
 
@@ -584,9 +584,7 @@ class Engine:
         """The stored calls at one position: the `genotypes` rows there, expanded (:func:`genotypes.expand`;
         without point reads, the CLI's path, by the same codec in DuckDB: no pyarrow.compute to import)."""
         if not self.point_reads:
-            match = {"contig": contig, **(equal or {})}
-            where = " AND ".join(["pos = $pos"] + [f"{quote_ident(k)} = $e{i}" for i, k in enumerate(match)])
-            params: dict[str, Any] = {"pos": pos, **{f"e{i}": v for i, v in enumerate(match.values())}}
+            where, params = _at_position(contig, pos, equal)
             rows = self.scan("genotypes", contig=contig, start=pos, end=pos)
             if "read_parquet" in rows:  # the position's rows are picked before their codes are expanded
                 src = f"{calls_sql(f'(SELECT * FROM {rows} WHERE {where})', 'samples')}"
@@ -601,21 +599,13 @@ class Engine:
         rows = self.point("genotypes", contig=contig, pos=pos, columns=need, equal=equal)
         return expand(rows, self.file_pseudonyms, columns, carriers_only=carriers_only)
 
-    def carriers_at(self, contig: str, pos: int, columns: list[str], equal: dict[str, Any] | None = None) -> pa.Table:
-        """Stored calls holding the alt (alt_count > 0) at one position, ``columns`` of the ``calls`` view."""
-        return self._point_calls(contig, pos, columns, equal, carriers_only=True)
-
     def file_pseudonyms(self, file_id: str) -> pa.Array:
         """The pseudonyms of a committed file's samples by column index (null where a person was withdrawn)."""
         cat = self.catalog
         if cat.pseudonyms is None:
-            got: dict[str, list[Any]] = {f: [None] * info.n_samples for f, info in cat.files.items()}
-            if "samples" in self.views:
-                for fid, idx, sid in self.rows("SELECT file_id, column_index, sample_id FROM samples"):
-                    lst = got.get(fid)
-                    if lst is not None and 0 <= idx < len(lst):
-                        lst[idx] = sid
-            cat.pseudonyms = {f: pa.array(v, pa.string()) for f, v in got.items()}
+            rows = self.rows("SELECT file_id, column_index, sample_id FROM samples") if "samples" in self.views else []
+            cat.pseudonyms = pseudonyms_by_file([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                                                {f: info.n_samples for f, info in cat.files.items()})
         arr = cat.pseudonyms.get(file_id)
         return arr if arr is not None else pa.array([], pa.string())
 
@@ -671,11 +661,9 @@ class Engine:
 
     def _point_sql(self, table: str, contig: str, pos: int, columns: list[str],
                    equal: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
-        match = {"contig": contig, **(equal or {})}
         src = self.scan(table, contig=contig, start=pos, end=pos,
-                        columns=list(dict.fromkeys(["pos", *match, *columns])))
-        where = " AND ".join(["pos = $pos"] + [f"{quote_ident(k)} = $e{i}" for i, k in enumerate(match)])
-        params: dict[str, Any] = {"pos": pos, **{f"e{i}": v for i, v in enumerate(match.values())}}
+                        columns=list(dict.fromkeys(["pos", "contig", *(equal or {}), *columns])))
+        where, params = _at_position(contig, pos, equal)
         return f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {src} WHERE {where}", params
 
     def ploidy_sums(self) -> dict[tuple[str, str], tuple[int, int]]:
@@ -748,6 +736,13 @@ class Engine:
                 f"only read-only queries are allowed (got {kind.name}); the lake is changed with genolake commands"
             )
         return run_user_sql(self, sql, params, timeout=timeout, memory_limit=memory_limit)
+
+
+def _at_position(contig: str, pos: int, equal: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (and its parameters) of the rows at one position whose ``equal`` columns match."""
+    match = {"contig": contig, **(equal or {})}
+    where = " AND ".join(["pos = $pos"] + [f"{quote_ident(k)} = $e{i}" for i, k in enumerate(match)])
+    return where, {"pos": pos, **{f"e{i}": v for i, v in enumerate(match.values())}}
 
 
 def fetch_arrow(cursor: Any) -> pa.Table:
