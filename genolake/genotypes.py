@@ -234,6 +234,84 @@ def stored_calls(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
 
 
+def stored_calls_fixed(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`stored_calls` for rows of one width (the rows of one file: every row has a symbol per sample), found
+    from the nonzero bytes of the ``gt`` matrix: no per-genotype symbol array and no row search, so it costs about
+    one pass over the bytes. The same (row, column_index, code k), row-major; rows of unequal widths fall back to
+    :func:`stored_calls`."""
+    gt = _combined(rows.column("gt"))
+    if gt.null_count:
+        raise ValueError("genotype codes must not be null")
+    n = len(gt)
+    offsets, data = _string_buffers(gt)
+    widths = np.diff(offsets)
+    width = int(widths[0]) if n else 0
+    if n == 0 or width == 0 or not bool((widths == width).all()):
+        return stored_calls(rows)
+    raw = data[int(offsets[0]):int(offsets[-1])]
+    nzb = np.flatnonzero(raw != 0)  # (on a bool array: 3x faster than on the bytes)
+    byte = raw[nzb]
+    nib = np.empty((nzb.size, 2), dtype=np.uint8)  # (high, low) = (even, odd) sample of each nonzero byte
+    nib[:, 0] = byte >> 4
+    nib[:, 1] = byte & 15
+    flat = nib.ravel()
+    hit = np.flatnonzero(flat)
+    sym = flat[hit]
+    at = nzb[hit >> 1]
+    row = at // width
+    col = (at - row * width) * 2 + (hit & 1)
+    names = pa.compute.unique(_combined(rows.column("gt_symbols")))
+    if len(names) == 1:
+        lut = np.zeros(16, dtype=np.int8)
+        for s, ch in enumerate(names[0].as_py() or "", start=1):
+            lut[s] = ord(ch) - BASE
+        k = lut[sym]
+    else:
+        k = _luts(rows)[row, sym].astype(np.int8)
+    return row.astype(np.int64), col.astype(np.int64), k
+
+
+@dataclass
+class NonzeroPairs:
+    """The nonzero bytes of ``genotypes`` rows of one width and one alphabet: byte ``pair[i]`` of row ``row[i]``
+    holds sample ``2 * pair[i]`` with symbol ``high[i]`` and sample ``2 * pair[i] + 1`` with symbol ``low[i]``
+    (either may be 0, the implied 0/0); symbol s stands for code ``lut[s]``."""
+
+    lut: np.ndarray  # (16,) symbol -> code
+    width: int  # bytes per row
+    row: np.ndarray  # int32
+    pair: np.ndarray  # int32
+    high: np.ndarray
+    low: np.ndarray
+
+
+def nonzero_pairs(rows: pa.Table) -> NonzeroPairs | None:
+    """The stored calls of ``genotypes`` rows as :class:`NonzeroPairs`, for counting by sample pair without
+    splitting every byte (one pass over the codes); None when the rows have several widths or alphabets (use
+    :func:`stored_calls_fixed`)."""
+    gt = _combined(rows.column("gt"))
+    if gt.null_count:
+        raise ValueError("genotype codes must not be null")
+    n = len(gt)
+    offsets, data = _string_buffers(gt)
+    widths = np.diff(offsets)
+    width = int(widths[0]) if n else 0
+    if n == 0 or width == 0 or not bool((widths == width).all()):
+        return None
+    names = pa.compute.unique(_combined(rows.column("gt_symbols")))
+    if len(names) != 1:
+        return None
+    lut = np.zeros(16, dtype=np.int8)
+    for s, ch in enumerate(names[0].as_py() or "", start=1):
+        lut[s] = ord(ch) - BASE
+    raw = data[int(offsets[0]):int(offsets[-1])]
+    at = np.flatnonzero(raw != 0)
+    byte = raw[at]
+    row = at // width
+    pair = at - row * width
+    return NonzeroPairs(lut, width, row.astype(np.int32), pair.astype(np.int32), byte >> 4, byte & 15)
+
+
 def flat_values(col: pa.Array | pa.ChunkedArray, counts: np.ndarray) -> pa.Array:
     """The values of a list column, one per stored call (null lists stand for as many nulls as the row has)."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col

@@ -44,10 +44,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from genolake.compute.counting import COUNT_COLUMNS
 from genolake.errors import UserInputError
-from genolake.schema import ADJ_AB, ADJ_DP, ADJ_DP_HAPLOID, ADJ_GQ, ALLELE_FREQUENCIES
+from genolake.schema import ALLELE_FREQUENCIES
 from genolake.schema import people as people_of
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,6 @@ _I64 = pa.int64()
 _F64 = pa.float64()
 _STR = pa.string()
 
-COUNT_COLUMNS = ("contig", "pos", "ref", "alt", "scope", "stratum", "ac", "an", "nhomalt", "nhemi", "n_called")
 
 # ---------------------------------------------------------------------------------------------- statistics
 def faf(ac: Any, an: Any, ci: float = FAF_CI) -> np.ndarray:
@@ -92,7 +93,8 @@ def faf(ac: Any, an: Any, ci: float = FAF_CI) -> np.ndarray:
     out = np.full(np.broadcast(ac_a, an_a).shape, np.nan)
     ac_b, an_b = np.broadcast_arrays(ac_a, an_a)
     pos = (ac_b > 0) & (an_b > 0)
-    out[pos] = gammaincinv(ac_b[pos], 1.0 - ci) / an_b[pos]
+    values, which = np.unique(ac_b[pos], return_inverse=True)  # lambda depends on AC alone: once per value
+    out[pos] = gammaincinv(values, 1.0 - ci)[which] / an_b[pos]
     out[(ac_b == 0) & (an_b > 0)] = 0.0
     return out
 
@@ -105,7 +107,7 @@ def het_p_values(acs: np.ndarray, ans: np.ndarray, offsets: np.ndarray) -> np.nd
     correction=False)`` and is written ``sum_i (ac_i - an_i p)^2 / (an_i p (1 - p))`` with ``p = AC / AN``,
     ``k - 1`` degrees of freedom. NaN for k < 2; 1.0 when the alt or ref row is all zero (no variation to test).
     """
-    from scipy.stats import chi2
+    from scipy.special import chdtrc  # scipy.stats.chi2.sf(x, df) is chdtrc(df, x); scipy.stats takes 1.5 s to import
 
     n = len(offsets) - 1
     out = np.full(n, np.nan)
@@ -128,7 +130,7 @@ def het_p_values(acs: np.ndarray, ans: np.ndarray, offsets: np.ndarray) -> np.nd
     stat[nonempty] = np.add.reduceat(dev, starts)
     degenerate = (ac_tot == 0) | (ac_tot == an_tot)
     ok = (k >= 2) & ~degenerate
-    out[ok] = chi2.sf(stat[ok] / (p[ok] * (1.0 - p[ok])), k[ok] - 1)
+    out[ok] = chdtrc(k[ok] - 1, stat[ok] / (p[ok] * (1.0 - p[ok])))
     out[(k >= 2) & degenerate] = 1.0
     return out
 
@@ -150,7 +152,6 @@ class PartTask:
     faf_groups: tuple[str, ...]
     staging: str
     relpath: str
-    threads: int = 1
 
 
 @dataclass
@@ -317,7 +318,6 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     total = sum(r for g in stats.values() for _a, _b, r in g)
     target_rows = target_rows or _TARGET_ROWS
     desired = max(math.ceil(total / target_rows), 2 * n_workers if total > 200_000 and n_workers > 1 else 1)
-    import pyarrow.compute as pc
 
     k = 0
     for contig in contigs:
@@ -344,371 +344,158 @@ def _arrow(rel: Any) -> pa.Table:
 
 
 # ---------------------------------------------------------------------------------------------- count
-def _sql_list(paths: Sequence[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+def count_part(task: PartTask, groups: pa.Table, *, file_ids: Sequence[str] | None = None) -> pa.Table:
+    """Counts of one contig range: columns :data:`COUNT_COLUMNS`, one row per site, scope and stratum
+    (:func:`genolake.compute.counting.count_range`, numpy).
 
-
-
-_CS_COLUMNS = ("ac", "an_d", "nc_d", "nhomalt", "nhemi")
-
-
-def _call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray) -> np.ndarray:
-    """Per call, its departure from an implied diploid 0/0 under the counting rule: (ac, an - 2, missing allele,
-    hom-alt diploid, hemizygous alt) as an (n, 5) int64 matrix."""
-    return np.stack([altc, called - 2, called < ploidy, (ploidy == 2) & (altc == 2), (ploidy == 1) & (altc == 1)],
-                    axis=1).astype(np.int64)
-
-
-_FAILED = 23  # the class of a stored call failing adj
-_CLASS_METRICS: Any = None
-_N_CLASSES = 24
-
-
-def _class_metrics() -> np.ndarray:
-    """(class, metric) table: the :func:`_call_metrics` of each code's call (class 22, other ploidies: zero,
-    counted per call), and of a call failing adj (class 23: no alleles called, as if missing)."""
-    from genolake import genotypes as gtc
-
-    k = np.arange(gtc.OTHER + 1)
-    out = np.zeros((_N_CLASSES, 5), dtype=np.int64)
-    out[:gtc.OTHER] = _call_metrics(gtc.PLOIDY[k].astype(np.int64), gtc.CALLED[k].astype(np.int64),
-                                    gtc.ALT_COUNT[k].astype(np.int64))[:gtc.OTHER]
-    out[_FAILED] = [0, -2, 1, 0, 0]
-    return out
-
-
-def _adj_pass(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray, gq: pa.Array, dp: pa.Array,
-              ad_alt: pa.Array) -> np.ndarray:
-    """gnomAD's adj rule per stored call (:data:`genolake.schema.ADJ_RULE`; the Hail engine applies the same)."""
-    from genolake.genotypes import valid_mask
-
-    def arr(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(a.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), valid_mask(a)
-
-    g, gv = arr(gq)
-    d, dv = arr(dp)
-    ad, av = arr(ad_alt)
-    ok = ~gv | (g >= ADJ_GQ)
-    ok &= ~dv | (d >= np.where(ploidy == 1, ADJ_DP_HAPLOID, ADJ_DP))
-    het = (ploidy == 2) & (called == 2) & (altc == 1)
-    ok &= ~het | ~av | ~dv | (d == 0) | (ad * round(1 / ADJ_AB) >= d)
-    return ok
-
-
-def _stored_counts(task: PartTask, groups: pa.Table) -> pa.Table:
-    """Sums over the stored calls of the task's range per site, institution and stratum, read from the dense
-    `genotypes` rows with numpy: (pos, ref, alt, institution, stratum) + :data:`_CS_COLUMNS` (and ``a_`` ones with
-    adj). A person counts in each stratum ``groups`` lists them in (by file and column index)."""
-    import pyarrow.compute as pc
-
-    from genolake import genotypes as gtc
-
-    cols = ["pos", "ref", "alt", "file_id", "gt", "gt_symbols", "other_gt",
-            *(["gq", "dp", "ad_alt"] if task.adj else [])]
-    names = ["pos", "ref", "alt", "institution", "stratum", *_CS_COLUMNS,
-             *([f"a_{c}" for c in _CS_COLUMNS] if task.adj else [])]
-    empty = pa.table({n: pa.array([], pa.int32() if n == "pos" else _STR if n in ("ref", "alt", "institution",
-                                                                                   "stratum") else _I64)
-                      for n in names})
-    if not task.calls:
-        return empty
-    import pyarrow.dataset as ds
-
-    dset = ds.dataset(list(task.calls), format="parquet")
-    flt = (ds.field("pos") >= task.start) & (ds.field("pos") <= task.end) & (ds.field("contig") == task.contig)
-    rows = dset.to_table(columns=cols, filter=flt)
-    if not rows.num_rows:
-        return empty
-    labels: dict[tuple[str, str], int] = {}
-    member: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # file_id -> (column_index, label id), one per stratum
-    fids, insts, strata, idxs = (groups[c].to_pylist() for c in ("file_id", "institution", "stratum", "column_index"))
-    tmp: dict[str, tuple[list[int], list[int]]] = {}
-    for fid, inst, st, ci in zip(fids, insts, strata, idxs, strict=True):
-        lid = labels.setdefault((inst, st), len(labels))
-        a, b = tmp.setdefault(fid, ([], []))
-        a.append(int(ci))
-        b.append(lid)
-    for fid, (a, b) in tmp.items():
-        member[fid] = (np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
-    label_list = list(labels)
-    global _CLASS_METRICS
-    if _CLASS_METRICS is None:
-        _CLASS_METRICS = _class_metrics()
-    width = 10 if task.adj else 5
-    out_rows: list[np.ndarray] = []
-    out_labels: list[np.ndarray] = []
-    out_sums: list[np.ndarray] = []
-    fid_col = rows.column("file_id")
-    for fid in pc.unique(fid_col).to_pylist():
-        if fid not in member:
-            continue
-        sel = np.flatnonzero(np.asarray(pc.equal(fid_col, fid).to_numpy(zero_copy_only=False)))
-        part = rows.take(pa.array(sel))
-        cv = gtc.call_values(part)
-        row, col = cv.row, cv.col
-        if not row.size:
-            continue
-        cls = cv.k.astype(np.int64)  # the call's code; other-ploidy calls (code 22) are added one by one below
-        classes = [cls]
-        if task.adj:
-            counts = np.bincount(row, minlength=part.num_rows)
-            flat = {c: gtc.flat_values(part.column(c), counts) for c in ("gq", "dp", "ad_alt")}
-            ok = _adj_pass(cv.ploidy.astype(np.int64), cv.called.astype(np.int64), cv.alt_count.astype(np.int64),
-                           flat["gq"], flat["dp"], flat["ad_alt"])
-            classes.append(np.where(ok | (cls == gtc.OTHER), cls, _FAILED))
-        # each person's strata in this file, as local label ids: (samples, layers), -1 padded
-        mcol, mlab = member[fid]
-        local, lab_of = np.unique(mlab, return_inverse=True)
-        n_local = local.size
-        n_samples = int(max(mcol.max(initial=-1), col.max(initial=-1))) + 1
-        layers = int(np.bincount(mcol, minlength=n_samples).max(initial=0))
-        by_sample = np.full((n_samples, max(1, layers)), -1, dtype=np.int64)
-        order = np.argsort(mcol, kind="stable")
-        sc, sl = mcol[order], lab_of[order]
-        slot = np.arange(sc.size) - np.searchsorted(sc, sc, side="left")
-        by_sample[sc, slot] = sl
-        chunk = max(1, 4_000_000 // (n_local * _N_CLASSES))
-        for r0 in range(0, part.num_rows, chunk):
-            r1 = min(part.num_rows, r0 + chunk)
-            c0, c1 = np.searchsorted(row, [r0, r1])
-            if c0 == c1:
-                continue
-            rr, cc = row[c0:c1] - r0, col[c0:c1]
-            bins = (r1 - r0) * n_local
-            sums = np.zeros((bins, width), dtype=np.int64)
-            stored = np.zeros(bins, dtype=np.int64)
-            for j in range(by_sample.shape[1]):
-                lab = by_sample[cc, j]
-                valid = lab >= 0
-                if not valid.any():
-                    continue
-                key = rr[valid] * n_local + lab[valid]
-                stored += np.bincount(key, minlength=bins)
-                for half, cl in enumerate(classes):
-                    hist = np.bincount(key * _N_CLASSES + cl[c0:c1][valid], minlength=bins * _N_CLASSES)
-                    sums[:, 5 * half:5 * half + 5] += hist.reshape(bins, _N_CLASSES) @ _CLASS_METRICS
-                    oth = np.flatnonzero(cls[c0:c1][valid] == gtc.OTHER)
-                    if oth.size:  # other ploidies: their own allele counts
-                        ci = np.flatnonzero(valid)[oth] + c0
-                        mo = _call_metrics(cv.ploidy[ci].astype(np.int64), cv.called[ci].astype(np.int64),
-                                           cv.alt_count[ci].astype(np.int64))
-                        if half == 1:
-                            mo = np.where(ok[ci][:, None], mo, _CLASS_METRICS[_FAILED][None, :])
-                        np.add.at(sums[:, 5 * half:5 * half + 5], key[oth], mo)
-            hit = np.flatnonzero(stored)
-            out_rows.append(sel[hit // n_local + r0])
-            out_labels.append(local[hit % n_local])
-            out_sums.append(sums[hit])
-    if not out_rows:
-        return empty
-    r = np.concatenate(out_rows)
-    lab = np.concatenate(out_labels)
-    sums = np.concatenate(out_sums)
-    take = pa.array(r)
-    data: dict[str, pa.Array] = {
-        "pos": rows.column("pos").take(take), "ref": rows.column("ref").take(take),
-        "alt": rows.column("alt").take(take),
-        "institution": pa.array([label_list[i][0] for i in lab.tolist()], _STR),
-        "stratum": pa.array([label_list[i][1] for i in lab.tolist()], _STR),
-    }
-    for j, n in enumerate(names[5:]):
-        data[n] = pa.array(sums[:, j], _I64)
-    return pa.table(data)
-
-
-def count_part(task: PartTask, groups: pa.Table, *, file_ids: Sequence[str] | None = None,
-               con: Any = None) -> pa.Table:
-    """Counts of one contig range: columns :data:`COUNT_COLUMNS`, one row per site, scope and stratum.
-
-    ``groups`` (file_id, sample_id, institution, stratum) lists each committed sample once per stratum it is in;
-    rows of files not in it are ignored, so uncommitted data never counts.
+    ``groups`` (file_id, sample_id, institution, stratum, column_index) lists each committed sample once per
+    stratum it is in; rows of files not in it are ignored, so uncommitted data never counts.
     """
-    from genolake.duck import connect
+    from genolake.compute.counting import task_counts
 
-    own = con is None
-    if own:
-        con = connect(task.threads)
-    try:
-        con.register("gm", groups)
-        con.register("ff", task.fill)
-        con.register("cb", task.callable)
-        con.execute("CREATE OR REPLACE TEMP TABLE gfile AS SELECT file_id, institution, stratum, "
-                    "CAST(count(*) AS BIGINT) AS n FROM gm GROUP BY ALL")
-        con.execute("CREATE OR REPLACE TEMP TABLE fids AS SELECT DISTINCT file_id FROM gm")
-        if file_ids is not None:
-            con.register("fids_extra", pa.table({"file_id": pa.array(sorted(file_ids), _STR)}))
-            con.execute("INSERT INTO fids SELECT file_id FROM fids_extra WHERE file_id NOT IN (SELECT file_id FROM fids)")
-        params = {"contig": task.contig, "start": task.start, "end": task.end}
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE v AS
-                SELECT pos, ref, alt, file_id FROM read_parquet({_sql_list(task.variants)}, hive_partitioning=false)
-                WHERE contig = $contig AND pos BETWEEN $start AND $end AND file_id IN (SELECT file_id FROM fids)""",
-            params)
-        con.execute("CREATE OR REPLACE TEMP TABLE sites AS SELECT DISTINCT pos, ref, alt FROM v")
-        con.execute("""CREATE OR REPLACE TEMP TABLE pres AS
-                       SELECT v.pos, v.ref, v.alt, g.institution, g.stratum, CAST(sum(g.n) AS BIGINT) AS n
-                       FROM v JOIN gfile g USING (file_id) GROUP BY ALL""")
-        # stored calls' sums per site, institution and stratum: numpy over the dense genotype rows
-        con.register("cs_raw", _stored_counts(task, groups))
-        sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in _CS_COLUMNS)
-        a_sums = "".join(f", CAST(sum(a_{c}) AS BIGINT) AS a_{c}" for c in _CS_COLUMNS) if task.adj else ""
-        con.execute(f"CREATE OR REPLACE TEMP TABLE cs AS SELECT pos, ref, alt, institution, stratum, {sums}{a_sums} "
-                    "FROM cs_raw GROUP BY ALL")
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE fillc AS
-               WITH fff AS (SELECT DISTINCT file_id, mode FROM ff),
-               cand AS (SELECT s.pos, s.ref, s.alt, f.file_id FROM sites s CROSS JOIN fff f
-                        WHERE f.mode = 'ref' OR EXISTS (SELECT 1 FROM cb WHERE cb.file_id = f.file_id
-                                                         AND s.pos BETWEEN cb.start AND cb."end")),
-               absent AS (SELECT * FROM cand c WHERE NOT EXISTS (
-                            SELECT 1 FROM v WHERE v.pos = c.pos AND v.ref = c.ref AND v.alt = c.alt
-                                              AND v.file_id = c.file_id))
-               SELECT a.pos, a.ref, a.alt, ff.institution, ff.stratum,
-                      CAST(sum(ff.psum) AS BIGINT) AS psum, CAST(sum(ff.n) AS BIGINT) AS n
-               FROM absent a JOIN ff USING (file_id) GROUP BY ALL""")
-        adj_sel = ""
-        if task.adj:
-            adj_sel = """,
-                   coalesce(cs.a_ac, 0) AS a_ac,
-                   2 * coalesce(pres.n, 0) + coalesce(cs.a_an_d, 0) + coalesce(fillc.psum, 0) AS a_an,
-                   coalesce(cs.a_nhomalt, 0) AS a_nhomalt, coalesce(cs.a_nhemi, 0) AS a_nhemi,
-                   coalesce(pres.n, 0) + coalesce(fillc.n, 0) - coalesce(cs.a_nc_d, 0) AS a_n_called"""
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE inst AS
-                WITH keys AS (SELECT pos, ref, alt, institution, stratum FROM pres
-                              UNION SELECT pos, ref, alt, institution, stratum FROM fillc)
-                SELECT k.pos, k.ref, k.alt, k.institution, k.stratum,
-                       coalesce(pres.n, 0) + coalesce(fillc.n, 0) AS n_samples,
-                       coalesce(cs.ac, 0) AS ac,
-                       2 * coalesce(pres.n, 0) + coalesce(cs.an_d, 0) + coalesce(fillc.psum, 0) AS an,
-                       coalesce(cs.nhomalt, 0) AS nhomalt, coalesce(cs.nhemi, 0) AS nhemi,
-                       coalesce(pres.n, 0) + coalesce(fillc.n, 0) - coalesce(cs.nc_d, 0) AS n_called{adj_sel}
-                FROM keys k LEFT JOIN pres USING (pos, ref, alt, institution, stratum)
-                            LEFT JOIN fillc USING (pos, ref, alt, institution, stratum)
-                            LEFT JOIN cs USING (pos, ref, alt, institution, stratum)""")
-        union = ["SELECT pos, ref, alt, institution, stratum, n_samples, ac, an, nhomalt, nhemi, n_called FROM inst"]
-        if task.adj:
-            union.append("SELECT pos, ref, alt, institution, 'adj:' || stratum, n_samples, a_ac, a_an, a_nhomalt, "
-                         "a_nhemi, a_n_called FROM inst")
-        con.register("insts_t", pa.table({"institution": pa.array(list(task.institutions), _STR)}))
-        alls = "['all', 'adj:all']" if task.adj else "['all']"
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE cells AS
-                WITH c AS ({' UNION ALL '.join(union)}),
-                base AS (SELECT s.pos, s.ref, s.alt, i.institution, unnest({alls}) AS stratum
-                         FROM sites s CROSS JOIN insts_t i),
-                full_all AS (SELECT b.pos, b.ref, b.alt, b.institution, b.stratum,
-                                    coalesce(c.n_samples, 0) AS n_samples, coalesce(c.ac, 0) AS ac,
-                                    coalesce(c.an, 0) AS an, coalesce(c.nhomalt, 0) AS nhomalt,
-                                    coalesce(c.nhemi, 0) AS nhemi, coalesce(c.n_called, 0) AS n_called
-                             FROM base b LEFT JOIN c USING (pos, ref, alt, institution, stratum))
-                SELECT * FROM full_all
-                UNION ALL SELECT * FROM c WHERE stratum NOT IN ('all', 'adj:all') AND n_samples > 0""")
-        counts = _arrow(con.sql(
-            """WITH j AS (SELECT pos, ref, alt, 'joint' AS scope, stratum, sum(n_samples) AS n_samples,
-                                 sum(ac) AS ac, sum(an) AS an, sum(nhomalt) AS nhomalt, sum(nhemi) AS nhemi,
-                                 sum(n_called) AS n_called
-                          FROM cells GROUP BY pos, ref, alt, stratum)
-               SELECT $contig AS contig, pos, ref, alt, scope, stratum, CAST(ac AS BIGINT) AS ac,
-                      CAST(an AS BIGINT) AS an, CAST(nhomalt AS BIGINT) AS nhomalt, CAST(nhemi AS BIGINT) AS nhemi,
-                      CAST(n_called AS BIGINT) AS n_called
-               FROM (SELECT * FROM j WHERE stratum IN ('all', 'adj:all') OR n_samples > 0
-                     UNION ALL SELECT pos, ref, alt, institution AS scope, stratum, n_samples, ac, an, nhomalt,
-                                      nhemi, n_called FROM cells)
-               ORDER BY pos, ref, alt, scope, stratum""", params={"contig": task.contig}))
-        return counts
-    finally:
-        if own:
-            con.close()
+    return task_counts(task, groups, file_ids=file_ids)
 
 
 # ---------------------------------------------------------------------------------------------- derive
+def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
+    """(int64 codes, names) of a string or dictionary column."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_encode()
+    return (np.asarray(arr.indices.to_numpy(zero_copy_only=False), dtype=np.int64),
+            [str(x) for x in arr.dictionary.to_pylist()])
+
+
+def _ranks(names: list[str]) -> np.ndarray:
+    """Each name's rank in bytewise (SQL) order."""
+    order = sorted(range(len(names)), key=lambda i: names[i].encode())
+    out = np.empty(len(names), dtype=np.int64)
+    out[order] = np.arange(len(names))
+    return out
+
+
+def _site_ids(counts: pa.Table) -> tuple[pa.Table, np.ndarray | None]:
+    """Rows grouped by site (contig, pos, ref, alt) and each row's site id. The engines' counts come sorted; other
+    input is sorted first (then the permutation back to the input order is returned too)."""
+    n = counts.num_rows
+    if n == 0:
+        return counts, None
+    cc, _ = _codes(counts["contig"])
+    pos = np.asarray(counts["pos"].to_numpy(), dtype=np.int64)
+    ref = counts["ref"].combine_chunks()
+    alt = counts["alt"].combine_chunks()
+
+    def flags(a: Any) -> tuple[np.ndarray, np.ndarray]:
+        return (np.asarray(pc.less(a[1:], a[:-1]).to_numpy(zero_copy_only=False), dtype=bool),
+                np.asarray(pc.equal(a[1:], a[:-1]).to_numpy(zero_copy_only=False), dtype=bool))
+
+    lt_r, eq_r = flags(ref)
+    lt_a, eq_a = flags(alt)
+    lt_c, eq_c = cc[1:] < cc[:-1], cc[1:] == cc[:-1]
+    lt_p, eq_p = pos[1:] < pos[:-1], pos[1:] == pos[:-1]
+    down = lt_c | (eq_c & (lt_p | (eq_p & (lt_r | (eq_r & lt_a)))))
+    if down.any():  # not grouped by site: sort, and hand back the way to the input order
+        order = pc.sort_indices(counts, sort_keys=[(c, "ascending") for c in ("contig", "pos", "ref", "alt")])
+        sorted_ = counts.take(order)
+        grouped, _ = _site_ids(sorted_)
+        return grouped, np.asarray(order)
+    new = np.ones(n, dtype=bool)
+    new[1:] = ~(eq_c & eq_p & eq_r & eq_a)
+    return counts.append_column("_site", pa.array(np.cumsum(new) - 1)), None
+
+
 def derive(counts: pa.Table, *, faf_groups: Sequence[str] = ()) -> pa.Table:
     """Add AF, faf95, grpmax, grpmax_af and het_p to counts (:data:`COUNT_COLUMNS`) of whole sites.
 
-    Pure and deterministic: the same integer counts give bit-identical output whatever engine counted them.
+    Pure and deterministic: the same integer counts give bit-identical output whatever engine counted them
+    (numpy over the rows grouped by site; string columns may be plain or dictionary-encoded).
     """
-    from genolake.duck import connect
-
     n = counts.num_rows
-    ac = counts["ac"].to_numpy(zero_copy_only=False).astype(np.int64)
-    an = counts["an"].to_numpy(zero_copy_only=False).astype(np.int64)
+    grouped, order = _site_ids(counts.select(list(COUNT_COLUMNS)))
+    if order is not None:  # derive in site order, then put the rows back as they came
+        out = derive(grouped.drop(["_site"]), faf_groups=faf_groups)
+        back = np.empty(n, dtype=np.int64)
+        back[order] = np.arange(n)
+        return out.take(pa.array(back))
+    site = np.asarray(grouped["_site"].to_numpy(), dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+    n_sites = int(site[-1]) + 1 if n else 0
+    ac = np.asarray(counts["ac"].to_numpy(zero_copy_only=False), dtype=np.int64)
+    an = np.asarray(counts["an"].to_numpy(zero_copy_only=False), dtype=np.int64)
     af = np.divide(ac, an, out=np.full(n, np.nan), where=an > 0)
-    joint = np.asarray(counts["scope"].to_numpy(zero_copy_only=False) == "joint", dtype=bool)
+    scope, scope_names = _codes(counts["scope"])
+    stratum, strata = _codes(counts["stratum"])
+    joint = scope == scope_names.index("joint") if "joint" in scope_names else np.zeros(n, dtype=bool)
     faf_own = np.full(n, np.nan)
     if joint.any():
         faf_own[joint] = faf(ac[joint], an[joint])
-    t = counts.append_column("rid", pa.array(np.arange(n, dtype=np.int64))) \
-              .append_column("af", pa.array(af, mask=np.isnan(af))) \
-              .append_column("faf_own", pa.array(faf_own, mask=np.isnan(faf_own)))
-    con = connect(1)
-    try:
-        con.register("t", t)
-        # het_p: institution rows with AN > 0 of each joint row's site and stratum, in scope order
-        het = _arrow(con.sql(
-            """SELECT j.rid, list(i.ac ORDER BY i.scope) FILTER (WHERE i.an > 0) AS acs,
-                      list(i.an ORDER BY i.scope) FILTER (WHERE i.an > 0) AS ans
-               FROM t j LEFT JOIN t i ON i.pos = j.pos AND i.ref = j.ref AND i.alt = j.alt
-                                     AND i.stratum = j.stratum AND i.scope <> 'joint'
-               WHERE j.scope = 'joint' GROUP BY j.rid ORDER BY j.rid"""))
-        het_p = np.full(n, np.nan)
-        if het.num_rows:
-            acs = het["acs"].combine_chunks()
-            ans = het["ans"].combine_chunks()
-            offsets = np.asarray(pc_fill_offsets(acs))
-            hp = het_p_values(np.asarray(acs.flatten().to_numpy(zero_copy_only=False), dtype=np.int64),
-                              np.asarray(ans.flatten().to_numpy(zero_copy_only=False), dtype=np.int64), offsets)
-            het_p[het["rid"].to_numpy()] = hp
-        faf95 = faf_own.copy()
-        grpmax: list[str | None] = [None] * n
-        grpmax_af = np.full(n, np.nan)
-        if faf_groups:
-            con.register("fg", pa.table({"col": pa.array(list(faf_groups), _STR)}))
-            g = _arrow(con.sql(
-                """WITH grp AS (
-                     SELECT pos, ref, alt, starts_with(stratum, 'adj:') AS adjp,
-                            CASE WHEN starts_with(stratum, 'adj:') THEN stratum[5:] ELSE stratum END AS label,
-                            ac, af, faf_own
-                     FROM t WHERE scope = 'joint'),
-                   sel AS (SELECT * FROM grp WHERE split_part(label, '=', 1) IN (SELECT col FROM fg)
-                                             AND label <> 'all'),
-                   m AS (SELECT pos, ref, alt, adjp, max(faf_own) AS faf_max,
-                                max(af) FILTER (WHERE ac > 0) AS af_max FROM sel GROUP BY ALL),
-                   w AS (SELECT s.pos, s.ref, s.alt, s.adjp, min(s.label) AS grpmax
-                         FROM sel s JOIN m USING (pos, ref, alt, adjp)
-                         WHERE s.ac > 0 AND s.af = m.af_max GROUP BY ALL)
-                   SELECT t.rid, m.faf_max, w.grpmax, m.af_max
-                   FROM t JOIN m ON m.pos = t.pos AND m.ref = t.ref AND m.alt = t.alt
-                                AND m.adjp = starts_with(t.stratum, 'adj:')
-                          LEFT JOIN w ON w.pos = t.pos AND w.ref = t.ref AND w.alt = t.alt AND w.adjp = m.adjp
-                   WHERE t.scope = 'joint' AND t.stratum IN ('all', 'adj:all')"""))
-            rid = g["rid"].to_numpy()
-            fm = g["faf_max"].to_numpy(zero_copy_only=False)
-            faf95[rid] = np.asarray([np.nan if x is None else x for x in fm], dtype=np.float64) \
-                if fm.dtype == object else fm
-            for r, name, a in zip(rid, g["grpmax"].to_pylist(), g["af_max"].to_pylist(), strict=True):
-                if name is not None:
-                    grpmax[r] = name
-                    grpmax_af[r] = a
-    finally:
-        con.close()
-    cols = {c: counts[c] for c in COUNT_COLUMNS}
+
+    # het_p: per joint row, the institution rows of its site and stratum with AN > 0, in scope order
+    n_t = max(1, len(strata))
+    key = site * n_t + stratum
+    jrows = np.flatnonzero(joint)
+    het_p = np.full(n, np.nan)
+    if jrows.size:
+        jkeys = np.unique(key[jrows])
+        has_joint = np.zeros(n_sites * n_t, dtype=bool)
+        has_joint[jkeys] = True
+        inst = np.flatnonzero(~joint & (an > 0) & has_joint[key])
+        inst = inst[np.lexsort((_ranks(scope_names)[scope[inst]], key[inst]))]
+        per_key = np.bincount(key[inst], minlength=n_sites * n_t)[jkeys]
+        offsets = np.concatenate([[0], np.cumsum(per_key)])
+        hp = het_p_values(ac[inst], an[inst], offsets)
+        het_p[jrows] = hp[np.searchsorted(jkeys, key[jrows])]
+
+    faf95 = faf_own.copy()
+    grp_idx = np.full(n, -1, dtype=np.int64)  # index into `labels`
+    grpmax_af = np.full(n, np.nan)
+    labels: list[str] = []
+    if faf_groups and jrows.size:
+        adjp = np.array([s.startswith("adj:") for s in strata], dtype=bool)
+        labels = sorted({s[4:] if s.startswith("adj:") else s for s in strata}, key=str.encode)
+        label_of = np.array([labels.index(s[4:] if s.startswith("adj:") else s) for s in strata], dtype=np.int64)
+        in_group = np.array([labels[label_of[t]].split("=", 1)[0] in set(faf_groups)
+                             and labels[label_of[t]] != "all" for t in range(len(strata))], dtype=bool)
+        k2 = site * 2 + adjp[stratum]
+        sel = np.flatnonzero(joint & in_group[stratum])
+        exists = np.zeros(2 * n_sites, dtype=bool)
+        exists[k2[sel]] = True
+        faf_max = np.full(2 * n_sites, np.nan)
+        np.fmax.at(faf_max, k2[sel], faf_own[sel])
+        carriers = sel[ac[sel] > 0]
+        af_max = np.full(2 * n_sites, -np.inf)
+        np.maximum.at(af_max, k2[carriers], af[carriers])
+        win = carriers[af[carriers] == af_max[k2[carriers]]]
+        best = np.full(2 * n_sites, len(labels), dtype=np.int64)
+        np.minimum.at(best, k2[win], label_of[stratum[win]])
+        target = np.flatnonzero(joint & np.isin(stratum, [t for t, s in enumerate(strata) if s in ("all", "adj:all")]))
+        target = target[exists[k2[target]]]
+        faf95[target] = faf_max[k2[target]]
+        has = target[best[k2[target]] < len(labels)]
+        grp_idx[has] = best[k2[has]]
+        grpmax_af[has] = af_max[k2[has]]
+    grpmax = pa.DictionaryArray.from_arrays(pa.array(grp_idx.astype(np.int32), mask=grp_idx < 0),
+                                            pa.array(labels, _STR))
     out = pa.table({
-        **{c: cols[c] for c in ("contig", "pos", "ref", "alt", "scope", "stratum", "ac", "an")},
+        **{c: counts[c] for c in ("contig", "pos", "ref", "alt", "scope", "stratum", "ac", "an")},
         "af": pa.array(af, mask=np.isnan(af)),
-        **{c: cols[c] for c in ("nhomalt", "nhemi", "n_called")},
+        **{c: counts[c] for c in ("nhomalt", "nhemi", "n_called")},
         "faf95": pa.array(faf95, mask=np.isnan(faf95)),
-        "grpmax": pa.array(grpmax, _STR),
+        "grpmax": grpmax,
         "grpmax_af": pa.array(grpmax_af, mask=np.isnan(grpmax_af)),
         "het_p": pa.array(het_p, mask=np.isnan(het_p)),
     })
-    return out.cast(ALLELE_FREQUENCIES.arrow_schema)
+    return _cast_keeping_dictionaries(out, ALLELE_FREQUENCIES.arrow_schema)
 
 
-def pc_fill_offsets(arr: pa.ListArray) -> np.ndarray:
-    """Offsets of a list array whose null lists count as empty."""
-    lengths = np.asarray(arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return np.concatenate([[0], np.cumsum(lengths)])
+def _cast_keeping_dictionaries(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``t`` cast to ``schema``, except that dictionary-encoded string columns stay encoded (the Parquet writer
+    writes them as they are; readers see plain strings)."""
+    fields = []
+    for f in schema:
+        typ = t.schema.field(f.name).type
+        fields.append(f.with_type(typ) if pa.types.is_dictionary(typ) and pa.types.is_string(f.type)
+                      and pa.types.is_string(typ.value_type) else f)
+    return t.select(schema.names).cast(pa.schema(fields))
 
 
 def run_part(task: PartTask, groups: pa.Table) -> PartResult:
@@ -721,9 +508,17 @@ def run_part(task: PartTask, groups: pa.Table) -> PartResult:
     sites = 0
     if table.num_rows:
         write_parquet(ALLELE_FREQUENCIES, table, Path(task.staging) / ALLELE_FREQUENCIES.name / task.relpath)
-        keys = table.select(["pos", "ref", "alt"]).group_by(["pos", "ref", "alt"]).aggregate([])
-        sites = keys.num_rows
+        sites = _sites_in(table)
     return PartResult(task.relpath if table.num_rows else "", table.num_rows, sites, time.perf_counter() - t0)
+
+
+def _sites_in(table: pa.Table) -> int:
+    """Sites of a derived part: each has one joint ``all`` row."""
+    scope, scopes = _codes(table["scope"])
+    stratum, strata = _codes(table["stratum"])
+    if "joint" not in scopes or "all" not in strata:
+        return 0
+    return int(np.count_nonzero((scope == scopes.index("joint")) & (stratum == strata.index("all"))))
 
 
 # ---------------------------------------------------------------------------------------------- run the tasks
@@ -731,9 +526,7 @@ def _execute(p: Plan, *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[PartResult]:
     from genolake.compute.runner import in_process, run_tasks
 
-    tasks = p.tasks
-    if in_process(workers, scheduler):  # one task at a time here: let DuckDB use a few threads
-        tasks = [PartTask(**{**task.__dict__, "threads": min(4, os.cpu_count() or 1)}) for task in tasks]
-    return run_tasks(run_part, tasks, workers=workers, scheduler=scheduler, broadcast=p.groups, progress=progress,
-                     count=lambda res: res.sites)
+    threads = (os.cpu_count() or 1) if in_process(workers, scheduler) else 1
+    return run_tasks(run_part, p.tasks, workers=workers, scheduler=scheduler, broadcast=p.groups,
+                     progress=progress, count=lambda res: res.sites, threads=threads)
 

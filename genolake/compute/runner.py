@@ -52,6 +52,7 @@ def run_tasks(
     progress: ProgressFn | None = None,
     count: Callable[[R], int] | None = None,
     live: bool = False,
+    threads: int = 1,
 ) -> list[R]:
     """Run ``fn(task[, broadcast])`` for every task and return the results in task order.
 
@@ -77,6 +78,10 @@ def run_tasks(
     live
         In process only: call ``fn(task, progress=tick)`` so that the task reports items as it goes
         (``tick(n)`` adds ``n``); the total is corrected to ``count(result)`` when the task ends.
+    threads
+        In process only: run up to this many tasks at once on threads of this process (for functions whose
+        work is in numpy / Arrow / DuckDB calls, which release the GIL). The same results, order and errors
+        (the first failing task in task order; tasks not yet started are dropped). Not with ``live``.
 
     Returns
     -------
@@ -101,6 +106,8 @@ def run_tasks(
     if not tasks:
         return []  # no cluster to start
     if in_process(workers, scheduler):
+        if threads > 1 and len(tasks) > 1 and not live:
+            return _run_threads(fn, tasks, extra, threads=threads, progress=progress, count=count)
         return _run_here(fn, tasks, extra, progress=progress, count=count, live=live)
     return _run_on_dask(fn, tasks, broadcast, workers=workers, scheduler=scheduler, progress=progress,
                         count=count)
@@ -127,6 +134,44 @@ def _run_here(fn: Callable[..., R], tasks: Sequence[Any], extra: tuple[Any, ...]
         if progress:
             progress(done, k + 1, n)
     return out
+
+
+def _run_threads(fn: Callable[..., R], tasks: Sequence[Any], extra: tuple[Any, ...], *, threads: int,
+                 progress: ProgressFn | None, count: Callable[[R], int] | None) -> list[R]:
+    from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+
+    n = len(tasks)
+    results: list[Any] = [None] * n
+    with ThreadPoolExecutor(max_workers=min(threads, n), thread_name_prefix="genolake-task") as pool:
+        futures: list[Future[Any]] = [pool.submit(fn, task, *extra) for task in tasks]
+        index = {f: i for i, f in enumerate(futures)}
+        pending = set(futures)
+        done_items = finished = 0
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                failed = [index[f] for f in done if f.exception() is not None]
+                if failed:
+                    # as in one thread: the tasks after the failing one are dropped, the earlier ones finish,
+                    # and the first failure in task order is raised
+                    first = min(failed)
+                    for f in futures[first + 1:]:
+                        f.cancel()
+                    wait(futures[:first])
+                    raise next(f.exception() for f in futures[:first + 1]  # type: ignore[misc]
+                               if f.exception() is not None) from None
+                for f in done:
+                    res = f.result()
+                    results[index[f]] = res
+                    finished += 1
+                    done_items += count(res) if count else 0
+                    if progress:
+                        progress(done_items, finished, n)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return results
 
 
 @dataclass

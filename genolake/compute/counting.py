@@ -1,0 +1,481 @@
+"""Counting one contig range of `genolake aggregate` with numpy: AC, AN, nhomalt, nhemi and n_called per site,
+scope (the joint cohort, each institution) and stratum.
+
+Under the lake's counting rule (docs/SCHEMA.md; :mod:`genolake.compute.frequencies` explains it), a site's count
+in a group of people is the sum of three parts:
+
+- **presence**: every counted person of a file that lists the site starts as an implied diploid 0/0 (2 alleles,
+  called). Per site and group this is ``n`` people, from the ``variants`` rows and the number of the file's people
+  in the group;
+- **fill**: a person of a ``--absent-as-ref`` file (or a ``--callable-regions`` file, inside its regions) whose
+  file does not list the site adds their ploidy on the contig as reference alleles;
+- **stored calls**: each non-0/0 call departs from the implied 0/0 by a fixed vector over (ac, an - 2, missing
+  allele, hom-alt, hemizygous alt): the row of its genotype code in :data:`CLASS_METRICS` (the one definition of
+  the rule for codes; calls of other ploidies, code 22, get the same vector from their own text, and a call
+  failing ``--adj`` the row of a missing call). Per file and code present, the calls form a sparse
+  (sites x samples) indicator matrix; multiplied by the file's (samples x groups) membership matrix it gives how
+  many calls of that code each group has at each site (a person counts in every group they are in). The counts
+  times the code's vector, summed over the codes, are the stored calls' share.
+
+Everything is held densely per (site, institution, stratum): the output has a row for nearly every such cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from genolake.schema import ADJ_AB, ADJ_DP, ADJ_DP_HAPLOID, ADJ_GQ
+
+_I64 = pa.int64()
+_STR = pa.string()
+COUNT_COLUMNS = ("contig", "pos", "ref", "alt", "scope", "stratum", "ac", "an", "nhomalt", "nhemi", "n_called")
+METRICS = ("ac", "an_d", "nc_d", "nhomalt", "nhemi")  # a call's departure from an implied diploid 0/0
+_CHUNK_BYTES = 16 << 20  # `gt` bytes decoded at once
+
+
+def call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray) -> np.ndarray:
+    """Per call, its departure from an implied diploid 0/0 under the counting rule: (ac, an - 2, missing allele,
+    hom-alt diploid, hemizygous alt), the columns :data:`METRICS`, as an (n, 5) int64 matrix."""
+    return np.stack([altc, called - 2, called < ploidy, (ploidy == 2) & (altc == 2), (ploidy == 1) & (altc == 1)],
+                    axis=1).astype(np.int64)
+
+
+FAILED = 23  # the class of a stored call failing adj
+N_CLASSES = 24
+
+
+def _class_metrics() -> np.ndarray:
+    """(class, metric) table: the :func:`call_metrics` of each code's call (class 22, other ploidies: zero, counted
+    per call from its text), and of a call failing adj (class 23: no allele called, as if missing)."""
+    from genolake import genotypes as gtc
+
+    k = np.arange(gtc.OTHER + 1)
+    out = np.zeros((N_CLASSES, len(METRICS)), dtype=np.int64)
+    out[:gtc.OTHER] = call_metrics(gtc.PLOIDY[k].astype(np.int64), gtc.CALLED[k].astype(np.int64),
+                                   gtc.ALT_COUNT[k].astype(np.int64))[:gtc.OTHER]
+    out[FAILED] = [0, -2, 1, 0, 0]
+    return out
+
+
+CLASS_METRICS = _class_metrics()
+
+
+def adj_pass(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray, gq: pa.Array, dp: pa.Array,
+             ad_alt: pa.Array) -> np.ndarray:
+    """gnomAD's adj rule per stored call (:data:`genolake.schema.ADJ_RULE`; the Hail engine applies the same)."""
+    from genolake.genotypes import valid_mask
+
+    def arr(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(a.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), valid_mask(a)
+
+    g, gv = arr(gq)
+    d, dv = arr(dp)
+    ad, av = arr(ad_alt)
+    ok = ~gv | (g >= ADJ_GQ)
+    ok &= ~dv | (d >= np.where(ploidy == 1, ADJ_DP_HAPLOID, ADJ_DP))
+    het = (ploidy == 2) & (called == 2) & (altc == 1)
+    ok &= ~het | ~av | ~dv | (d == 0) | (ad * round(1 / ADJ_AB) >= d)
+    return ok
+
+
+# ---------------------------------------------------------------------------------------------- layout
+@dataclass
+class _Layout:
+    """The groups of one task: institution i and stratum t make group ``i * len(strata) + t``; per file, the
+    groups its people are in and a (samples x those groups) membership matrix."""
+
+    institutions: list[str]
+    strata: list[str]
+    files: dict[str, tuple[np.ndarray, np.ndarray]]  # file_id -> (group ids, membership (samples, groups) float64)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.institutions) * len(self.strata)
+
+    def group(self, institution: str, stratum: str) -> int:
+        return self.institutions.index(institution) * len(self.strata) + self.strata.index(stratum)
+
+
+def _layout(groups: pa.Table, institutions: Sequence[str]) -> _Layout:
+    insts = list(institutions)
+    for inst in sorted(set(groups["institution"].to_pylist()) - set(insts)):
+        insts.append(inst)
+    strata = sorted({"all", *groups["stratum"].to_pylist()})
+    n_t = len(strata)
+    inst_id = {s: i for i, s in enumerate(insts)}
+    st_id = {s: i for i, s in enumerate(strata)}
+    fids = groups["file_id"].to_pylist()
+    gid = np.array([inst_id[i] * n_t + st_id[s] for i, s in zip(groups["institution"].to_pylist(),
+                                                                 groups["stratum"].to_pylist(), strict=True)],
+                   dtype=np.int64)
+    cidx = np.asarray(groups["column_index"].to_numpy(zero_copy_only=False), dtype=np.int64)
+    files: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    by_file: dict[str, list[int]] = {}
+    for r, f in enumerate(fids):
+        by_file.setdefault(f, []).append(r)
+    for f, rs in by_file.items():
+        idx = np.asarray(rs, dtype=np.int64)
+        local, lab = np.unique(gid[idx], return_inverse=True)
+        mem = np.zeros((int(cidx[idx].max()) + 1, local.size), dtype=np.float64)
+        np.add.at(mem, (cidx[idx], lab), 1.0)
+        files[f] = (local, mem)
+    return _Layout(insts, strata, files)
+
+
+# ---------------------------------------------------------------------------------------------- sites
+def _read(paths: Sequence[str], columns: list[str], contig: str, start: int, end: int,
+          file_ids: Sequence[str]) -> pa.Table:
+    """Rows of ``contig`` with ``start <= pos <= end`` of the files ``file_ids``, from the row groups whose ``pos``
+    statistics overlap the range (rows wholly inside are not copied by a filter)."""
+    import pyarrow.parquet as pq
+
+    wanted = pa.array(sorted(set(file_ids)), _STR)
+    parts: list[pa.Table] = []
+    for path in paths:
+        f = pq.ParquetFile(path)
+        md = f.metadata
+        ipos = md.schema.names.index("pos")
+        groups = []
+        for g in range(md.num_row_groups):
+            st = md.row_group(g).column(ipos).statistics
+            if st is not None and st.has_min_max and (int(st.max) < start or int(st.min) > end):
+                continue
+            groups.append(g)
+        if not groups:
+            continue
+        t = f.read_row_groups(groups, columns=[*columns, "contig"], use_threads=False)
+        pos = np.asarray(t["pos"].to_numpy(), dtype=np.int64)
+        keep = (pos >= start) & (pos <= end)
+        keep &= np.asarray(pc.equal(t["contig"], contig).to_numpy(zero_copy_only=False), dtype=bool)
+        keep &= np.asarray(pc.is_in(t["file_id"], value_set=wanted).to_numpy(zero_copy_only=False), dtype=bool)
+        t = t.drop(["contig"])
+        if keep.all():
+            parts.append(t)
+        elif keep.any():
+            at = np.flatnonzero(keep)
+            parts.append(t.slice(int(at[0]), at.size) if at[-1] - at[0] + 1 == at.size else t.filter(keep))
+    if not parts:
+        return pa.table({c: [] for c in columns})
+    return pa.concat_tables(parts)
+
+
+def _key_order(t: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(order, new): ``t`` rows sorted by (pos, ref, alt) (bytewise), and True where a sorted row starts a site."""
+    order = np.asarray(pc.sort_indices(t, sort_keys=[("pos", "ascending"), ("ref", "ascending"),
+                                                     ("alt", "ascending")]))
+    n = len(order)
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        s = t.select(["pos", "ref", "alt"]).take(pa.array(order))
+        pos = np.asarray(s["pos"].to_numpy())
+        new[1:] = pos[1:] != pos[:-1]
+        for c in ("ref", "alt"):
+            col = s[c].combine_chunks()
+            new[1:] |= np.asarray(pc.not_equal(col[1:], col[:-1]).to_numpy(zero_copy_only=False))
+    return order, new
+
+
+@dataclass
+class _Sites:
+    table: pa.Table  # pos, ref, alt: the distinct sites of the range, sorted
+    of_row: np.ndarray  # site of each `variants` row
+    file_codes: np.ndarray  # file of each `variants` row, as an index into files
+    files: list[str]
+
+
+def _sites(v: pa.Table) -> _Sites:
+    order, new = _key_order(v)
+    site_sorted = np.cumsum(new) - 1
+    of_row = np.empty(len(order), dtype=np.int64)
+    of_row[order] = site_sorted
+    table = v.select(["pos", "ref", "alt"]).take(pa.array(order[new]))
+    enc = v["file_id"].combine_chunks().dictionary_encode() if v.num_rows else pa.array([], _STR).dictionary_encode()
+    return _Sites(table, of_row, np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64),
+                  enc.dictionary.to_pylist())
+
+
+def _site_of(rows: pa.Table, sites: pa.Table) -> np.ndarray:
+    """The site index of each `genotypes` row (-1 for a row whose site is not listed)."""
+    out = np.full(rows.num_rows, -1, dtype=np.int64)
+    if not rows.num_rows or not sites.num_rows:
+        return out
+    left = rows.select(["pos", "ref", "alt"]).append_column("_r", pa.array(np.arange(rows.num_rows)))
+    right = sites.append_column("_s", pa.array(np.arange(sites.num_rows)))
+    j = left.join(right, keys=["pos", "ref", "alt"], join_type="inner", use_threads=False)
+    out[np.asarray(j["_r"].to_numpy())] = np.asarray(j["_s"].to_numpy())
+    return out
+
+
+def _in_regions(pos: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """True where a (sorted) position lies in one of the inclusive regions."""
+    diff = np.zeros(pos.size + 1, dtype=np.int64)
+    np.add.at(diff, np.searchsorted(pos, starts, side="left"), 1)
+    np.add.at(diff, np.searchsorted(pos, ends, side="right"), -1)
+    return np.cumsum(diff[:-1]) > 0
+
+
+# ---------------------------------------------------------------------------------------------- stored calls
+def _csr(row: np.ndarray, col: np.ndarray, n_rows: int, n_cols: int, ones: np.ndarray) -> Any:
+    """The (n_rows, n_cols) 0/1 matrix with a one at each (row, col); ``row`` sorted."""
+    from scipy.sparse import csr_matrix
+
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=n_rows), out=indptr[1:])
+    return csr_matrix((ones[:row.size], col, indptr), shape=(n_rows, n_cols))
+
+
+def _stored(rows: pa.Table, lay: _Layout, fid: str, adj: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per row of ``rows`` (rows of file ``fid``, all one width), the stored calls' sums per group of the file
+    (:data:`METRICS`): an (n_rows, groups, metrics) array, and the same for adj (or None)."""
+    from genolake import genotypes as gtc
+
+    gids, mem = lay.files[fid]
+    n_rows = rows.num_rows
+    shape = (n_rows, gids.size, len(METRICS))
+    pairs = None if adj else gtc.nonzero_pairs(rows)
+    if pairs is not None and gtc.OTHER not in pairs.lut.tolist():
+        # each byte holds two samples: count the high (even) and low (odd) samples against their own rows of the
+        # membership matrix, one sparse product per symbol and half
+        n_cols = 2 * pairs.width
+        if n_cols > mem.shape[0]:  # samples nobody counts (withdrawn, dropped): no membership
+            mem = np.concatenate([mem, np.zeros((n_cols - mem.shape[0], mem.shape[1]))])
+        halves = ((pairs.high, mem[0::2]), (pairs.low, mem[1::2]))
+        ones = np.ones(pairs.row.size)
+        acc = np.zeros(shape, dtype=np.int64)
+        for s in range(1, 16):
+            code = int(pairs.lut[s])
+            if code == 0 or not CLASS_METRICS[code].any():
+                continue
+            per_group = np.zeros((n_rows, gids.size))
+            for sym, half_mem in halves:
+                at = np.flatnonzero(sym == s)
+                if at.size:
+                    per_group += _csr(pairs.row[at], pairs.pair[at], n_rows, pairs.width, ones) @ half_mem
+            acc += np.rint(per_group).astype(np.int64)[:, :, None] * CLASS_METRICS[code][None, None, :]
+        return acc, None
+    return _stored_calls(rows, gids, mem, adj)
+
+
+def _stored_calls(rows: pa.Table, gids: np.ndarray, mem: np.ndarray, adj: bool,
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`_stored` call by call: for rows with other-ploidy calls, several alphabets, or ``--adj`` (which needs
+    each call's FORMAT values)."""
+    from genolake import genotypes as gtc
+
+    n_rows = rows.num_rows
+    shape = (n_rows, gids.size, len(METRICS))
+    row, col, k = gtc.stored_calls_fixed(rows)
+    if not row.size:
+        return np.zeros(shape, dtype=np.int64), (np.zeros(shape, dtype=np.int64) if adj else None)
+    width = int(col.max()) + 1
+    if width > mem.shape[0]:
+        mem = np.concatenate([mem, np.zeros((width - mem.shape[0], mem.shape[1]))])
+    cls = k.astype(np.int64)
+    oth = np.flatnonzero(cls == gtc.OTHER)
+    ploidy, called, altc = (gtc.PLOIDY[cls].astype(np.int64), gtc.CALLED[cls].astype(np.int64),
+                            gtc.ALT_COUNT[cls].astype(np.int64))
+    other_metrics = None
+    if oth.size:  # other ploidies: each call's own vector, from its text (the codec parses it)
+        sub = np.unique(row[oth])
+        cv = gtc.call_values(rows.take(pa.array(sub)))
+        o = cv.other_idx
+        if o.size != oth.size:
+            raise AssertionError("other-ploidy calls read two ways disagree")
+        ploidy[oth], called[oth], altc[oth] = cv.ploidy[o], cv.called[o], cv.alt_count[o]
+        other_metrics = call_metrics(ploidy[oth], called[oth], altc[oth])
+    layers: list[tuple[np.ndarray, np.ndarray | None]] = [(cls, other_metrics)]
+    if adj:
+        counts = np.bincount(row, minlength=n_rows)
+        flat = {c: gtc.flat_values(rows.column(c), counts) for c in ("gq", "dp", "ad_alt")}
+        ok = adj_pass(ploidy, called, altc, flat["gq"], flat["dp"], flat["ad_alt"])
+        adj_cls = np.where(ok | (cls == gtc.OTHER), cls, FAILED)
+        adj_other = None if other_metrics is None else \
+            np.where(ok[oth][:, None], other_metrics, CLASS_METRICS[FAILED][None, :])
+        layers.append((adj_cls, adj_other))
+    ones = np.ones(row.size)
+    out: list[np.ndarray] = []
+    for classes, other in layers:
+        acc = np.zeros(shape, dtype=np.int64)
+        for c in np.flatnonzero(np.bincount(classes, minlength=N_CLASSES)).tolist():
+            if c == gtc.OTHER or not CLASS_METRICS[c].any():
+                continue
+            at = np.flatnonzero(classes == c)
+            per_group = np.rint(_csr(row[at], col[at], n_rows, mem.shape[0], ones) @ mem).astype(np.int64)
+            acc += per_group[:, :, None] * CLASS_METRICS[c][None, None, :]
+        if other is not None:
+            np.add.at(acc, row[oth], np.rint(mem[col[oth]]).astype(np.int64)[:, :, None] * other[:, None, :])
+        out.append(acc)
+    return out[0], (out[1] if adj else None)
+
+
+def _pieces(rows: pa.Table) -> list[tuple[str, pa.Table, np.ndarray]]:
+    """``genotypes`` rows split into (file_id, rows of one file and one width of at most ~16 MB of codes, their
+    indices in ``rows``)."""
+    out: list[tuple[str, pa.Table, np.ndarray]] = []
+    if not rows.num_rows:
+        return out
+    enc = rows.column("file_id").combine_chunks().dictionary_encode()
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    lens = np.asarray(pc.binary_length(rows.column("gt")).to_numpy(), dtype=np.int64)
+    for code, fid in enumerate(enc.dictionary.to_pylist()):
+        for w in np.unique(lens[codes == code]).tolist():
+            idx = np.flatnonzero((codes == code) & (lens == w))
+            step = max(1, _CHUNK_BYTES // max(1, int(w)))
+            for r0 in range(0, idx.size, step):
+                part = idx[r0:r0 + step]
+                if part[-1] - part[0] + 1 == part.size:
+                    t = rows.slice(int(part[0]), part.size)
+                else:
+                    t = rows.take(pa.array(part))
+                out.append((fid, t, part))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- count
+def count_range(*, contig: str, start: int, end: int, calls: Sequence[str], variants: Sequence[str],
+                institutions: Sequence[str], fill: pa.Table, callable_: pa.Table, adj: bool, groups: pa.Table,
+                file_ids: Sequence[str] | None = None) -> pa.Table:
+    """Counts of one contig range: columns :data:`COUNT_COLUMNS`, one row per site, scope and stratum, sorted by
+    (pos, ref, alt, scope, stratum); ``contig``, ``scope`` and ``stratum`` dictionary-encoded.
+
+    ``groups`` (file_id, sample_id, institution, stratum, column_index) lists each counted person once per stratum
+    they are in; rows of files not in it are ignored, so uncommitted data never counts (``file_ids`` adds files
+    whose sites are listed even though none of their people count). ``fill`` (file_id, institution, mode, stratum,
+    psum, n) lists the files that count sites they do not list, ``callable_`` (file_id, start, end) the callable
+    regions of the contig. Rows: stratum ``all`` (and ``adj:all``) for every site and scope; other strata where at
+    least one person of the scope and stratum counts.
+    """
+    lay = _layout(groups, institutions)
+    fids = sorted(set(lay.files) | set(file_ids or ()))
+    v = _read(variants, ["pos", "ref", "alt", "file_id"], contig, start, end, fids)
+    if not v.num_rows:
+        return _empty()
+    st = _sites(v)
+    n_sites = st.table.num_rows
+    n_g = lay.n_groups
+    site_pos = np.asarray(st.table["pos"].to_numpy(), dtype=np.int64)
+
+    # presence: per file, how many rows list each site, times the file's people per group
+    pres = np.zeros((n_sites, n_g), dtype=np.int64)
+    listed: dict[str, np.ndarray] = {}
+    for code, f in enumerate(st.files):
+        rows_per_site = np.bincount(st.of_row[st.file_codes == code], minlength=n_sites)
+        listed[f] = rows_per_site > 0
+        if f in lay.files:
+            gids, mem = lay.files[f]
+            pres[:, gids] += rows_per_site[:, None] * np.rint(mem.sum(axis=0)).astype(np.int64)[None, :]
+
+    # fill: people of --absent-as-ref / --callable-regions files whose file does not list the site
+    fill_n = np.zeros((n_sites, n_g), dtype=np.int64)
+    fill_p = np.zeros((n_sites, n_g), dtype=np.int64)
+    if fill.num_rows:
+        cb_f = callable_["file_id"].to_pylist()
+        cb_s = np.asarray(callable_["start"].to_numpy(zero_copy_only=False), dtype=np.int64)
+        cb_e = np.asarray(callable_["end"].to_numpy(zero_copy_only=False), dtype=np.int64)
+        absent: dict[str, np.ndarray] = {}
+        for f, inst, mode, stratum, psum, n in zip(*(fill[c].to_pylist() for c in (
+                "file_id", "institution", "mode", "stratum", "psum", "n")), strict=True):
+            if f not in absent:
+                if mode == "ref":
+                    cand = np.ones(n_sites, dtype=bool)
+                else:
+                    mine = np.asarray([x == f for x in cb_f], dtype=bool)
+                    cand = _in_regions(site_pos, cb_s[mine], cb_e[mine])
+                absent[f] = cand & ~listed.get(f, np.zeros(n_sites, dtype=bool))
+            g = lay.group(inst, stratum)
+            fill_n[:, g] += absent[f] * int(n)
+            fill_p[:, g] += absent[f] * int(psum)
+
+    # stored calls
+    cs = np.zeros((n_sites, n_g, len(METRICS)), dtype=np.int64)
+    cs_adj = np.zeros_like(cs) if adj else None
+    live = [f for f in fids if f in lay.files]
+    if calls and live:
+        cols = ["pos", "ref", "alt", "file_id", "gt", "gt_symbols", "other_gt", *(["gq", "dp", "ad_alt"] if adj else [])]
+        rows = _read(calls, cols, contig, start, end, live)
+        site = _site_of(rows, st.table)
+        for f, piece, idx in _pieces(rows):
+            got, got_adj = _stored(piece, lay, f, adj)
+            _add(cs, site[idx], lay.files[f][0], got)
+            if cs_adj is not None and got_adj is not None:
+                _add(cs_adj, site[idx], lay.files[f][0], got_adj)
+    return _assemble(contig, st.table, lay, pres, fill_n, fill_p, cs, cs_adj)
+
+
+def _add(dest: np.ndarray, site: np.ndarray, gids: np.ndarray, part: np.ndarray) -> None:
+    """dest[site, gids] += part, for rows with a site (a site may have several rows)."""
+    keep = site >= 0
+    site, part = site[keep], part[keep]
+    if site.size == np.unique(site).size:
+        dest[site[:, None], gids[None, :]] += part
+    else:
+        np.add.at(dest, (site[:, None], gids[None, :]), part)
+
+
+def _assemble(contig: str, sites: pa.Table, lay: _Layout, pres: np.ndarray, fill_n: np.ndarray,
+              fill_p: np.ndarray, cs: np.ndarray, cs_adj: np.ndarray | None) -> pa.Table:
+    """The output rows from the dense (site, group) arrays: joint sums, row selection, sort order."""
+    n_sites, n_i, n_t = sites.num_rows, len(lay.institutions), len(lay.strata)
+    shape = (n_sites, n_i, n_t)
+    people = (pres + fill_n).reshape(shape)
+    an0 = (2 * pres + fill_p).reshape(shape)
+    layers = [cs] if cs_adj is None else [cs, cs_adj]
+    metric = {m: np.concatenate([c[:, :, j].reshape(shape) for c in layers], axis=2)
+              for j, m in enumerate(METRICS)}
+    n_samples = np.concatenate([people] * len(layers), axis=2)
+    vals = {
+        "ac": metric["ac"],
+        "an": np.concatenate([an0] * len(layers), axis=2) + metric["an_d"],
+        "nhomalt": metric["nhomalt"],
+        "nhemi": metric["nhemi"],
+        "n_called": n_samples - metric["nc_d"],
+    }
+    strata = list(lay.strata) + ([f"adj:{s}" for s in lay.strata] if cs_adj is not None else [])
+    scopes = ["joint", *lay.institutions]
+    s_ord = np.argsort(np.array(scopes, dtype=object), kind="stable")
+    t_ord = np.argsort(np.array(strata, dtype=object), kind="stable")
+
+    def full(a: np.ndarray) -> np.ndarray:  # (sites, scopes, strata) in output order
+        return np.concatenate([a.sum(axis=1, keepdims=True), a], axis=1)[:, s_ord][:, :, t_ord]
+
+    ns = full(n_samples)
+    always = np.array([strata[t] in ("all", "adj:all") for t in t_ord], dtype=bool)
+    keep = (ns > 0) | always[None, None, :]
+    hit = np.flatnonzero(keep.ravel())
+    per_site = len(scopes) * len(strata)
+    site = hit // per_site
+    sc = (hit // len(strata)) % len(scopes)
+    tt = hit % len(strata)
+    take = pa.array(site)
+    n = hit.size
+    data: dict[str, pa.Array] = {
+        "contig": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([contig], _STR)),
+        "pos": sites["pos"].take(take).combine_chunks(),
+        "ref": sites["ref"].take(take).combine_chunks(),
+        "alt": sites["alt"].take(take).combine_chunks(),
+        "scope": pa.DictionaryArray.from_arrays(pa.array(sc.astype(np.int32)),
+                                                pa.array([scopes[i] for i in s_ord], _STR)),
+        "stratum": pa.DictionaryArray.from_arrays(pa.array(tt.astype(np.int32)),
+                                                  pa.array([strata[i] for i in t_ord], _STR)),
+    }
+    for name in ("ac", "an", "nhomalt", "nhemi", "n_called"):
+        data[name] = pa.array(full(vals[name]).ravel()[hit], _I64)
+    return pa.table(data)
+
+
+def _empty() -> pa.Table:
+    types = {"pos": pa.int32(), "contig": _STR, "ref": _STR, "alt": _STR, "scope": _STR, "stratum": _STR}
+    return pa.table({c: pa.array([], types.get(c, _I64)) for c in COUNT_COLUMNS})
+
+
+def task_counts(task: Any, groups: pa.Table, *, file_ids: Sequence[str] | None = None) -> pa.Table:
+    """:func:`count_range` of a :class:`genolake.compute.frequencies.PartTask`."""
+    return count_range(contig=task.contig, start=task.start, end=task.end, calls=task.calls,
+                       variants=task.variants, institutions=task.institutions, fill=task.fill,
+                       callable_=task.callable, adj=task.adj, groups=groups, file_ids=file_ids)
