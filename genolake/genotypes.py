@@ -273,13 +273,14 @@ def stored_calls_fixed(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 @dataclass
 class NonzeroPairs:
-    """The nonzero bytes of ``genotypes`` rows of one width and one alphabet: byte ``pair[i]`` of row ``row[i]``
-    holds sample ``2 * pair[i]`` with symbol ``high[i]`` and sample ``2 * pair[i] + 1`` with symbol ``low[i]``
-    (either may be 0, the implied 0/0); symbol s stands for code ``lut[s]``."""
+    """The nonzero bytes of ``genotypes`` rows of one width and one alphabet, row-major: row r has the entries
+    ``starts[r]:starts[r + 1]``; byte ``pair[i]`` of its row holds sample ``2 * pair[i]`` with symbol ``high[i]``
+    and sample ``2 * pair[i] + 1`` with symbol ``low[i]`` (either may be 0, the implied 0/0); symbol s stands for
+    code ``lut[s]``."""
 
     lut: np.ndarray  # (16,) symbol -> code
     width: int  # bytes per row
-    row: np.ndarray  # int32
+    starts: np.ndarray  # (rows + 1,) int64
     pair: np.ndarray  # int32
     high: np.ndarray
     low: np.ndarray
@@ -307,9 +308,9 @@ def nonzero_pairs(rows: pa.Table) -> NonzeroPairs | None:
     raw = data[int(offsets[0]):int(offsets[-1])]
     at = np.flatnonzero(raw != 0)
     byte = raw[at]
-    row = at // width
-    pair = at - row * width
-    return NonzeroPairs(lut, width, row.astype(np.int32), pair.astype(np.int32), byte >> 4, byte & 15)
+    starts = np.searchsorted(at, np.arange(n + 1, dtype=np.int64) * width)
+    pair = (at % width).astype(np.int32)
+    return NonzeroPairs(lut, width, starts, pair, byte >> 4, byte & 15)
 
 
 def flat_values(col: pa.Array | pa.ChunkedArray, counts: np.ndarray) -> pa.Array:

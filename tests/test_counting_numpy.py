@@ -50,7 +50,8 @@ def test_fast_readers_equal_stored_calls(seed: int, rows: int, samples: int, oth
     pairs = gtc.nonzero_pairs(t)
     assert pairs is not None
     calls = set()
-    for r, p, hi, lo in zip(pairs.row, pairs.pair, pairs.high, pairs.low, strict=True):
+    row = np.repeat(np.arange(rows), np.diff(pairs.starts))
+    for r, p, hi, lo in zip(row, pairs.pair, pairs.high, pairs.low, strict=True):
         for half, sym in ((0, hi), (1, lo)):
             if sym:
                 calls.add((int(r), 2 * int(p) + half, int(pairs.lut[sym])))

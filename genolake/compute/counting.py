@@ -233,6 +233,8 @@ def _csr(row: np.ndarray, col: np.ndarray, n_rows: int, n_cols: int, ones: np.nd
 def _stored(rows: pa.Table, lay: _Layout, fid: str, adj: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Per row of ``rows`` (rows of file ``fid``, all one width), the stored calls' sums per group of the file
     (:data:`METRICS`): an (n_rows, groups, metrics) array, and the same for adj (or None)."""
+    from scipy.sparse import csr_matrix
+
     from genolake import genotypes as gtc
 
     gids, mem = lay.files[fid]
@@ -246,7 +248,7 @@ def _stored(rows: pa.Table, lay: _Layout, fid: str, adj: bool) -> tuple[np.ndarr
         if n_cols > mem.shape[0]:  # samples nobody counts (withdrawn, dropped): no membership
             mem = np.concatenate([mem, np.zeros((n_cols - mem.shape[0], mem.shape[1]))])
         halves = ((pairs.high, mem[0::2]), (pairs.low, mem[1::2]))
-        ones = np.ones(pairs.row.size)
+        ones = np.ones(pairs.pair.size)
         acc = np.zeros(shape, dtype=np.int64)
         for s in range(1, 16):
             code = int(pairs.lut[s])
@@ -255,8 +257,10 @@ def _stored(rows: pa.Table, lay: _Layout, fid: str, adj: bool) -> tuple[np.ndarr
             per_group = np.zeros((n_rows, gids.size))
             for sym, half_mem in halves:
                 at = np.flatnonzero(sym == s)
-                if at.size:
-                    per_group += _csr(pairs.row[at], pairs.pair[at], n_rows, pairs.width, ones) @ half_mem
+                if at.size:  # the entries of symbol s, still row-major: each row's run is found by bisection
+                    x = csr_matrix((ones[:at.size], pairs.pair[at], np.searchsorted(at, pairs.starts)),
+                                   shape=(n_rows, pairs.width))
+                    per_group += x @ half_mem
             acc += np.rint(per_group).astype(np.int64)[:, :, None] * CLASS_METRICS[code][None, None, :]
         return acc, None
     return _stored_calls(rows, gids, mem, adj)
