@@ -87,8 +87,9 @@ def aggregate(
         Address of an existing Dask scheduler (``tcp://host:8786``); workers must see the lake's path. This is
         where a cluster pays: more cores than this machine has.
     partition_rows
-        About how many genotypes (sites x samples) one task reads (default 32 million); contigs are split into position ranges
-        of that size, and into at least two tasks per worker when the lake has more than 200,000 genotypes.
+        About how many genotypes (sites x samples) one task reads (default 32 million); contigs are split into
+        position ranges of that size, and into at least four tasks per worker or thread (so that tasks of unequal
+        size still end together) when the lake has more than 200,000 genotypes.
     dedupe
         Count each person found in several copies (:func:`genolake.samples.duplicates.find_duplicates`, pairs
         of kinship > 0.354, joined transitively) once: the copy of the institution ingested first is kept

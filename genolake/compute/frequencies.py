@@ -8,12 +8,14 @@ The job:
 1. **plan** (driver): committed files, samples and their strata (``--by`` phenotype columns), the files that count
    sites absent from them (``--absent-as-ref`` / ``--callable-regions``) with their samples' ploidy per contig, and
    position ranges of each contig sized from the Parquet row-group statistics of ``calls``;
-2. **count** (one task per contig range, on a Dask worker or in process): DuckDB reads the ``variants`` and
-   ``calls`` Parquet files of the contig (row groups outside the range are skipped by their ``pos`` statistics) and
-   counts AC, AN, nhomalt, nhemi and n_called per site, institution and stratum with the lake's counting rule
-   (:mod:`genolake.query.counts`); joint counts are the sums over institutions. A range holds whole sites, so its
+2. **count** (one task per contig range, on a thread of this process or on a Dask worker):
+   :mod:`genolake.compute.counting` reads the ``variants`` and ``genotypes`` rows of the range (row groups
+   outside it are skipped by their ``pos`` statistics) and counts AC, AN, nhomalt, nhemi and n_called per site,
+   institution and stratum in numpy with the lake's counting rule (the stored calls by sparse products with each
+   file's membership matrix); joint counts are the sums over institutions. A range holds whole sites, so its
    counts are complete, and the derived columns (AF, faf95, grpmax, het_p) are computed last from the integer
-   counts, never by averaging frequencies. The task writes its Parquet part into the job's staging folder;
+   counts (:func:`derive`), never by averaging frequencies. The task writes its Parquet part into the job's
+   staging folder;
 3. **commit** (driver, under the lake lock; :mod:`genolake.compute.aggregate`): one Delta commit that removes
    every previous ``allele_frequencies`` file and adds the new parts.
 
@@ -317,7 +319,7 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     stats = {c: _row_groups(calls_by.get(c, [])) for c in contigs}
     total = sum(r for g in stats.values() for _a, _b, r in g)
     target_rows = target_rows or _TARGET_ROWS
-    desired = max(math.ceil(total / target_rows), 2 * n_workers if total > 200_000 and n_workers > 1 else 1)
+    desired = max(math.ceil(total / target_rows), 4 * n_workers if total > 200_000 and n_workers > 1 else 1)
 
     k = 0
     for contig in contigs:
