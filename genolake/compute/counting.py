@@ -247,6 +247,7 @@ def _stored(rows: pa.Table, lay: _Layout, fid: str, adj: bool) -> tuple[np.ndarr
         n_cols = 2 * pairs.width
         if n_cols > mem.shape[0]:  # samples nobody counts (withdrawn, dropped): no membership
             mem = np.concatenate([mem, np.zeros((n_cols - mem.shape[0], mem.shape[1]))])
+        mem = mem[:n_cols]
         halves = ((pairs.high, mem[0::2]), (pairs.low, mem[1::2]))
         ones = np.ones(pairs.pair.size)
         acc = np.zeros(shape, dtype=np.int64)
