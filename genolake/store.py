@@ -62,10 +62,13 @@ PARQUET_OPTIONS: dict[str, Any] = {
 # and are small next to `calls`: smaller groups make a point read 2-3x cheaper for a few percent of size.
 SMALL_ROW_GROUPS = 4096
 DELTA_COLUMNS = ("pos", "orig_pos")
-# zstd levels of `genotypes` (docs/STORAGE.md, "Writer options, 2026-11-30"). The codes: level 14 is 14% smaller
-# than level 6 for about 40 ns more per genotype at write (a page of <= 256 KB gets zstd's small-input search
-# parameters); reading is no slower. The FORMAT lists are dictionary-encoded, where the level matters little.
+# zstd levels of `genotypes` (docs/STORAGE.md, "Writer options, 2026-11-30"). The codes of a file without FORMAT
+# values (GT only), where they are ~80% of the lake: level 14, 14% smaller than level 6 for ~45 ns more CPU per
+# genotype at write (zstd's optimal parsing; a page of <= 256 KB gets its small-input parameters); reading is
+# no slower. With GQ/DP/AD the codes are ~10% of the lake: the same CPU would buy 1.4%, so level 6 is kept.
+# The FORMAT lists are dictionary-encoded, where the level matters little.
 GT_ZSTD_LEVEL = 14
+GT_ZSTD_LEVEL_WITH_FORMAT = 6
 FORMAT_LISTS = ("gq", "dp", "ad_ref", "ad_alt")
 FORMAT_ZSTD_LEVEL = 3
 # `genotypes` columns with min/max statistics: the keys readers select files and row groups by (point reads
@@ -273,9 +276,12 @@ def write_parquet(table: Table, data: pa.Table, path: Path, *, row_group_size: i
     data = data.cast(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    # a `genotypes` row holds two samples per byte of `gt`
-    n_samples = 2 * len(data.column("gt")[0].as_py()) if table.name == "genotypes" and data.num_rows else 1
-    opts = parquet_options(table, data.schema, row_group_size=row_group_size, n_samples=n_samples)
+    n_samples, format_values = 1, True
+    if table.name == "genotypes" and data.num_rows:
+        n_samples = 2 * len(data.column("gt")[0].as_py())  # two samples per byte of `gt`
+        format_values = any(data.column(c).null_count < data.num_rows for c in FORMAT_LISTS)
+    opts = parquet_options(table, data.schema, row_group_size=row_group_size, n_samples=n_samples,
+                           format_values=format_values)
     pq.write_table(data, tmp, **opts)
     os.replace(tmp, path)
 
@@ -292,10 +298,11 @@ def _leaves(field: pa.Field) -> list[str]:
 
 
 def parquet_options(table: Table, schema: pa.Schema, *, row_group_size: int | None = None,
-                    n_samples: int = 1) -> dict[str, Any]:
+                    n_samples: int = 1, format_values: bool = True) -> dict[str, Any]:
     """The ``pyarrow.parquet.write_table`` options of one data file of ``table`` (docs/STORAGE.md).
 
-    ``n_samples``: samples of a `genotypes` file (its row groups are sized in genotypes).
+    ``n_samples``: samples of a `genotypes` file (its row groups are sized in genotypes); ``format_values``:
+    whether the file stores any GQ/DP/AD value (the zstd level of its codes depends on it).
     """
     opts: dict[str, Any] = {**PARQUET_OPTIONS, "row_group_size": row_group_size or SMALL_ROW_GROUPS}
     leaves = {f.name: _leaves(f) for f in schema}
@@ -310,7 +317,8 @@ def parquet_options(table: Table, schema: pa.Schema, *, row_group_size: int | No
         # depths and qualities), no statistics (no reader prunes on them).
         opts["column_encoding"]["gt"] = "DELTA_LENGTH_BYTE_ARRAY"
         opts["write_statistics"] = [p for c, paths in leaves.items() if c in GENOTYPES_STATISTICS for p in paths]
-        opts["compression_level"] = {p: GT_ZSTD_LEVEL if c == "gt" else FORMAT_ZSTD_LEVEL if c in FORMAT_LISTS
+        gt_level = GT_ZSTD_LEVEL_WITH_FORMAT if format_values else GT_ZSTD_LEVEL
+        opts["compression_level"] = {p: gt_level if c == "gt" else FORMAT_ZSTD_LEVEL if c in FORMAT_LISTS
                                      else PARQUET_OPTIONS["compression_level"] for c, paths in leaves.items()
                                      for p in paths}
         if row_group_size is None:

@@ -6,12 +6,15 @@ is silently ignored, which left the FORMAT lists PLAIN), and what each reader re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from query_fixtures import *  # noqa: F403 - the sample_lake fixture
 from query_fixtures import SampleLake
 
+from genolake import store
 from genolake.schema import ANNOTATIONS, GENOTYPES, TABLES, VARIANTS
 from genolake.store import FORMAT_LISTS, GENOTYPES_STATISTICS, parquet_options, write_parquet
 
@@ -76,3 +79,27 @@ def test_variants_and_annotations_keep_their_options(sample_lake: SampleLake, tm
     opts = parquet_options(ANNOTATIONS, ANNOTATIONS.arrow_schema)
     assert {f"{c}.list.element" for c in lists} <= set(opts["use_dictionary"])
     assert "pos" not in opts["use_dictionary"]
+
+
+def test_gt_level_depends_on_format_values(sample_lake: SampleLake, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The codes of a GT-only file get the higher zstd level; a file with any GQ/DP/AD value keeps the lower one."""
+    seen: list[int] = []
+    real = store.parquet_options
+
+    def spy(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        opts = real(*args, **kwargs)
+        seen.append(opts["compression_level"]["gt"])
+        return opts
+
+    monkeypatch.setattr(store, "parquet_options", spy)
+    data = _stored(sample_lake.path, "genotypes")
+    write_parquet(GENOTYPES, data, tmp_path / "with.parquet")
+    only_gt = data
+    for name in FORMAT_LISTS:
+        i = only_gt.schema.get_field_index(name)
+        only_gt = only_gt.set_column(i, only_gt.schema.field(i), pa.nulls(data.num_rows, data.schema.field(i).type))
+    write_parquet(GENOTYPES, only_gt, tmp_path / "gt.parquet")
+    assert seen == [store.GT_ZSTD_LEVEL_WITH_FORMAT, store.GT_ZSTD_LEVEL]
+    assert store.GT_ZSTD_LEVEL > store.GT_ZSTD_LEVEL_WITH_FORMAT
+    assert pq.read_table(tmp_path / "gt.parquet").equals(only_gt.select(GENOTYPES.names))
