@@ -276,12 +276,11 @@ def write_parquet(table: Table, data: pa.Table, path: Path, *, row_group_size: i
     data = data.cast(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    n_samples, format_values = 1, True
+    n_samples = 1
     if table.name == "genotypes" and data.num_rows:
         n_samples = 2 * len(data.column("gt")[0].as_py())  # two samples per byte of `gt`
-        format_values = any(data.column(c).null_count < data.num_rows for c in FORMAT_LISTS)
-    opts = parquet_options(table, data.schema, row_group_size=row_group_size, n_samples=n_samples,
-                           format_values=format_values)
+    null = frozenset(c for c in data.column_names if data.num_rows and data.column(c).null_count == data.num_rows)
+    opts = parquet_options(table, data.schema, row_group_size=row_group_size, n_samples=n_samples, null_columns=null)
     pq.write_table(data, tmp, **opts)
     os.replace(tmp, path)
 
@@ -298,18 +297,21 @@ def _leaves(field: pa.Field) -> list[str]:
 
 
 def parquet_options(table: Table, schema: pa.Schema, *, row_group_size: int | None = None,
-                    n_samples: int = 1, format_values: bool = True) -> dict[str, Any]:
+                    n_samples: int = 1, null_columns: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The ``pyarrow.parquet.write_table`` options of one data file of ``table`` (docs/STORAGE.md).
 
-    ``n_samples``: samples of a `genotypes` file (its row groups are sized in genotypes); ``format_values``:
-    whether the file stores any GQ/DP/AD value (the zstd level of its codes depends on it).
+    ``n_samples``: samples of a `genotypes` file (its row groups are sized in genotypes); ``null_columns``:
+    columns with no value in the file (no dictionary: an empty dictionary page per row group is pure
+    overhead; a `genotypes` file whose FORMAT lists are all null gets the GT-only zstd level for its codes).
     """
     opts: dict[str, Any] = {**PARQUET_OPTIONS, "row_group_size": row_group_size or SMALL_ROW_GROUPS}
     leaves = {f.name: _leaves(f) for f in schema}
     # sorted positions are delta-encoded (a dictionary of distinct positions costs 4x more: docs/STORAGE.md)
     delta = [c for c in DELTA_COLUMNS if c in leaves]
+    if delta or null_columns:
+        opts["use_dictionary"] = [p for c, paths in leaves.items() if c not in delta and c != "gt"
+                                  and c not in null_columns for p in paths]
     if delta:
-        opts["use_dictionary"] = [p for c, paths in leaves.items() if c not in delta and c != "gt" for p in paths]
         opts["column_encoding"] = {c: "DELTA_BINARY_PACKED" for c in delta}
     if table.name == "genotypes":
         # the codes: no dictionary, no length prefix between rows, no min/max statistics (a row is hundreds of
@@ -317,6 +319,7 @@ def parquet_options(table: Table, schema: pa.Schema, *, row_group_size: int | No
         # depths and qualities), no statistics (no reader prunes on them).
         opts["column_encoding"]["gt"] = "DELTA_LENGTH_BYTE_ARRAY"
         opts["write_statistics"] = [p for c, paths in leaves.items() if c in GENOTYPES_STATISTICS for p in paths]
+        format_values = any(c in leaves and c not in null_columns for c in FORMAT_LISTS)
         gt_level = GT_ZSTD_LEVEL_WITH_FORMAT if format_values else GT_ZSTD_LEVEL
         opts["compression_level"] = {p: gt_level if c == "gt" else FORMAT_ZSTD_LEVEL if c in FORMAT_LISTS
                                      else PARQUET_OPTIONS["compression_level"] for c, paths in leaves.items()

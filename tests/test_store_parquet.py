@@ -103,3 +103,7 @@ def test_gt_level_depends_on_format_values(sample_lake: SampleLake, tmp_path: Pa
     assert seen == [store.GT_ZSTD_LEVEL_WITH_FORMAT, store.GT_ZSTD_LEVEL]
     assert store.GT_ZSTD_LEVEL > store.GT_ZSTD_LEVEL_WITH_FORMAT
     assert pq.read_table(tmp_path / "gt.parquet").equals(only_gt.select(GENOTYPES.names))
+    # a column without a value in the file gets no (empty) dictionary page
+    chunks = _chunks(tmp_path / "gt.parquet")
+    assert not any(chunks[f"{name}.list.element"].has_dictionary_page for name in FORMAT_LISTS)
+    assert chunks["ref"].has_dictionary_page
