@@ -95,6 +95,10 @@ def test_reads_over_files_with_constants_and_file_ids(tmp_path: Path) -> None:
                 if r["pos"] == pos and r["ref"] == "C"]
         assert list(zip(*(got.column(c).to_pylist() for c in got.column_names), strict=True)) == want
         assert got.schema.field("pos").type == pa.int32() and got.schema.field("institution").type == pa.string()
+    # a range of positions (end=): the rows of every position in it, file by file in file order
+    got = reader.read(paths, 120, ["pos", "sample_id"], end=140, file_ids={"f1"})
+    want = [(r["pos"], r["sample_id"]) for r in t.to_pylist() if 120 <= r["pos"] <= 140]
+    assert list(zip(got.column("pos").to_pylist(), got.column("sample_id").to_pylist(), strict=True)) == want
 
 
 def test_views_are_made_when_a_query_names_them(sample_lake: SampleLake) -> None:

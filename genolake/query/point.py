@@ -56,6 +56,22 @@ class _FileIndex:
     lo: np.ndarray  # per row group: min and max of `pos`
     hi: np.ndarray
     columns: frozenset[str]
+    starts: np.ndarray  # per row group: its first row in the file
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One decode: a row group (``key[2]`` >= 0) or a whole file (-1); ``cols`` to decode and cache,
+    ``passing`` (transient) columns to decode for this read only, ``have`` what is cached (or, with ``cache``
+    False, a slice of the cached whole file that the passing columns are added to)."""
+
+    path: str
+    key: tuple[Any, ...]
+    idx: _FileIndex
+    cols: list[str]
+    passing: list[str]
+    have: _Group | None
+    cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -144,7 +160,10 @@ class PointReader:
                 if st is None or not st.has_min_max:
                     raise PointReadUnavailable(f"{path}: row group {g} has no pos statistics")
                 lo[g], hi[g] = int(st.min), int(st.max)
-            got = _FileIndex(md, lo, hi, frozenset(names))
+            starts = np.zeros(md.num_row_groups, dtype=np.int64)
+            if md.num_row_groups > 1:
+                np.cumsum([md.row_group(g).num_rows for g in range(md.num_row_groups - 1)], out=starts[1:])
+            got = _FileIndex(md, lo, hi, frozenset(names), starts)
             self._index[key] = got
         return got, size
 
@@ -168,8 +187,9 @@ class PointReader:
     def read(self, paths: Sequence[str], pos: int, columns: Sequence[str], *,
              equal: dict[str, Any] | None = None, file_ids: Iterable[str] | None = None,
              schema: pa.Schema | None = None, constants: dict[str, dict[str, str]] | None = None,
-             transient: Iterable[str] = (), fixed: dict[str, Any] | None = None) -> pa.Table:
-        """Rows with ``pos`` equal to ``pos`` (and every ``equal`` and ``fixed`` column equal to its value) from
+             transient: Iterable[str] = (), fixed: dict[str, Any] | None = None,
+             end: int | None = None) -> pa.Table:
+        """Rows with ``pos`` equal to ``pos`` (with ``end``: ``pos`` <= pos <= ``end``, in file order; and every ``equal`` and ``fixed`` column equal to its value) from
         ``paths``, only ``columns`` (in that order). With ``file_ids``, only rows whose ``file_id`` is one of
         them (rows of an uncommitted write are never returned). ``schema`` types the empty result when no row
         matches. ``constants`` gives, per path, string columns whose value is known for the whole file (such as
@@ -183,13 +203,13 @@ class PointReader:
         (read-ahead: random point queries over a contig then find every row in memory); a larger file is
         decoded one row group at a time."""
         equal = equal or {}
+        last = pos if end is None else end
         fixed = dict(fixed or {})
         fkey = tuple(sorted(fixed.items()))
         once = frozenset(transient)
         need = list(dict.fromkeys(["pos", *equal, *columns, *(["file_id"] if file_ids is not None else [])]))
         constants = constants or {}
-        # (path, cache key, file index, cached columns to decode, transient columns, entry as cached)
-        todo: list[tuple[str, tuple[Any, ...], _FileIndex, list[str], list[str], _Group | None]] = []
+        todo: list[_Job] = []
         for path in paths:
             idx, size = self._file(path)
             missing = [c for c in [*need, *fixed] if c not in idx.columns]
@@ -201,75 +221,97 @@ class PointReader:
             passing = [c for c in stored if c in once]
             whole_key = (path, size, -1, fkey)
             have = self._cache.get(whole_key)
+            groups = np.flatnonzero((idx.lo <= last) & (idx.hi >= pos)).tolist()
             if not passing and (have is not None or self._whole_fits(idx, [*kept, *fixed, "pos"])):
                 todo.append(_job(path, whole_key, idx, kept, [], have))
-                continue
-            for g in np.flatnonzero((idx.lo <= pos) & (idx.hi >= pos)).tolist():
-                key = (path, size, g, fkey)
-                todo.append(_job(path, key, idx, kept, passing, self._cache.get(key)))
-
-        def decode(item: tuple[str, tuple[Any, ...], _FileIndex, list[str], list[str], _Group | None]) -> _Group:
-            path, key, idx, cols, passing, have = item
-            if have is not None:  # transient columns already cached (asked for earlier as ordinary ones)
-                passing = [c for c in passing if c not in have.names]
-                if not cols and not passing:
-                    return have
-            union = list(dict.fromkeys([*(have.table.column_names if have is not None else []), *cols]))
-            pf = pq.ParquetFile(path, metadata=idx.metadata)
-            names = list(dict.fromkeys(["pos", *union, *fixed, *passing]))
-            if key[2] < 0:
-                t = pf.read(columns=names, use_threads=False)
+            elif passing and have is not None and not fixed and set(kept) <= have.names:
+                for g in groups:  # the cached whole file's rows of the group, plus its transient columns
+                    lo, n = int(idx.starts[g]), idx.metadata.row_group(g).num_rows
+                    part = _Group(have.pos[lo:lo + n], have.table.slice(lo, n), have.names, have.ordered)
+                    todo.append(_Job(path, (path, size, g, fkey), idx, [], passing, part, cache=False))
             else:
-                t = pf.read_row_group(key[2], columns=names, use_threads=False)
-            if fixed:
-                import pyarrow.compute as pc
+                for g in groups:
+                    key = (path, size, g, fkey)
+                    todo.append(_job(path, key, idx, kept, passing, self._cache.get(key)))
 
-                mask = None
-                for name, value in fixed.items():
-                    m = pc.equal(t.column(name), pa.scalar(value, t.schema.field(name).type))
-                    mask = m if mask is None else pc.and_(mask, m)
-                t = t.filter(mask)
-            p = numpy_values(t.column("pos"))
-            ordered = bool(p.size < 2 or np.all(p[1:] >= p[:-1]))  # files are sorted by pos: binary search
-            grp = _Group(p, t.select(union), frozenset(union), ordered)
-            if cols or have is None:
-                self._cache.put(key, grp)
+        def decode(job: _Job) -> _Group:
+            path, key, idx, cols, have = job.path, job.key, job.idx, job.cols, job.have
+            passing = [c for c in job.passing if have is None or c not in have.names]
+            if have is not None and not cols and not passing:
+                return have
+            pf = pq.ParquetFile(path, metadata=idx.metadata)
+
+            def read(names: list[str]) -> pa.Table:
+                if key[2] < 0:
+                    t = pf.read(columns=names, use_threads=False)
+                else:
+                    t = pf.read_row_group(key[2], columns=names, use_threads=False)
+                if fixed:
+                    import pyarrow.compute as pc
+
+                    mask = None
+                    for name, value in fixed.items():
+                        m = pc.equal(t.column(name), pa.scalar(value, t.schema.field(name).type))
+                        mask = m if mask is None else pc.and_(mask, m)
+                    t = t.filter(mask)
+                return t
+
+            if have is not None:  # the same rows as cached: decode only the columns it lacks
+                t = read(list(dict.fromkeys([*cols, *passing, *fixed])))
+                table = have.table
+                for name in cols:
+                    table = table.append_column(name, t.column(name).combine_chunks())
+                grp = _Group(have.pos, table, frozenset(table.column_names), have.ordered)
+                if cols and job.cache:
+                    self._cache.put(key, grp)
+            else:
+                t = read(list(dict.fromkeys(["pos", *cols, *fixed, *passing])))
+                p = numpy_values(t.column("pos"))
+                ordered = bool(p.size < 2 or np.all(p[1:] >= p[:-1]))  # files are sorted by pos: binary search
+                # one chunk per column: a slice of a whole file's table need not walk a chunk per row group
+                grp = _Group(p, t.select(cols).combine_chunks(), frozenset(cols), ordered)
+                if job.cache:
+                    self._cache.put(key, grp)
             if not passing:
                 return grp
             table = grp.table  # this read's view: the cached columns and the transient ones
             for name in passing:
                 table = table.append_column(name, t.column(name))
-            return _Group(grp.pos, table, frozenset(table.column_names), ordered)
+            return _Group(grp.pos, table, frozenset(table.column_names), grp.ordered)
 
         # pyarrow decodes without the GIL: the files of the institutions are read side by side
-        reads = sum(1 for w in todo if w[5] is None or w[3] or w[4])
-        groups = list(self._pool().map(decode, todo)) if reads > 1 else [decode(w) for w in todo]
-        return _collect(todo, groups, pos, need, columns, equal, constants, file_ids, schema)
+        reads = sum(1 for w in todo if w.have is None or w.cols or w.passing)
+        groups_read = list(self._pool().map(decode, todo)) if reads > 1 else [decode(w) for w in todo]
+        return _collect(todo, groups_read, pos, last, need, columns, equal, constants, file_ids, schema)
 
 
-def _collect(todo: Sequence[tuple[Any, ...]], groups: Sequence[_Group], pos: int, need: list[str],
+def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int, need: list[str],
              columns: Sequence[str], equal: dict[str, Any], constants: dict[str, dict[str, str]],
              file_ids: Iterable[str] | None, schema: pa.Schema | None) -> pa.Table:
-    """The rows at ``pos`` of the decoded groups that pass ``equal`` (and ``file_ids``), ``columns`` only:
+    """The rows at ``pos``..``last`` of the decoded groups that pass ``equal`` (and ``file_ids``), ``columns`` only:
     each column is built once from the groups' slices (zero-copy where every row of a slice is kept)."""
     out = list(columns)
     wanted = set(file_ids) if file_ids is not None else None
     chunks: dict[str, list[pa.Array]] = {c: [] for c in out}
     pos_type: pa.DataType | None = None
-    for (path, *_rest), grp in zip(todo, groups, strict=True):
+    for job, grp in zip(todo, groups, strict=True):
+        path = job.path
         if grp.ordered:
-            lo = int(np.searchsorted(grp.pos, pos, "left"))
-            n = int(np.searchsorted(grp.pos, pos, "right")) - lo
-            if not n:
+            # a Python int key makes numpy convert the whole array (35 us): keys of the array's type
+            lo = int(grp.pos.searchsorted(grp.pos.dtype.type(pos), "left"))
+            n = int(grp.pos.searchsorted(grp.pos.dtype.type(last), "right")) - lo
+            if n <= 0:
                 continue
             rows = grp.table.slice(lo, n)
+            at = grp.pos[lo:lo + n]
         else:
-            hit = np.flatnonzero(grp.pos == pos)
+            hit = np.flatnonzero((grp.pos >= pos) & (grp.pos <= last))
             if not hit.size:
                 continue
             lo, n = int(hit[0]), int(hit.size)
             # a run of rows; or rows spread over the group (a table not sorted by pos alone)
             rows = grp.table.slice(lo, n) if int(hit[-1]) - lo + 1 == n else grp.table.take(pa.array(hit))
+            at = grp.pos[hit]
         const = constants.get(path, {})
         keep: list[int] | None = None
         if equal or wanted is not None:
@@ -286,7 +328,7 @@ def _collect(todo: Sequence[tuple[Any, ...]], groups: Sequence[_Group], pos: int
         pos_type = pa.from_numpy_dtype(grp.pos.dtype)
         for c in out:
             if c == "pos":
-                chunks[c].append(pa.array(np.full(m, pos, grp.pos.dtype)))
+                chunks[c].append(pa.array(at if keep is None else at[keep]))
             elif c in const:
                 chunks[c].append(pa.array([const[c]] * m, pa.string()))
             else:
@@ -309,10 +351,10 @@ def _collect(todo: Sequence[tuple[Any, ...]], groups: Sequence[_Group], pos: int
 
 
 def _job(path: str, key: tuple[Any, ...], idx: _FileIndex, kept: list[str], passing: list[str],
-         have: _Group | None) -> tuple[str, tuple[Any, ...], _FileIndex, list[str], list[str], _Group | None]:
+         have: _Group | None) -> _Job:
     """A decode job: the cached columns still to decode (all of them when nothing is cached)."""
     cols = kept if have is None else [c for c in kept if c not in have.names]
-    return path, key, idx, cols, passing, have
+    return _Job(path, key, idx, cols, passing, have)
 
 
 def rows(table: pa.Table) -> list[tuple[Any, ...]]:
