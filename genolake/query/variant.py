@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from genolake.errors import UserInputError
@@ -253,6 +254,9 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
                          columns=["file_id", "gt", "gt_symbols", "other_gt"])
         from genolake.genotypes import call_values
 
+        if not rows.num_rows:  # only files counting the absent site: no stored call
+            none = np.zeros(0, np.int64)
+            return count_breakdown(eng, idx, key.contig, present, fill, none, none, none, none)
         calls = call_values(rows)
         found = idx.rows_at(rows.column("file_id").to_pylist(), calls.row, calls.col)
         return count_breakdown(eng, idx, key.contig, present, fill, found, calls.ploidy, calls.called,
