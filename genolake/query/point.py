@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ class _FileIndex:
     hi: np.ndarray
     columns: frozenset[str]
     starts: np.ndarray  # per row group: its first row in the file
+    sizes: dict[str, int] = field(default_factory=dict)  # column -> uncompressed bytes (filled on first use)
 
 
 @dataclass(frozen=True)
@@ -174,15 +175,15 @@ class PointReader:
         if limit <= 0:
             return False
         md = idx.metadata
-        want = set(columns)
-        leaves = [i for i in range(md.num_columns) if md.schema.column(i).path.split(".")[0] in want]
-        est = md.num_rows * 8 * max(1, len(want))
-        for g in range(md.num_row_groups):
-            rg = md.row_group(g)
-            est += sum(rg.column(i).total_uncompressed_size for i in leaves)
-            if est > limit:
-                return False
-        return True
+        want = frozenset(columns)
+        sizes = idx.sizes
+        if not sizes:  # per top-level column: uncompressed bytes over the row groups (once per file)
+            for i in range(md.num_columns):
+                name = md.schema.column(i).path.split(".")[0]
+                sizes[name] = sizes.get(name, 0) + sum(md.row_group(g).column(i).total_uncompressed_size
+                                                       for g in range(md.num_row_groups))
+        est = md.num_rows * 8 * max(1, len(want)) + sum(sizes.get(c, 0) for c in want)
+        return est <= limit
 
     def read(self, paths: Sequence[str], pos: int, columns: Sequence[str], *,
              equal: dict[str, Any] | None = None, file_ids: Iterable[str] | None = None,
