@@ -34,11 +34,12 @@ from functools import partial
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from genolake.duck import connect
 from genolake.errors import UserInputError
-from genolake.genotypes import CALL_COLUMNS, calls_sql, expand, pseudonyms_by_file
+from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, call_values, calls_sql, expand, pseudonyms_by_file
 from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
 from genolake.store import LakeStore, committed_after, hive_quote
 
@@ -599,6 +600,33 @@ class Engine:
         rows = self.point("genotypes", contig=contig, pos=pos, columns=need, equal=equal)
         return expand(rows, self.file_pseudonyms, columns, carriers_only=carriers_only)
 
+    def point_carriers(self, contig: str, pos: int, columns: list[str],
+                       equal: dict[str, Any] | None = None) -> pa.Table:
+        """The stored calls holding the alt (alt_count > 0) at one position, ``columns`` of the ``calls`` view.
+
+        The codes are read first; the FORMAT lists (megabytes per row group, decoded for this query only) are
+        read only from the files whose row there has a carrier: a rare allele is carried in one institution."""
+        if not self.point_reads:
+            return self._point_calls(contig, pos, columns, equal, carriers_only=True)
+        base: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
+        base += ["file_id", "gt", "gt_symbols", "other_gt"]
+        fmt = [c for c in FORMAT_FIELDS if c in columns]
+        rows = self._point_arrow("genotypes", contig, pos, base, equal)
+        if rows is None:
+            return self._point_calls(contig, pos, columns, equal, carriers_only=True)
+        if rows.num_rows:
+            calls = call_values(rows)
+            held = np.unique(calls.row[calls.alt_count > 0])
+            fids = rows.column("file_id").take(pa.array(held)).to_pylist()
+            if fmt and fids:
+                got = self._point_arrow("genotypes", contig, pos, base + fmt, equal, only_files=set(fids))
+                if got is None:
+                    return self._point_calls(contig, pos, columns, equal, carriers_only=True)
+                rows = got
+            else:
+                rows = rows.take(pa.array(held, pa.int64()))
+        return expand(rows, self.file_pseudonyms, columns, carriers_only=True)
+
     def file_pseudonyms(self, file_id: str) -> pa.Array:
         """The pseudonyms of a committed file's samples by column index (null where a person was withdrawn)."""
         cat = self.catalog
@@ -617,21 +645,26 @@ class Engine:
         return list(cache[view])
 
     def point_rows(self, table: str, *, contig: str, pos: int, columns: list[str],
-                   equal: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """:meth:`point` as Python tuples."""
+                   equal: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """:meth:`point` as Python tuples. ``fixed`` conditions filter like ``equal`` ones; they are the same for
+        every query of a kind (`allele_frequencies`' stratum 'all'), so the point reader caches only the rows
+        that pass them."""
         if table == "calls":
             got = self._point_calls(contig, pos, columns, equal)
             return list(zip(*(c.to_pylist() for c in got.columns), strict=True)) if got.num_columns else []
-        got = self._point_arrow(table, contig, pos, columns, equal)
+        got = self._point_arrow(table, contig, pos, columns, equal, fixed=fixed)
         if got is not None:
             from genolake.query.point import rows  # not on the CLI's path (pyarrow.compute: 45 ms to import)
 
             return rows(got)
-        sql, params = self._point_sql(table, contig, pos, columns, equal)
+        sql, params = self._point_sql(table, contig, pos, columns, {**(equal or {}), **(fixed or {})})
         return self.rows(sql, params)
 
     def _point_arrow(self, table: str, contig: str, pos: int, columns: list[str],
-                     equal: dict[str, Any] | None) -> pa.Table | None:
+                     equal: dict[str, Any] | None, *, only_files: set[str] | None = None,
+                     fixed: dict[str, Any] | None = None) -> pa.Table | None:
+        """:meth:`point` by the pyarrow point reader (None: it cannot serve this read); with ``only_files``,
+        only from the data files of those ingested files (and files not named after one)."""
         if not self.point_reads:
             return None
         from genolake.query.point import PointReader, PointReadUnavailable
@@ -646,6 +679,8 @@ class Engine:
         t = TABLES.get(table)
         match = dict(equal or {})
         info = self.catalog.path_info(table)
+        if only_files is not None:
+            paths = [p for p in paths if info[p][1] is None or info[p][1] in only_files]
         if any(info[p][0] != contig for p in paths):  # a file outside contig= folders: filter on the column
             match["contig"] = contig
         files = self.catalog.files
@@ -654,7 +689,8 @@ class Engine:
                      for p in paths if (f := info[p][1]) is not None and f in files}
         try:
             return self._points.read(paths, pos, columns, equal=match, constants=constants,
-                                     file_ids=fids, schema=_arrow_schema(t) if t is not None else None)
+                                     file_ids=fids, schema=_arrow_schema(t) if t is not None else None,
+                                     transient=FORMAT_FIELDS if table == "genotypes" else (), fixed=fixed)
         except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
             log.info("point read of %s by DuckDB (%s)", table, exc)
             return None

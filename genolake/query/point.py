@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,8 @@ class PointReadUnavailable(Exception):
 
 # Decoded row groups kept per process (bytes of Arrow buffers; GENOLAKE_POINT_CACHE_MB, 0 turns it off).
 DEFAULT_CACHE_MB = 256
+# A file is decoded whole (read-ahead) when its needed columns fit in 1/READ_AHEAD_SHARE of the budget.
+READ_AHEAD_SHARE = 4
 
 
 def _cache_budget() -> int:
@@ -54,6 +56,23 @@ class _FileIndex:
     lo: np.ndarray  # per row group: min and max of `pos`
     hi: np.ndarray
     columns: frozenset[str]
+    starts: np.ndarray  # per row group: its first row in the file
+    sizes: dict[str, int] = field(default_factory=dict)  # column -> uncompressed bytes (filled on first use)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One decode: a row group (``key[2]`` >= 0) or a whole file (-1); ``cols`` to decode and cache,
+    ``passing`` (transient) columns to decode for this read only, ``have`` what is cached (or, with ``cache``
+    False, a slice of the cached whole file that the passing columns are added to)."""
+
+    path: str
+    key: tuple[Any, ...]
+    idx: _FileIndex
+    cols: list[str]
+    passing: list[str]
+    have: _Group | None
+    cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,7 @@ class _Group:
     pos: np.ndarray
     table: pa.Table
     names: frozenset[str] = frozenset()
+    ordered: bool = False  # pos ascending (binary search)
 
     @property
     def nbytes(self) -> int:
@@ -81,17 +101,17 @@ class _GroupCache:
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.used = 0
-        self._groups: OrderedDict[tuple[str, int, int], _Group] = OrderedDict()
+        self._groups: OrderedDict[tuple[Any, ...], _Group] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, int, int]) -> _Group | None:
+    def get(self, key: tuple[Any, ...]) -> _Group | None:
         with self._lock:
             got = self._groups.get(key)
             if got is not None:
                 self._groups.move_to_end(key)
             return got
 
-    def put(self, key: tuple[str, int, int], group: _Group) -> None:
+    def put(self, key: tuple[Any, ...], group: _Group) -> None:
         if self.budget <= 0 or group.nbytes > self.budget:
             return
         with self._lock:
@@ -141,85 +161,201 @@ class PointReader:
                 if st is None or not st.has_min_max:
                     raise PointReadUnavailable(f"{path}: row group {g} has no pos statistics")
                 lo[g], hi[g] = int(st.min), int(st.max)
-            got = _FileIndex(md, lo, hi, frozenset(names))
+            starts = np.zeros(md.num_row_groups, dtype=np.int64)
+            if md.num_row_groups > 1:
+                np.cumsum([md.row_group(g).num_rows for g in range(md.num_row_groups - 1)], out=starts[1:])
+            got = _FileIndex(md, lo, hi, frozenset(names), starts)
             self._index[key] = got
         return got, size
 
+    def _whole_fits(self, idx: _FileIndex, columns: Sequence[str]) -> bool:
+        """True if the decoded ``columns`` of the whole file are estimated to fit in a quarter of the cache
+        budget (uncompressed bytes plus 8 bytes per row and column: offsets, validity, dictionary indices)."""
+        limit = self._cache.budget // READ_AHEAD_SHARE
+        if limit <= 0:
+            return False
+        md = idx.metadata
+        want = frozenset(columns)
+        sizes = idx.sizes
+        if not sizes:  # per top-level column: uncompressed bytes over the row groups (once per file)
+            for i in range(md.num_columns):
+                name = md.schema.column(i).path.split(".")[0]
+                sizes[name] = sizes.get(name, 0) + sum(md.row_group(g).column(i).total_uncompressed_size
+                                                       for g in range(md.num_row_groups))
+        est = md.num_rows * 8 * max(1, len(want)) + sum(sizes.get(c, 0) for c in want)
+        return est <= limit
+
     def read(self, paths: Sequence[str], pos: int, columns: Sequence[str], *,
              equal: dict[str, Any] | None = None, file_ids: Iterable[str] | None = None,
-             schema: pa.Schema | None = None, constants: dict[str, dict[str, str]] | None = None) -> pa.Table:
-        """Rows with ``pos`` equal to ``pos`` (and every ``equal`` column equal to its value) from ``paths``,
-        only ``columns`` (in that order). With ``file_ids``, only rows whose ``file_id`` is one of them (rows of
-        an uncommitted write are never returned). ``schema`` types the empty result when no row matches.
-        ``constants`` gives, per path, string columns whose value is known for the whole file (such as its
-        file_id and institution): those are not read."""
+             schema: pa.Schema | None = None, constants: dict[str, dict[str, str]] | None = None,
+             transient: Iterable[str] = (), fixed: dict[str, Any] | None = None,
+             end: int | None = None) -> pa.Table:
+        """Rows with ``pos`` equal to ``pos`` (with ``end``: ``pos`` <= pos <= ``end``, in file order; and every ``equal`` and ``fixed`` column equal to its value) from
+        ``paths``, only ``columns`` (in that order). With ``file_ids``, only rows whose ``file_id`` is one of
+        them (rows of an uncommitted write are never returned). ``schema`` types the empty result when no row
+        matches. ``constants`` gives, per path, string columns whose value is known for the whole file (such as
+        its file_id and institution): those are not read. ``transient`` columns are decoded for this read only
+        and never cached (the FORMAT lists of `genotypes`: megabytes per row group, read by one carriers query,
+        would push out the codes and the per-site rows every point query comes back to). ``fixed`` conditions
+        are the same for every query of a kind (`allele_frequencies` rows of stratum 'all'): they are applied
+        when rows are decoded, so only the matching rows are cached.
+
+        A file whose needed columns fit in a quarter of the cache budget is decoded whole the first time
+        (read-ahead: random point queries over a contig then find every row in memory); a larger file is
+        decoded one row group at a time."""
         equal = equal or {}
+        last = pos if end is None else end
+        fixed = dict(fixed or {})
+        fkey = tuple(sorted(fixed.items()))
+        once = frozenset(transient)
         need = list(dict.fromkeys(["pos", *equal, *columns, *(["file_id"] if file_ids is not None else [])]))
         constants = constants or {}
-        # (path, cache key, file index, columns to read, row group as cached)
-        todo: list[tuple[str, tuple[str, int, int], _FileIndex, list[str], _Group | None]] = []
+        todo: list[_Job] = []
         for path in paths:
             idx, size = self._file(path)
-            missing = [c for c in need if c not in idx.columns]
+            missing = [c for c in [*need, *fixed] if c not in idx.columns]
             if missing:
                 raise PointReadUnavailable(f"{path}: no column {missing[0]}")
             const = constants.get(path, {})
             stored = [c for c in need if c != "pos" and c not in const]
-            for g in np.flatnonzero((idx.lo <= pos) & (idx.hi >= pos)).tolist():
-                key = (path, size, g)
-                have = self._cache.get(key)
-                cols = stored if have is None else [c for c in stored if c not in have.names]
-                todo.append((path, key, idx, cols, have))
+            kept = [c for c in stored if c not in once]
+            passing = [c for c in stored if c in once]
+            whole_key = (path, size, -1, fkey)
+            have = self._cache.get(whole_key)
+            groups = np.flatnonzero((idx.lo <= last) & (idx.hi >= pos)).tolist()
+            if not passing and (have is not None or self._whole_fits(idx, [*kept, *fixed, "pos"])):
+                todo.append(_job(path, whole_key, idx, kept, [], have))
+            elif passing and have is not None and not fixed and set(kept) <= have.names:
+                for g in groups:  # the cached whole file's rows of the group, plus its transient columns
+                    lo, n = int(idx.starts[g]), idx.metadata.row_group(g).num_rows
+                    part = _Group(have.pos[lo:lo + n], have.table.slice(lo, n), have.names, have.ordered)
+                    todo.append(_Job(path, (path, size, g, fkey), idx, [], passing, part, cache=False))
+            else:
+                for g in groups:
+                    key = (path, size, g, fkey)
+                    todo.append(_job(path, key, idx, kept, passing, self._cache.get(key)))
 
-        def decode(item: tuple[str, tuple[str, int, int], _FileIndex, list[str], _Group | None]) -> _Group:
-            path, key, idx, cols, have = item
-            if have is not None and not cols:
+        def decode(job: _Job) -> _Group:
+            path, key, idx, cols, have = job.path, job.key, job.idx, job.cols, job.have
+            passing = [c for c in job.passing if have is None or c not in have.names]
+            if have is not None and not cols and not passing:
                 return have
             pf = pq.ParquetFile(path, metadata=idx.metadata)
-            t = pf.read_row_group(key[2], columns=cols + (["pos"] if have is None else []), use_threads=False)
-            if have is None:  # `pos` is matched with numpy (no compute kernel per query)
-                grp = _Group(numpy_values(t.column("pos")), t.select(cols), frozenset(cols))
-            else:
+
+            def read(names: list[str]) -> pa.Table:
+                if key[2] < 0:
+                    t = pf.read(columns=names, use_threads=False)
+                else:
+                    t = pf.read_row_group(key[2], columns=names, use_threads=False)
+                if fixed:
+                    import pyarrow.compute as pc
+
+                    mask = None
+                    for name, value in fixed.items():
+                        m = pc.equal(t.column(name), pa.scalar(value, t.schema.field(name).type))
+                        mask = m if mask is None else pc.and_(mask, m)
+                    t = t.filter(mask)
+                return t
+
+            if have is not None:  # the same rows as cached: decode only the columns it lacks
+                t = read(list(dict.fromkeys([*cols, *passing, *fixed])))
                 table = have.table
                 for name in cols:
-                    table = table.append_column(name, t.column(name))
-                grp = _Group(have.pos, table, frozenset(table.column_names))
-            self._cache.put(key, grp)
-            return grp
+                    table = table.append_column(name, t.column(name).combine_chunks())
+                grp = _Group(have.pos, table, frozenset(table.column_names), have.ordered)
+                if cols and job.cache:
+                    self._cache.put(key, grp)
+            else:
+                t = read(list(dict.fromkeys(["pos", *cols, *fixed, *passing])))
+                p = numpy_values(t.column("pos"))
+                ordered = bool(p.size < 2 or np.all(p[1:] >= p[:-1]))  # files are sorted by pos: binary search
+                # one chunk per column: a slice of a whole file's table need not walk a chunk per row group
+                grp = _Group(p, t.select(cols).combine_chunks(), frozenset(cols), ordered)
+                if job.cache:
+                    self._cache.put(key, grp)
+            if not passing:
+                return grp
+            table = grp.table  # this read's view: the cached columns and the transient ones
+            for name in passing:
+                table = table.append_column(name, t.column(name))
+            return _Group(grp.pos, table, frozenset(table.column_names), grp.ordered)
 
         # pyarrow decodes without the GIL: the files of the institutions are read side by side
-        reads = sum(1 for w in todo if w[4] is None or w[3])
-        groups = list(self._pool().map(decode, todo)) if reads > 1 else [decode(w) for w in todo]
-        parts = []
-        for (path, *_rest), grp in zip(todo, groups, strict=True):
-            hit = np.flatnonzero(grp.pos == pos)
+        reads = sum(1 for w in todo if w.have is None or w.cols or w.passing)
+        groups_read = list(self._pool().map(decode, todo)) if reads > 1 else [decode(w) for w in todo]
+        return _collect(todo, groups_read, pos, last, need, columns, equal, constants, file_ids, schema)
+
+
+def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int, need: list[str],
+             columns: Sequence[str], equal: dict[str, Any], constants: dict[str, dict[str, str]],
+             file_ids: Iterable[str] | None, schema: pa.Schema | None) -> pa.Table:
+    """The rows at ``pos``..``last`` of the decoded groups that pass ``equal`` (and ``file_ids``), ``columns`` only:
+    each column is built once from the groups' slices (zero-copy where every row of a slice is kept)."""
+    out = list(columns)
+    wanted = set(file_ids) if file_ids is not None else None
+    chunks: dict[str, list[pa.Array]] = {c: [] for c in out}
+    pos_type: pa.DataType | None = None
+    for job, grp in zip(todo, groups, strict=True):
+        path = job.path
+        if grp.ordered:
+            # a Python int key makes numpy convert the whole array (35 us): keys of the array's type
+            lo = int(grp.pos.searchsorted(grp.pos.dtype.type(pos), "left"))
+            n = int(grp.pos.searchsorted(grp.pos.dtype.type(last), "right")) - lo
+            if n <= 0:
+                continue
+            rows = grp.table.slice(lo, n)
+            at = grp.pos[lo:lo + n]
+        else:
+            hit = np.flatnonzero((grp.pos >= pos) & (grp.pos <= last))
             if not hit.size:
                 continue
             lo, n = int(hit[0]), int(hit.size)
             # a run of rows; or rows spread over the group (a table not sorted by pos alone)
             rows = grp.table.slice(lo, n) if int(hit[-1]) - lo + 1 == n else grp.table.take(pa.array(hit))
-            const = constants.get(path, {})
-            part = pa.table({name: pa.array(grp.pos[hit]) if name == "pos"
-                             else pa.array([const[name]] * n, pa.string()) if name in const
-                             else rows.column(name) for name in need})
-            if equal:
-                values = {k: part.column(k).to_pylist() for k in equal}
-                keep = [all(values[k][i] == v for k, v in equal.items()) for i in range(part.num_rows)]
-                if not all(keep):
-                    part = part.filter(pa.array(keep, pa.bool_()))
-            if part.num_rows:
-                parts.append(part)
-        if not parts:
-            if schema is not None and all(c in schema.names for c in columns):
-                return pa.table({c: pa.array([], schema.field(c).type) for c in columns})
-            return pa.table({c: pa.array([]) for c in columns})
-        t = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        if file_ids is not None:
-            wanted = set(file_ids)
-            keep = [f in wanted for f in t.column("file_id").to_pylist()]
-            if not all(keep):
-                t = t.filter(pa.array(keep, pa.bool_()))
-        return t.select(list(columns))
+            at = grp.pos[hit]
+        const = constants.get(path, {})
+        keep: list[int] | None = None
+        if equal or wanted is not None:
+            names = [*equal, *(["file_id"] if wanted is not None else [])]
+            values = {k: [const[k]] * n if k in const else rows.column(k).to_pylist() for k in names}
+            ok = [i for i in range(n) if all(values[k][i] == v for k, v in equal.items())
+                  and (wanted is None or values["file_id"][i] in wanted)]
+            if not ok:
+                continue
+            if len(ok) < n:
+                keep = ok
+        m = n if keep is None else len(keep)
+        sel = rows if keep is None else rows.take(pa.array(keep, pa.int64()))
+        pos_type = pa.from_numpy_dtype(grp.pos.dtype)
+        for c in out:
+            if c == "pos":
+                chunks[c].append(pa.array(at if keep is None else at[keep]))
+            elif c in const:
+                chunks[c].append(pa.array([const[c]] * m, pa.string()))
+            else:
+                col = sel.column(c)
+                chunks[c].extend(col.chunks)
+    if not any(chunks[c] for c in out) or (out and not chunks[out[0]]):
+        if schema is not None and all(c in schema.names for c in columns):
+            return pa.table({c: pa.array([], schema.field(c).type) for c in columns})
+        return pa.table({c: pa.array([]) for c in columns})
+    arrays = []
+    for c in out:
+        parts = chunks[c]
+        types = {a.type for a in parts}
+        if len(types) > 1:  # a string column dictionary-encoded in one file and not in another
+            target = schema.field(c).type if schema is not None and c in schema.names else \
+                next(iter(t for t in types if not pa.types.is_dictionary(t)), pa.string())
+            parts = [a.cast(target) for a in parts]
+        arrays.append(pa.chunked_array(parts, type=parts[0].type if c != "pos" else pos_type))
+    return pa.Table.from_arrays(arrays, names=out)
+
+
+def _job(path: str, key: tuple[Any, ...], idx: _FileIndex, kept: list[str], passing: list[str],
+         have: _Group | None) -> _Job:
+    """A decode job: the cached columns still to decode (all of them when nothing is cached)."""
+    cols = kept if have is None else [c for c in kept if c not in have.names]
+    return _Job(path, key, idx, cols, passing, have)
 
 
 def rows(table: pa.Table) -> list[tuple[Any, ...]]:

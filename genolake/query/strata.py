@@ -33,13 +33,14 @@ class SampleIndex:
     _by_file: dict[str, dict[str, int]] | None = None  # file_id -> sample_id -> row, made on first use
     _fpos: dict[str, int] | None = None
     _tallies: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # per-file tallies, made on first use
+    by_column: dict[str, np.ndarray] = field(default_factory=dict)  # file_id -> column index -> row (-1: nobody)
 
     @classmethod
     def build(cls, eng: Engine, names: list[str]) -> SampleIndex:
         from genolake.query.engine import quote_ident
 
         cols = "".join(f", p.{quote_ident(n)}" for n in names)
-        rows = eng.rows(f"SELECT s.file_id, s.sample_id{cols} FROM samples s LEFT JOIN phenotypes p "
+        rows = eng.rows(f"SELECT s.file_id, s.sample_id{cols}, s.column_index FROM samples s LEFT JOIN phenotypes p "
                         "ON p.institution = s.institution AND p.sample_id = s.sample_id")
         file_ids = sorted({r[0] for r in rows})
         fpos = {f: i for i, f in enumerate(file_ids)}
@@ -50,7 +51,30 @@ class SampleIndex:
             vpos = {v: j for j, v in enumerate(values)}
             codes = np.fromiter((vpos.get(r[k], -1) for r in rows), np.int32, len(rows))
             groups.append((name, values, codes))
-        return cls(index, np.fromiter((fpos[r[0]] for r in rows), np.int32, len(rows)), file_ids, groups)
+        widths: dict[str, int] = {}
+        for r in rows:
+            widths[r[0]] = max(widths.get(r[0], 0), int(r[-1]) + 1)
+        by_column = {f: np.full(n, -1, np.int64) for f, n in widths.items()}
+        for i, r in enumerate(rows):
+            by_column[r[0]][int(r[-1])] = i
+        return cls(index, np.fromiter((fpos[r[0]] for r in rows), np.int32, len(rows)), file_ids, groups,
+                   by_column=by_column)
+
+    def rows_at(self, file_ids: list[str], row: np.ndarray, col: np.ndarray) -> np.ndarray:
+        """The index row of each stored call given as (row of ``file_ids``, column index), -1 where no sample
+        holds that column (a withdrawn person): the same rows as :meth:`rows_of` on the calls' pseudonyms."""
+        out = np.full(len(row), -1, np.int64)
+        for i, fid in enumerate(file_ids):
+            cols = self.by_column.get(fid)
+            if cols is None:
+                continue
+            at = np.flatnonzero(row == i)
+            if not at.size:
+                continue
+            c = col[at]
+            ok = c < len(cols)
+            out[at[ok]] = cols[c[ok]]
+        return out
 
     def rows_of(self, file_ids: list[str], sample_ids: list[str]) -> np.ndarray:
         """The row of each (file_id, sample_id) pair, -1 for a sample not in the index. Calls come file by file
@@ -132,19 +156,31 @@ def breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fi
     The samples without a stored call are counted per file from tallies made once per lake version (samples
     per file and phenotype value; for absent-site files, those with a ploidy on the contig and their ploidy
     sum), so a query costs the number of files and stored calls, not the number of samples."""
+    found = np.zeros(0, np.int64)
+    ploidy = called = alt_count = found
+    if calls.num_rows:
+        from genolake.query.arrays import numpy_values
+
+        found = idx.rows_of(calls.column("file_id").to_pylist(), calls.column("sample_id").to_pylist())
+        ploidy, called, alt_count = (numpy_values(calls.column(c)) for c in ("ploidy", "called", "alt_count"))
+    return count_breakdown(eng, idx, contig, present, fill, found, ploidy, called, alt_count)
+
+
+def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
+                    found: np.ndarray, ploidy: np.ndarray, called: np.ndarray,
+                    alt_count: np.ndarray) -> list[dict[str, Any]]:
+    """:func:`breakdown` from the site's stored calls given as index rows (``found``, -1: no sample; see
+    :meth:`SampleIndex.rows_at`) with their ploidy, called alleles and alt count, in the order of the calls."""
     fpos = idx.file_positions()
     pres = [fpos[f] for f in present if f in fpos]
     fills = [fpos[f] for f in fill if f in fpos]
     pl = idx.ploidy_of(eng, contig) if fills else None
     rows = np.zeros(0, np.int64)
-    called = alt_count = ploidy = base = rows
-    if calls.num_rows:
-        from genolake.query.arrays import numpy_values
-
-        found = idx.rows_of(calls.column("file_id").to_pylist(), calls.column("sample_id").to_pylist())
+    base = rows
+    ploidy, called, alt_count = (np.asarray(x, np.int64) for x in (ploidy, called, alt_count))
+    if len(found):
         ok = found >= 0
-        ploidy, called, alt_count = (numpy_values(calls.column(c))[ok].astype(np.int64)
-                                     for c in ("ploidy", "called", "alt_count"))
+        ploidy, called, alt_count = ploidy[ok], called[ok], alt_count[ok]
         rows = found[ok]
         # one call per sample (a second row of the same allele in a file: the last one counts)
         uniq, last = np.unique(rows[::-1], return_index=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from genolake.errors import UserInputError
@@ -134,7 +135,7 @@ def precomputed_frequencies(lake: Lake, key: VariantKey) -> list[dict[str, Any]]
     try:
         rows = eng.point_rows("allele_frequencies", contig=key.contig, pos=key.pos,
                               columns=["scope", "ac", "an", "nhomalt", "nhemi"],
-                              equal={"ref": key.ref, "alt": key.alt, "stratum": "all"})
+                              equal={"ref": key.ref, "alt": key.alt}, fixed={"stratum": "all"})
     except Exception as exc:  # a table of another version/shape: fall back to the lake
         log.info("allele_frequencies not usable: %s", exc)
         return None
@@ -242,14 +243,26 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
 
     # only one allele at the position: no REF/ALT filter, so those columns are not read
     equal = {} if only_allele else {"ref": key.ref, "alt": key.alt}
-    site_calls = eng.point("calls", contig=key.contig, pos=key.pos, equal=equal,
-                           columns=["file_id", "sample_id", "ploidy", "called", "alt_count"])
-    from genolake.query.strata import SampleIndex, breakdown
+    from genolake.query.strata import SampleIndex, breakdown, count_breakdown
 
     idx = getattr(eng.catalog, "_sample_index", None)
     if idx is None:
         idx = SampleIndex.build(eng, names)
         eng.catalog._sample_index = idx  # type: ignore[attr-defined]
+    if eng.point_reads:  # the site's codes straight to sample rows: no pseudonyms, no calls table
+        rows = eng.point("genotypes", contig=key.contig, pos=key.pos, equal=equal,
+                         columns=["file_id", "gt", "gt_symbols", "other_gt"])
+        from genolake.genotypes import call_values
+
+        if not rows.num_rows:  # only files counting the absent site: no stored call
+            none = np.zeros(0, np.int64)
+            return count_breakdown(eng, idx, key.contig, present, fill, none, none, none, none)
+        calls = call_values(rows)
+        found = idx.rows_at(rows.column("file_id").to_pylist(), calls.row, calls.col)
+        return count_breakdown(eng, idx, key.contig, present, fill, found, calls.ploidy, calls.called,
+                               calls.alt_count)
+    site_calls = eng.point("calls", contig=key.contig, pos=key.pos, equal=equal,
+                           columns=["file_id", "sample_id", "ploidy", "called", "alt_count"])
     return breakdown(eng, idx, key.contig, present, fill, site_calls)
 
 
@@ -358,12 +371,9 @@ def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition
         f", p.{quote_ident(n)}" + (f" AS {quote_ident('phenotype_' + n)}" if n in _CARRIER_COLUMNS else "")
         for n in eng.catalog.phenotypes)
     if eng.point_reads:
-        site = eng.point("calls", contig=key.contig, pos=key.pos, equal={"ref": key.ref, "alt": key.alt},
-                         columns=["institution", "sample_id", "gt", "alt_count", "ploidy", "phased", "gq", "dp",
-                                  "ad_ref", "ad_alt"])
-        import pyarrow.compute as pc
-
-        site = site.filter(pc.greater(site.column("alt_count"), 0))
+        site = eng.point_carriers(key.contig, key.pos, equal={"ref": key.ref, "alt": key.alt},
+                                  columns=["institution", "sample_id", "gt", "alt_count", "ploidy", "phased", "gq",
+                                           "dp", "ad_ref", "ad_alt"])
         if where is None:  # no condition: the join is done in Arrow (a DuckDB query costs more than the join)
             return _join_phenotypes(eng, site)
         # the site's few rows are handed to DuckDB as an Arrow table, joined to the phenotypes there
