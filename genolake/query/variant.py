@@ -242,15 +242,15 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
 
     # only one allele at the position: no REF/ALT filter, so those columns are not read
     equal = {} if only_allele else {"ref": key.ref, "alt": key.alt}
-    site_calls = eng.point("calls", contig=key.contig, pos=key.pos, equal=equal,
-                           columns=["file_id", "sample_id", "ploidy", "called", "alt_count"])
+    site = eng.point_rows("genotypes", contig=key.contig, pos=key.pos, equal=equal,
+                          columns=["file_id", "gt", "gt_symbols", "other_gt"])
     from genolake.query.strata import SampleIndex, breakdown
 
     idx = getattr(eng.catalog, "_sample_index", None)
     if idx is None:
         idx = SampleIndex.build(eng, names)
         eng.catalog._sample_index = idx  # type: ignore[attr-defined]
-    return breakdown(eng, idx, key.contig, present, fill, site_calls)
+    return breakdown(eng, idx, key.contig, present, fill, site)
 
 
 def annotations_of(lake: Lake, key: VariantKey) -> dict[str, Any]:
