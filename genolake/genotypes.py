@@ -32,9 +32,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
+    from genolake.lazy import LazyModule
+
+    pa = LazyModule("pyarrow")
 
 BASE = 48  # ASCII '0'
 OTHER = 22
@@ -391,10 +398,9 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
     return pa.table({c: out[c] for c in columns})
 
 
-_TYPES = {"institution": pa.string(), "contig": pa.string(), "pos": pa.int32(), "ref": pa.string(),
-          "alt": pa.string(), "sample_id": pa.string(), "gt": pa.string(), "ploidy": pa.int8(), "called": pa.int8(),
-          "alt_count": pa.int8(), "phased": pa.bool_(), "gq": pa.int32(), "dp": pa.int32(), "ad_ref": pa.int32(),
-          "ad_alt": pa.int32(), "file_id": pa.string()}
+_TYPES = {"institution": "string", "contig": "string", "pos": "int32", "ref": "string", "alt": "string",  # pa.X()
+          "sample_id": "string", "gt": "string", "ploidy": "int8", "called": "int8", "alt_count": "int8",
+          "phased": "bool_", "gq": "int32", "dp": "int32", "ad_ref": "int32", "ad_alt": "int32", "file_id": "string"}
 
 
 def pseudonyms_by_file(file_ids: Sequence[str], column_index: Sequence[int], sample_ids: Sequence[str],
@@ -415,7 +421,7 @@ def pseudonyms_by_file(file_ids: Sequence[str], column_index: Sequence[int], sam
 
 
 def _empty(columns: Sequence[str]) -> pa.Table:
-    return pa.table({c: pa.array([], _TYPES[c]) for c in columns})
+    return pa.table({c: pa.array([], getattr(pa, _TYPES[c])()) for c in columns})
 
 
 def _sql_list(items: Sequence[object]) -> str:

@@ -10,15 +10,19 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from genolake.errors import UserInputError
 from genolake.query.engine import quote_ident
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from genolake.query.lake import Lake
     from genolake.query.where import Condition
+else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
+    from genolake.lazy import LazyModule
+
+    pa = LazyModule("pyarrow")
 
 log = logging.getLogger(__name__)
 
