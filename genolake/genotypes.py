@@ -226,19 +226,10 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets.astype(np.int64), data
 
 
-def stored_calls(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stored calls of ``genotypes`` rows (columns ``gt``, ``gt_symbols``): (row, column_index, code k),
-    row-major (rows, then samples in order)."""
-    gt = _combined(rows.column("gt"))
-    if gt.null_count:
-        raise ValueError("genotype codes must not be null")
-    offsets, data = _string_buffers(gt)
-    return _stored_calls(offsets, data, _combined(rows.column("gt_symbols")).to_pylist())
-
-
 def _stored_calls(offsets: np.ndarray, data: np.ndarray, symbols: Sequence[str | None]
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`stored_calls` of rows whose ``gt`` bytes are ``data[offsets[i]:offsets[i + 1]]``."""
+    """(row, column_index, code k) of rows whose ``gt`` bytes are ``data[offsets[i]:offsets[i + 1]]`` and whose
+    alphabets are ``symbols``: the codec of :func:`stored_calls` and :func:`call_values_of`."""
     lo, hi = int(offsets[0]), int(offsets[-1])
     window = data[lo:hi]
     nib = np.empty(window.size * 2, dtype=np.uint8)
@@ -248,6 +239,17 @@ def _stored_calls(offsets: np.ndarray, data: np.ndarray, symbols: Sequence[str |
     row = np.searchsorted(offsets[1:] - lo, nz // 2, side="right")
     col = nz - 2 * (offsets[row] - lo)
     k = _symbol_luts(symbols)[row, nib[nz]] if nz.size else np.zeros(0, dtype=np.uint8)
+    return row, col, k
+
+
+def stored_calls(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored calls of ``genotypes`` rows (columns ``gt``, ``gt_symbols``): (row, column_index, code k),
+    row-major (rows, then samples in order)."""
+    gt = _combined(rows.column("gt"))
+    if gt.null_count:
+        raise ValueError("genotype codes must not be null")
+    offsets, data = _string_buffers(gt)
+    row, col, k = _stored_calls(offsets, data, _combined(rows.column("gt_symbols")).to_pylist())
     return row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
 
 
@@ -312,6 +314,7 @@ def call_values_of(gt: Sequence[bytes], gt_symbols: Sequence[str | None],
     np.cumsum(lens, out=offsets[1:])
     data = np.frombuffer(b"".join(gt), dtype=np.uint8)
     row, col, k = _stored_calls(offsets, data, gt_symbols)
+    row, col, k = row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
     other_idx = np.flatnonzero(k == OTHER)
     other_text: list[str] = []
     if other_idx.size:  # a null list stands for as many nulls as the row has other-ploidy calls (flat_values)

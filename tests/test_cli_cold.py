@@ -58,7 +58,7 @@ def test_cli_json_is_the_library_answer(sample_lake: SampleLake, opened: Any) ->
 
 
 def test_duckdb_and_point_reads_give_the_same_reports(sample_lake: SampleLake, opened: Any) -> None:
-    """Both readers feed the one breakdown (strata.breakdown over genotypes rows): same reports everywhere."""
+    """Both readers decode the same codes into the one count (strata.count_breakdown): same reports everywhere."""
     cold = Lake(sample_lake.path, point_reads=False)
     try:
         ids = _variants(opened, 60)

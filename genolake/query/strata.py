@@ -3,21 +3,21 @@
 A point query's carrier breakdown needs, for every sample, whether it counts at the site (its file lists the
 site, or counts absent sites), its genotype there (stored call or implied 0/0) and its phenotype values. The
 samples, their files, ploidies and categorical phenotypes are small, so they are indexed once per engine
-refresh (one row per sample and file); a query then reads only the site's `genotypes` rows, decodes their
-stored calls with the numpy codec (:func:`genolake.genotypes.call_values_of`: no Arrow arrays are built, so
-pyarrow never imports pandas on the command line's path) and adds them up with ``numpy.bincount``, which is far
-cheaper than joining the tables in SQL for every query.
+refresh (one row per sample and file); a query then reads only the site's calls and adds them up with
+``numpy.bincount``, which is far cheaper than joining the tables in SQL for every query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from genolake.query.engine import Engine
 
 
@@ -29,50 +29,74 @@ class SampleIndex:
     file_codes: np.ndarray  # row -> position in file_ids
     file_ids: list[str]
     groups: list[tuple[str, list[str], np.ndarray]]  # (phenotype, values, row -> value code or -1)
-    column_index: np.ndarray  # row -> the sample's column in its file (`samples.column_index`)
     ploidy: dict[str, np.ndarray] = field(default_factory=dict)  # contig -> row -> ploidy (0: no row)
-    _by_column: dict[str, np.ndarray] = field(default_factory=dict)  # file_id -> column index -> row (-1: none)
+    _by_file: dict[str, dict[str, int]] | None = None  # file_id -> sample_id -> row, made on first use
     _fpos: dict[str, int] | None = None
     _tallies: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # per-file tallies, made on first use
+    by_column: dict[str, np.ndarray] = field(default_factory=dict)  # file_id -> column index -> row (-1: nobody)
 
     @classmethod
     def build(cls, eng: Engine, names: list[str]) -> SampleIndex:
         from genolake.query.engine import quote_ident
 
         cols = "".join(f", p.{quote_ident(n)}" for n in names)
-        rows = eng.rows(f"SELECT s.file_id, s.sample_id, s.column_index{cols} FROM samples s LEFT JOIN phenotypes p "
+        rows = eng.rows(f"SELECT s.file_id, s.sample_id{cols}, s.column_index FROM samples s LEFT JOIN phenotypes p "
                         "ON p.institution = s.institution AND p.sample_id = s.sample_id")
         file_ids = sorted({r[0] for r in rows})
         fpos = {f: i for i, f in enumerate(file_ids)}
         index = {(r[0], r[1]): i for i, r in enumerate(rows)}
         groups = []
-        for k, name in enumerate(names, start=3):
+        for k, name in enumerate(names, start=2):
             values = sorted({r[k] for r in rows if r[k] is not None})
             vpos = {v: j for j, v in enumerate(values)}
             codes = np.fromiter((vpos.get(r[k], -1) for r in rows), np.int32, len(rows))
             groups.append((name, values, codes))
+        widths: dict[str, int] = {}
+        for r in rows:
+            widths[r[0]] = max(widths.get(r[0], 0), int(r[-1]) + 1)
+        by_column = {f: np.full(n, -1, np.int64) for f, n in widths.items()}
+        for i, r in enumerate(rows):
+            by_column[r[0]][int(r[-1])] = i
         return cls(index, np.fromiter((fpos[r[0]] for r in rows), np.int32, len(rows)), file_ids, groups,
-                   np.fromiter((r[2] for r in rows), np.int64, len(rows)))
+                   by_column=by_column)
 
-    def rows_at(self, file_ids: Sequence[str], row: np.ndarray, col: np.ndarray) -> np.ndarray:
-        """The index row of each stored call (of the file ``file_ids[row[i]]``, at column index ``col[i]``), -1
-        for a sample not in the index (a withdrawn person: no `samples` row)."""
+    def rows_at(self, file_ids: list[str], row: np.ndarray, col: np.ndarray) -> np.ndarray:
+        """The index row of each stored call given as (row of ``file_ids``, column index), -1 where no sample
+        holds that column (a withdrawn person): the same rows as :meth:`rows_of` on the calls' pseudonyms."""
         out = np.full(len(row), -1, np.int64)
-        for r, fid in enumerate(file_ids):
-            at = np.flatnonzero(row == r)
+        for i, fid in enumerate(file_ids):
+            cols = self.by_column.get(fid)
+            if cols is None:
+                continue
+            at = np.flatnonzero(row == i)
             if not at.size:
                 continue
-            lut = self._by_column.get(fid)
-            if lut is None:
-                fpos = self.file_positions().get(fid)
-                mine = np.flatnonzero(self.file_codes == fpos) if fpos is not None else np.zeros(0, np.int64)
-                cols = self.column_index[mine]
-                lut = np.full(int(cols.max()) + 1 if cols.size else 0, -1, np.int64)
-                lut[cols] = mine
-                self._by_column[fid] = lut
             c = col[at]
-            inside = c < len(lut)
-            out[at[inside]] = lut[c[inside]]
+            ok = c < len(cols)
+            out[at[ok]] = cols[c[ok]]
+        return out
+
+    def rows_of(self, file_ids: list[str], sample_ids: list[str]) -> np.ndarray:
+        """The row of each (file_id, sample_id) pair, -1 for a sample not in the index. Calls come file by file
+        (a run per file): each run is looked up in its file's own dictionary."""
+        n = len(file_ids)
+        if self._by_file is None:
+            by_file: dict[str, dict[str, int]] = {}
+            for (fid, sid), i in self.index.items():
+                by_file.setdefault(fid, {})[sid] = i
+            self._by_file = by_file
+        out = np.full(n, -1, np.int64)
+        start = 0
+        for fid in dict.fromkeys(file_ids):
+            count = file_ids.count(fid)
+            if file_ids[start:start + count].count(fid) != count:  # not one run per file: pair by pair
+                get = self.index.get
+                return np.fromiter((get(k, -1) for k in zip(file_ids, sample_ids, strict=True)), np.int64, n)
+            lookup = self._by_file.get(fid)
+            if lookup is not None:
+                out[start:start + count] = np.fromiter(map(lookup.get, sample_ids[start:start + count],
+                                                            repeat(-1)), np.int64, count)
+            start += count
         return out
 
     def file_positions(self) -> dict[str, int]:
@@ -124,27 +148,39 @@ class SampleIndex:
 
 
 def breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
-              site: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Rows {phenotype, value, samples, carriers, ac, an, af, nhomalt, nhemi} from the site's `genotypes` rows
-    ``site`` (file_id, gt, gt_symbols, other_gt) and the files listing (``present``) or counting (``fill``) the
-    site.
+              calls: pa.Table) -> list[dict[str, Any]]:
+    """Rows {phenotype, value, samples, carriers, ac, an, af, nhomalt, nhemi} from the site's stored calls
+    (columns file_id, sample_id, ploidy, called, alt_count) and the files listing (``present``) or counting
+    (``fill``) the site.
 
     The samples without a stored call are counted per file from tallies made once per lake version (samples
     per file and phenotype value; for absent-site files, those with a ploidy on the contig and their ploidy
     sum), so a query costs the number of files and stored calls, not the number of samples."""
+    found = np.zeros(0, np.int64)
+    ploidy = called = alt_count = found
+    if calls.num_rows:
+        from genolake.query.arrays import numpy_values
+
+        found = idx.rows_of(calls.column("file_id").to_pylist(), calls.column("sample_id").to_pylist())
+        ploidy, called, alt_count = (numpy_values(calls.column(c)) for c in ("ploidy", "called", "alt_count"))
+    return count_breakdown(eng, idx, contig, present, fill, found, ploidy, called, alt_count)
+
+
+def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
+                    found: np.ndarray, ploidy: np.ndarray, called: np.ndarray,
+                    alt_count: np.ndarray) -> list[dict[str, Any]]:
+    """:func:`breakdown` from the site's stored calls given as index rows (``found``, -1: no sample; see
+    :meth:`SampleIndex.rows_at`) with their ploidy, called alleles and alt count, in the order of the calls."""
     fpos = idx.file_positions()
     pres = [fpos[f] for f in present if f in fpos]
     fills = [fpos[f] for f in fill if f in fpos]
     pl = idx.ploidy_of(eng, contig) if fills else None
     rows = np.zeros(0, np.int64)
-    called = alt_count = ploidy = base = rows
-    if site:
-        from genolake.genotypes import call_values_of
-
-        cv = call_values_of([r[1] for r in site], [r[2] for r in site], [r[3] for r in site])
-        found = idx.rows_at([r[0] for r in site], cv.row, cv.col)
+    base = rows
+    ploidy, called, alt_count = (np.asarray(x, np.int64) for x in (ploidy, called, alt_count))
+    if len(found):
         ok = found >= 0
-        ploidy, called, alt_count = (a[ok].astype(np.int64) for a in (cv.ploidy, cv.called, cv.alt_count))
+        ploidy, called, alt_count = ploidy[ok], called[ok], alt_count[ok]
         rows = found[ok]
         # one call per sample (a second row of the same allele in a file: the last one counts)
         uniq, last = np.unique(rows[::-1], return_index=True)
