@@ -78,7 +78,9 @@ def prepare_lake(ctx: Context, lake_path: Path) -> list[str]:
         by = group_column(cohort)
         aggregate(lake_path, by=[by] if by else [], workers=0)
         done.append("aggregated" + (f" --by {by}" if by else ""))
-    if not annotated:
+    if not annotated and not all(have_tool(t) for t in ("bcftools", "bgzip", "tabix")):
+        done.append("not annotated (the sources need bcftools, bgzip and tabix)")
+    elif not annotated:
         from benchmarks.suites.annotate import prepare, uses_chr
 
         scratch = ctx.work / "cli-scratch"
@@ -160,7 +162,7 @@ def run(ctx: Context) -> None:
         cpu_med = summary(cpu[key])[0]
         note = f"CPU {cpu_med * 1e3:.0f} ms" + (f"; {med / floor:.1f}x python -c pass" if floor else "")
         res.add(Measure(key, tool, what, "s", med, p95=p95, n=len(times[key]), note=note))
-    res.extra["cli"] = {"lake": "aggregated and annotated", "prepared_by_this_suite": prepared,
+    res.extra["cli"] = {"lake": "aggregated and annotated", "by_this_suite": prepared,
                         "load_average": load, "cpu_seconds_median": {k: summary(v)[0] for k, v in cpu.items()}}
     res.compare("cli.variant_vs_bcftools", "cli.genolake_variant", "cli.bcftools_view", "time",
                 "CLI cold start vs bcftools view -r")
