@@ -22,6 +22,7 @@ types by :func:`resolve_type` on first use (``Column.type``). A test keeps the c
 from __future__ import annotations
 
 import importlib
+import types
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +32,13 @@ if TYPE_CHECKING:
 __all__ = ["DeferredType", "LazyModule", "arrow_types", "resolve_type"]
 
 
-class LazyModule:
+class LazyModule(types.ModuleType):
     """A stand-in for module ``name`` that imports it on the first attribute read, then serves every attribute
-    from its own ``__dict__`` (a copy of the module's, so later reads cost what a module attribute costs)."""
+    from its own ``__dict__`` (a copy of the module's, so later reads cost what a module attribute costs). A
+    module type, pickled as an import of the module it names."""
 
     def __init__(self, name: str) -> None:
+        super().__init__(name)
         self.__dict__["_lazy_name"] = name
 
     def __getattr__(self, attr: str) -> Any:
@@ -44,6 +47,10 @@ class LazyModule:
         module = importlib.import_module(self.__dict__["_lazy_name"])
         self.__dict__.update(module.__dict__)
         return getattr(module, attr)  # a submodule imported later is read from the module itself
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickled (cloudpickle: a Dask task's closure) as an import of the module it names."""
+        return importlib.import_module, (self.__dict__["_lazy_name"],)
 
     def __repr__(self) -> str:
         return f"<lazily imported module {self.__dict__['_lazy_name']!r}>"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,12 @@ def test_lazy_module_imports_on_first_use() -> None:
     assert out == ["False", "True", "[1]", "True", "True"]
     with pytest.raises(AttributeError):
         LazyModule("json").__wrapped__  # noqa: B018 - introspection probes do not import
+    # a closure over a lazy module (a Dask task's) pickles as the module it names
+    cloudpickle = pytest.importorskip("cloudpickle")
+    lazy_pa = LazyModule("pyarrow")
+    task = pickle.loads(cloudpickle.dumps(lambda: lazy_pa.int64()))
+    assert task() == pa.int64()
+    assert pickle.loads(pickle.dumps(LazyModule("json"))) is json
 
 
 def test_deferred_schema_types() -> None:
