@@ -32,9 +32,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
+    from genolake.lazy import LazyModule
+
+    pa = LazyModule("pyarrow")
 
 BASE = 48  # ASCII '0'
 OTHER = 22
@@ -172,8 +179,12 @@ def _combined(col: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def _luts(rows: pa.Table) -> np.ndarray:
     """Per row, its symbol -> code table (rows, 16)."""
-    names = _combined(rows.column("gt_symbols")).to_pylist()
-    cache: dict[str, np.ndarray] = {}
+    return _symbol_luts(_combined(rows.column("gt_symbols")).to_pylist())
+
+
+def _symbol_luts(names: Sequence[str | None]) -> np.ndarray:
+    """Per row alphabet ``names[i]`` (``gt_symbols``), its symbol -> code table (rows, 16)."""
+    cache: dict[str | None, np.ndarray] = {}
     out = np.zeros((len(names), 16), dtype=np.uint8)
     for i, name in enumerate(names):
         lut = cache.get(name)
@@ -215,13 +226,10 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets.astype(np.int64), data
 
 
-def stored_calls(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stored calls of ``genotypes`` rows (columns ``gt``, ``gt_symbols``): (row, column_index, code k),
-    row-major (rows, then samples in order)."""
-    gt = _combined(rows.column("gt"))
-    if gt.null_count:
-        raise ValueError("genotype codes must not be null")
-    offsets, data = _string_buffers(gt)
+def _stored_calls(offsets: np.ndarray, data: np.ndarray, symbols: Sequence[str | None]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, column_index, code k) of rows whose ``gt`` bytes are ``data[offsets[i]:offsets[i + 1]]`` and whose
+    alphabets are ``symbols``: the codec of :func:`stored_calls` and :func:`call_values_of`."""
     lo, hi = int(offsets[0]), int(offsets[-1])
     window = data[lo:hi]
     nib = np.empty(window.size * 2, dtype=np.uint8)
@@ -230,7 +238,18 @@ def stored_calls(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     nz = np.flatnonzero(nib)
     row = np.searchsorted(offsets[1:] - lo, nz // 2, side="right")
     col = nz - 2 * (offsets[row] - lo)
-    k = _luts(rows)[row, nib[nz]] if nz.size else np.zeros(0, dtype=np.uint8)
+    k = _symbol_luts(symbols)[row, nib[nz]] if nz.size else np.zeros(0, dtype=np.uint8)
+    return row, col, k
+
+
+def stored_calls(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored calls of ``genotypes`` rows (columns ``gt``, ``gt_symbols``): (row, column_index, code k),
+    row-major (rows, then samples in order)."""
+    gt = _combined(rows.column("gt"))
+    if gt.null_count:
+        raise ValueError("genotype codes must not be null")
+    offsets, data = _string_buffers(gt)
+    row, col, k = _stored_calls(offsets, data, _combined(rows.column("gt_symbols")).to_pylist())
     return row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
 
 
@@ -356,15 +375,44 @@ def call_values(rows: pa.Table) -> CallValues:
     row, col, k = stored_calls(rows)
     other_idx = np.flatnonzero(k == OTHER)
     other_text: list[str] = []
-    ploidy, called, altc = PLOIDY[k], CALLED[k], ALT_COUNT[k]
     if other_idx.size:
         other_text = [str(x) for x in flat_values(rows.column("other_gt"), np.bincount(
             row[other_idx], minlength=rows.num_rows)).to_pylist()]
-        for j, i in enumerate(other_idx.tolist()):
-            al = _alleles(other_text[j])
-            ploidy[i] = len(al)
-            called[i] = sum(a != "." for a in al)
-            altc[i] = sum(a == "1" for a in al)
+    return _with_values(row, col, k, other_idx, other_text)
+
+
+def call_values_of(gt: Sequence[bytes], gt_symbols: Sequence[str | None],
+                   other_gt: Sequence[Sequence[str] | None]) -> CallValues:
+    """:func:`call_values` of ``genotypes`` rows given as Python values (DuckDB's ``fetchall``), one list per
+    column: the same codec without building Arrow arrays (pyarrow imports pandas, 0.2-0.5 s, the first time
+    it converts Python or numpy values: the cold command line's point query reads calls this way)."""
+    if any(g is None for g in gt):
+        raise ValueError("genotype codes must not be null")
+    lens = np.fromiter((len(g) for g in gt), dtype=np.int64, count=len(gt))
+    offsets = np.zeros(len(gt) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    data = np.frombuffer(b"".join(gt), dtype=np.uint8)
+    row, col, k = _stored_calls(offsets, data, gt_symbols)
+    row, col, k = row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
+    other_idx = np.flatnonzero(k == OTHER)
+    other_text: list[str] = []
+    if other_idx.size:  # a null list stands for as many nulls as the row has other-ploidy calls (flat_values)
+        per_row = np.bincount(row[other_idx], minlength=len(gt)).tolist()
+        for r, n in enumerate(per_row):
+            if n:
+                texts = other_gt[r]
+                other_text += [str(x) for x in texts] if texts is not None else ["None"] * n
+    return _with_values(row, col, k, other_idx, other_text)
+
+
+def _with_values(row: np.ndarray, col: np.ndarray, k: np.ndarray, other_idx: np.ndarray,
+                 other_text: list[str]) -> CallValues:
+    ploidy, called, altc = PLOIDY[k], CALLED[k], ALT_COUNT[k]
+    for j, i in enumerate(other_idx.tolist()):
+        al = _alleles(other_text[j])
+        ploidy[i] = len(al)
+        called[i] = sum(a != "." for a in al)
+        altc[i] = sum(a == "1" for a in al)
     return CallValues(row, col, k, ploidy, called, altc, other_idx, other_text)
 
 
@@ -432,10 +480,9 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
     return pa.table({c: out[c] for c in columns})
 
 
-_TYPES = {"institution": pa.string(), "contig": pa.string(), "pos": pa.int32(), "ref": pa.string(),
-          "alt": pa.string(), "sample_id": pa.string(), "gt": pa.string(), "ploidy": pa.int8(), "called": pa.int8(),
-          "alt_count": pa.int8(), "phased": pa.bool_(), "gq": pa.int32(), "dp": pa.int32(), "ad_ref": pa.int32(),
-          "ad_alt": pa.int32(), "file_id": pa.string()}
+_TYPES = {"institution": "string", "contig": "string", "pos": "int32", "ref": "string", "alt": "string",  # pa.X()
+          "sample_id": "string", "gt": "string", "ploidy": "int8", "called": "int8", "alt_count": "int8",
+          "phased": "bool_", "gq": "int32", "dp": "int32", "ad_ref": "int32", "ad_alt": "int32", "file_id": "string"}
 
 
 def pseudonyms_by_file(file_ids: Sequence[str], column_index: Sequence[int], sample_ids: Sequence[str],
@@ -456,7 +503,7 @@ def pseudonyms_by_file(file_ids: Sequence[str], column_index: Sequence[int], sam
 
 
 def _empty(columns: Sequence[str]) -> pa.Table:
-    return pa.table({c: pa.array([], _TYPES[c]) for c in columns})
+    return pa.table({c: pa.array([], getattr(pa, _TYPES[c])()) for c in columns})
 
 
 def _sql_list(items: Sequence[object]) -> str:

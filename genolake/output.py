@@ -11,11 +11,16 @@ import sys
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from genolake.errors import UserInputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
+    from genolake.lazy import LazyModule
+
+    pa = LazyModule("pyarrow")
 
 FORMATS = ("table", "tsv", "csv", "json", "parquet")
 MAX_TABLE_ROWS = 50

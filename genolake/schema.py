@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+from genolake.lazy import resolve_type
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # column types are declared as `pa.int32()` and built on first use (Column.type): see genolake.lazy
+    from genolake.lazy import arrow_types as pa
 
 # Version of the on-disk layout, recorded in genolake.json. 1: long `calls` table (one row per stored call);
 # 2: dense `genotypes` table (one row per file and split allele). `genolake migrate` upgrades a lake.
@@ -22,9 +28,14 @@ FORMAT_VERSION = 2
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: pa.DataType
+    declared: pa.DataType  # as declared below (a deferred type until pyarrow is needed): read `type`
     doc: str
     nullable: bool = False
+
+    @property
+    def type(self) -> pa.DataType:
+        """The column's pyarrow type."""
+        return resolve_type(self.declared)
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,9 @@ class Table:
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
+        import pyarrow
+
+        return pyarrow.schema([pyarrow.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
 
     @property
     def names(self) -> list[str]:

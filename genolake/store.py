@@ -35,16 +35,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from genolake import pseudonym
 from genolake.errors import GenolakeError, LakeNotFoundError, LakeStateError, LakeWriteError, write_failure
 from genolake.schema import FILE_TABLES, FILES, FORMAT_VERSION, TABLES, Table
 from genolake.version import __version__
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from deltalake import DeltaTable
+else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
+    from genolake.lazy import LazyModule
+
+    pa = LazyModule("pyarrow")
+    pq = LazyModule("pyarrow.parquet")
 
 log = logging.getLogger(__name__)
 

@@ -139,12 +139,13 @@ def test_missing_lake_exit_2(tmp_path: Path) -> None:
 
 
 def test_query_variant_imports_no_heavy_modules(sample_lake: SampleLake) -> None:
-    """`genolake query variant` must start fast: no pandas, Dask, scipy or polars on its path."""
+    """`genolake query variant` must start fast: no pyarrow, pandas, Dask, scipy or polars on its path."""
     code = (
         "import sys, runpy; sys.argv = ['genolake', 'query', 'variant', %r, '--lake', %r, '-f', 'json'];\n"
         "import genolake.cli\n"
         "try:\n    genolake.cli.main()\nexcept SystemExit:\n    pass\n"
-        "bad = [m for m in ('pandas', 'dask', 'distributed', 'scipy', 'polars', 'cyvcf2', 'pysam') if m in sys.modules]\n"
+        "bad = [m for m in ('pyarrow', 'pandas', 'dask', 'distributed', 'scipy', 'polars', 'cyvcf2', 'pysam', 'deltalake')\n"
+        "       if m in sys.modules]\n"
         "print('HEAVY', bad, file=sys.stderr)\n" % (VID, str(sample_lake.path))
     )
     env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))

@@ -31,29 +31,36 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from genolake.duck import connect
 from genolake.errors import UserInputError
 from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, call_values, calls_sql, expand, pseudonyms_by_file
+from genolake.lazy import DeferredType
 from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
 from genolake.store import LakeStore, committed_after, hive_quote
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
+    from genolake.lazy import LazyModule
+
+    pa = LazyModule("pyarrow")
+
 log = logging.getLogger(__name__)
 
-_DUCK_TYPES = {
-    pa.string(): "VARCHAR",
-    pa.int8(): "TINYINT",
-    pa.int16(): "SMALLINT",
-    pa.int32(): "INTEGER",
-    pa.int64(): "BIGINT",
-    pa.float32(): "FLOAT",
-    pa.float64(): "DOUBLE",
-    pa.bool_(): "BOOLEAN",
+_DUCK_TYPES = {  # by the pyarrow type's name (no pyarrow at import: genolake.lazy)
+    "string": "VARCHAR",
+    "int8": "TINYINT",
+    "int16": "SMALLINT",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
 }
 # Small tables copied into memory at refresh (per sample or per file, never per genotype or site).
 MATERIALISED = ("files", "samples", "ploidy", "callable", "phenotypes")
@@ -130,8 +137,18 @@ def _sql_literal(v: Any) -> str:
 
 
 def duck_type(t: pa.DataType) -> str:
-    if t in _DUCK_TYPES:
-        return _DUCK_TYPES[t]
+    """DuckDB's name for a pyarrow type, or for a schema column's type not built yet (``Column.declared``, a
+    :class:`genolake.lazy.DeferredType`: read without importing pyarrow)."""
+    if isinstance(t, DeferredType):
+        if t.factory == "list_":
+            return duck_type(t.args[0]) + "[]"
+        if t.factory == "timestamp":
+            return "TIMESTAMPTZ" if dict(t.kwargs).get("tz") or len(t.args) > 1 else "TIMESTAMP"
+        return _DUCK_TYPES.get({"float32": "float", "float64": "double", "bool_": "bool"}.get(t.factory, t.factory),
+                               "DATE" if t.factory == "date32" else "VARCHAR")
+    got = _DUCK_TYPES.get(str(t))
+    if got is not None:
+        return got
     if pa.types.is_timestamp(t):
         return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
     if pa.types.is_list(t):
@@ -150,7 +167,7 @@ def quote_ident(name: str) -> str:
 
 
 def _empty_select(table: Table) -> str:
-    cols = ", ".join(f"CAST(NULL AS {duck_type(c.type)}) AS {quote_ident(c.name)}" for c in table.columns)
+    cols = ", ".join(f"CAST(NULL AS {duck_type(c.declared)}) AS {quote_ident(c.name)}" for c in table.columns)
     return f"SELECT {cols} LIMIT 0"
 
 
@@ -258,8 +275,6 @@ def pos_ranges(paths: list[str]) -> dict[str, tuple[int, int]]:
     Data files are immutable (a Delta version adds and removes whole files), so the ranges are cached per
     path and size for the life of the process. Files without statistics are left out (always read).
     """
-    import pyarrow.parquet as pq
-
     out: dict[str, tuple[int, int]] = {}
     for p in paths:
         known = _POS_RANGES.get((p, -1))
@@ -273,6 +288,8 @@ def pos_ranges(paths: list[str]) -> dict[str, tuple[int, int]]:
         key = (p, size)
         if key not in _POS_RANGES:
             rng: tuple[int, int] | None = None
+            import pyarrow.parquet as pq  # only for files without Delta statistics
+
             try:
                 md = pq.read_metadata(p)
                 idx = next(i for i in range(md.num_columns) if md.schema.column(i).name == "pos")

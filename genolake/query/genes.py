@@ -13,11 +13,16 @@ Every function takes an opened :class:`genolake.query.lake.Lake`.
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from genolake.errors import UserInputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
+    from genolake.lazy import LazyModule
+
+    pa = LazyModule("pyarrow")
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _CLASS = re.compile(r"^[a-z][a-z_]*$")
@@ -247,14 +252,16 @@ def annotation_of(lake: Any, contig: str, pos: int, ref: str, alt: str) -> dict[
         return None
     eng = lake.engine
     allele = {"ref": ref, "alt": alt}
-    rows = eng.point("annotations", contig=contig, pos=pos, columns=eng.view_columns("annotations"),
-                     equal=allele).to_pylist()
+    # Python rows, not Arrow: the cold `query variant` imports no pyarrow (genolake.lazy)
+    cols = eng.view_columns("annotations")
+    rows = eng.point_rows("annotations", contig=contig, pos=pos, columns=cols, equal=allele)
     if not rows:
         return None
-    out = dict(rows[0])
+    out = dict(zip(cols, rows[0], strict=True))
     if "external_frequencies" in eng.views:
-        freq = eng.point("external_frequencies", contig=contig, pos=pos, equal=allele,
-                         columns=["source", "af", "ac", "an", "nhomalt", "popmax", "popmax_af"]).to_pylist()
+        fcols = ["source", "af", "ac", "an", "nhomalt", "popmax", "popmax_af"]
+        freq = [dict(zip(fcols, r, strict=True))
+                for r in eng.point_rows("external_frequencies", contig=contig, pos=pos, equal=allele, columns=fcols)]
         freq.sort(key=lambda r: r["source"])
         out["external_frequencies"] = {r.pop("source"): r for r in freq}
     return out

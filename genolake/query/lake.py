@@ -15,14 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from genolake.query.engine import Engine
 from genolake.store import LakeStore
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from genolake.query.ids import Region
     from genolake.query.where import Condition
+else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
+    from genolake.lazy import LazyModule
+
+    pa = LazyModule("pyarrow")
 
 
 def _shown_path(path: Path) -> str:

@@ -1,0 +1,132 @@
+"""The cold `genolake query variant` path (issue 10: whole process <= 0.35 s; measured by benchmarks/suites/cli.py,
+never timed here): it reads with DuckDB and decodes calls with numpy, without pyarrow. These tests check that
+the lighter path gives exactly the library's answers, on the real sample lake (absent-as-ref and callable-region
+files, phenotypes), and that the deferred imports behave."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from query_fixtures import *  # noqa: F403 - the sample_lake and opened fixtures
+from query_fixtures import SampleLake
+
+from genolake import genotypes as gtc
+from genolake.lazy import DeferredType, LazyModule, arrow_types, resolve_type
+from genolake.output import to_json
+from genolake.query.engine import duck_type
+from genolake.query.lake import Lake
+from genolake.schema import TABLES, VIEWS
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _variants(opened: Any, n: int) -> list[str]:
+    """Alleles of the lake: multi-allelic positions first (REF/ALT filtered reads), then an even spread."""
+    rows = opened.sql("SELECT contig, pos, ref, alt, count(*) OVER (PARTITION BY contig, pos) AS k "
+                      "FROM (SELECT DISTINCT contig, pos, ref, alt FROM variant_files) ORDER BY k DESC, pos, ref, alt")
+    keys = [f"{c}-{p}-{r}-{a}" for c, p, r, a in zip(*(rows[x].to_pylist() for x in ("contig", "pos", "ref", "alt")),
+                                                    strict=True)]
+    multi = keys[:4]
+    rest = keys[4:]
+    step = max(1, len(rest) // (n - len(multi)))
+    return multi + rest[::step][: n - len(multi)]
+
+
+def _cli(sample_lake: SampleLake, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
+    return subprocess.run([sys.executable, "-m", "genolake", "query", "variant", "--lake", str(sample_lake.path),
+                           *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_cli_json_is_the_library_answer(sample_lake: SampleLake, opened: Any) -> None:
+    """The command (DuckDB reads, no pyarrow) prints exactly `to_json` of the library's report read with the
+    pyarrow point reader, for multi-allelic sites, sites some files lack and sites outside callable regions."""
+    ids = _variants(opened, 14)
+    res = _cli(sample_lake, "--format", "json", *ids)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == to_json([opened.variant(v) for v in ids]) + "\n"
+    one = _cli(sample_lake, "--format", "json", ids[5])
+    assert one.returncode == 0 and one.stdout == to_json(opened.variant(ids[5])) + "\n"
+
+
+def test_duckdb_and_point_reads_give_the_same_reports(sample_lake: SampleLake, opened: Any) -> None:
+    """Both readers decode the same codes into the one count (strata.count_breakdown): same reports everywhere."""
+    cold = Lake(sample_lake.path, point_reads=False)
+    try:
+        ids = _variants(opened, 60)
+        for v in ids:
+            assert cold.variant(v) == opened.variant(v), v
+        assert any(p["carriers"] for v in ids for p in cold.variant(v)["phenotypes"])
+    finally:
+        cold.close()
+
+
+def test_cli_errors_keep_their_one_line_and_exit_code(sample_lake: SampleLake, opened: Any) -> None:
+    bad = _cli(sample_lake, "--format", "json", "chr20-abc-A-G")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
+    assert bad.stderr.startswith("genolake: error: malformed variant ID 'chr20-abc-A-G'")
+    unknown = _cli(sample_lake, "--format", "json", "rs1")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("genolake: error: rs1 is not in the lake")
+    assert len(unknown.stderr.strip().splitlines()) == 1
+    v = _variants(opened, 6)[5]
+    contig, pos, ref, _alt = v.split("-")
+    absent = f"{contig}-{pos}-{ref}-{ref}GATTACAGATTACA"  # an insertion no file lists, at a listed position
+    res = _cli(sample_lake, "--format", "json", absent)
+    assert res.returncode == 0 and "is not in the lake" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert json.loads(res.stdout)["variant"]["observed"] is False
+    assert res.stdout == to_json(opened.variant(absent)) + "\n"
+
+
+def test_call_values_of_python_rows_equals_the_arrow_codec(tmp_path: Path) -> None:
+    """`call_values_of` (DuckDB's fetchall values) decodes exactly as `call_values` (Arrow), other ploidies and
+    missing calls included."""
+    from genolake.ingest.pipeline import ingest
+
+    lake = tmp_path / "lake"
+    ingest(lake, "a", [DATA / "hail_sample_1kg_chr20_100s.vcf.gz"], build="GRCh37", workers=0)
+    ingest(lake, "b", [DATA / "edge" / "bio2zarr__mixed_ploidy.vcf.gz"], build="GRCh37", workers=0)
+    rows = pa.concat_tables([pq.read_table(p) for p in sorted((lake / "genotypes").rglob("*.parquet"))],
+                            promote_options="permissive")
+    want = gtc.call_values(rows)
+    got = gtc.call_values_of(rows["gt"].to_pylist(), rows["gt_symbols"].to_pylist(), rows["other_gt"].to_pylist())
+    assert want.other_idx.size > 0  # other-ploidy texts were exercised
+    for name in ("row", "col", "k", "ploidy", "called", "alt_count", "other_idx"):
+        assert getattr(got, name).tolist() == getattr(want, name).tolist(), name
+    assert got.other_text == want.other_text
+
+
+def test_lazy_module_imports_on_first_use() -> None:
+    code = ("import sys\nfrom genolake.lazy import LazyModule\nm = LazyModule('json')\n"
+            "sys.modules.pop('json', None)\nprint('json' in sys.modules, repr(m).startswith('<lazily'))\n"
+            "print(m.dumps([1]), 'json' in sys.modules, m.loads is sys.modules['json'].loads)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "[1]", "True", "True"]
+    with pytest.raises(AttributeError):
+        LazyModule("json").__wrapped__  # noqa: B018 - introspection probes do not import
+    # a closure over a lazy module (a Dask task's) pickles as the module it names
+    cloudpickle = pytest.importorskip("cloudpickle")
+    lazy_pa = LazyModule("pyarrow")
+    task = pickle.loads(cloudpickle.dumps(lambda: lazy_pa.int64()))
+    assert task() == pa.int64()
+    assert pickle.loads(pickle.dumps(LazyModule("json"))) is json
+
+
+def test_deferred_schema_types() -> None:
+    """Schema columns are declared without pyarrow and built on first use; DuckDB names them the same either way."""
+    t = arrow_types.list_(arrow_types.int32())
+    assert isinstance(t, DeferredType) and resolve_type(t) == pa.list_(pa.int32())
+    assert resolve_type(arrow_types.timestamp("us", tz="UTC")) == pa.timestamp("us", tz="UTC")
+    for table in [*TABLES.values(), *VIEWS.values()]:
+        for c in table.columns:
+            assert isinstance(c.type, pa.DataType)
+            assert duck_type(c.declared) == duck_type(c.type), (table.name, c.name)
