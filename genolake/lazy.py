@@ -33,9 +33,9 @@ __all__ = ["DeferredType", "LazyModule", "arrow_types", "resolve_type"]
 
 
 class LazyModule(types.ModuleType):
-    """A stand-in for module ``name`` that imports it on the first attribute read, then serves every attribute
-    from its own ``__dict__`` (a copy of the module's, so later reads cost what a module attribute costs). A
-    module type, pickled as an import of the module it names."""
+    """A stand-in for module ``name`` that imports it on the first attribute read and forwards every attribute
+    read to the module itself (never a copy: a patched attribute, as tests monkeypatch ``write_table``, is
+    seen). A module type, pickled as an import of the module it names."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -44,9 +44,11 @@ class LazyModule(types.ModuleType):
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__") and attr.endswith("__"):  # probes (copy, pickle, inspect) do not import
             raise AttributeError(attr)
-        module = importlib.import_module(self.__dict__["_lazy_name"])
-        self.__dict__.update(module.__dict__)
-        return getattr(module, attr)  # a submodule imported later is read from the module itself
+        module = self.__dict__.get("_lazy_module")
+        if module is None:
+            module = importlib.import_module(self.__dict__["_lazy_name"])
+            self.__dict__["_lazy_module"] = module
+        return getattr(module, attr)
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         """Pickled (cloudpickle: a Dask task's closure) as an import of the module it names."""
