@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from genolake import __version__
+from genolake.compute.runner import pool_size
 from genolake.contigs import canonical_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateError, UserInputError
 from genolake.ingest.convert import ISSUES, ChunkResult, Task, run_task
@@ -230,12 +231,17 @@ def ingest(
         except Exception as exc:
             raise BadInputFileError(ref_path, f"cannot index the reference FASTA: {exc}") from None
     if workers is None and scheduler is None and sum(src.size for src in todo) < IN_PROCESS_BYTES:
-        workers = 0  # a small input: starting a cluster would cost more than the conversion
-    report.runner = (f"Dask scheduler {scheduler}" if scheduler else "in process" if workers == 0
-                     else f"local Dask cluster of {_effective_workers(workers, None)} workers")
+        workers = 0  # a small input: starting worker processes would cost more than they save
     with store.staging() as (txn, staged):
         tasks = _plan(todo, institution, pseudo, store.contig_style, str(staged), ref_path,
                       n_workers=_effective_workers(workers, scheduler))
+        if workers is None and scheduler is None and len(tasks) < 2:
+            # one task (one file without an index): a worker process would only add its start-up time
+            workers = 0
+            tasks = _plan(todo, institution, pseudo, store.contig_style, str(staged), ref_path, n_workers=0)
+        report.runner = (f"Dask scheduler {scheduler}" if scheduler else "in process" if workers == 0
+                         else f"local pool of {min(pool_size(workers), len(tasks))} worker processes")
+        log.info("ingest: %d task(s), %s", len(tasks), report.runner)
         results = _execute(tasks, workers=workers, scheduler=scheduler, progress=progress)
         per_file: dict[str, list[ChunkResult]] = {}
         for task, res in zip(tasks, results, strict=True):
@@ -290,9 +296,7 @@ def ingest(
 def _effective_workers(workers: int | None, scheduler: str | None) -> int:
     if scheduler:
         return 4
-    if workers is None:
-        return os.cpu_count() or 1
-    return workers
+    return pool_size(workers) if workers != 0 else 0
 
 
 def _check_builds(sources: list[Source], want: str | None) -> None:
@@ -348,8 +352,10 @@ def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
              progress: ProgressFn | None) -> list[ChunkResult]:
     from genolake.compute.runner import run_tasks
 
+    # local workers: a process pool (about 1 s to start) rather than a local Dask cluster (5-10 s), which was
+    # longer than a whole small ingest; an existing cluster (scheduler) is used as given
     return run_tasks(run_task, tasks, workers=workers, scheduler=scheduler, progress=progress,
-                     count=lambda res: res.n_records, live=True)
+                     count=lambda res: res.n_records, live=True, local="processes")
 
 
 def _check_duplicates(src: Source, staged: Path, chunks: list[ChunkResult]) -> None:
