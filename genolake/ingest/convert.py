@@ -6,6 +6,7 @@ This is what a Dask worker runs. It receives sample pseudonyms, never the pseudo
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from genolake.ingest.reader import fatal_messages, htslib_capture, htslib_messag
 from genolake.schema import GENOTYPES, VARIANTS
 from genolake.store import partition_dir, write_parquet
 
+log = logging.getLogger(__name__)
 INT_MISSING = np.iinfo(np.int32).min  # htslib bcf_int32_missing; vector_end is min + 1
 # bases, `*`, symbolic `<ID>`, breakends (`G]17:198982]`, `]13:123456]T`, telomeric `.[13:123457[`, `]1:0].`)
 # and single breakends (`.A`, `G.`). gVCF placeholders `<*>`/`<NON_REF>` are refused separately.
@@ -148,6 +150,64 @@ def run_task(task: Task, progress: Callable[[int], None] | None = None) -> Chunk
     return result
 
 
+class _Stopped(Exception):
+    """Raised in a reader thread (through its progress tick) once another thread failed or Ctrl-C came."""
+
+
+def run_threaded(tasks: list[Task], whole: Task, *, threads: int,
+                 progress: Callable[[int], None] | None = None) -> list[ChunkResult]:
+    """Convert the region tasks of one indexed file on ``threads`` reader threads of this process.
+
+    cyvcf2 parses a record without holding the GIL, so threads over separate regions parse on separate cores.
+    htslib writes its messages to the one process-wide stderr, so a message cannot be told apart by thread:
+    the threads share one capture, and on any error or error message the file is converted again as the
+    ``whole``-file task on this thread alone (:func:`run_task`), which names the record at fault exactly as
+    ``--workers 0`` always did, or succeeds (then its result is used). Bad input is rare; this keeps the
+    one error path. Returns the region tasks' results in task order.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor as Pool
+
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def tick(n: int) -> None:
+        if stop.is_set():
+            raise _Stopped
+        if progress is not None:
+            with lock:
+                progress(n)
+
+    def one(task: Task) -> ChunkResult:
+        try:
+            return _run(task, tick)
+        except BaseException:
+            stop.set()  # the other threads stop at their next tick
+            raise
+
+    results: list[ChunkResult] = []
+    failed = False
+    with htslib_messages() as messages:
+        pool = Pool(max_workers=threads, thread_name_prefix="genolake-read")
+        try:
+            futures = [pool.submit(one, t) for t in tasks]
+            try:
+                results = [f.result() for f in futures]
+            except Exception:
+                failed = True
+        finally:  # after an error, or on Ctrl-C, the other readers stop at their next tick
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+    messages[:] = scrub(messages, whole.path)
+    if failed or fatal_messages(messages):
+        log.info("file %s: an error while reading on %d threads; reading it again on one", whole.file_id, threads)
+        return [run_task(whole)]
+    for res in results:
+        res.warnings = []
+    results[0].warnings = [_clean(m) for m in messages][:20]
+    return results
+
+
 def _clean(msg: str) -> str:
     return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", msg).strip()
 
@@ -195,6 +255,7 @@ class _Batch:
 
 
 BATCH = 512
+TICK = 2_000  # records between progress calls (a reader thread also learns there that it should stop)
 DECOMPRESS_THREADS = 1  # htslib's BGZF decompression thread: inflating moves off the parsing thread
 MAX_QUEUED = 4  # batches handed to the numpy thread and not done yet
 # a batch row: the normalised allele, the record's meta (as _add_variant takes it) and the allele as read
@@ -279,8 +340,8 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
     try:
         for rec in records:
             rec_no += 1
-            if progress is not None and not rec_no % 10_000:
-                progress(10_000)
+            if progress is not None and not rec_no % TICK:
+                progress(TICK)
             # htslib's error text, if any, since the last record: one fstat when quiet (reader.htslib_error)
             if capture is not None and fstat(capture.fileno).st_size != capture.seen:
                 err = capture.new_error()
