@@ -327,6 +327,8 @@ def _check_builds(sources: list[Source], want: str | None) -> None:
 
 
 def _committed_files(store: LakeStore) -> dict[str, str]:
+    if not store.active_files("files"):
+        return {}  # a new lake (and no empty_table(): pyarrow imports pandas for it, 0.35-0.5 s)
     t = store.read_table("files", columns=["file_id", "institution"])
     return dict(zip(t["file_id"].to_pylist(), t["institution"].to_pylist(), strict=True))
 
@@ -400,7 +402,7 @@ def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
     # local workers: a process pool (about 1 s to start) rather than a local Dask cluster (5-10 s), which was
     # longer than a whole small ingest; an existing cluster (scheduler) is used as given
     results = run_tasks(run_task, tasks, workers=workers, scheduler=scheduler, progress=progress,
-                        count=lambda res: res.n_records, live=True, local="processes")
+                        count=lambda res: res.n_records, live=True, local="processes", preload=("pandas",))
     for task, res in zip(tasks, results, strict=True):
         per_file.setdefault(task.file_id, []).append(res)
     return per_file
@@ -510,6 +512,8 @@ def _overlapping_files(
     todo: list[Source], replace: bool,
 ) -> list[str]:
     """Committed files of the institution that share samples and contigs with a new file."""
+    if not store.active_files("samples"):
+        return []
     samples = store.read_table("samples", columns=["institution", "sample_id", "file_id"])
     samples = samples.filter(pc.equal(samples["institution"], institution))
     if samples.num_rows == 0:
