@@ -733,7 +733,9 @@ def _one_record(cur: _Columns, arr: np.ndarray, gq: np.ndarray | None, dp: np.nd
         maxp[contig] = pm
     diploid = ploidy == 2
     an = int(called.sum())
-    for i in range(1, len(alts) + 1):
+    # rows in the order the writer sorts by (pos, ref, alt): a part whose rows are in order already is written
+    # without reordering every column (alternate alleles are listed in any order in a VCF)
+    for i in sorted(range(1, len(alts) + 1), key=lambda j: norm[j - 1]):
         alt_count = (a == i).sum(axis=1)
         vrow = _add_variant(cur, norm[i - 1], pos, raw_ref, raw_alts[i - 1], i, len(alts) + 1, meta)
         v = cur.v
