@@ -62,7 +62,18 @@ PARQUET_OPTIONS: dict[str, Any] = {
 # and are small next to `calls`: smaller groups make a point read 2-3x cheaper for a few percent of size.
 SMALL_ROW_GROUPS = 4096
 DELTA_COLUMNS = ("pos", "orig_pos")
-GT_ZSTD_LEVEL = 6  # the codes only: 4% smaller than level 1 for about 0.03 s per million genotypes (docs/STORAGE.md)
+# zstd levels of `genotypes` (docs/STORAGE.md, "Writer options, 2026-11-30"). The codes of a file without FORMAT
+# values (GT only), where they are ~80% of the lake: level 14, 14% smaller than level 6 for ~45 ns more CPU per
+# genotype at write (zstd's optimal parsing; a page of <= 256 KB gets its small-input parameters); reading is
+# no slower. With GQ/DP/AD the codes are ~10% of the lake: the same CPU would buy 1.4%, so level 6 is kept.
+# The FORMAT lists are dictionary-encoded, where the level matters little.
+GT_ZSTD_LEVEL = 14
+GT_ZSTD_LEVEL_WITH_FORMAT = 6
+FORMAT_LISTS = ("gq", "dp", "ad_ref", "ad_alt")
+FORMAT_ZSTD_LEVEL = 3
+# `genotypes` columns with min/max statistics: the keys readers select files and row groups by (point reads
+# need `pos`); statistics of ref/alt, the symbols and the lists pruned nothing and took 6% of the footers.
+GENOTYPES_STATISTICS = ("institution", "contig", "pos", "file_id")
 # `genotypes` rows hold one code per sample: their row groups are sized in genotypes (codes), so a point read
 # decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 512 rows; 50,000: 16).
 GENOTYPE_GROUP_CODES = 1 << 19
@@ -265,24 +276,57 @@ def write_parquet(table: Table, data: pa.Table, path: Path, *, row_group_size: i
     data = data.cast(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    opts = {**PARQUET_OPTIONS, "row_group_size": row_group_size or SMALL_ROW_GROUPS}
+    n_samples = 1
+    if table.name == "genotypes" and data.num_rows:
+        n_samples = 2 * len(data.column("gt")[0].as_py())  # two samples per byte of `gt`
+    null = frozenset(c for c in data.column_names if data.num_rows and data.column(c).null_count == data.num_rows)
+    opts = parquet_options(table, data.schema, row_group_size=row_group_size, n_samples=n_samples, null_columns=null)
+    pq.write_table(data, tmp, **opts)
+    os.replace(tmp, path)
+
+
+def _leaves(field: pa.Field) -> list[str]:
+    """Parquet column paths of an Arrow field: its name, or ``name.list.element`` for a list (pyarrow's
+    compliant nested names); writer options such as ``use_dictionary`` and ``column_encoding`` take these
+    paths, and a nested column listed by its top-level name only gets no option at all."""
+    if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+        return [f"{field.name}.list.{leaf}" for leaf in _leaves(field.type.value_field.with_name("element"))]
+    if pa.types.is_struct(field.type):
+        return [f"{field.name}.{leaf}" for child in field.type for leaf in _leaves(child)]
+    return [field.name]
+
+
+def parquet_options(table: Table, schema: pa.Schema, *, row_group_size: int | None = None,
+                    n_samples: int = 1, null_columns: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The ``pyarrow.parquet.write_table`` options of one data file of ``table`` (docs/STORAGE.md).
+
+    ``n_samples``: samples of a `genotypes` file (its row groups are sized in genotypes); ``null_columns``:
+    columns with no value in the file (no dictionary: an empty dictionary page per row group is pure
+    overhead; a `genotypes` file whose FORMAT lists are all null gets the GT-only zstd level for its codes).
+    """
+    opts: dict[str, Any] = {**PARQUET_OPTIONS, "row_group_size": row_group_size or SMALL_ROW_GROUPS}
+    leaves = {f.name: _leaves(f) for f in schema}
     # sorted positions are delta-encoded (a dictionary of distinct positions costs 4x more: docs/STORAGE.md)
-    delta = [c for c in DELTA_COLUMNS if c in table.names]
+    delta = [c for c in DELTA_COLUMNS if c in leaves]
+    if delta or null_columns:
+        opts["use_dictionary"] = [p for c, paths in leaves.items() if c not in delta and c != "gt"
+                                  and c not in null_columns for p in paths]
     if delta:
-        opts["use_dictionary"] = [c for c in table.names if c not in delta and c != "gt"]
         opts["column_encoding"] = {c: "DELTA_BINARY_PACKED" for c in delta}
     if table.name == "genotypes":
         # the codes: no dictionary, no length prefix between rows, no min/max statistics (a row is hundreds of
-        # bytes); zstd does the work
+        # bytes); zstd does the work. The FORMAT lists: dictionary-encoded values (a few hundred distinct
+        # depths and qualities), no statistics (no reader prunes on them).
         opts["column_encoding"]["gt"] = "DELTA_LENGTH_BYTE_ARRAY"
-        opts["write_statistics"] = [c for c in table.names if c != "gt"]
-        opts["compression_level"] = {c: GT_ZSTD_LEVEL if c == "gt" else PARQUET_OPTIONS["compression_level"]
-                                     for c in table.names}
+        opts["write_statistics"] = [p for c, paths in leaves.items() if c in GENOTYPES_STATISTICS for p in paths]
+        format_values = any(c in leaves and c not in null_columns for c in FORMAT_LISTS)
+        gt_level = GT_ZSTD_LEVEL_WITH_FORMAT if format_values else GT_ZSTD_LEVEL
+        opts["compression_level"] = {p: gt_level if c == "gt" else FORMAT_ZSTD_LEVEL if c in FORMAT_LISTS
+                                     else PARQUET_OPTIONS["compression_level"] for c, paths in leaves.items()
+                                     for p in paths}
         if row_group_size is None:
-            n = 2 * len(data.column("gt")[0].as_py()) if data.num_rows else 1
-            opts["row_group_size"] = genotype_group_rows(n)
-    pq.write_table(data, tmp, **opts)
-    os.replace(tmp, path)
+            opts["row_group_size"] = genotype_group_rows(n_samples)
+    return opts
 
 
 @dataclass

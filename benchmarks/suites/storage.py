@@ -62,8 +62,12 @@ def live_files(table: Path) -> set[Path] | None:
     return {Path(u.removeprefix("file://")).resolve() for u in uris}
 
 
-def parquet_columns(path: Path) -> tuple[dict[str, int], int]:
-    """(compressed bytes per column path summed over row groups, rows) from one Parquet file's footer."""
+def parquet_columns(path: Path, encodings: dict[str, set[str]] | None = None) -> tuple[dict[str, int], int]:
+    """(compressed bytes per column path summed over row groups, rows) from one Parquet file's footer.
+
+    ``encodings``, when given, collects the Parquet encodings of each column path (a list column written
+    PLAIN where a dictionary was meant shows here).
+    """
     import pyarrow.parquet as pq
 
     md = pq.ParquetFile(path).metadata
@@ -73,6 +77,8 @@ def parquet_columns(path: Path) -> tuple[dict[str, int], int]:
         for i in range(rg.num_columns):
             c = rg.column(i)
             cols[c.path_in_schema] = cols.get(c.path_in_schema, 0) + int(c.total_compressed_size)
+            if encodings is not None:
+                encodings.setdefault(c.path_in_schema, set()).update(c.encodings)
     return cols, int(md.num_rows)
 
 
@@ -84,6 +90,7 @@ def breakdown(lake: Path) -> dict[str, Any]:
         log_bytes = dir_bytes(table / DELTA_LOG)
         live = live_files(table)
         columns: dict[str, int] = {}
+        encodings: dict[str, set[str]] = {}
         parquet = rows = files = unreferenced = 0
         for root, dirs, names in os.walk(table):
             dirs[:] = [d for d in dirs if d != DELTA_LOG]
@@ -94,7 +101,7 @@ def breakdown(lake: Path) -> dict[str, Any]:
                 if not referenced:
                     unreferenced += size
                     continue
-                cols, n = parquet_columns(f)
+                cols, n = parquet_columns(f, encodings)
                 for k, v in cols.items():
                     columns[k] = columns.get(k, 0) + v
                 parquet += size
@@ -104,6 +111,7 @@ def breakdown(lake: Path) -> dict[str, Any]:
             "files": files, "rows": rows, "parquet_bytes": parquet, "delta_log_bytes": log_bytes,
             "unreferenced_bytes": unreferenced, "footer_bytes": parquet - sum(columns.values()),
             "columns": dict(sorted(columns.items(), key=lambda kv: -kv[1])),
+            "encodings": {k: sorted(encodings[k]) for k in sorted(encodings)},
         }
         in_tables += parquet + log_bytes + unreferenced
     total = dir_bytes(lake, skip=SCRATCH)
