@@ -42,9 +42,11 @@ from genolake.store import Commit, LakeStore, partition_dir, write_parquet
 
 log = logging.getLogger(__name__)
 
-IN_PROCESS_BYTES = 64 * 2**20
+IN_PROCESS_BYTES = 24 * 2**20
 """With the default ``workers=None``, inputs smaller than this (compressed bytes, all files of the command) are
-converted in this process: starting worker processes would cost more than they save."""
+converted in this process: starting worker processes (~1 s) would cost more than they save. Measured on 2 cores
+with a 29 MB, 1,000-sample file (docs/INGEST_PERFORMANCE.md): 2 worker processes 2.49 s, 2 reader threads in
+process 2.79 s, one thread 3.11 s (best of 5, same run)."""
 THREAD_BYTES = 16 * 2**20
 """In process, an indexed file at least this big (compressed bytes) is read by one thread per core
 (:func:`reader_threads`) over index regions: cyvcf2 parses without holding the GIL, so the threads parse on
@@ -177,10 +179,11 @@ def ingest(
     Parameters
     ----------
     workers
-        0 converts in this process; N > 0 starts a local Dask cluster of N processes; None converts inputs
-        smaller than :data:`IN_PROCESS_BYTES` (64 MiB, all files together) in this process and larger ones on
-        a local cluster of one process per core (``report.runner`` says which). Ignored when ``scheduler``
-        (an existing Dask cluster's address) is given.
+        0 converts in this process (an indexed file of :data:`THREAD_BYTES` or more on one reader thread per
+        core); N > 0 starts a local pool of N worker processes; None converts inputs smaller than
+        :data:`IN_PROCESS_BYTES` (24 MiB, all files together), or that make one task, in this process and
+        larger ones on a pool of one process per core (``report.runner`` says which). Ignored when
+        ``scheduler`` (an existing Dask cluster's address) is given.
 
     Examples
     --------
