@@ -14,7 +14,7 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, tsv, csv,
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 WorkersOpt = Annotated[
     int | None,
-    typer.Option("--workers", "-w", help="0 = in this process; N = local Dask cluster of N processes (default: in process for small inputs, else one per core)."),
+    typer.Option("--workers", "-w", help="0 = in this process; N = N local worker processes (ingest: a process pool; aggregate, annotate: a local Dask cluster). Default: chosen per job (ingest: in process for small inputs, else one per core; aggregate: in process, a thread per core)."),
 ]
 SchedulerOpt = Annotated[
     str | None, typer.Option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")

@@ -164,6 +164,57 @@ def test_killed_worker_gives_one_line(tmp_path: Path) -> None:
     assert proc.stderr.startswith("genolake: error: a Dask worker process died while running the tasks")
 
 
+# ------------------------------------------------------------------------------- a local process pool
+def test_pool_results_in_task_order() -> None:
+    seen: list[tuple[int, int, int]] = []
+    got = run_tasks(_square, list(range(6)), workers=2, local="processes", broadcast=1,
+                    progress=lambda *a: seen.append(a), count=lambda r: 1)
+    assert got == [x * x + 1 for x in range(6)]
+    assert seen[0] == (0, 0, 6) and seen[-1] == (6, 6, 6)
+    assert [s[1] for s in seen] == list(range(7))
+
+
+def test_pool_reports_the_first_failure_in_task_order() -> None:
+    with pytest.raises(BadInputFileError, match=r"^in\.vcf: record 7: first bad record$") as info:
+        run_tasks(_fail_some, [0, 1, 2, 3], workers=2, local="processes")
+    assert info.value.path == "in.vcf" and info.value.record == "record 7"
+
+
+def test_pool_bug_keeps_its_class_and_worker_traceback() -> None:
+    import traceback
+
+    with pytest.raises(ValueError, match=r"^a bug in task 2\n") as info:  # then the worker's traceback, a note
+        run_tasks(_bug, [0, 1, 2, 3], workers=2, local="processes")
+    assert "in _bug" in "".join(traceback.format_exception(info.value))
+
+
+def test_pool_killed_worker_gives_one_line(tmp_path: Path) -> None:
+    """A pool worker killed mid-task: one WorkerLostError line, exit 1, no traceback."""
+    script = tmp_path / "kill_pool.py"
+    script.write_text(textwrap.dedent("""
+        import logging, os, signal, sys
+        from genolake.compute.runner import run_tasks
+        from genolake.errors import GenolakeError
+
+        def work(x):
+            if x == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return x
+
+        if __name__ == "__main__":
+            logging.basicConfig(level=logging.WARNING, format="genolake: %(message)s")
+            try:
+                run_tasks(work, [0, 1, 2, 3], workers=2, local="processes")
+            except GenolakeError as exc:
+                print(f"genolake: error: {exc}", file=sys.stderr)
+                sys.exit(exc.exit_code)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("genolake: error: a worker process died while running the tasks"), proc.stderr
+
+
 # ---------------------------------------------------------------------------- the console script, 0/1/2
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:

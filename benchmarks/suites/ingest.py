@@ -3,14 +3,17 @@
 All tools read the same file: the main cohort's first institution (full tier), or in the quick tier a
 dedicated 1,000-sample file large enough that fixed costs (checksums, commit, Dask start) do not swamp the
 per-genotype work. genolake's time is the whole library call
-(inspect, convert, commit; with workers >= 1 it includes starting the local Dask cluster), as a user waits
-for it. Each tool runs ``ingest_repeats`` times, interleaved, and the best run counts (the machine is shared:
+(inspect, convert, commit; with workers >= 1 it includes starting the local pool of worker processes), as a
+user waits for it. In process (``--workers 0``) an indexed file of 16 MiB or more is read by one thread per core
+(the peers read on one thread; the report's ``runner`` says what genolake chose). The load average before and
+after is recorded: the machine is shared, and the ratios only mean something within one run. Each tool runs ``ingest_repeats`` times, interleaved, and the best run counts (the machine is shared:
 the fastest run is the one least disturbed by other jobs).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -105,8 +108,8 @@ def run(ctx: Context) -> None:
     tools: dict[str, tuple[str, str, Callable[[], None]]] = {
         "cyvcf2_gt": ("cyvcf2", "cyvcf2 iteration, genotype.array() per record", plain),
         "genolake_w0": ("genolake", "genolake ingest, in process (--workers 0)", genolake(0)),
-        "genolake_w1": ("genolake", "genolake ingest, 1 Dask worker", genolake(1)),
-        "genolake_w2": ("genolake", "genolake ingest, 2 Dask workers", genolake(2)),
+        "genolake_w1": ("genolake", "genolake ingest, 1 worker process", genolake(1)),
+        "genolake_w2": ("genolake", "genolake ingest, 2 worker processes", genolake(2)),
         "genolake_default": ("genolake", "genolake ingest, default workers (no --workers)", genolake(None)),
     }
     if fields:
@@ -126,6 +129,7 @@ def run(ctx: Context) -> None:
         res.skip("ingest.bcftools_bcf", "bcftools is not on the PATH")
 
     best: dict[str, float] = {}
+    load_before = os.getloadavg()
     for rep in range(cfg.ingest_repeats):
         for name, (_, _, fn) in tools.items():
             t = time.perf_counter()
@@ -137,8 +141,13 @@ def run(ctx: Context) -> None:
     res.extra["ingest"] = {"file": path.name, "records": records, "samples": samples, "genotypes": genotypes,
                            "best_seconds": best, "repeats": cfg.ingest_repeats}
     res.extra["ingest"]["default_runner"] = sorted(runners)
+    load_after = os.getloadavg()
+    res.extra["ingest"]["loadavg_1_5_15"] = {"before": [round(x, 2) for x in load_before],
+                                             "after": [round(x, 2) for x in load_after]}
+    log.info("  ingest: load average %.2f before, %.2f after (1 min)", load_before[0], load_after[0])
     for name, (tool, what, _) in tools.items():
-        note = f"best of {cfg.ingest_repeats}: {best[name]:.2f} s for {genotypes:,} genotypes"
+        note = (f"best of {cfg.ingest_repeats}: {best[name]:.2f} s for {genotypes:,} genotypes; load average "
+                f"{load_before[0]:.1f} -> {load_after[0]:.1f}")
         if name == "genolake_default":
             note += f"; ran {' / '.join(sorted(runners))}"
         res.add(Measure(f"ingest.{name}", tool, what, "genotypes/s", genotypes / best[name], n=cfg.ingest_repeats,

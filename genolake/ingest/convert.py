@@ -6,6 +6,7 @@ This is what a Dask worker runs. It receives sample pseudonyms, never the pseudo
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from genolake.ingest.reader import fatal_messages, htslib_capture, htslib_messag
 from genolake.schema import GENOTYPES, VARIANTS
 from genolake.store import partition_dir, write_parquet
 
+log = logging.getLogger(__name__)
 INT_MISSING = np.iinfo(np.int32).min  # htslib bcf_int32_missing; vector_end is min + 1
 # bases, `*`, symbolic `<ID>`, breakends (`G]17:198982]`, `]13:123456]T`, telomeric `.[13:123457[`, `]1:0].`)
 # and single breakends (`.A`, `G.`). gVCF placeholders `<*>`/`<NON_REF>` are refused separately.
@@ -148,6 +150,64 @@ def run_task(task: Task, progress: Callable[[int], None] | None = None) -> Chunk
     return result
 
 
+class _Stopped(Exception):
+    """Raised in a reader thread (through its progress tick) once another thread failed or Ctrl-C came."""
+
+
+def run_threaded(tasks: list[Task], whole: Task, *, threads: int,
+                 progress: Callable[[int], None] | None = None) -> list[ChunkResult]:
+    """Convert the region tasks of one indexed file on ``threads`` reader threads of this process.
+
+    cyvcf2 parses a record without holding the GIL, so threads over separate regions parse on separate cores.
+    htslib writes its messages to the one process-wide stderr, so a message cannot be told apart by thread:
+    the threads share one capture, and on any error or error message the file is converted again as the
+    ``whole``-file task on this thread alone (:func:`run_task`), which names the record at fault exactly as
+    ``--workers 0`` always did, or succeeds (then its result is used). Bad input is rare; this keeps the
+    one error path. Returns the region tasks' results in task order.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor as Pool
+
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def tick(n: int) -> None:
+        if stop.is_set():
+            raise _Stopped
+        if progress is not None:
+            with lock:
+                progress(n)
+
+    def one(task: Task) -> ChunkResult:
+        try:
+            return _run(task, tick)
+        except BaseException:
+            stop.set()  # the other threads stop at their next tick
+            raise
+
+    results: list[ChunkResult] = []
+    failed = False
+    with htslib_messages() as messages:
+        pool = Pool(max_workers=threads, thread_name_prefix="genolake-read")
+        try:
+            futures = [pool.submit(one, t) for t in tasks]
+            try:
+                results = [f.result() for f in futures]
+            except Exception:
+                failed = True
+        finally:  # after an error, or on Ctrl-C, the other readers stop at their next tick
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+    messages[:] = scrub(messages, whole.path)
+    if failed or fatal_messages(messages):
+        log.info("file %s: an error while reading on %d threads; reading it again on one", whole.file_id, threads)
+        return [run_task(whole)]
+    for res in results:
+        res.warnings = []
+    results[0].warnings = [_clean(m) for m in messages][:20]
+    return results
+
+
 def _clean(msg: str) -> str:
     return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", msg).strip()
 
@@ -195,6 +255,7 @@ class _Batch:
 
 
 BATCH = 512
+TICK = 2_000  # records between progress calls (a reader thread also learns there that it should stop)
 DECOMPRESS_THREADS = 1  # htslib's BGZF decompression thread: inflating moves off the parsing thread
 MAX_QUEUED = 4  # batches handed to the numpy thread and not done yet
 # a batch row: the normalised allele, the record's meta (as _add_variant takes it) and the allele as read
@@ -279,8 +340,8 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
     try:
         for rec in records:
             rec_no += 1
-            if progress is not None and not rec_no % 10_000:
-                progress(10_000)
+            if progress is not None and not rec_no % TICK:
+                progress(TICK)
             # htslib's error text, if any, since the last record: one fstat when quiet (reader.htslib_error)
             if capture is not None and fstat(capture.fileno).st_size != capture.seen:
                 err = capture.new_error()
@@ -573,48 +634,67 @@ def _check_alleles(batch: _Batch, a: np.ndarray | None = None) -> None:
                                 record=_at(batch.task, rec_no, chrom, pos))
 
 
+def _call_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Everything _flush needs about one biallelic call, looked up by its index
+    ``(a0 + 2) * 8 + (a1 + 2) * 2 + phased`` (alleles -2 absent, -1 missing, 0, 1; 32 entries): its code
+    (from :func:`genolake.genotypes.diploid_codes`, the one encoder), the per-record sums (ac, an, nhomalt, nhemi,
+    missing, other) and the per-sample ploidy counts (1, 2, more) as two int64 matrices, and its ploidy."""
+    a0, a1, ph = (x.ravel() for x in np.meshgrid(np.arange(-2, 2), np.arange(-2, 2), np.arange(2), indexing="ij"))
+    code = gtc.diploid_codes(a0, a1, ph.astype(bool))
+    ploidy = (a0 != -2).astype(np.int64) + (a1 != -2)
+    called = (a0 >= 0).astype(np.int64) + (a1 >= 0)
+    altc = (a0 == 1).astype(np.int64) + (a1 == 1)
+    missing = (called < ploidy) | (ploidy == 0)
+    per_record = np.stack([altc, called, (ploidy == 2) & (altc == 2), (ploidy == 1) & (altc == 1), missing,
+                           code == gtc.OTHER], axis=1).astype(np.int64)
+    per_sample = np.stack([ploidy == 1, ploidy == 2, ploidy > 2], axis=1).astype(np.int64)
+    per_record.setflags(write=False)
+    per_sample.setflags(write=False)
+    code.setflags(write=False)
+    return code, per_record, per_sample, ploidy
+
+
+_CODE, _PER_RECORD, _PER_SAMPLE, _PLOIDY = _call_tables()
+
+
 def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], contig: str) -> None:
-    """Counts and stored calls for a batch of biallelic records (vectorised over records and samples)."""
-    g = np.stack(batch.gts)  # (B, n, width + 1)
+    """Counts and stored calls for a batch of biallelic records (vectorised over records and samples): each
+    call becomes one small index, and codes and counts are table look-ups and histograms of it."""
+    g = np.stack(batch.gts)  # (B, n, width + 1) int16
     w = batch.width
     b, n = g.shape[0], g.shape[1]
     a = g[:, :, :w]
-    _check_alleles(batch, a)
-    phased = g[:, :, w].astype(bool)
-    if w == 2:
-        a0, a1 = a[:, :, 0], a[:, :, 1]
-        ploidy = (a0 != -2).astype(np.int8) + (a1 != -2)
-        called = (a0 >= 0).astype(np.int8) + (a1 >= 0)
-        altc = (a0 == 1).astype(np.int8) + (a1 == 1)
-    else:
-        a0 = a[:, :, 0]
-        a1 = np.full_like(a0, -2)
-        ploidy = (a0 != -2).astype(np.int8)
-        called = (a0 >= 0).astype(np.int8)
-        altc = (a0 == 1).astype(np.int8)
-    diploid = ploidy == 2
-    missing_any = (called < ploidy) | (ploidy == 0)
+    _check_alleles(batch, a)  # no allele index above 1
+    if a.size and a.min() < -2:  # not an allele, a missing one or an absent slot: read as missing
+        a = np.where(a < -2, -1, a)
+    idx = (a[:, :, 0] + 2).astype(np.uint8) << 3
+    if w == 2:  # with one allele column the second allele is absent: (-2 + 2) << 1 = 0
+        idx |= (a[:, :, 1] + 2).astype(np.uint8) << 1
+    idx |= (g[:, :, w] != 0).view(np.uint8)
+    k = _CODE[idx]
+    by_record = np.bincount((idx + (np.arange(b, dtype=np.int64) * 32)[:, None]).ravel(),
+                            minlength=b * 32).reshape(b, 32)
+    by_sample = np.bincount((idx + (np.arange(n, dtype=np.int64) * 32)[None, :]).ravel(),
+                            minlength=n * 32).reshape(n, 32)
+    ac, an, nhomalt, nhemi, nmiss, n_other = (by_record @ _PER_RECORD).T
     v = cur.v
     r0 = cur.n_variants
     for key, values in zip(_ROW_COLUMNS, zip(*batch.rows, strict=True), strict=True):
         v[key].extend(values)
     v["alt_index"].extend([1] * b)
     v["n_alleles"].extend([2] * b)
-    v["ac"].extend(altc.sum(axis=1, dtype=np.int64).tolist())
-    v["an"].extend(called.sum(axis=1, dtype=np.int64).tolist())
-    v["nhomalt"].extend((diploid & (altc == 2)).sum(axis=1).tolist())
-    v["nhemi"].extend(((ploidy == 1) & (altc == 1)).sum(axis=1).tolist())
-    nmiss = missing_any.sum(axis=1)
+    v["ac"].extend(ac.tolist())
+    v["an"].extend(an.tolist())
+    v["nhomalt"].extend(nhomalt.tolist())
+    v["nhemi"].extend(nhemi.tolist())
     v["n_missing"].extend(nmiss.tolist())
     v["n_called"].extend((n - nmiss).tolist())
     cur.n_variants += b
-    acc[:, 0] += (ploidy == 1).sum(axis=0)
-    acc[:, 1] += diploid.sum(axis=0)
-    acc[:, 2] += (ploidy > 2).sum(axis=0)
-    pm = int(ploidy.max()) if ploidy.size else 0
+    acc += by_sample @ _PER_SAMPLE
+    present = by_record.any(axis=0)
+    pm = int(_PLOIDY[present].max()) if present.any() else 0
     if pm > maxp[contig]:
         maxp[contig] = pm
-    k = gtc.diploid_codes(a0, a1, phased)
     rows, samples = np.nonzero(k)
     res = batch.result
     fmt = {}
@@ -625,8 +705,7 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
         if got is not None and res is not None:
             _clean_format(vals, res, name)
         fmt[name] = vals
-    others = np.flatnonzero((k == gtc.OTHER).any(axis=1))
-    _add_codes(cur, k, fmt, {r0 + int(r): [""] * int((k[r] == gtc.OTHER).sum()) for r in others})
+    _add_codes(cur, k, fmt, {r0 + int(r): [""] * int(n_other[r]) for r in np.flatnonzero(n_other)})
     batch.gts, batch.gq, batch.dp, batch.ad, batch.recs, batch.rows = [], [], [], [], [], []
     batch.width = -1
 
@@ -654,7 +733,9 @@ def _one_record(cur: _Columns, arr: np.ndarray, gq: np.ndarray | None, dp: np.nd
         maxp[contig] = pm
     diploid = ploidy == 2
     an = int(called.sum())
-    for i in range(1, len(alts) + 1):
+    # rows in the order the writer sorts by (pos, ref, alt): a part whose rows are in order already is written
+    # without reordering every column (alternate alleles are listed in any order in a VCF)
+    for i in sorted(range(1, len(alts) + 1), key=lambda j: norm[j - 1]):
         alt_count = (a == i).sum(axis=1)
         vrow = _add_variant(cur, norm[i - 1], pos, raw_ref, raw_alts[i - 1], i, len(alts) + 1, meta)
         v = cur.v

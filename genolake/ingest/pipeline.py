@@ -13,6 +13,8 @@ Nothing is visible until step 3 completes; a crash at any point leaves the lake 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
 import re
@@ -29,9 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from genolake import __version__
+from genolake.compute.runner import pool_size
 from genolake.contigs import canonical_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateError, UserInputError
-from genolake.ingest.convert import ISSUES, ChunkResult, Task, run_task
+from genolake.ingest.convert import ISSUES, ChunkResult, Task, run_task, run_threaded
 from genolake.ingest.plan import contig_extents, region_chunks
 from genolake.ingest.reader import Source, check_unchanged, htslib_messages, inspect_source, scrub
 from genolake.schema import CALLABLE, FILE_TABLES, FILES, PLOIDY, SAMPLES
@@ -39,9 +42,20 @@ from genolake.store import Commit, LakeStore, partition_dir, write_parquet
 
 log = logging.getLogger(__name__)
 
-IN_PROCESS_BYTES = 64 * 2**20
+IN_PROCESS_BYTES = 24 * 2**20
 """With the default ``workers=None``, inputs smaller than this (compressed bytes, all files of the command) are
-converted in this process: a local Dask cluster takes 5-10 s to start, more than such a job takes."""
+converted in this process: starting worker processes (~1 s) would cost more than they save. Measured on 2 cores
+with a 29 MB, 1,000-sample file (docs/INGEST_PERFORMANCE.md): 2 worker processes 2.49 s, 2 reader threads in
+process 2.79 s, one thread 3.11 s (best of 5, same run)."""
+THREAD_BYTES = 16 * 2**20
+"""In process, an indexed file at least this big (compressed bytes) is read by one thread per core
+(:func:`reader_threads`) over index regions: cyvcf2 parses without holding the GIL, so the threads parse on
+separate cores (:func:`genolake.ingest.convert.run_threaded`). Smaller files are read on one thread."""
+
+
+def reader_threads() -> int:
+    """Reader threads of an in-process ingest: one per core, at most 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
 _INSTITUTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ProgressFn = Callable[[int, int, int], None]  # (records done, tasks done, tasks in all)
 
@@ -165,10 +179,11 @@ def ingest(
     Parameters
     ----------
     workers
-        0 converts in this process; N > 0 starts a local Dask cluster of N processes; None converts inputs
-        smaller than :data:`IN_PROCESS_BYTES` (64 MiB, all files together) in this process and larger ones on
-        a local cluster of one process per core (``report.runner`` says which). Ignored when ``scheduler``
-        (an existing Dask cluster's address) is given.
+        0 converts in this process (an indexed file of :data:`THREAD_BYTES` or more on one reader thread per
+        core); N > 0 starts a local pool of N worker processes; None converts inputs smaller than
+        :data:`IN_PROCESS_BYTES` (24 MiB, all files together), or that make one task, in this process and
+        larger ones on a pool of one process per core (``report.runner`` says which). Ignored when
+        ``scheduler`` (an existing Dask cluster's address) is given.
 
     Examples
     --------
@@ -230,16 +245,24 @@ def ingest(
         except Exception as exc:
             raise BadInputFileError(ref_path, f"cannot index the reference FASTA: {exc}") from None
     if workers is None and scheduler is None and sum(src.size for src in todo) < IN_PROCESS_BYTES:
-        workers = 0  # a small input: starting a cluster would cost more than the conversion
-    report.runner = (f"Dask scheduler {scheduler}" if scheduler else "in process" if workers == 0
-                     else f"local Dask cluster of {_effective_workers(workers, None)} workers")
+        workers = 0  # a small input: starting worker processes would cost more than they save
     with store.staging() as (txn, staged):
-        tasks = _plan(todo, institution, pseudo, store.contig_style, str(staged), ref_path,
-                      n_workers=_effective_workers(workers, scheduler))
-        results = _execute(tasks, workers=workers, scheduler=scheduler, progress=progress)
-        per_file: dict[str, list[ChunkResult]] = {}
-        for task, res in zip(tasks, results, strict=True):
-            per_file.setdefault(task.file_id, []).append(res)
+        plan = functools.partial(_plan, todo, institution, pseudo, store.contig_style, str(staged), ref_path)
+        if workers == 0 and scheduler is None:
+            tasks = plan(n_workers=reader_threads(), min_split_bytes=THREAD_BYTES)
+        else:
+            tasks = plan(n_workers=_effective_workers(workers, scheduler))
+            if workers is None and scheduler is None and len(tasks) < 2:
+                # one task (one file without an index): a worker process would only add its start-up time
+                workers = 0
+                tasks = plan(n_workers=reader_threads(), min_split_bytes=THREAD_BYTES)
+        threaded = workers == 0 and scheduler is None and len(tasks) > len(todo)
+        report.runner = (f"Dask scheduler {scheduler}" if scheduler
+                         else f"in process, {reader_threads()} reader threads" if threaded
+                         else "in process" if workers == 0
+                         else f"local pool of {min(pool_size(workers), len(tasks))} worker processes")
+        log.info("ingest: %d task(s), %s", len(tasks), report.runner)
+        per_file = _execute(tasks, workers=workers, scheduler=scheduler, progress=progress)
         commit = Commit(txn=txn)
         file_contigs: dict[str, set[str]] = {}
         file_pseudonyms: dict[str, list[str]] = {}
@@ -290,9 +313,7 @@ def ingest(
 def _effective_workers(workers: int | None, scheduler: str | None) -> int:
     if scheduler:
         return 4
-    if workers is None:
-        return os.cpu_count() or 1
-    return workers
+    return pool_size(workers) if workers != 0 else 0
 
 
 def _check_builds(sources: list[Source], want: str | None) -> None:
@@ -309,13 +330,15 @@ def _check_builds(sources: list[Source], want: str | None) -> None:
 
 
 def _committed_files(store: LakeStore) -> dict[str, str]:
+    if not store.active_files("files"):
+        return {}  # a new lake (and no empty_table(): pyarrow imports pandas for it, 0.35-0.5 s)
     t = store.read_table("files", columns=["file_id", "institution"])
     return dict(zip(t["file_id"].to_pylist(), t["institution"].to_pylist(), strict=True))
 
 
 def _plan(
     sources: list[Source], institution: str, pseudo: Any, style: str, staged: str, reference: str | None,
-    *, n_workers: int,
+    *, n_workers: int, min_split_bytes: int = 0,
 ) -> list[Task]:
     tasks: list[Task] = []
     for src in sources:
@@ -328,7 +351,7 @@ def _plan(
             "contig_lengths": tuple((c, n) for c, n in src.header_contigs.items() if n),
         }
         groups: list[list[tuple[str, int, int]]] = []
-        if src.index and n_workers > 1:
+        if src.index and n_workers > 1 and src.size >= min_split_bytes:
             try:
                 with htslib_messages() as messages:  # htslib warns once per process: maybe here, via pysam
                     groups = region_chunks(contig_extents(src.path), n_workers * 4)
@@ -345,11 +368,47 @@ def _plan(
 
 
 def _execute(tasks: list[Task], *, workers: int | None, scheduler: str | None,
-             progress: ProgressFn | None) -> list[ChunkResult]:
-    from genolake.compute.runner import run_tasks
+             progress: ProgressFn | None) -> dict[str, list[ChunkResult]]:
+    """Run the conversion tasks; their results by file. In process, a file cut into region tasks is read on
+    :func:`reader_threads` threads (:func:`convert.run_threaded`), every other task in turn."""
+    from genolake.compute.runner import in_process, run_tasks
 
-    return run_tasks(run_task, tasks, workers=workers, scheduler=scheduler, progress=progress,
-                     count=lambda res: res.n_records, live=True)
+    per_file: dict[str, list[ChunkResult]] = {}
+    by_file: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_file.setdefault(task.file_id, []).append(task)
+    if in_process(workers, scheduler) and any(len(ts) > 1 for ts in by_file.values()):
+        n = len(tasks)
+        records = 0
+        finished = 0
+        if progress:
+            progress(0, 0, n)
+
+        def tick(k: int) -> None:
+            nonlocal records
+            records += k
+            if progress:
+                progress(records, finished, n)
+
+        for fid, ts in by_file.items():
+            before = records
+            if len(ts) > 1:
+                whole = dataclasses.replace(ts[0], chunk=0, region=None, regions=())
+                per_file[fid] = run_threaded(ts, whole, threads=reader_threads(), progress=tick)
+            else:
+                per_file[fid] = [run_task(ts[0], tick)]
+            finished += len(ts)
+            records = before + sum(r.n_records for r in per_file[fid])
+            if progress:
+                progress(records, finished, n)
+        return per_file
+    # local workers: a process pool (about 1 s to start) rather than a local Dask cluster (5-10 s), which was
+    # longer than a whole small ingest; an existing cluster (scheduler) is used as given
+    results = run_tasks(run_task, tasks, workers=workers, scheduler=scheduler, progress=progress,
+                        count=lambda res: res.n_records, live=True, local="processes", preload=("pandas",))
+    for task, res in zip(tasks, results, strict=True):
+        per_file.setdefault(task.file_id, []).append(res)
+    return per_file
 
 
 def _check_duplicates(src: Source, staged: Path, chunks: list[ChunkResult]) -> None:
@@ -456,6 +515,8 @@ def _overlapping_files(
     todo: list[Source], replace: bool,
 ) -> list[str]:
     """Committed files of the institution that share samples and contigs with a new file."""
+    if not store.active_files("samples"):
+        return []
     samples = store.read_table("samples", columns=["institution", "sample_id", "file_id"])
     samples = samples.filter(pc.equal(samples["institution"], institution))
     if samples.num_rows == 0:
