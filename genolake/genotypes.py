@@ -279,7 +279,9 @@ def stored_calls_fixed(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarr
     at = nzb[hit >> 1]
     row = at // width
     col = (at - row * width) * 2 + (hit & 1)
-    names = pa.compute.unique(_combined(rows.column("gt_symbols")))
+    import pyarrow.compute as pc
+
+    names = pc.unique(_combined(rows.column("gt_symbols")))
     if len(names) == 1:
         lut = np.zeros(16, dtype=np.int8)
         for s, ch in enumerate(names[0].as_py() or "", start=1):
@@ -318,7 +320,9 @@ def nonzero_pairs(rows: pa.Table) -> NonzeroPairs | None:
     width = int(widths[0]) if n else 0
     if n == 0 or width == 0 or not bool((widths == width).all()):
         return None
-    names = pa.compute.unique(_combined(rows.column("gt_symbols")))
+    import pyarrow.compute as pc
+
+    names = pc.unique(_combined(rows.column("gt_symbols")))
     if len(names) != 1:
         return None
     lut = np.zeros(16, dtype=np.int8)

@@ -198,7 +198,7 @@ def run(ctx: Context) -> None:
 
 def _main_range(lake_path: Path) -> tuple[str, int, int]:
     import genolake
-    from benchmarks.suites.queries import main_contig
+    from benchmarks.suites.common import main_contig
 
     with genolake.open(lake_path) as lake:
         return main_contig(lake)

@@ -196,3 +196,11 @@ def fmt_value(value: float | None, unit: str) -> str:
     if unit == "bits":
         return f"{value:.2f} bits"
     return f"{value:g} {unit}"
+
+
+def main_contig(lake: Any) -> tuple[str, int, int]:
+    """(contig, first pos, last pos) of the contig with the most variants (the simulated autosome)."""
+    t = lake.sql("SELECT contig, min(pos) AS lo, max(pos) AS hi, count(*) AS n FROM variants "
+                 "GROUP BY contig ORDER BY n DESC LIMIT 1")
+    r = t.to_pylist()[0]
+    return str(r["contig"]), int(r["lo"]), int(r["hi"])

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suites.cohort import read_phenotypes
-from benchmarks.suites.common import Measure, Results, summary
+from benchmarks.suites.common import Measure, Results, main_contig, summary
 from benchmarks.suites.context import Context
 from benchmarks.suites.peers import Cyvcf2Peer, PysamPeer
 
@@ -41,14 +41,6 @@ def pick_variants(lake: Any, n: int, seed: int) -> list[Variant]:
     rows = list(zip(*(t[c].to_pylist() for c in ("contig", "pos", "ref", "alt")), strict=True))
     rng = random.Random(seed)
     return rng.sample(rows, n) if len(rows) > n else rng.sample(rows, len(rows))
-
-
-def main_contig(lake: Any) -> tuple[str, int, int]:
-    """(contig, first pos, last pos) of the contig with the most variants (the simulated autosome)."""
-    t = lake.sql("SELECT contig, min(pos) AS lo, max(pos) AS hi, count(*) AS n FROM variants "
-                 "GROUP BY contig ORDER BY n DESC LIMIT 1")
-    r = t.to_pylist()[0]
-    return str(r["contig"]), int(r["lo"]), int(r["hi"])
 
 
 def pick_regions(lake: Any, n: int, seed: int, width: int) -> list[tuple[str, int, int]]:

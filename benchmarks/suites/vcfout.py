@@ -112,7 +112,7 @@ def run(ctx: Context) -> None:
             log.info("  running genolake aggregate first (allele_frequencies is not current)")
             aggregate(lake_path, workers=0)
             lake.refresh()
-        from benchmarks.suites.queries import main_contig
+        from benchmarks.suites.common import main_contig
 
         contig, lo, hi = main_contig(lake)
         t = lake.sql("SELECT DISTINCT contig, pos, ref, alt FROM variants WHERE contig = $c AND length(ref) = 1 "

@@ -160,7 +160,9 @@ def run_threaded(tasks: list[Task], whole: Task, *, threads: int,
 
     cyvcf2 parses a record without holding the GIL, so threads over separate regions parse on separate cores.
     htslib writes its messages to the one process-wide stderr, so a message cannot be told apart by thread:
-    the threads share one capture, and on any error or error message the file is converted again as the
+    each thread reads the one capture with a reader of its own (so one thread never marks another's error as
+    seen and every thread stops before touching a half-parsed record), and on any error or error message the
+    file is converted again as the
     ``whole``-file task on this thread alone (:func:`run_task`), which names the record at fault exactly as
     ``--workers 0`` always did, or succeeds (then its result is used). Bad input is rare; this keeps the
     one error path. Returns the region tasks' results in task order.
@@ -335,6 +337,8 @@ def _run(task: Task, progress: Callable[[int], None] | None = None) -> ChunkResu
     ref_ok = _REF_OK.match
     alt_ok = _ALT_OK.match
     capture = htslib_capture()
+    if capture is not None:  # a reader of its own: run_threaded's threads each see every error line written
+        capture = capture.fork()
     fstat = os.fstat
     err: str | None = None
     try:

@@ -170,6 +170,13 @@ class _Capture:
         self.fileno = fileno
         self.seen = 0
 
+    def fork(self) -> _Capture:
+        """A reader of the same capture from this reader's position on, with its own position (one per reader
+        thread: a line read by one thread stays new to the others)."""
+        other = _Capture(self.fileno)
+        other.seen = self.seen
+        return other
+
     def new_error(self) -> str | None:
         """The first new htslib error line written since the last call, if any (one fstat when quiet)."""
         size = os.fstat(self.fileno).st_size

@@ -178,10 +178,12 @@ class PointReader:
         want = frozenset(columns)
         sizes = idx.sizes
         if not sizes:  # per top-level column: uncompressed bytes over the row groups (once per file)
+            sizes = {}  # built here, then published at once: a serve thread never sees it half filled
             for i in range(md.num_columns):
                 name = md.schema.column(i).path.split(".")[0]
                 sizes[name] = sizes.get(name, 0) + sum(md.row_group(g).column(i).total_uncompressed_size
                                                        for g in range(md.num_row_groups))
+            idx.sizes.update(sizes)  # one call: whole or nothing for a reader on another thread
         est = md.num_rows * 8 * max(1, len(want)) + sum(sizes.get(c, 0) for c in want)
         return est <= limit
 
