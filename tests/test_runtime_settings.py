@@ -62,5 +62,6 @@ def test_row_groups_of_genotypes_are_sized_in_genotypes(sample_lake: SampleLake,
         assert md.num_row_groups >= 3
         assert md.row_group(0).num_rows == size, table.name
     assert genotype_group_rows(1_000) == 512 and genotype_group_rows(50_000) == 16
+    assert genotype_group_rows(1_000, with_format=True) == 128 and genotype_group_rows(50_000, with_format=True) == 16
     assert genotype_group_rows(10) == 4096
     assert PARQUET_OPTIONS["row_group_size"] > SMALL_ROW_GROUPS
