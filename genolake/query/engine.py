@@ -560,6 +560,12 @@ class Engine:
             if rows.startswith("(SELECT") and " LIMIT 0)" in rows and "read_parquet" not in rows:
                 keep = tuple(c for c in VIEWS["calls"].columns if c.name in cnames)
                 return f"({_empty_select(Table('calls', '', keep))})"
+            # the rows asked for, before they are expanded: a window of a contig expands that window only
+            conds = [f"pos >= {int(start)}" if start is not None else "", f"pos <= {int(end)}" if end is not None else "",
+                     f"contig = {_sql_str(contig)}" if contig is not None else "",
+                     f"institution = {_sql_str(institution)}" if institution is not None else ""]
+            if any(conds):
+                rows = f"(SELECT * FROM {rows} WHERE {' AND '.join(c for c in conds if c)})"
             cols = ", ".join(quote_ident(n) for n in cnames)
             return f"(SELECT {cols} FROM {calls_sql(rows, 'samples')})"
         paths = self.catalog.table_paths(table, contig=contig, institution=institution)
