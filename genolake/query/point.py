@@ -198,8 +198,7 @@ class PointReader:
         matches. ``constants`` gives, per path, string columns whose value is known for the whole file (such as
         its file_id and institution): those are not read. ``transient`` columns are decoded for this read only
         and never cached (the FORMAT lists of `genotypes`: megabytes per row group, read by one carriers query,
-        would push out the codes and the per-site rows every point query comes back to), unless the whole file
-        with them fits the read-ahead share below (a small file: then they are read ahead and cached too). ``fixed`` conditions
+        would push out the codes and the per-site rows every point query comes back to). ``fixed`` conditions
         are the same for every query of a kind (`allele_frequencies` rows of stratum 'all'): they are applied
         when rows are decoded, so only the matching rows are cached.
 
@@ -223,8 +222,6 @@ class PointReader:
             stored = [c for c in need if c != "pos" and c not in const]
             kept = [c for c in stored if c not in once]
             passing = [c for c in stored if c in once]
-            if passing and self._whole_fits(idx, [*stored, *fixed, "pos"]):
-                kept, passing = stored, []  # a small file: its transient columns are cached with the rest
             whole_key = (path, size, -1, fkey)
             have = self._cache.get(whole_key)
             groups = np.flatnonzero((idx.lo <= last) & (idx.hi >= pos)).tolist()
