@@ -437,10 +437,19 @@ def _stored_calls(eng: Engine, m: np.ndarray, sites: list[tuple[Any, ...]], samp
     col_tbl = pa.table({"institution": pa.array([s.institution for s in samples], pa.string()),
                         "sample_id": pa.array([s.sample_id for s in samples], pa.string()),
                         "j": pa.array(np.arange(len(samples), dtype=np.int64))})
-    csrc = eng.scan("calls", contig=contig, institution=institution, start=start, end=end,
-                    columns=["institution", "contig", "pos", "ref", "alt", "sample_id", "gt", "gq", "dp", "ad_ref",
-                             "ad_alt"])
+    # the window's genotypes rows, expanded by the numpy codec (DuckDB's SQL expansion of the `calls` view grew
+    # past 15 GB of memory on 1,000 samples x 73k sites)
+    from genolake.genotypes import expand
+
+    gsrc = eng.scan("genotypes", contig=contig, institution=institution, start=start, end=end)
     inst_term = "AND c.institution = $i" if institution is not None else ""
+    rows = eng.query(f"""SELECT institution, contig, pos, ref, alt, file_id, gt, gt_symbols, other_gt, gq, dp, ad_ref,
+                                ad_alt FROM {gsrc} AS c WHERE c.contig = $c AND c.pos BETWEEN $s AND $e {inst_term}""",
+                     params)
+    calls = expand(rows, eng.file_pseudonyms, ["institution", "contig", "pos", "ref", "alt", "sample_id", "gt", "gq",
+                                               "dp", "ad_ref", "ad_alt"])
+    csrc = "_gl_exp_calls"
+    eng.con.register("_gl_exp_calls", calls)
     eng.con.register("_gl_exp_sites", site_tbl)
     eng.con.register("_gl_exp_cols", col_tbl)
     try:
@@ -460,6 +469,7 @@ def _stored_calls(eng: Engine, m: np.ndarray, sites: list[tuple[Any, ...]], samp
     finally:
         eng.con.unregister("_gl_exp_sites")
         eng.con.unregister("_gl_exp_cols")
+        eng.con.unregister("_gl_exp_calls")
     if got.num_rows:
         i = got.column("i").to_numpy()
         j = got.column("j").to_numpy()
