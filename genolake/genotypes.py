@@ -253,20 +253,42 @@ def stored_calls(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
 
 
+def _fixed_width(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(offsets, bytes, width) of the ``gt`` column when every row has the same width (rows of one file), else
+    None."""
+    gt = _combined(rows.column("gt"))
+    if gt.null_count:
+        raise ValueError("genotype codes must not be null")
+    offsets, data = _string_buffers(gt)
+    widths = np.diff(offsets)
+    width = int(widths[0]) if len(gt) else 0
+    if len(gt) == 0 or width == 0 or not bool((widths == width).all()):
+        return None
+    return offsets, data, width
+
+
+def _one_alphabet(rows: pa.Table) -> np.ndarray | None:
+    """The symbol -> code table (16,) shared by every row, or None when the rows have several alphabets."""
+    import pyarrow.compute as pc
+
+    names = pc.unique(_combined(rows.column("gt_symbols")))
+    if len(names) != 1:
+        return None
+    lut = np.zeros(16, dtype=np.int8)
+    for s, ch in enumerate(names[0].as_py() or "", start=1):
+        lut[s] = ord(ch) - BASE
+    return lut
+
+
 def stored_calls_fixed(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`stored_calls` for rows of one width (the rows of one file: every row has a symbol per sample), found
     from the nonzero bytes of the ``gt`` matrix: no per-genotype symbol array and no row search, so it costs about
     one pass over the bytes. The same (row, column_index, code k), row-major; rows of unequal widths fall back to
     :func:`stored_calls`."""
-    gt = _combined(rows.column("gt"))
-    if gt.null_count:
-        raise ValueError("genotype codes must not be null")
-    n = len(gt)
-    offsets, data = _string_buffers(gt)
-    widths = np.diff(offsets)
-    width = int(widths[0]) if n else 0
-    if n == 0 or width == 0 or not bool((widths == width).all()):
+    fixed = _fixed_width(rows)
+    if fixed is None:
         return stored_calls(rows)
+    offsets, data, width = fixed
     raw = data[int(offsets[0]):int(offsets[-1])]
     nzb = np.flatnonzero(raw != 0)  # (on a bool array: 3x faster than on the bytes)
     byte = raw[nzb]
@@ -279,16 +301,8 @@ def stored_calls_fixed(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarr
     at = nzb[hit >> 1]
     row = at // width
     col = (at - row * width) * 2 + (hit & 1)
-    import pyarrow.compute as pc
-
-    names = pc.unique(_combined(rows.column("gt_symbols")))
-    if len(names) == 1:
-        lut = np.zeros(16, dtype=np.int8)
-        for s, ch in enumerate(names[0].as_py() or "", start=1):
-            lut[s] = ord(ch) - BASE
-        k = lut[sym]
-    else:
-        k = _luts(rows)[row, sym].astype(np.int8)
+    lut = _one_alphabet(rows)
+    k = lut[sym] if lut is not None else _luts(rows)[row, sym].astype(np.int8)
     return row.astype(np.int64), col.astype(np.int64), k
 
 
@@ -311,23 +325,12 @@ def nonzero_pairs(rows: pa.Table) -> NonzeroPairs | None:
     """The stored calls of ``genotypes`` rows as :class:`NonzeroPairs`, for counting by sample pair without
     splitting every byte (one pass over the codes); None when the rows have several widths or alphabets (use
     :func:`stored_calls_fixed`)."""
-    gt = _combined(rows.column("gt"))
-    if gt.null_count:
-        raise ValueError("genotype codes must not be null")
-    n = len(gt)
-    offsets, data = _string_buffers(gt)
-    widths = np.diff(offsets)
-    width = int(widths[0]) if n else 0
-    if n == 0 or width == 0 or not bool((widths == width).all()):
+    fixed = _fixed_width(rows)
+    lut = _one_alphabet(rows) if fixed is not None else None
+    if fixed is None or lut is None:
         return None
-    import pyarrow.compute as pc
-
-    names = pc.unique(_combined(rows.column("gt_symbols")))
-    if len(names) != 1:
-        return None
-    lut = np.zeros(16, dtype=np.int8)
-    for s, ch in enumerate(names[0].as_py() or "", start=1):
-        lut[s] = ord(ch) - BASE
+    offsets, data, width = fixed
+    n = len(offsets) - 1
     raw = data[int(offsets[0]):int(offsets[-1])]
     at = np.flatnonzero(raw != 0)
     byte = raw[at]
