@@ -33,9 +33,9 @@ import os
 import pickle
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from genolake.errors import GenolakeError, WorkerLostError
 
@@ -265,11 +265,7 @@ def _run_on_dask(fn: Callable[..., R], tasks: Sequence[Any], broadcast: Any, *, 
                     # report the failure of the first failing task in task order, as in process (the same
                     # input gives the same message): drop the later tasks, wait for the earlier ones
                     client.cancel(futures[i + 1:])
-                    for earlier in futures[:i]:
-                        got = earlier.result()
-                        if isinstance(got, _Failure):
-                            raise got.error from None
-                    raise res.error from None
+                    _raise_first_failure(res, (earlier.result() for earlier in futures[:i]))
                 results[i] = res
                 done += count(res) if count else 0
                 if progress:
@@ -280,6 +276,15 @@ def _run_on_dask(fn: Callable[..., R], tasks: Sequence[Any], broadcast: Any, *, 
                 raise _lost(exc) from None
             raise
     return results
+
+
+def _raise_first_failure(failed: _Failure, earlier: Iterable[Any]) -> NoReturn:
+    """Raise the error of the first failing task in task order, as in process: ``failed`` failed, and the
+    results of the tasks before it (waited for one by one) may hold an earlier failure, which wins."""
+    for got in earlier:
+        if isinstance(got, _Failure):
+            raise got.error from None
+    raise failed.error from None
 
 
 def _ignore_sigint() -> None:
@@ -325,11 +330,7 @@ def _run_on_pool(fn: Callable[..., R], tasks: Sequence[Any], extra: tuple[Any, .
                     # the first failure in task order, as in process: drop the later tasks, wait for earlier ones
                     for later in futures[i + 1:]:
                         later.cancel()
-                    for earlier in futures[:i]:
-                        got = earlier.result()
-                        if isinstance(got, _Failure):
-                            raise got.error from None
-                    raise res.error from None
+                    _raise_first_failure(res, (earlier.result() for earlier in futures[:i]))
                 results[i] = res
                 finished += 1
                 done_items += count(res) if count else 0

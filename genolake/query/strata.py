@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    import pyarrow as pa
 
     from genolake.query.engine import Engine
 
@@ -147,30 +146,16 @@ class SampleIndex:
 
 
 
-def breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
-              calls: pa.Table) -> list[dict[str, Any]]:
-    """Rows {phenotype, value, samples, carriers, ac, an, af, nhomalt, nhemi} from the site's stored calls
-    (columns file_id, sample_id, ploidy, called, alt_count) and the files listing (``present``) or counting
-    (``fill``) the site.
+def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
+                    found: np.ndarray, ploidy: np.ndarray, called: np.ndarray,
+                    alt_count: np.ndarray) -> list[dict[str, Any]]:
+    """Rows {phenotype, value, samples, carriers, ac, an, af, nhomalt, nhemi} from the site's stored calls, given
+    as index rows (``found``, -1: no sample; see :meth:`SampleIndex.rows_at`) with their ploidy, called alleles
+    and alt count in the order of the calls, and the files listing (``present``) or counting (``fill``) the site.
 
     The samples without a stored call are counted per file from tallies made once per lake version (samples
     per file and phenotype value; for absent-site files, those with a ploidy on the contig and their ploidy
     sum), so a query costs the number of files and stored calls, not the number of samples."""
-    found = np.zeros(0, np.int64)
-    ploidy = called = alt_count = found
-    if calls.num_rows:
-        from genolake.query.arrays import numpy_values
-
-        found = idx.rows_of(calls.column("file_id").to_pylist(), calls.column("sample_id").to_pylist())
-        ploidy, called, alt_count = (numpy_values(calls.column(c)) for c in ("ploidy", "called", "alt_count"))
-    return count_breakdown(eng, idx, contig, present, fill, found, ploidy, called, alt_count)
-
-
-def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
-                    found: np.ndarray, ploidy: np.ndarray, called: np.ndarray,
-                    alt_count: np.ndarray) -> list[dict[str, Any]]:
-    """:func:`breakdown` from the site's stored calls given as index rows (``found``, -1: no sample; see
-    :meth:`SampleIndex.rows_at`) with their ploidy, called alleles and alt count, in the order of the calls."""
     fpos = idx.file_positions()
     pres = [fpos[f] for f in present if f in fpos]
     fills = [fpos[f] for f in fill if f in fpos]
