@@ -61,6 +61,10 @@ MAX_LEVELS = 200
 FAF_CI = 0.95
 _MAX_POS = 2**31 - 1
 _TARGET_ROWS = 32_000_000  # genotypes (sites x samples of the `genotypes` rows) per task
+_TARGET_CELLS = 1_000_000
+"""(site, institution, stratum) cells per task: a task holds its counts densely per cell (about 250 bytes per cell
+at its peak, 400 with ``--adj``), so this bounds a task's memory whatever the number of strata; a 200-value ``--by``
+on a lake of few samples gets many small tasks instead of one array of gigabytes."""
 ProgressFn = Callable[[int, int, int], None]  # (sites done, tasks done, tasks in all)
 
 _I64 = pa.int64()
@@ -222,8 +226,8 @@ def _strata_of(store: Any, samples: pa.Table, by: Sequence[str]) -> tuple[list[s
 
 
 def _row_groups(paths: list[str]) -> list[tuple[int, int, int]]:
-    """(min pos, max pos, genotypes) of every row group, from the Parquet footers (genotypes: the bytes of its
-    one-character-per-sample `gt` codes)."""
+    """(min pos, max pos, size) of every row group, from the Parquet footers (size: the bytes of the `gt` codes
+    of a `genotypes` file, the rows of a file without `gt`)."""
     out = []
     for p in paths:
         md = pq.ParquetFile(p).metadata
@@ -241,8 +245,8 @@ def _row_groups(paths: list[str]) -> list[tuple[int, int, int]]:
     return out
 
 
-def _ranges(groups: list[tuple[int, int, int]], parts: int) -> list[tuple[int, int]]:
-    """Split 1.._MAX_POS into ``parts`` ranges of about equal rows (each row group spread over its span)."""
+def _ranges(groups: list[tuple[int, int, float]], parts: int) -> list[tuple[int, int]]:
+    """Split 1.._MAX_POS into ``parts`` ranges of about equal load (each row group's spread over its span)."""
     if parts <= 1 or not groups:
         return [(1, _MAX_POS)]
     total = sum(r for _a, _b, r in groups)
@@ -263,8 +267,13 @@ def _ranges(groups: list[tuple[int, int, int]], parts: int) -> list[tuple[int, i
 
 def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), adj: bool = False,
          n_workers: int = 1, staging: str = "", txn: str = "", target_rows: int | None = None,
-         drop: frozenset[tuple[str, str]] = frozenset()) -> Plan:
+         target_cells: int | None = None, drop: frozenset[tuple[str, str]] = frozenset()) -> Plan:
     """Plan the job over the lake's committed files (a snapshot: files committed later are not seen).
+
+    Contigs are split into position ranges that each hold about ``target_rows`` genotypes (default
+    :data:`_TARGET_ROWS`) and at most about ``target_cells`` (site, institution, stratum) cells (default
+    :data:`_TARGET_CELLS`; sites counted as `variants` rows, so a site listed by several files counts for each):
+    whichever bounds more. Ranges split at row-group statistics, so a range is at least a sixteenth of a row group.
 
     People in ``drop`` ((institution, pseudonym) pairs: duplicate copies, ``--dedupe``) are in no group, so they
     count nowhere (stored calls, implied 0/0 or absent-site fill), on either engine.
@@ -316,17 +325,23 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
         for df in store.data_files(name):
             if df.contig is not None:
                 dest.setdefault(df.contig, []).append(df.path)
-    stats = {c: _row_groups(calls_by.get(c, [])) for c in contigs}
-    total = sum(r for g in stats.values() for _a, _b, r in g)
     target_rows = target_rows or _TARGET_ROWS
-    desired = max(math.ceil(total / target_rows), 4 * n_workers if total > 200_000 and n_workers > 1 else 1)
+    target_cells = target_cells or _TARGET_CELLS
+    n_cells = len(institutions) * len(strata) * (2 if adj else 1)  # cells per site (a row per file listing it)
+    # each row group's load: its share of a task's genotypes plus its share of a task's cells
+    geno = {c: _row_groups(calls_by.get(c, [])) for c in contigs}
+    genotypes = sum(r for g in geno.values() for _a, _b, r in g)
+    stats = {c: [(a, b, r / target_rows) for a, b, r in geno[c]]
+             + [(a, b, r * n_cells / target_cells) for a, b, r in _row_groups(vars_by.get(c, []))] for c in contigs}
+    load = {c: sum(r for _a, _b, r in g) for c, g in stats.items()}
+    total = sum(load.values())
+    desired = max(math.ceil(total), 4 * n_workers if genotypes > 200_000 and n_workers > 1 else 1)
 
     k = 0
     for contig in contigs:
         if not vars_by.get(contig):
             continue
-        rows = sum(r for _a, _b, r in stats[contig])
-        parts = max(1, round(desired * rows / total)) if total else 1
+        parts = max(1, math.ceil(load[contig]), round(desired * load[contig] / total)) if total else 1
         fill = fill_all.filter(pc.equal(fill_all["contig"], contig)).drop(["contig"])
         cb = callable_.filter(pc.equal(callable_["contig"], contig)).select(["file_id", "start", "end"])
         for start, end in _ranges(stats[contig], parts):
