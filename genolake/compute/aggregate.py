@@ -111,6 +111,7 @@ def aggregate(
     store = LakeStore.open(lake)
     if workers is None and scheduler is None:
         workers = 0  # threads here use the cores as a local cluster would, without its start (~5 s)
+    importing = _import_in_background() if engine == "dask" and workers == 0 and scheduler is None else None
     n_workers = 4 if scheduler else (os.cpu_count() or 1) if workers == 0 else max(1, workers or 1)
     drop: frozenset[tuple[str, str]] = frozenset()
     n_groups = 0
@@ -128,6 +129,8 @@ def aggregate(
 
             results = hail_part_results(store, p, progress=progress)
         else:
+            if importing is not None:
+                importing.join()  # the tasks import nothing the thread is importing (no concurrent imports)
             results = frequencies._execute(p, workers=workers, scheduler=scheduler, progress=progress)
         commit = Commit(txn=txn)
         for r in results:
@@ -152,6 +155,34 @@ def aggregate(
     log.info("allele_frequencies: %d rows, %d sites, %d parts in %.1f s", report.rows, report.sites, report.parts,
              report.seconds)
     return report
+
+
+_COUNTING_IMPORTS = ("scipy.sparse", "scipy.special")
+
+
+def _import_in_background() -> Any:
+    """Start importing the counting's scipy modules on a thread (returned; None when they are imported) while the
+    job is planned on the main thread, on the other core: about 0.4 s of imports (scipy.special's first import
+    alone parses the docstrings of ~90 functions) that the first tasks would otherwise do while holding the
+    interpreter lock, stalling the other task thread."""
+    import sys
+    import threading
+
+    if all(m in sys.modules for m in _COUNTING_IMPORTS):
+        return None
+
+    def run() -> None:
+        import importlib
+
+        for m in _COUNTING_IMPORTS:
+            try:
+                importlib.import_module(m)
+            except ImportError:  # the task that needs it raises, with its own message
+                return
+
+    thread = threading.Thread(target=run, name="genolake-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def _stage_run(store: Any, commit: Any, staged: Path, txn: str, report: AggregateReport, *, adj: bool) -> None:

@@ -132,15 +132,20 @@ def _layout(groups: pa.Table, institutions: Sequence[str]) -> _Layout:
 def _read(paths: Sequence[str], columns: list[str], contig: str, start: int, end: int,
           file_ids: Sequence[str]) -> pa.Table:
     """Rows of ``contig`` with ``start <= pos <= end`` of the files ``file_ids``, from the row groups whose ``pos``
-    statistics overlap the range (rows wholly inside are not copied by a filter)."""
+    statistics overlap the range (rows wholly inside are not copied by a filter). ``columns`` must include ``pos``
+    and ``file_id``. Where the row groups' statistics show one contig and one file (a data file holds one file
+    part of one contig), those columns are not read: rows of another contig or an unwanted file are skipped by
+    the statistics, and ``file_id`` is filled in."""
     import pyarrow.parquet as pq
 
-    wanted = pa.array(sorted(set(file_ids)), _STR)
+    wanted_set = set(file_ids)
+    wanted = pa.array(sorted(wanted_set), _STR)
     parts: list[pa.Table] = []
     for path in paths:
         f = pq.ParquetFile(path)
         md = f.metadata
-        ipos = md.schema.names.index("pos")
+        names = md.schema.names
+        ipos = names.index("pos")
         groups = []
         for g in range(md.num_row_groups):
             st = md.row_group(g).column(ipos).statistics
@@ -149,12 +154,23 @@ def _read(paths: Sequence[str], columns: list[str], contig: str, start: int, end
             groups.append(g)
         if not groups:
             continue
-        t = f.read_row_groups(groups, columns=[*columns, "contig"], use_threads=False)
-        pos = np.asarray(t["pos"].to_numpy(), dtype=np.int64)
-        keep = (pos >= start) & (pos <= end)
-        keep &= np.asarray(pc.equal(t["contig"], contig).to_numpy(zero_copy_only=False), dtype=bool)
-        keep &= np.asarray(pc.is_in(t["file_id"], value_set=wanted).to_numpy(zero_copy_only=False), dtype=bool)
-        t = t.drop(["contig"])
+        one_contig = _constant(md, groups, names, "contig")
+        one_file = _constant(md, groups, names, "file_id")
+        if one_contig is not None and one_file is not None:
+            if one_contig != contig or one_file not in wanted_set:
+                continue
+            t = f.read_row_groups(groups, columns=[c for c in columns if c != "file_id"], use_threads=False)
+            t = t.append_column("file_id", pa.array([one_file], _STR).take(np.zeros(t.num_rows, dtype=np.int32)))
+            t = t.select(columns)
+            pos = np.asarray(t["pos"].to_numpy(), dtype=np.int64)
+            keep = (pos >= start) & (pos <= end)
+        else:
+            t = f.read_row_groups(groups, columns=[*columns, "contig"], use_threads=False)
+            pos = np.asarray(t["pos"].to_numpy(), dtype=np.int64)
+            keep = (pos >= start) & (pos <= end)
+            keep &= np.asarray(pc.equal(t["contig"], contig).to_numpy(zero_copy_only=False), dtype=bool)
+            keep &= np.asarray(pc.is_in(t["file_id"], value_set=wanted).to_numpy(zero_copy_only=False), dtype=bool)
+            t = t.drop(["contig"])
         if keep.all():
             parts.append(t)
         elif keep.any():
@@ -163,6 +179,21 @@ def _read(paths: Sequence[str], columns: list[str], contig: str, start: int, end
     if not parts:
         return pa.table({c: [] for c in columns})
     return pa.concat_tables(parts)
+
+
+def _constant(md: Any, groups: list[int], names: list[str], column: str) -> str | None:
+    """The one value of a string ``column`` in the row groups ``groups``, from their statistics (None when a group
+    has none, or two values)."""
+    if column not in names:
+        return None
+    i = names.index(column)
+    value = None
+    for g in groups:
+        st = md.row_group(g).column(i).statistics
+        if st is None or not st.has_min_max or st.null_count or st.min != st.max or value not in (None, st.min):
+            return None
+        value = st.min
+    return value if isinstance(value, str) else None
 
 
 def _key_order(t: pa.Table) -> tuple[np.ndarray, np.ndarray]:
