@@ -278,7 +278,6 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     People in ``drop`` ((institution, pseudonym) pairs: duplicate copies, ``--dedupe``) are in no group, so they
     count nowhere (stored calls, implied 0/0 or absent-site fill), on either engine.
     """
-    from genolake.duck import connect
     from genolake.store import partition_dir
 
     by = list(dict.fromkeys(by))
@@ -297,26 +296,12 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
                                                          people["sample_id"].to_pylist(), strict=True)]
         people = people.filter(pa.array(kept, pa.bool_()))
     strata, labels = _strata_of(store, people, by)
-    con = connect(2)
-    try:
-        con.register("files_t", files.select(["file_id", "institution", "absent_mode", "contigs"]))
-        con.register("samples_t", samples)
-        con.register("labels_t", labels)
-        con.register("ploidy_t", ploidy)
-        groups = _arrow(con.sql(
-            "SELECT s.file_id, s.sample_id, s.institution, l.stratum, s.column_index FROM samples_t s "
-            "JOIN labels_t l USING (institution, sample_id) ORDER BY ALL"))
-        con.register("groups_t", groups)
-        fill_all = _arrow(con.sql(
-            """SELECT p.contig, f.file_id, f.institution, f.absent_mode AS mode, g.stratum,
-                      CAST(sum(p.ploidy) AS BIGINT) AS psum, CAST(count(*) AS BIGINT) AS n
-               FROM files_t f JOIN groups_t g USING (file_id)
-                    JOIN ploidy_t p ON p.file_id = g.file_id AND p.sample_id = g.sample_id
-               WHERE f.absent_mode IN ('ref', 'callable')
-               GROUP BY ALL ORDER BY ALL"""))
-        contigs = sorted({c for cs in files["contigs"].to_pylist() for c in (cs or [])})
-    finally:
-        con.close()
+    # each counted person once per stratum they are in, per file that holds them (Arrow: no DuckDB connection)
+    groups = samples.join(labels, keys=["institution", "sample_id"], join_type="inner", use_threads=False) \
+        .select(["file_id", "sample_id", "institution", "stratum", "column_index"])
+    groups = groups.sort_by([(c, "ascending") for c in groups.column_names])
+    fill_all = _fill_groups(files, groups, ploidy)
+    contigs = sorted({c for cs in files["contigs"].to_pylist() for c in (cs or [])})
     institutions = sorted(set(files["institution"].to_pylist()))
     out = Plan(file_ids=file_ids, institutions=institutions, strata=strata, groups=groups)
     calls_by: dict[str, list[str]] = {}
@@ -356,8 +341,32 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
 
 
 def _arrow(rel: Any) -> pa.Table:
+    """A DuckDB relation's result as an Arrow table (the Hail engine's SQL)."""
     fn = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
     return fn()
+
+
+_FILL_SCHEMA = pa.schema([("contig", _STR), ("file_id", _STR), ("institution", _STR), ("mode", _STR),
+                          ("stratum", _STR), ("psum", _I64), ("n", _I64)])
+
+
+def _fill_groups(files: pa.Table, groups: pa.Table, ploidy: pa.Table) -> pa.Table:
+    """Per contig, file counting sites it does not list (``absent_mode`` ref or callable), and stratum: the sum of
+    its people's ploidy (``psum``) and how many they are (``n``); sorted by every column."""
+    f = files.select(["file_id", "institution", "absent_mode"])
+    f = f.filter(pc.is_in(f["absent_mode"], value_set=pa.array(["ref", "callable"], _STR)))
+    if not f.num_rows:
+        return _FILL_SCHEMA.empty_table()
+    g = groups.select(["file_id", "sample_id", "stratum"]).join(f, keys="file_id", join_type="inner",
+                                                                 use_threads=False)
+    j = g.join(ploidy.select(["file_id", "sample_id", "contig", "ploidy"]), keys=["file_id", "sample_id"],
+               join_type="inner", use_threads=False)
+    keys = ["contig", "file_id", "institution", "absent_mode", "stratum"]
+    agg = j.group_by(keys, use_threads=False).aggregate([("ploidy", "sum"), ("ploidy", "count", pc.CountOptions("all"))])
+    out = pa.table({"contig": agg["contig"], "file_id": agg["file_id"], "institution": agg["institution"],
+                    "mode": agg["absent_mode"], "stratum": agg["stratum"], "psum": agg["ploidy_sum"],
+                    "n": agg["ploidy_count"]}).cast(_FILL_SCHEMA)
+    return out.sort_by([(c, "ascending") for c in _FILL_SCHEMA.names])
 
 
 # ---------------------------------------------------------------------------------------------- count
