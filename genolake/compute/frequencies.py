@@ -183,16 +183,56 @@ def _value_label(v: Any) -> str:
     return str(v)
 
 
+def _phenotype_rows(store: Any, by: Sequence[str]) -> tuple[dict[str, str], dict[str, list[Any]]] | None:
+    """The kinds of the phenotype columns and, per ``--by`` column, its (institution, sample_id, value) rows with a
+    value, read from the stored long table as the wide `phenotypes` view shows them (a column per valid name of
+    one kind; a person's value is the maximum of their rows'). None when a ``--by`` name has rows of several
+    kinds (older data, which the view shows as text): the caller asks the query engine's view instead."""
+    from genolake.schema import valid_phenotype_name
+
+    if not store.has_table("phenotypes"):
+        return {}, {}
+    t = store.read_table("phenotypes", columns=["institution", "sample_id", "name", "kind", "value_str", "value_num"])
+    found: dict[str, set[str]] = {}
+    for name, kind in zip(*(t.select(["name", "kind"]).group_by(["name", "kind"]).aggregate([]).column(c)
+                            .to_pylist() for c in ("name", "kind")), strict=True):
+        if name not in ("institution", "sample_id") and valid_phenotype_name(name):
+            found.setdefault(name, set()).add(kind)
+    kinds: dict[str, str] = {}
+    for name, ks in found.items():
+        plain = len(ks) == 1 and next(iter(ks)) in ("categorical", "numeric", "list")
+        if name in by and not plain:
+            return None
+        kinds[name] = next(iter(ks)) if plain else "categorical"
+    rows: dict[str, list[Any]] = {}
+    for col in by:
+        source = {"categorical": "value_str", "numeric": "value_num"}.get(kinds.get(col, ""))
+        if source is None:
+            continue
+        sub = t.filter(pc.and_(pc.equal(t["name"], col), pc.is_valid(t[source])))
+        agg = sub.group_by(["institution", "sample_id"], use_threads=False).aggregate([(source, "max")])
+        rows[col] = list(zip(*(agg.column(c).to_pylist() for c in ("institution", "sample_id", f"{source}_max")),
+                             strict=True))
+    return kinds, rows
+
+
 def _strata_of(store: Any, samples: pa.Table, by: Sequence[str]) -> tuple[list[str], pa.Table]:
-    """Sample -> stratum labels for the ``--by`` columns, checked: the column exists, is not a list, <= 200 values."""
+    """Sample -> stratum labels for the ``--by`` columns, checked: the column exists, is not a list, <= 200 values.
+
+    The values are those of the `phenotypes` view (:func:`_phenotype_rows` reads them from the stored table
+    without opening the query engine, ~0.1 s and DuckDB's import; the engine's view serves the rare lake whose
+    column has rows of several kinds)."""
     if not by:
         return ["all"], pa.table({"institution": samples["institution"], "sample_id": samples["sample_id"],
                                   "stratum": pa.array(["all"] * samples.num_rows, _STR)})
-    from genolake.query.engine import Engine, quote_ident
+    read = _phenotype_rows(store, by)
+    eng = None
+    if read is None:
+        from genolake.query.engine import Engine
 
-    eng = Engine(store, threads=2)
+        eng = Engine(store, threads=2)
     try:
-        kinds = dict(eng.catalog.phenotypes)
+        kinds = dict(eng.catalog.phenotypes) if eng is not None else read[0] if read is not None else {}
         for col in by:
             if col not in kinds:
                 known = ", ".join(sorted(kinds)) or "none (load them with `genolake phenotypes load`)"
@@ -203,8 +243,14 @@ def _strata_of(store: Any, samples: pa.Table, by: Sequence[str]) -> tuple[list[s
         labels: dict[tuple[str, str], list[str]] = {}
         strata = ["all"]
         for col in by:
-            q = quote_ident(col)
-            rows = eng.rows(f"SELECT institution, sample_id, {q} FROM phenotypes WHERE {q} IS NOT NULL")
+            if eng is not None:
+                from genolake.query.engine import quote_ident
+
+                q = quote_ident(col)
+                rows = eng.rows(f"SELECT institution, sample_id, {q} FROM phenotypes WHERE {q} IS NOT NULL")
+            else:
+                assert read is not None
+                rows = read[1][col]
             values = sorted({r[2] for r in rows}, key=lambda v: (str(type(v)), v))
             if len(values) > MAX_LEVELS:
                 raise UserInputError(
@@ -214,7 +260,8 @@ def _strata_of(store: Any, samples: pa.Table, by: Sequence[str]) -> tuple[list[s
             for inst, sid, v in rows:
                 labels.setdefault((inst, sid), []).append(f"{col}={_value_label(v)}")
     finally:
-        eng.con.close()
+        if eng is not None:
+            eng.con.close()
     insts, sids, st = [], [], []
     for inst, sid in zip(samples["institution"].to_pylist(), samples["sample_id"].to_pylist(), strict=True):
         for label in ["all", *labels.get((inst, sid), [])]:
