@@ -89,7 +89,9 @@ def aggregate(
     partition_rows
         About how many genotypes (sites x samples) one task reads (default 32 million); contigs are split into
         position ranges of that size, and into at least four tasks per worker or thread (so that tasks of unequal
-        size still end together) when the lake has more than 200,000 genotypes.
+        size still end together) when the lake has more than 200,000 genotypes. A task also holds at most about
+        1 million (site, institution, stratum) cells (its counts are dense per cell, ~250-400 bytes each at the
+        peak), so many strata on few samples give more, smaller tasks rather than gigabytes per task.
     dedupe
         Count each person found in several copies (:func:`genolake.samples.duplicates.find_duplicates`, pairs
         of kinship > 0.354, joined transitively) once: the copy of the institution ingested first is kept

@@ -7,7 +7,8 @@ The job:
 
 1. **plan** (driver): committed files, samples and their strata (``--by`` phenotype columns), the files that count
    sites absent from them (``--absent-as-ref`` / ``--callable-regions``) with their samples' ploidy per contig, and
-   position ranges of each contig sized from the Parquet row-group statistics of ``calls``;
+   position ranges of each contig sized from the Parquet row-group statistics of ``genotypes`` and ``variants``
+   (genotypes per task, and (site, institution, stratum) cells per task, which bound a task's memory);
 2. **count** (one task per contig range, on a thread of this process or on a Dask worker):
    :mod:`genolake.compute.counting` reads the ``variants`` and ``genotypes`` rows of the range (row groups
    outside it are skipped by their ``pos`` statistics) and counts AC, AN, nhomalt, nhemi and n_called per site,
