@@ -435,8 +435,10 @@ def count_range(*, contig: str, start: int, end: int, calls: Sequence[str], vari
     cs_adj = np.zeros_like(cs) if adj else None
     live = [f for f in fids if f in lay.files]
     if calls and live:
-        cols = ["pos", "ref", "alt", "file_id", "gt", "gt_symbols", "other_gt", *(["gq", "dp", "ad_alt"] if adj else [])]
+        cols = ["pos", "ref", "alt", "file_id", "gt", "gt_symbols", *(["gq", "dp", "ad_alt"] if adj else [])]
         rows = _read(calls, cols, contig, start, end, live)
+        if _any_other(rows):  # calls of other ploidies: their text too (rare; ~10% of the reading otherwise)
+            rows = _read(calls, [*cols, "other_gt"], contig, start, end, live)
         site = _site_of(rows, st.table)
         for f, piece, idx in _pieces(rows):
             got, got_adj = _stored(piece, lay, f, adj)
@@ -444,6 +446,16 @@ def count_range(*, contig: str, start: int, end: int, calls: Sequence[str], vari
             if cs_adj is not None and got_adj is not None:
                 _add(cs_adj, site[idx], lay.files[f][0], got_adj)
     return _assemble(contig, st.table, lay, pres, fill_n, fill_p, cs, cs_adj)
+
+
+def _any_other(rows: pa.Table) -> bool:
+    """True when a row's alphabet has the code of other ploidies (whose text is in ``other_gt``)."""
+    from genolake import genotypes as gtc
+
+    if not rows.num_rows:
+        return False
+    hit = pc.any(pc.match_substring(rows.column("gt_symbols"), chr(gtc.BASE + gtc.OTHER))).as_py()
+    return bool(hit)
 
 
 def _add(dest: np.ndarray, site: np.ndarray, gids: np.ndarray, part: np.ndarray) -> None:
