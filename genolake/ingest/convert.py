@@ -598,10 +598,10 @@ def _clean_format(vals: np.ndarray, result: ChunkResult, name: str) -> None:
         _count(result, "ad_short", int((vals == INT_MISSING + 1).sum()))
 
 
-def _fmt_values(items: list[np.ndarray | None], n: int, col: int, rows: np.ndarray,
-                samples: np.ndarray) -> np.ndarray | None:
-    """The FORMAT values (column ``col``) of a batch's stored calls (``rows``, ``samples``); None if no record of
-    the batch has the field. A record without it gives missing values."""
+def _fmt_values(items: list[np.ndarray | None], n: int, flat: np.ndarray, ncols: int) -> list[np.ndarray] | None:
+    """The FORMAT values (columns ``0 .. ncols - 1``) of a batch's stored calls, at ``flat`` = record * ``n`` +
+    sample; None if no record of the batch has the field. A record without it gives missing values. The batch's
+    arrays are stacked once per field, and each column is one ``take`` of the flat values."""
     present = [x for x in items if x is not None]
     if not present:
         return None
@@ -611,13 +611,19 @@ def _fmt_values(items: list[np.ndarray | None], n: int, col: int, rows: np.ndarr
             m = np.stack(present)  # (records, samples, values): every record has the field, with one width
         except ValueError:
             m = None
-    if m is not None and m.ndim == 3 and m.dtype == np.int32:
-        return m[rows, samples, col]
-    out = np.full((len(items), n), INT_MISSING, dtype=np.int32)
-    for k, x in enumerate(items):
-        if x is not None:
-            out[k] = x[:, col]
-    return out[rows, samples]
+    if m is not None and m.ndim == 3 and m.dtype == np.int32 and m.shape[2] >= ncols:
+        width = m.shape[2]
+        values = m.reshape(-1)
+        at = flat * width if width > 1 else flat
+        return [values.take(at + col if col else at) for col in range(ncols)]
+    out = []
+    for col in range(ncols):
+        full = np.full((len(items), n), INT_MISSING, dtype=np.int32)
+        for k, x in enumerate(items):
+            if x is not None:
+                full[k] = x[:, col]
+        out.append(full.reshape(-1).take(flat))
+    return out
 
 
 def _check_alleles(batch: _Batch, a: np.ndarray | None = None) -> None:
@@ -661,6 +667,19 @@ def _call_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 _CODE, _PER_RECORD, _PER_SAMPLE, _PLOIDY = _call_tables()
 
 
+def _zero_index() -> int:
+    """The call index that stands for every call of code 0 (hom-ref, not stored) when _flush counts only the
+    stored calls and adds the rest to one column: 0/0 and 0|0 count alike (same rows of every table), so the
+    counts come out the same as counting every call; -1 if the tables ever made them differ (then _flush
+    counts every call)."""
+    zero = np.flatnonzero(_CODE == 0)
+    same = all(np.array_equal(t[zero[0]], t[z]) for t in (_PER_RECORD, _PER_SAMPLE, _PLOIDY) for z in zero)
+    return int(zero[0]) if zero.size and same else -1
+
+
+_ZERO = _zero_index()
+
+
 def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], contig: str) -> None:
     """Counts and stored calls for a batch of biallelic records (vectorised over records and samples): each
     call becomes one small index, and codes and counts are table look-ups and histograms of it."""
@@ -676,10 +695,18 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
         idx |= (a[:, :, 1] + 2).astype(np.uint8) << 1
     idx |= (g[:, :, w] != 0).view(np.uint8)
     k = _CODE[idx]
-    by_record = np.bincount((idx + (np.arange(b, dtype=np.int64) * 32)[:, None]).ravel(),
-                            minlength=b * 32).reshape(b, 32)
-    by_sample = np.bincount((idx + (np.arange(n, dtype=np.int64) * 32)[None, :]).ravel(),
-                            minlength=n * 32).reshape(n, 32)
+    rows, samples = np.nonzero(k)  # the stored calls (code > 0), row-major
+    if _ZERO >= 0:  # histograms of the stored calls only; the hom-ref calls are the rest of each row and sample
+        sidx = idx[rows, samples].astype(np.int64)
+        by_record = np.bincount(rows * 32 + sidx, minlength=b * 32).reshape(b, 32)
+        by_sample = np.bincount(samples * 32 + sidx, minlength=n * 32).reshape(n, 32)
+        by_record[:, _ZERO] += n - by_record.sum(axis=1)
+        by_sample[:, _ZERO] += b - by_sample.sum(axis=1)
+    else:
+        by_record = np.bincount((idx + (np.arange(b, dtype=np.int64) * 32)[:, None]).ravel(),
+                                minlength=b * 32).reshape(b, 32)
+        by_sample = np.bincount((idx + (np.arange(n, dtype=np.int64) * 32)[None, :]).ravel(),
+                                minlength=n * 32).reshape(n, 32)
     ac, an, nhomalt, nhemi, nmiss, n_other = (by_record @ _PER_RECORD).T
     v = cur.v
     r0 = cur.n_variants
@@ -699,16 +726,16 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
     pm = int(_PLOIDY[present].max()) if present.any() else 0
     if pm > maxp[contig]:
         maxp[contig] = pm
-    rows, samples = np.nonzero(k)
     res = batch.result
+    flat = rows * n + samples
     fmt = {}
-    for name, items, col in (("gq", batch.gq, 0), ("dp", batch.dp, 0), ("ad_ref", batch.ad, 0),
-                             ("ad_alt", batch.ad, 1)):
-        got = _fmt_values(items, n, col, rows, samples)
-        vals = got if got is not None else np.full(rows.size, INT_MISSING, np.int32)
-        if got is not None and res is not None:
-            _clean_format(vals, res, name)
-        fmt[name] = vals
+    for names, items in ((("gq",), batch.gq), (("dp",), batch.dp), (("ad_ref", "ad_alt"), batch.ad)):
+        got = _fmt_values(items, n, flat, len(names))
+        for j, name in enumerate(names):
+            vals = got[j] if got is not None else np.full(rows.size, INT_MISSING, np.int32)
+            if got is not None and res is not None:
+                _clean_format(vals, res, name)
+            fmt[name] = vals
     _add_codes(cur, k, fmt, {r0 + int(r): [""] * int(n_other[r]) for r in np.flatnonzero(n_other)})
     batch.gts, batch.gq, batch.dp, batch.ad, batch.recs, batch.rows = [], [], [], [], [], []
     batch.width = -1
