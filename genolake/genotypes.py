@@ -142,10 +142,15 @@ MAX_SYMBOLS = 15
 HEX = "0123456789ABCDEF"
 
 
-def alphabet(codes: np.ndarray) -> tuple[str, np.ndarray]:
+def alphabet(codes: np.ndarray, counts: np.ndarray | None = None) -> tuple[str, np.ndarray]:
     """The symbol alphabet of a (rows, samples) code matrix: its nonzero codes by frequency (at most 15), as
-    the ``gt_symbols`` string, and the codes that did not fit (to be written as :data:`OTHER` with their text)."""
-    counts = np.bincount(np.asarray(codes, dtype=np.uint8).ravel(), minlength=OTHER + 1)
+    the ``gt_symbols`` string, and the codes that did not fit (to be written as :data:`OTHER` with their text).
+    ``counts``: the matrix's code histogram (``OTHER + 1`` values) when the caller has it already (ingest
+    counts its batches as it codes them), which saves a pass over the matrix."""
+    if counts is None:
+        counts = np.bincount(np.asarray(codes, dtype=np.uint8).ravel(), minlength=OTHER + 1)
+    else:
+        counts = np.array(counts, dtype=np.int64)
     counts[HOM_REF] = 0
     present = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k] > 0]
     keep = present[:MAX_SYMBOLS]
@@ -175,12 +180,13 @@ def pack(codes: np.ndarray, symbols: str) -> pa.Array:
                                                               pa.py_buffer(data.tobytes())]).cast(pa.binary())
 
 
-def encode(codes: np.ndarray, other: dict[int, list[str]]) -> tuple[pa.Array, str, pa.Array]:
+def encode(codes: np.ndarray, other: dict[int, list[str]], *,
+           counts: np.ndarray | None = None) -> tuple[pa.Array, str, pa.Array]:
     """The ``gt``, ``gt_symbols`` and ``other_gt`` of a written part from its (rows, samples) code matrix and the
     texts of its :data:`OTHER` calls (row -> texts in sample order): the one encoder (ingest and migrate). Codes
     beyond the part's 15 symbols (never seen on real data) are written as :data:`OTHER` with their text.
-    ``codes`` is changed in place where that happens."""
-    symbols, overflow = alphabet(codes)
+    ``codes`` is changed in place where that happens. ``counts``: the code histogram, if known (:func:`alphabet`)."""
+    symbols, overflow = alphabet(codes, counts)
     other = dict(other)
     if overflow.size:
         hit = np.isin(codes, overflow)

@@ -102,6 +102,7 @@ class _Columns:
         self.fmt: dict[str, list[np.ndarray]] = {k: [] for k in gtc.FORMAT_FIELDS}
         self.counts: list[np.ndarray] = []
         self.other: dict[int, list[str]] = {}
+        self.code_counts = np.zeros(gtc.OTHER + 1, dtype=np.int64)  # histogram of the codes (genotypes.alphabet)
         self.n_variants = 0
         self.n_codes = 0
 
@@ -677,6 +678,7 @@ def _zero_index() -> int:
 
 
 _ZERO = _zero_index()
+_CODE_ONEHOT = np.eye(gtc.OTHER + 1, dtype=np.int64)[_CODE]  # call index -> its code, as a (32, codes) matrix
 
 
 def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], contig: str) -> None:
@@ -735,7 +737,8 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
             if got is not None and res is not None:
                 _clean_format(vals, res, name)
             fmt[name] = vals
-    _add_codes(cur, k, fmt, {r0 + int(r): [""] * int(n_other[r]) for r in np.flatnonzero(n_other)})
+    _add_codes(cur, k, fmt, {r0 + int(r): [""] * int(n_other[r]) for r in np.flatnonzero(n_other)},
+               by_record.sum(axis=0) @ _CODE_ONEHOT)
     batch.gts, batch.gq, batch.dp, batch.ad, batch.recs, batch.rows = [], [], [], [], [], []
     batch.width = -1
 
@@ -804,8 +807,11 @@ def _one_record(cur: _Columns, arr: np.ndarray, gq: np.ndarray | None, dp: np.nd
         _add_codes(cur, k[None, :], fmt, {vrow: other_texts} if other_texts else {})
 
 
-def _add_codes(cur: _Columns, k: np.ndarray, fmt: dict[str, np.ndarray], other: dict[int, list[str]]) -> None:
-    """Append genotype rows (codes of each sample) of the next variant rows, with their stored calls' FORMAT."""
+def _add_codes(cur: _Columns, k: np.ndarray, fmt: dict[str, np.ndarray], other: dict[int, list[str]],
+               code_counts: np.ndarray | None = None) -> None:
+    """Append genotype rows (codes of each sample) of the next variant rows, with their stored calls' FORMAT;
+    ``code_counts``: the histogram of ``k`` if the caller has it."""
+    cur.code_counts += np.bincount(k.ravel(), minlength=gtc.OTHER + 1) if code_counts is None else code_counts
     cur.codes.append(k)
     cur.counts.append(np.count_nonzero(k, axis=1))
     for name in gtc.FORMAT_FIELDS:
@@ -870,7 +876,7 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult, 
     # a FORMAT field the file does not have is a null list (one bit per row), not a list of nulls per call
     lists = {name: gtc.list_column(counts, np.concatenate(cols.fmt[name]), INT_MISSING + 1) if have[name]
              else pa.nulls(nv, pa.list_(pa.int32())) for name in gtc.FORMAT_FIELDS}
-    gt, symbols, other = gtc.encode(codes, cols.other)
+    gt, symbols, other = gtc.encode(codes, cols.other, counts=cols.code_counts)
     if not sorted_already:
         order = pa.array(vorder)
         gt = gt.take(order)
