@@ -599,6 +599,16 @@ def _clean_format(vals: np.ndarray, result: ChunkResult, name: str) -> None:
         _count(result, "ad_short", int((vals == INT_MISSING + 1).sum()))
 
 
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.stack`` of arrays of one shape, as one concatenation (no per-array reshaping: a batch holds hundreds
+    of them); ValueError if their shapes differ."""
+    first = arrays[0]
+    out = np.concatenate(arrays)
+    if out.shape != (len(arrays) * first.shape[0], *first.shape[1:]):
+        raise ValueError("arrays of different shapes")
+    return out.reshape(len(arrays), *first.shape)
+
+
 def _fmt_values(items: list[np.ndarray | None], n: int, flat: np.ndarray, ncols: int) -> list[np.ndarray] | None:
     """The FORMAT values (columns ``0 .. ncols - 1``) of a batch's stored calls, at ``flat`` = record * ``n`` +
     sample; None if no record of the batch has the field. A record without it gives missing values. The batch's
@@ -609,7 +619,7 @@ def _fmt_values(items: list[np.ndarray | None], n: int, flat: np.ndarray, ncols:
     m = None
     if len(present) == len(items):
         try:
-            m = np.stack(present)  # (records, samples, values): every record has the field, with one width
+            m = _stack(present)  # (records, samples, values): every record has the field, with one width
         except ValueError:
             m = None
     if m is not None and m.ndim == 3 and m.dtype == np.int32 and m.shape[2] >= ncols:
@@ -632,7 +642,7 @@ def _check_alleles(batch: _Batch, a: np.ndarray | None = None) -> None:
     if not len(batch):
         return
     if a is None:
-        a = np.stack(batch.gts)[:, :, :batch.width]
+        a = _stack(batch.gts)[:, :, :batch.width]
     if not a.size or a.max() <= 1:  # one reduction over the batch; the record is looked for only on a fault
         return
     high = a.max(axis=(1, 2))
@@ -684,13 +694,16 @@ _CODE_ONEHOT = np.eye(gtc.OTHER + 1, dtype=np.int64)[_CODE]  # call index -> its
 def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], contig: str) -> None:
     """Counts and stored calls for a batch of biallelic records (vectorised over records and samples): each
     call becomes one small index, and codes and counts are table look-ups and histograms of it."""
-    g = np.stack(batch.gts)  # (B, n, width + 1) int16
+    g = _stack(batch.gts)  # (B, n, width + 1) int16
     w = batch.width
     b, n = g.shape[0], g.shape[1]
     a = g[:, :, :w]
-    _check_alleles(batch, a)  # no allele index above 1
-    if a.size and a.min() < -2:  # not an allele, a missing one or an absent slot: read as missing
-        a = np.where(a < -2, -1, a)
+    # two reductions over the contiguous batch (alleles and phase, 0 or 1) clear the common case; the strided
+    # allele columns are looked at only when a value is out of [-2, 1]
+    if g.size and (g.max() > 1 or g.min() < -2):
+        _check_alleles(batch, a)  # no allele index above 1
+        if a.min() < -2:  # not an allele, a missing one or an absent slot: read as missing
+            a = np.where(a < -2, -1, a)
     idx = (a[:, :, 0] + 2).astype(np.uint8) << 3
     if w == 2:  # with one allele column the second allele is absent: (-2 + 2) << 1 = 0
         idx |= (a[:, :, 1] + 2).astype(np.uint8) << 1
