@@ -130,3 +130,51 @@ def test_deferred_schema_types() -> None:
         for c in table.columns:
             assert isinstance(c.type, pa.DataType)
             assert duck_type(c.declared) == duck_type(c.type), (table.name, c.name)
+
+
+def _cold_modules(sample_lake: SampleLake, vid: str, names: tuple[str, ...]) -> tuple[list[str], str]:
+    """(the modules of ``names`` that a cold `genolake query variant VID -f json` imported, its stdout)."""
+    code = ("import io, sys\nsys.argv = ['genolake', 'query', 'variant', %r, '--lake', %r, '-f', 'json']\n"
+            "out, sys.stdout = sys.stdout, io.StringIO()\nimport genolake.cli\n"
+            "try:\n    genolake.cli.main()\nexcept SystemExit:\n    pass\n"
+            "text, sys.stdout = sys.stdout.getvalue(), out\n"
+            "import json\nprint(json.dumps([m for m in %r if m in sys.modules]))\nprint(text, end='')\n" % (vid, str(sample_lake.path), names))
+    env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    first, _, rest = res.stdout.partition("\n")
+    return json.loads(first), rest
+
+
+def test_cold_command_leaves_duckdb_python_layer_out(sample_lake: SampleLake, opened: Any) -> None:
+    """With duckdb >= 2 the cold command runs on the compiled engine (`_duckdb`) alone: the Python layer
+    (`duckdb`: relations, expressions, package metadata) is not imported, and the answer is the library's."""
+    pytest.importorskip("_duckdb")
+    vid = _variants(opened, 6)[5]
+    heavy, out = _cold_modules(sample_lake, vid, ("duckdb", "pyarrow", "importlib.metadata"))
+    assert heavy == []
+    assert out == to_json(opened.variant(vid)) + "\n"
+
+
+def test_engine_without_python_layer_loads_it_on_demand(sample_lake: SampleLake) -> None:
+    """An engine whose connection was made without duckdb's Python layer still serves Arrow queries, user SQL
+    and `con` (the layer is imported on first use, in a fresh process so it is not there before)."""
+    code = ("import sys\nfrom genolake.query.lake import Lake\nlake = Lake(%r, point_reads=False)\n"
+            "before = 'duckdb' in sys.modules\n"
+            "n = lake.engine.query('SELECT count(*) AS n FROM samples').column('n')[0].as_py()\n"
+            "m = lake.sql('SELECT count(*) AS n FROM samples').column('n')[0].as_py()\n"
+            "k = lake.engine.con.sql('SELECT count(*) FROM samples').fetchall()[0][0]\n"
+            "print(before, n == m == k > 0)\n" % str(sample_lake.path))
+    env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [str(not _has_engine_module()), "True"]
+
+
+def _has_engine_module() -> bool:
+    """True when duckdb's compiled engine is its own module (duckdb >= 2): the layer can then be left out."""
+    try:
+        import _duckdb  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 
-from genolake.duck import connect
+from genolake.duck import connect, load_python_layer
 from genolake.errors import UserInputError
 from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, call_values, calls_sql, expand, pseudonyms_by_file
 from genolake.lazy import DeferredType
@@ -318,7 +317,8 @@ class Engine:
     def __init__(self, store: LakeStore, *, threads: int | None = None, point_reads: bool = True) -> None:
         self.store = store
         self.threads = threads
-        self._con = connect(threads)
+        # duckdb's Python layer is imported when a query needs it (`con`, `query`): the cold CLI runs none
+        self._con = connect(threads, python_layer=False)
         self._con.execute("SET parquet_metadata_cache=true")
         self.views: list[str] = []
         # views (and in-memory tables) not made yet: name -> CREATE statements, or a function making it. They
@@ -339,6 +339,7 @@ class Engine:
         """The DuckDB connection with every view made (code outside the engine may run any SQL on it)."""
         while self._pending:
             self._make(next(iter(self._pending)))
+        load_python_layer()
         return self._con
 
     def _ensure(self, sql: str) -> None:
@@ -767,6 +768,7 @@ class Engine:
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run trusted SQL (the library's own) with bound parameters; return Arrow."""
         self._ensure(sql)
+        load_python_layer()
         return fetch_arrow(self._con.sql(sql, params=params or None))
 
     def rows(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -780,6 +782,8 @@ class Engine:
         the lake's views and write nothing), stopped after ``timeout`` seconds (default 300) and
         ``memory_limit`` bytes (default a quarter of RAM). One statement; SELECT, WITH, VALUES, DESCRIBE or
         EXPLAIN (a friendly early refusal: the sandbox, not this check, is what keeps the lake safe)."""
+        import duckdb
+
         from genolake.query.sandbox import run_user_sql
 
         try:
