@@ -159,9 +159,10 @@ def demo(
 def main() -> None:
     import click
 
-    from genolake.cli_narrow import narrowed
+    from genolake.cli_narrow import narrowed, prepare
     from genolake.errors import GenolakeError
 
+    prepare(sys.argv[1:])  # before numpy is imported (genolake.cli_narrow)
     try:
         code = narrowed(app, sys.argv[1:])(standalone_mode=False)  # only the named command is built
         if code == 130:  # typer turns Ctrl-C into `return 130` outside standalone mode (typer.core._main)

@@ -178,3 +178,30 @@ def _has_engine_module() -> bool:
     except ImportError:
         return False
     return True
+
+
+@pytest.mark.parametrize("argv, preset, want", [
+    (["query", "variant", "x"], None, "1"),
+    (["-v", "query", "variant", "x", "--lake", "l"], None, "1"),
+    (["query", "variant", "x"], "3", "3"),  # the user's setting wins
+    (["query", "assoc", "case_status"], None, None),  # regressions use BLAS: its threads are left alone
+    (["aggregate", "--lake", "l"], None, None),
+    (["--help"], None, None),
+])
+def test_prepare_starts_no_blas_threads_for_query_variant(argv: list[str], preset: str | None,
+                                                        want: str | None) -> None:
+    """`cli_narrow.prepare` gives OpenBLAS one thread for `query variant` only (numpy not imported yet: a fresh
+    process), and numpy then really runs one BLAS thread (threadpoolctl, when installed)."""
+    code = ("import os, sys\nfrom genolake.cli_narrow import prepare\nprepare(%r)\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'))\nimport numpy\n"
+            "try:\n    from threadpoolctl import threadpool_info\nexcept ImportError:\n    print('-')\nelse:\n"
+            "    print(min((i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas'), "
+            "default='-'))\n" % (argv,))
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    assert out[0] == str(want)
+    if want == "1" and out[1] != "-":
+        assert out[1] == "1"
