@@ -205,3 +205,17 @@ def test_prepare_starts_no_blas_threads_for_query_variant(argv: list[str], prese
     assert out[0] == str(want)
     if want == "1" and out[1] != "-":
         assert out[1] == "1"
+
+
+def test_view_columns_of_registered_tables_are_what_describe_says(sample_lake: SampleLake) -> None:
+    """`Engine.view_columns` names a registered table's columns from the schema (no view made, no footer read);
+    they are exactly the made view's columns, for every table of the lake."""
+    lake = Lake(sample_lake.path, point_reads=False)
+    try:
+        eng = lake.engine
+        tables = [t for t in eng.catalog.tables if t in TABLES and t not in ("variants", "phenotypes")]
+        assert {"genotypes", "samples", "files"} <= set(tables)
+        for t in tables:
+            assert eng.view_columns(t) == [r[0] for r in eng.rows(f'DESCRIBE "{t}"')], t
+    finally:
+        lake.close()

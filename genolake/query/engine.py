@@ -665,7 +665,13 @@ class Engine:
         """The column names of a view (cached until the next refresh)."""
         cache = self.catalog.view_columns
         if view not in cache:
-            cache[view] = [r[0] for r in self.rows(f"DESCRIBE {quote_ident(view)}")]
+            t = TABLES.get(view)
+            if t is not None and view in self.catalog.tables and view not in ("variants", "phenotypes"):
+                # a registered table's view selects its declared columns (`_table_select`): no need to make the
+                # view (which reads the files' footers) to DESCRIBE it
+                cache[view] = list(t.names)
+            else:
+                cache[view] = [r[0] for r in self.rows(f"DESCRIBE {quote_ident(view)}")]
         return list(cache[view])
 
     def point_rows(self, table: str, *, contig: str, pos: int, columns: list[str],
