@@ -135,8 +135,8 @@ def test_deferred_schema_types() -> None:
 def _cold_modules(sample_lake: SampleLake, vid: str, names: tuple[str, ...]) -> tuple[list[str], str]:
     """(the modules of ``names`` that a cold `genolake query variant VID -f json` imported, its stdout)."""
     code = ("import io, sys\nsys.argv = ['genolake', 'query', 'variant', %r, '--lake', %r, '-f', 'json']\n"
-            "out, sys.stdout = sys.stdout, io.StringIO()\nimport genolake.cli\n"
-            "try:\n    genolake.cli.main()\nexcept SystemExit:\n    pass\n"
+            "out, sys.stdout = sys.stdout, io.StringIO()\nimport genolake.launch\n"
+            "try:\n    genolake.launch.main()\nexcept SystemExit:\n    pass\n"
             "text, sys.stdout = sys.stdout.getvalue(), out\n"
             "import json\nprint(json.dumps([m for m in %r if m in sys.modules]))\nprint(text, end='')\n" % (vid, str(sample_lake.path), names))
     env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
@@ -148,10 +148,11 @@ def _cold_modules(sample_lake: SampleLake, vid: str, names: tuple[str, ...]) -> 
 
 def test_cold_command_leaves_duckdb_python_layer_out(sample_lake: SampleLake, opened: Any) -> None:
     """With duckdb >= 2 the cold command runs on the compiled engine (`_duckdb`) alone: the Python layer
-    (`duckdb`: relations, expressions, package metadata) is not imported, and the answer is the library's."""
+    (`duckdb`: relations, expressions, package metadata) is not imported, nor typer and click (the program's
+    entry point runs a plain `query variant` line itself); the answer is the library's."""
     pytest.importorskip("_duckdb")
     vid = _variants(opened, 6)[5]
-    heavy, out = _cold_modules(sample_lake, vid, ("duckdb", "pyarrow", "importlib.metadata"))
+    heavy, out = _cold_modules(sample_lake, vid, ("duckdb", "pyarrow", "importlib.metadata", "typer", "click"))
     assert heavy == []
     assert out == to_json(opened.variant(vid)) + "\n"
 
@@ -219,3 +220,80 @@ def test_view_columns_of_registered_tables_are_what_describe_says(sample_lake: S
             assert eng.view_columns(t) == [r[0] for r in eng.rows(f'DESCRIBE "{t}"')], t
     finally:
         lake.close()
+
+
+def _run(sample_lake: SampleLake, module: str, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The command line run by ``genolake.<module>.main``: launch (the program's entry point, the console script)
+    or cli (the typer app alone)."""
+    env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
+    env.pop("GENOLAKE_LAKE", None)
+    code = f"import sys; sys.argv[0] = 'genolake'; from genolake.{module} import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, input=stdin,
+                          timeout=300)
+
+
+def test_launch_runs_query_variant_exactly_as_typer(sample_lake: SampleLake, opened: Any, tmp_path: Path) -> None:
+    """Every form of a plain `query variant` line gives the same stdout, stderr, exit code and files with and
+    without typer: formats, parts, several IDs, `--opt=value`, options after the IDs, `-` (stdin), --ids,
+    --output, and the errors the command itself raises."""
+    ids = _variants(opened, 6)
+    lake = str(sample_lake.path)
+    (tmp_path / "ids.txt").write_text("\n".join(ids[:3]) + "\n")
+    contig, pos, ref, _alt = ids[5].split("-")
+    cases: list[tuple[list[str], str | None]] = [
+        (["--lake", lake, "--format", "json", ids[0]], None),
+        (["--lake", lake, ids[0]], None),  # the table format
+        (["--lake", lake, ids[0], ids[4]], None),
+        ([ids[1], "--lake=" + lake, "-f", "json", ids[2]], None),
+        (["--lake", lake, "-f", "tsv", "--part", "phenotypes", ids[3], ids[4]], None),
+        (["--lake", lake, "--format=csv", "--part=variant", ids[0]], None),
+        (["--lake", lake, "-f", "json", "-"], "\n".join(ids[2:5]) + "\n"),
+        (["--lake", lake, "-f", "json", "--ids", str(tmp_path / "ids.txt")], None),
+        (["--lake", lake, "-f", "json", f"{contig}-{pos}-{ref}-{ref}GATTACA"], None),  # not observed: a note
+        (["--lake", lake, "-f", "json", "chr20-abc-A-G"], None),  # malformed: exit 2
+        (["--lake", lake, "-f", "json", "rs1"], None),
+        (["--lake", lake, "--part", "nope", ids[0]], None),
+        (["--lake", lake, "-f", "parquet", ids[0]], None),
+        (["--lake", str(tmp_path / "nowhere"), ids[0]], None),
+        (["--lake", lake, ids[0], "--help"], None),  # typer's, from both
+        (["--lake", lake, "--bogus", ids[0]], None),
+        (["-f", "json", ids[0]], None),  # no --lake: typer's usage error
+    ]
+    for args, stdin in cases:
+        fast, slow = (_run(sample_lake, m, ["query", "variant", *args], stdin) for m in ("launch", "cli"))
+        assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr), args
+    for module in ("launch", "cli"):
+        out = tmp_path / f"{module}.tsv"
+        res = _run(sample_lake, module, ["query", "variant", "--lake", lake, "-f", "tsv", "-o", str(out), *ids[:2]])
+        assert res.returncode == 0 and res.stdout == "", res.stderr
+    assert (tmp_path / "launch.tsv").read_text() == (tmp_path / "cli.tsv").read_text() != ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["query", "variant", "--lake", "L", "--help", "x"],
+    ["-v", "query", "variant", "--lake", "L", "x"],
+    ["query", "variant", "-f", "json", "x"],  # no --lake ($GENOLAKE_LAKE: typer reads it)
+    ["query", "variant", "--lake", "L", "-f", "json", "-f", "tsv", "x"],  # repeated: click keeps the last
+    ["query", "variant", "--lake", "L", "--", "x"],
+    ["query", "variant", "--lake", "L", "-fjson", "x"],
+    ["query", "variant", "--lake", "L", "-f=json", "x"],
+    ["query", "variant", "--lake", "L", "--format", "-x"],
+    ["query", "variant", "--lake", "L", "--format"],
+    ["query", "variant", "--lake=", "x"],
+    ["query", "carriers", "--lake", "L", "x"],
+    ["query", "--lake", "L", "variant", "x"],
+])
+def test_parse_leaves_anything_unusual_to_typer(argv: list[str]) -> None:
+    from genolake.query.cli_variant import parse
+
+    assert parse(argv) is None
+
+
+def test_parse_reads_plain_lines() -> None:
+    from genolake.query.cli_variant import parse
+
+    assert parse(["query", "variant", "a", "--lake", "L", "-", "-o", "out", "--ids=i.txt", "--part", "variant"]) == {
+        "variants": ["a", "-"], "lake": Path("L"), "ids": Path("i.txt"), "part": "variant", "fmt": "table",
+        "output": Path("out")}
+    assert parse(["query", "variant", "--lake", "L"]) == {
+        "variants": None, "lake": Path("L"), "ids": None, "part": "frequencies", "fmt": "table", "output": None}
