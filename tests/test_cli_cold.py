@@ -297,3 +297,18 @@ def test_parse_reads_plain_lines() -> None:
         "output": Path("out")}
     assert parse(["query", "variant", "--lake", "L"]) == {
         "variants": None, "lake": Path("L"), "ids": None, "part": "frequencies", "fmt": "table", "output": None}
+
+
+def test_cli_benchmark_times_the_current_entry_point() -> None:
+    """The cli suite times the console script only when it runs pyproject's entry point (an editable install keeps
+    an old script until it is reinstalled); otherwise the entry point itself."""
+    from benchmarks.suites.cli import entry_point, genolake_cmd
+
+    assert entry_point() == "genolake.launch:main"
+    cmd = genolake_cmd()
+    if len(cmd) == 1:
+        assert "from genolake.launch import main" in Path(cmd[0]).read_text()
+    else:
+        assert cmd[:2] == [sys.executable, "-c"] and "from genolake.launch import main" in cmd[2]
+    res = subprocess.run([*cmd, "query", "variant", "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "Usage: genolake query variant" in res.stdout, res.stderr
