@@ -312,3 +312,22 @@ def test_cli_benchmark_times_the_current_entry_point() -> None:
         assert cmd[:2] == [sys.executable, "-c"] and "from genolake.launch import main" in cmd[2]
     res = subprocess.run([*cmd, "query", "variant", "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "Usage: genolake query variant" in res.stdout, res.stderr
+
+
+def test_breakdown_reads_phenotypes_without_the_wide_view(sample_lake: SampleLake, opened: Any) -> None:
+    """A cold point query pivots only the phenotype columns of its breakdown (`Engine.phenotype_source`): the wide
+    `phenotypes` view is not made, and the pivot holds exactly the view's values for every phenotype."""
+    lake = Lake(sample_lake.path, point_reads=False)
+    try:
+        eng = lake.engine
+        vid = _variants(opened, 6)[5]
+        assert lake.variant(vid) == opened.variant(vid)
+        assert "phenotypes" in eng._pending  # not made
+        names = sorted(eng.catalog.phenotypes)
+        assert len(names) >= 3
+        cols = ", ".join(f'"{n}"' for n in names)
+        got = eng.rows(f"SELECT institution, sample_id, {cols} FROM {eng.phenotype_source(names)} ORDER BY 1, 2")
+        want = eng.rows(f"SELECT institution, sample_id, {cols} FROM phenotypes ORDER BY 1, 2")
+        assert got == want and len(got) > 0
+    finally:
+        lake.close()

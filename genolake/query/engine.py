@@ -196,7 +196,8 @@ class Catalog:
     tables: list[str] = field(default_factory=list)
     # wide `phenotypes` column -> kind: see the `phenotypes` property (known once the wide view is made)
     phenotype_kinds: dict[str, str] | None = None
-    load_phenotypes: Any = None  # makes the wide view (and fills phenotype_kinds) on first use
+    load_phenotypes: Any = None  # fills phenotype_kinds and phenotype_exprs on first use (makes no view)
+    phenotype_exprs: dict[str, str] = field(default_factory=dict)  # wide column -> its SQL over phenotypes_long
     # True when `allele_frequencies` was committed after the last change to `files` (so it covers the lake)
     frequencies_current: bool = False
     ploidy_sums: dict[tuple[str, str], tuple[int, int]] | None = None  # (file, contig) -> (sum ploidy, samples)
@@ -445,11 +446,14 @@ class Engine:
             create("phenotypes", f"CREATE OR REPLACE VIEW phenotypes AS {source.materialised('phenotypes_wide')}")
         else:
             cat.phenotype_kinds = None
-            cat.load_phenotypes = partial(self._load_phenotypes, cat, "phenotypes_long" in views)
+            have_long = "phenotypes_long" in views
+            # the names and kinds are read without making the wide view (a point query's breakdown pivots the
+            # few columns it needs: `phenotype_source`)
+            cat.load_phenotypes = partial(self._phenotype_kinds, cat, have_long)
             if lazy:
-                self._pending["phenotypes"] = cat.load_phenotypes
+                self._pending["phenotypes"] = partial(self._load_phenotypes, cat, have_long)
             else:
-                cat.load_phenotypes()
+                self._load_phenotypes(cat, have_long)
             views.append("phenotypes")
         if "allele_frequencies" in views:
             create("stratum_frequencies", f"CREATE OR REPLACE VIEW stratum_frequencies AS {STRATUM_FREQUENCIES}")
@@ -510,32 +514,51 @@ class Engine:
 
     def _load_phenotypes(self, cat: Catalog, have_long: bool) -> None:
         self._pending.pop("phenotypes", None)
-        if cat.phenotype_kinds is None:
-            self._phenotypes_wide(cat, have_long)
+        self._phenotypes_wide(cat, have_long)
 
-    def _phenotypes_wide(self, cat: Catalog, have_long: bool) -> str:
-        """The wide `phenotypes` view: one typed column per phenotype name (names are validated identifiers)."""
+    def _phenotype_kinds(self, cat: Catalog, have_long: bool) -> None:
+        """Fill ``cat.phenotype_kinds`` (wide column -> categorical, numeric or list) and ``cat.phenotype_exprs``
+        (wide column -> its aggregate over `phenotypes_long`) from the names and kinds stored; names are validated
+        identifiers."""
+        if cat.phenotype_kinds is not None:
+            return
         kinds: dict[str, set[str]] = {}
-        found: dict[str, str] = {}
         if have_long:
             for name, kind in self.rows("SELECT DISTINCT name, kind FROM phenotypes_long"):
                 if name in ("institution", "sample_id") or not valid_phenotype_name(name):
                     log.warning("phenotype name %r is not a valid column name; not shown in `phenotypes`", name)
                     continue
                 kinds.setdefault(name, set()).add(kind)
-        cols = []
+        found: dict[str, str] = {}
+        exprs: dict[str, str] = {}
         for name in sorted(kinds):
             ks = kinds[name]
             if len(ks) == 1 and next(iter(ks)) in _PHENO_KIND_SQL:
                 kind = next(iter(ks))
                 src, _t = _PHENO_KIND_SQL[kind]
-                expr = f"max({src}) FILTER (WHERE name = {_sql_str(name)})"
+                exprs[name] = f"max({src}) FILTER (WHERE name = {_sql_str(name)})"
             else:  # the loader keeps one kind per name; a mixed table (older data) is shown as text
                 kind = "categorical"
-                expr = (f"max(coalesce(value_str, CAST(value_num AS VARCHAR), array_to_string(value_list, ';'))) "
-                        f"FILTER (WHERE name = {_sql_str(name)})")
-            cols.append(f"{expr} AS {quote_ident(name)}")
+                exprs[name] = (f"max(coalesce(value_str, CAST(value_num AS VARCHAR), array_to_string(value_list, ';')))"
+                               f" FILTER (WHERE name = {_sql_str(name)})")
             found[name] = kind
+        cat.phenotype_exprs = exprs
+        cat.phenotype_kinds = found
+
+    def phenotype_source(self, names: list[str]) -> str:
+        """A FROM-clause source with ``institution``, ``sample_id`` and the wide `phenotypes` columns ``names``
+        (values exactly as the view has them), computed from `phenotypes_long` without making the wide view."""
+        if "phenotypes_long" not in self.views:
+            return "(SELECT CAST(NULL AS VARCHAR) AS institution, CAST(NULL AS VARCHAR) AS sample_id LIMIT 0)"
+        self.catalog.phenotypes  # noqa: B018 - fills phenotype_exprs
+        exprs = self.catalog.phenotype_exprs
+        cols = "".join(f", {exprs[n]} AS {quote_ident(n)}" for n in names)
+        return f"(SELECT institution, sample_id{cols} FROM phenotypes_long GROUP BY institution, sample_id)"
+
+    def _phenotypes_wide(self, cat: Catalog, have_long: bool) -> str:
+        """The wide `phenotypes` view: one typed column per phenotype name (names are validated identifiers)."""
+        self._phenotype_kinds(cat, have_long)
+        cols = [f"{expr} AS {quote_ident(name)}" for name, expr in cat.phenotype_exprs.items()]
         if cols:
             body = (f"SELECT institution, sample_id, {', '.join(cols)} FROM phenotypes_long "
                     "GROUP BY institution, sample_id")
@@ -543,7 +566,6 @@ class Engine:
             body = "SELECT CAST(NULL AS VARCHAR) AS institution, CAST(NULL AS VARCHAR) AS sample_id LIMIT 0"
         self._con.execute(f"CREATE OR REPLACE TABLE _gl_phenotypes_wide AS {body}")
         self._con.execute("CREATE OR REPLACE VIEW phenotypes AS SELECT * FROM _gl_phenotypes_wide")
-        cat.phenotype_kinds = found
         return "phenotypes"
 
     # ------------------------------------------------------------------ pruned reads for the library's queries
