@@ -309,7 +309,7 @@ def test_cli_benchmark_times_the_current_entry_point() -> None:
     if len(cmd) == 1:
         assert "from genolake.launch import main" in Path(cmd[0]).read_text()
     else:
-        assert cmd[:2] == [sys.executable, "-c"] and "from genolake.launch import main" in cmd[2]
+        assert cmd[:3] == [sys.executable, "-P", "-c"] and "from genolake.launch import main" in cmd[3]
     res = subprocess.run([*cmd, "query", "variant", "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "Usage: genolake query variant" in res.stdout, res.stderr
 

@@ -76,7 +76,8 @@ def genolake_cmd() -> list[str]:
             return [exe]
         log.warning("  the installed genolake script (%s) does not run %s:%s; timing the entry point itself "
                     "(reinstall: pip install -e .)", exe, module, func)
-    return [sys.executable, "-c", f"import sys\nfrom {module} import {func}\nsys.argv[0] = 'genolake'\n"
+    # -P: no working folder on sys.path (as for a script), so a checkout there is not imported instead
+    return [sys.executable, "-P", "-c", f"import sys\nfrom {module} import {func}\nsys.argv[0] = 'genolake'\n"
             f"sys.exit({func}())"]
 
 
