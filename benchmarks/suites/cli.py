@@ -12,6 +12,7 @@ is reported beside the wall time: on a shared machine it moves less with the loa
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -58,6 +59,12 @@ def entry_point() -> str:
 
 
 def genolake_cmd() -> list[str]:
+    """The command that runs `genolake` (see :func:`_genolake_cmd`; found once per run)."""
+    return list(_genolake_cmd())
+
+
+@functools.cache
+def _genolake_cmd() -> tuple[str, ...]:
     """The console script installed with this Python (what `pip install` puts in a venv's bin/). A `genolake`
     found first on PATH can be a version manager's shim (pyenv's is a bash script: +0.1 s a run).
 
@@ -73,12 +80,12 @@ def genolake_cmd() -> list[str]:
         except OSError:
             current = False
         if current:
-            return [exe]
+            return (exe,)
         log.warning("  the installed genolake script (%s) does not run %s:%s; timing the entry point itself "
                     "(reinstall: pip install -e .)", exe, module, func)
     # -P: no working folder on sys.path (as for a script), so a checkout there is not imported instead
-    return [sys.executable, "-P", "-c", f"import sys\nfrom {module} import {func}\nsys.argv[0] = 'genolake'\n"
-            f"sys.exit({func}())"]
+    return (sys.executable, "-P", "-c", f"import sys\nfrom {module} import {func}\nsys.argv[0] = 'genolake'\n"
+            f"sys.exit({func}())")
 
 
 def has_query_variant() -> bool:
