@@ -75,6 +75,40 @@ CALLED = _lut(lambda t: sum(a != "." for a in _alleles(t)))
 ALT_COUNT = _lut(lambda t: sum(a == "1" for a in _alleles(t)))
 PHASED = np.array(["|" in t for t in TEXT], dtype=bool)
 PLOIDY[HOM_REF], CALLED[HOM_REF] = 2, 2
+COUNT_FIELDS = ("ac", "an", "missing", "nhomalt", "nhemi")
+
+
+def call_counts(ploidy: np.ndarray, called: np.ndarray, alt_count: np.ndarray) -> np.ndarray:
+    """**The lake's counting rule per call**, the one definition every count is summed from (ingest's
+    ``variants`` counts, ``genolake aggregate``, ``samples remove``; the Hail engine builds calls that Hail counts
+    the same way, checked by its tests). Each call, given its ploidy, its called (non-missing) alleles and how
+    many of them are the split row's alt allele, adds, in the columns :data:`COUNT_FIELDS` of an (n, 5) int64
+    matrix:
+
+    - ``ac``: its alt alleles; ``an``: its called alleles (``./1`` adds 1 to AN and its alt to AC);
+    - ``missing``: 1 when any allele is missing or the call has no allele at all (ploidy 0); a person counts in
+      ``n_called`` when this is 0;
+    - ``nhomalt``: 1 for a diploid call with both alleles alt; ``nhemi``: 1 for a haploid alt call.
+
+    A person without a stored call is a diploid ``0/0``: ``(0, 2, 0, 0, 0)``."""
+    ploidy = np.asarray(ploidy, dtype=np.int64)
+    called = np.asarray(called, dtype=np.int64)
+    alt_count = np.asarray(alt_count, dtype=np.int64)
+    return np.stack([alt_count, called, (called < ploidy) | (ploidy == 0), (ploidy == 2) & (alt_count == 2),
+                     (ploidy == 1) & (alt_count == 1)], axis=1).astype(np.int64)
+
+
+HOM_REF_COUNTS = (0, 2, 0, 0, 0)  # :func:`call_counts` of an implied diploid 0/0
+
+
+def call_counts_sql(c: str) -> dict[str, str]:
+    """:func:`call_counts` as DuckDB expressions over the stored calls of the relation alias ``c`` (columns
+    ``ploidy``, ``called``, ``alt_count``, as in the ``calls`` view), one INTEGER per call, keyed by
+    :data:`COUNT_FIELDS`; sum them per group. Tested equal to :func:`call_counts` on every combination."""
+    return {"ac": f"CAST({c}.alt_count AS INTEGER)", "an": f"CAST({c}.called AS INTEGER)",
+            "missing": f"CAST(({c}.called < {c}.ploidy OR {c}.ploidy = 0) AS INTEGER)",
+            "nhomalt": f"CAST(({c}.ploidy = 2 AND {c}.alt_count = 2) AS INTEGER)",
+            "nhemi": f"CAST(({c}.ploidy = 1 AND {c}.alt_count = 1) AS INTEGER)"}
 FORMAT_FIELDS = ("gq", "dp", "ad_ref", "ad_alt")
 CALL_COLUMNS = ("institution", "contig", "pos", "ref", "alt", "sample_id", "gt", "ploidy", "called", "alt_count",
                 "phased", "gq", "dp", "ad_ref", "ad_alt", "file_id")

@@ -40,10 +40,12 @@ _CHUNK_BYTES = 16 << 20  # `gt` bytes decoded at once
 
 
 def call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray) -> np.ndarray:
-    """Per call, its departure from an implied diploid 0/0 under the counting rule: (ac, an - 2, missing allele,
-    hom-alt diploid, hemizygous alt), the columns :data:`METRICS`, as an (n, 5) int64 matrix."""
-    return np.stack([altc, called - 2, called < ploidy, (ploidy == 2) & (altc == 2), (ploidy == 1) & (altc == 1)],
-                    axis=1).astype(np.int64)
+    """Per call, its departure from an implied diploid 0/0 under the counting rule
+    (:func:`genolake.genotypes.call_counts` minus a 0/0's counts): (ac, an - 2, missing, hom-alt diploid,
+    hemizygous alt), the columns :data:`METRICS`, as an (n, 5) int64 matrix."""
+    from genolake import genotypes as gtc
+
+    return gtc.call_counts(ploidy, called, altc) - np.asarray(gtc.HOM_REF_COUNTS, dtype=np.int64)[None, :]
 
 
 FAILED = 23  # the class of a stored call failing adj
@@ -59,7 +61,7 @@ def _class_metrics() -> np.ndarray:
     out = np.zeros((N_CLASSES, len(METRICS)), dtype=np.int64)
     out[:gtc.OTHER] = call_metrics(gtc.PLOIDY[k].astype(np.int64), gtc.CALLED[k].astype(np.int64),
                                    gtc.ALT_COUNT[k].astype(np.int64))[:gtc.OTHER]
-    out[FAILED] = [0, -2, 1, 0, 0]
+    out[FAILED] = call_metrics(np.array([2]), np.array([0]), np.array([0]))[0]  # as a missing diploid ./.
     return out
 
 

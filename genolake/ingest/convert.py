@@ -648,9 +648,8 @@ def _call_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     ploidy = (a0 != -2).astype(np.int64) + (a1 != -2)
     called = (a0 >= 0).astype(np.int64) + (a1 >= 0)
     altc = (a0 == 1).astype(np.int64) + (a1 == 1)
-    missing = (called < ploidy) | (ploidy == 0)
-    per_record = np.stack([altc, called, (ploidy == 2) & (altc == 2), (ploidy == 1) & (altc == 1), missing,
-                           code == gtc.OTHER], axis=1).astype(np.int64)
+    counts = gtc.call_counts(ploidy, called, altc)  # the lake's one counting rule: ac, an, missing, nhomalt, nhemi
+    per_record = np.concatenate([counts[:, [0, 1, 3, 4, 2]], (code == gtc.OTHER)[:, None]], axis=1).astype(np.int64)
     per_sample = np.stack([ploidy == 1, ploidy == 2, ploidy > 2], axis=1).astype(np.int64)
     per_record.setflags(write=False)
     per_sample.setflags(write=False)
@@ -727,8 +726,6 @@ def _one_record(cur: _Columns, arr: np.ndarray, gq: np.ndarray | None, dp: np.nd
     phased = arr[:, width].astype(bool)
     ploidy = (a != -2).sum(axis=1)
     called = (a >= 0).sum(axis=1)
-    missing_any = (called < ploidy) | (ploidy == 0)
-    n_missing = int(missing_any.sum())
     acc[:, 0] += ploidy == 1
     acc[:, 1] += ploidy == 2
     acc[:, 2] += ploidy > 2
@@ -736,17 +733,17 @@ def _one_record(cur: _Columns, arr: np.ndarray, gq: np.ndarray | None, dp: np.nd
     if pm > maxp[contig]:
         maxp[contig] = pm
     diploid = ploidy == 2
-    an = int(called.sum())
     # rows in the order the writer sorts by (pos, ref, alt): a part whose rows are in order already is written
     # without reordering every column (alternate alleles are listed in any order in a VCF)
     for i in sorted(range(1, len(alts) + 1), key=lambda j: norm[j - 1]):
         alt_count = (a == i).sum(axis=1)
         vrow = _add_variant(cur, norm[i - 1], pos, raw_ref, raw_alts[i - 1], i, len(alts) + 1, meta)
         v = cur.v
-        v["ac"][vrow] = int(alt_count.sum())
-        v["an"][vrow] = an
-        v["nhomalt"][vrow] = int((diploid & (alt_count == 2)).sum())
-        v["nhemi"][vrow] = int(((ploidy == 1) & (alt_count == 1)).sum())
+        ac_i, an_i, n_missing, nhomalt_i, nhemi_i = gtc.call_counts(ploidy, called, alt_count).sum(axis=0).tolist()
+        v["ac"][vrow] = ac_i
+        v["an"][vrow] = an_i
+        v["nhomalt"][vrow] = nhomalt_i
+        v["nhemi"][vrow] = nhemi_i
         v["n_called"][vrow] = n - n_missing
         v["n_missing"][vrow] = n_missing
         rec_alleles = np.where(a == i, 1, np.where(a >= 0, 0, a))  # -1 missing, -2 absent slot

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from genolake.genotypes import call_counts_sql
+
 if TYPE_CHECKING:
     from genolake.query.engine import Engine
     from genolake.query.ids import Region
@@ -135,6 +137,7 @@ def group_ctes(eng: Engine, region: Region | None, institution: str | None, grp_
                               "called", "alt_count"])
     cwhere = site_filter("c", region, institution, params)
     ff = fill_files(eng, contig, institution)
+    rule = call_counts_sql("c")  # the lake's one counting rule, per stored call
     ctes = f"""
     grp AS ({grp_sql}),
     gs AS (SELECT s.file_id, grp.institution, grp.sample_id, grp.g
@@ -143,11 +146,10 @@ def group_ctes(eng: Engine, region: Region | None, institution: str | None, grp_
     pres AS (SELECT vf.contig, vf.pos, vf.ref, vf.alt, gfile.g, sum(gfile.n) AS n
              FROM vf JOIN gfile USING (file_id) GROUP BY ALL),
     cs AS (SELECT c.contig, c.pos, c.ref, c.alt, gs.g,
-                  sum(c.alt_count) AS ac, sum(c.called - 2) AS an_adj,
+                  sum({rule["ac"]}) AS ac, sum({rule["an"]} - 2) AS an_adj,
                   count(*) FILTER (WHERE c.alt_count > 0) AS carriers,
-                  count(*) FILTER (WHERE c.alt_count > 0 OR c.called < c.ploidy) AS not_noncarrier,
-                  count(*) FILTER (WHERE c.ploidy = 2 AND c.alt_count = 2) AS nhomalt,
-                  count(*) FILTER (WHERE c.ploidy = 1 AND c.alt_count = 1) AS nhemi
+                  count(*) FILTER (WHERE c.alt_count > 0 OR {rule["missing"]} = 1) AS not_noncarrier,
+                  sum({rule["nhomalt"]}) AS nhomalt, sum({rule["nhemi"]}) AS nhemi
            FROM {calls} AS c JOIN gs ON gs.file_id = c.file_id AND gs.sample_id = c.sample_id
            WHERE {cwhere}
            GROUP BY ALL)"""

@@ -312,14 +312,37 @@ def pos_ranges(paths: list[str]) -> dict[str, tuple[int, int]]:
     return out
 
 
+class _SpillFolder:
+    """Where an engine's DuckDB spills: ``<txn>/duckdb`` in a staging folder of the lake (a locked ``.owner``
+    keeps writers' recovery away while the engine lives; removed on close, at garbage collection or exit, and
+    by the next writer after a kill), or nowhere when the lake is not writable (``path`` None: no spilling)."""
+
+    def __init__(self, store: LakeStore) -> None:
+        import contextlib
+        import weakref
+
+        from genolake.errors import GenolakeError
+
+        self.path: str | None = None
+        stack = contextlib.ExitStack()
+        if store.root.is_dir() and os.access(store.root, os.W_OK):
+            try:
+                _, folder = stack.enter_context(store.staging())
+                self.path = str(folder / "duckdb")
+            except GenolakeError as exc:  # a read-only or full disk: queries run, without spilling
+                log.info("no spill folder in the lake: %s", exc)
+        self.close = weakref.finalize(self, stack.close)
+
+
 class Engine:
     """A sandboxed DuckDB connection with the lake's views."""
 
     def __init__(self, store: LakeStore, *, threads: int | None = None, point_reads: bool = True) -> None:
         self.store = store
         self.threads = threads
+        self._spill = _SpillFolder(store)
         # duckdb's Python layer is imported when a query needs it (`con`, `query`): the cold CLI runs none
-        self._con = connect(threads, python_layer=False)
+        self._con = connect(threads, spill=self._spill.path, python_layer=False)
         self._con.execute("SET parquet_metadata_cache=true")
         self.views: list[str] = []
         # views (and in-memory tables) not made yet: name -> CREATE statements, or a function making it. They
@@ -788,9 +811,10 @@ class Engine:
         self._con.interrupt()
 
     def close(self) -> None:
-        """Close the connection (views not made yet are not made)."""
+        """Close the connection (views not made yet are not made) and remove its spill folder."""
         self._pending = {}
         self._con.close()
+        self._spill.close()
 
     # ------------------------------------------------------------------ running queries
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from genolake import genotypes as gtc
+
 if TYPE_CHECKING:
 
     from genolake.query.engine import Engine
@@ -183,8 +185,8 @@ def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[st
             counted = counted | in_fill
         rows, ploidy, called, alt_count, base = (x[counted] for x in (rows, ploidy, called, alt_count, base))
     carrier = (alt_count > 0).astype(np.int64)
-    hom = ((ploidy == 2) & (alt_count == 2)).astype(np.int64)
-    hemi = ((ploidy == 1) & (alt_count == 1)).astype(np.int64)
+    per_call = gtc.call_counts(ploidy, called, alt_count)  # the lake's one counting rule
+    hom, hemi = per_call[:, 3], per_call[:, 4]
     out = []
     for g, (name, values, codes) in enumerate(idx.groups):
         k = len(values)
@@ -202,8 +204,8 @@ def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[st
         def total(w: np.ndarray, c: np.ndarray = c, has: np.ndarray = has, k: int = k) -> np.ndarray:
             return np.bincount(c, weights=w[has], minlength=k).astype(np.int64)
 
-        an = an + total(called - base)
-        ac, carriers, nhomalt, nhemi = total(alt_count), total(carrier), total(hom), total(hemi)
+        an = an + total(per_call[:, 1] - base)
+        ac, carriers, nhomalt, nhemi = total(per_call[:, 0]), total(carrier), total(hom), total(hemi)
         for v, value in enumerate(values):
             if samples[v] == 0:
                 continue

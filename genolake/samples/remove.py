@@ -29,10 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from genolake import genotypes as gtc
 from genolake.errors import UserInputError
 from genolake.genotypes import drop_samples
 
@@ -134,16 +136,19 @@ def _recount(variants: pa.Table, calls: pa.Table, n_samples: int) -> pa.Table:
     part) by the lake's rule: ``an = 2 * (samples without a stored call) + sum(called)``."""
     from genolake.duck import connect
 
+    per_call = gtc.call_counts(*(np.asarray(calls.column(c).to_numpy(zero_copy_only=False), dtype=np.int64)
+                                 for c in ("ploidy", "called", "alt_count")))  # the lake's one counting rule
+    c = calls.select(["pos", "ref", "alt"])
+    for j, name in enumerate(gtc.COUNT_FIELDS):
+        c = c.append_column(f"c_{name}", pa.array(per_call[:, j], pa.int64()))
     con = connect(1)
     try:
         con.register("v", variants.append_column("_rid", pa.array(range(variants.num_rows), pa.int64())))
-        con.register("c", calls.select(["pos", "ref", "alt", "ploidy", "called", "alt_count"]))
+        con.register("c", c)
         out = con.sql(
             """WITH agg AS (
-                 SELECT pos, ref, alt, count(*) AS k, sum(alt_count) AS ac, sum(called) AS called,
-                        count(*) FILTER (WHERE ploidy = 2 AND alt_count = 2) AS nhomalt,
-                        count(*) FILTER (WHERE ploidy = 1 AND alt_count = 1) AS nhemi,
-                        count(*) FILTER (WHERE called < ploidy OR ploidy = 0) AS nmiss
+                 SELECT pos, ref, alt, count(*) AS k, sum(c_ac) AS ac, sum(c_an) AS called,
+                        sum(c_nhomalt) AS nhomalt, sum(c_nhemi) AS nhemi, sum(c_missing) AS nmiss
                  FROM c GROUP BY ALL)
                SELECT v.* REPLACE (
                         CAST(coalesce(agg.ac, 0) AS INTEGER) AS ac,
