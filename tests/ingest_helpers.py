@@ -16,13 +16,14 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
 
 
 def lake_fingerprint(lake: Path) -> dict[str, str]:
-    """SHA-256 of every file under the lake (the lock file excluded: flock never changes its bytes)."""
+    """SHA-256 of every file under the lake (the lock file excluded: flock never changes its bytes; so is
+    ``_staging``, scratch of running jobs and of open query engines, which spill there)."""
     out: dict[str, str] = {}
     for root, _dirs, files in os.walk(lake):
         for f in files:
             p = Path(root) / f
             rel = str(p.relative_to(lake))
-            if rel == "_lock":
+            if rel == "_lock" or rel.startswith("_staging/"):
                 continue
             out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
