@@ -241,8 +241,14 @@ def list_column(counts: np.ndarray, values: np.ndarray, missing: int) -> pa.Arra
     """A list<int32> column: row i holds the next ``counts[i]`` of ``values``; ``missing`` or less -> null."""
     offsets = np.zeros(len(counts) + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
-    vals = np.asarray(values, dtype=np.int64)
-    flat = pa.array(vals.astype(np.int32), type=pa.int32(), mask=vals <= missing)
+    vals = np.asarray(values)
+    if vals.dtype == np.int32:  # ingest's values: no widening copy (the column is tens of millions of values)
+        mask = vals <= missing
+    else:
+        vals = np.asarray(values, dtype=np.int64)
+        mask = vals <= missing
+        vals = vals.astype(np.int32)
+    flat = pa.array(vals, type=pa.int32(), mask=mask)
     return pa.ListArray.from_arrays(pa.array(offsets), flat)
 
 
