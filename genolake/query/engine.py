@@ -38,7 +38,7 @@ import numpy as np
 
 from genolake.duck import connect
 from genolake.errors import UserInputError
-from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, call_values, calls_sql, expand, pseudonyms_by_file
+from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, calls_sql, expand, point_call_values, pseudonyms_by_file
 from genolake.lazy import DeferredType
 from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
 from genolake.store import LakeStore, committed_after, hive_quote
@@ -638,7 +638,7 @@ class Engine:
         if rows is None:
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
         if rows.num_rows:
-            calls = call_values(rows)
+            calls = point_call_values(rows)
             held = np.unique(calls.row[calls.alt_count > 0])
             fids = rows.column("file_id").take(pa.array(held)).to_pylist()
             if fmt and fids:
@@ -759,9 +759,11 @@ class Engine:
         self._con.interrupt()
 
     def close(self) -> None:
-        """Close the connection (views not made yet are not made)."""
+        """Close the connection (views not made yet are not made) and the point reader's open files."""
         self._pending = {}
         self._con.close()
+        if self._points is not None:
+            self._points.close()
 
     # ------------------------------------------------------------------ running queries
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:

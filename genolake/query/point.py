@@ -14,11 +14,13 @@ Anything unexpected (a file without statistics, a column missing from an old fil
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,8 @@ from genolake.query.arrays import numpy_values
 
 __all__ = ["PointReadUnavailable", "PointReader"]
 
+log = logging.getLogger(__name__)
+
 
 class PointReadUnavailable(Exception):
     """The point reader cannot serve this read (the caller uses DuckDB instead)."""
@@ -39,6 +43,10 @@ class PointReadUnavailable(Exception):
 DEFAULT_CACHE_MB = 256
 # A file is decoded whole (read-ahead) when its needed columns fit in 1/READ_AHEAD_SHARE of the budget.
 READ_AHEAD_SHARE = 4
+# Open Parquet readers kept for reuse (one per file and thread at a time). Opening one costs ~0.15-0.2 ms (path
+# resolution, a file handle, the reader's schema), as much as decoding a row group of a small column: the FORMAT
+# lists of a carriers query are read with no cache in front of them, so this is paid on every such read.
+MAX_OPEN_READERS = 64
 
 
 def _cache_budget() -> int:
@@ -129,10 +137,92 @@ class PointReader:
     """Reads the rows at one position from a list of sorted Parquet files (footers and decoded row groups
     cached per process)."""
 
-    def __init__(self, *, cache_bytes: int | None = None) -> None:
+    def __init__(self, *, cache_bytes: int | None = None, background: bool = True) -> None:
         self._index: dict[tuple[str, int], _FileIndex] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._cache = _GroupCache(_cache_budget() if cache_bytes is None else cache_bytes)
+        # (path, size) -> idle readers of that file, least recently returned first out
+        self._readers: OrderedDict[tuple[str, int], list[pq.ParquetFile]] = OrderedDict()
+        self._idle = 0
+        self._readers_lock = threading.Lock()
+        self.background = background
+        self._ahead_pool: ThreadPoolExecutor | None = None
+        self._pending: dict[tuple[Any, ...], Future[_Group]] = {}
+        self._ahead_failed: set[tuple[Any, ...]] = set()
+        self._ahead_lock = threading.Lock()
+
+    def _ahead_ok(self, key: tuple[Any, ...]) -> bool:
+        """False once a read-ahead of ``key`` failed (its reads then decode row groups, cached as such)."""
+        return key not in self._ahead_failed
+
+    def _read_ahead(self, job: _Job, decode: Callable[[_Job], _Group]) -> None:
+        """Decode a whole file on the read-ahead thread (once: not while the same decode is pending)."""
+        with self._ahead_lock:
+            if job.key in self._pending or job.key in self._ahead_failed:
+                return
+            if self._ahead_pool is None:
+                self._ahead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genolake-readahead")
+            fut = self._ahead_pool.submit(decode, job)
+            self._pending[job.key] = fut
+
+        def done(f: Future[_Group]) -> None:
+            with self._ahead_lock:
+                self._pending.pop(job.key, None)
+                if not f.cancelled() and f.exception() is not None:
+                    self._ahead_failed.add(job.key)
+                    log.info("read-ahead of %s failed (%s); its row groups are read one by one", job.path,
+                             f.exception())
+
+        fut.add_done_callback(done)
+
+    def wait(self) -> None:
+        """Wait for the read-ahead started so far (tests; a server warming its cache)."""
+        while True:
+            with self._ahead_lock:
+                pending = list(self._pending.values())
+            if not pending:
+                return
+            futures_wait(pending)
+
+    def _checkout(self, path: str, size: int, idx: _FileIndex) -> pq.ParquetFile:
+        """An open reader of the file, taken out of the idle set (a reader is used by one thread at a time)."""
+        with self._readers_lock:
+            free = self._readers.get((path, size))
+            if free:
+                self._idle -= 1
+                return free.pop()
+        return pq.ParquetFile(path, metadata=idx.metadata)
+
+    def _checkin(self, path: str, size: int, pf: pq.ParquetFile) -> None:
+        """Return a reader to the idle set; the least recently used ones are closed beyond MAX_OPEN_READERS."""
+        gone: list[pq.ParquetFile] = []
+        with self._readers_lock:
+            key = (path, size)
+            self._readers.setdefault(key, []).append(pf)
+            self._readers.move_to_end(key)
+            self._idle += 1
+            while self._idle > MAX_OPEN_READERS and self._readers:
+                _k, old = self._readers.popitem(last=False)
+                self._idle -= len(old)
+                gone.extend(old)
+        for r in gone:
+            r.close()
+
+    def close(self) -> None:
+        """Close the idle readers and stop the decode threads (the reader stays usable: it reopens files)."""
+        with self._readers_lock:
+            gone = [r for rs in self._readers.values() for r in rs]
+            self._readers.clear()
+            self._idle = 0
+        for r in gone:
+            r.close()
+        with self._ahead_lock:
+            pool, self._ahead_pool = self._ahead_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -202,9 +292,11 @@ class PointReader:
         are the same for every query of a kind (`allele_frequencies` rows of stratum 'all'): they are applied
         when rows are decoded, so only the matching rows are cached.
 
-        A file whose needed columns fit in a quarter of the cache budget is decoded whole the first time
-        (read-ahead: random point queries over a contig then find every row in memory); a larger file is
-        decoded one row group at a time."""
+        A file whose needed columns fit in a quarter of the cache budget is decoded whole (read-ahead: random
+        point queries over a contig then find every row in memory); a larger file is decoded one row group at a
+        time. With ``background`` (the default) the whole file is decoded on a read-ahead thread and the read
+        that asked for it decodes only its row groups meanwhile, so the first query on a file is not kept
+        waiting for the rest of it; :meth:`wait` waits for the read-ahead started so far."""
         equal = equal or {}
         last = pos if end is None else end
         fixed = dict(fixed or {})
@@ -213,6 +305,7 @@ class PointReader:
         need = list(dict.fromkeys(["pos", *equal, *columns, *(["file_id"] if file_ids is not None else [])]))
         constants = constants or {}
         todo: list[_Job] = []
+        ahead: list[_Job] = []
         for path in paths:
             idx, size = self._file(path)
             missing = [c for c in [*need, *fixed] if c not in idx.columns]
@@ -226,7 +319,14 @@ class PointReader:
             have = self._cache.get(whole_key)
             groups = np.flatnonzero((idx.lo <= last) & (idx.hi >= pos)).tolist()
             if not passing and (have is not None or self._whole_fits(idx, [*kept, *fixed, "pos"])):
-                todo.append(_job(path, whole_key, idx, kept, [], have))
+                whole = _job(path, whole_key, idx, kept, [], have)
+                if whole.cols and self.background and self._ahead_ok(whole_key):
+                    # decoding the whole file takes 40-120 ms: it is done on the read-ahead thread while this
+                    # read decodes only its row groups (not cached: the whole file will hold them)
+                    ahead.append(whole)
+                    todo.extend(_Job(path, (path, size, g, fkey), idx, kept, [], None, cache=False) for g in groups)
+                else:
+                    todo.append(whole)
             elif passing and have is not None and not fixed and set(kept) <= have.names:
                 for g in groups:  # the cached whole file's rows of the group, plus its transient columns
                     lo, n = int(idx.starts[g]), idx.metadata.row_group(g).num_rows
@@ -242,13 +342,18 @@ class PointReader:
             passing = [c for c in job.passing if have is None or c not in have.names]
             if have is not None and not cols and not passing:
                 return have
-            pf = pq.ParquetFile(path, metadata=idx.metadata)
 
             def read(names: list[str]) -> pa.Table:
-                if key[2] < 0:
-                    t = pf.read(columns=names, use_threads=False)
-                else:
-                    t = pf.read_row_group(key[2], columns=names, use_threads=False)
+                pf = self._checkout(path, key[1], idx)
+                try:
+                    if key[2] < 0:
+                        t = pf.read(columns=names, use_threads=False)
+                    else:
+                        t = pf.read_row_group(key[2], columns=names, use_threads=False)
+                except BaseException:
+                    pf.close()  # a reader that failed half-way is not reused
+                    raise
+                self._checkin(path, key[1], pf)
                 if fixed:
                     import pyarrow.compute as pc
 
@@ -282,6 +387,8 @@ class PointReader:
                 table = table.append_column(name, t.column(name))
             return _Group(grp.pos, table, frozenset(table.column_names), grp.ordered)
 
+        for job in ahead:
+            self._read_ahead(job, decode)
         # pyarrow decodes without the GIL: the files of the institutions are read side by side
         reads = sum(1 for w in todo if w.have is None or w.cols or w.passing)
         groups_read = list(self._pool().map(decode, todo)) if reads > 1 else [decode(w) for w in todo]
