@@ -685,17 +685,19 @@ class Engine:
 
     def _point_arrow(self, table: str, contig: str, pos: int, columns: list[str],
                      equal: dict[str, Any] | None, *, only_files: set[str] | None = None,
-                     fixed: dict[str, Any] | None = None) -> pa.Table | None:
+                     fixed: dict[str, Any] | None = None, end: int | None = None) -> pa.Table | None:
         """:meth:`point` by the pyarrow point reader (None: it cannot serve this read); with ``only_files``,
-        only from the data files of those ingested files (and files not named after one)."""
+        only from the data files of those ingested files (and files not named after one); with ``end``, the rows
+        of every position from ``pos`` to ``end`` (file by file, each in position order)."""
         if not self.point_reads:
             return None
         from genolake.query.point import PointReader, PointReadUnavailable
 
+        last = pos if end is None else end
         paths = self.catalog.table_paths(table, contig=contig)
         if paths:
             ranges = pos_ranges(paths)
-            paths = [p for p in paths if p not in ranges or ranges[p][0] <= pos <= ranges[p][1]]
+            paths = [p for p in paths if p not in ranges or (ranges[p][0] <= last and pos <= ranges[p][1])]
         fids = set(self.catalog.files) if self.catalog.needs_file_filter(table) else None
         if self._points is None:
             self._points = PointReader()
@@ -713,7 +715,8 @@ class Engine:
         try:
             return self._points.read(paths, pos, columns, equal=match, constants=constants,
                                      file_ids=fids, schema=_arrow_schema(t) if t is not None else None,
-                                     transient=FORMAT_FIELDS if table == "genotypes" else (), fixed=fixed)
+                                     transient=FORMAT_FIELDS if table == "genotypes" else (), fixed=fixed,
+                                     end=end)
         except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
             log.info("point read of %s by DuckDB (%s)", table, exc)
             return None
