@@ -68,7 +68,7 @@ def test_background_read_ahead_and_reused_readers_give_a_filter(tmp_path: Path,
     for i in range(5):
         t = _table(400, 10 + i)
         p = tmp_path / f"f{i}.parquet"
-        pq.write_table(t, p, row_group_size=9)
+        pq.write_table(t, p, row_group_size=9 if i < 2 else 90)  # 90: transient columns read in head batches
         paths.append(str(p))
         tables.append(t)
     ahead, sync = PointReader(), PointReader(background=False)
@@ -77,7 +77,7 @@ def test_background_read_ahead_and_reused_readers_give_a_filter(tmp_path: Path,
         for _ in range(60):
             i = rng.randrange(5)
             pos = rng.choice(tables[i].column("pos").to_pylist())
-            cols = rng.choice([["sample_id"], ["dp", "sample_id"]])
+            cols = rng.choice([["sample_id"], ["dp", "sample_id"]]) if _round else ["sample_id"]
             want = [tuple(r[c] for c in cols) for r in tables[i].to_pylist() if r["pos"] == pos and r["ref"] == "A"]
             for reader in (ahead, sync):
                 got = reader.read([paths[i]], pos, cols, equal={"ref": "A"}, transient=("dp",) if _round else ())
