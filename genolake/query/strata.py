@@ -167,11 +167,9 @@ def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[st
         ok = found >= 0
         ploidy, called, alt_count = ploidy[ok], called[ok], alt_count[ok]
         rows = found[ok]
-        # one call per sample (a second row of the same allele in a file: the last one counts); a sort, not
-        # np.unique's stable argsort, tells whether any sample repeats (it rarely does)
-        srt = np.sort(rows)
-        if srt.size > 1 and bool((srt[1:] == srt[:-1]).any()):
-            _uniq, last = np.unique(rows[::-1], return_index=True)
+        # one call per sample (a second row of the same allele in a file: the last one counts)
+        uniq, last = np.unique(rows[::-1], return_index=True)
+        if len(uniq) != len(rows):
             keep = np.sort(len(rows) - 1 - last)
             rows, ploidy, called, alt_count = rows[keep], ploidy[keep], called[keep], alt_count[keep]
         call_file = idx.file_codes[rows]
@@ -182,17 +180,10 @@ def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[st
             in_fill = np.isin(call_file, fills) & (pl[rows] > 0)
             base = np.where(in_fill, pl[rows], base)
             counted = counted | in_fill
-        if not counted.all():
-            rows, ploidy, called, alt_count, base = (x[counted] for x in (rows, ploidy, called, alt_count, base))
-    # the calls that add to a count: carriers (ac, carriers, nhomalt, nhemi) and those whose called alleles
-    # differ from what an absent call would count (an); bincounts over these subsets, not every stored call
-    car = np.flatnonzero(alt_count > 0)
-    car_alt = alt_count[car]
-    car_hom = (ploidy[car] == 2) & (car_alt == 2)
-    car_hemi = (ploidy[car] == 1) & (car_alt == 1)
-    dan = called - base
-    moved = np.flatnonzero(dan)
-    dan = dan[moved]
+        rows, ploidy, called, alt_count, base = (x[counted] for x in (rows, ploidy, called, alt_count, base))
+    carrier = (alt_count > 0).astype(np.int64)
+    hom = ((ploidy == 2) & (alt_count == 2)).astype(np.int64)
+    hemi = ((ploidy == 1) & (alt_count == 1)).astype(np.int64)
     out = []
     for g, (name, values, codes) in enumerate(idx.groups):
         k = len(values)
@@ -203,15 +194,15 @@ def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[st
             n_fill, pl_fill = idx.fill_counts(eng, contig, g)
             samples = samples + n_fill[fills].sum(axis=0)
             an = an + pl_fill[fills].sum(axis=0)
-        cc = codes[rows[car]]
-        ch = cc >= 0
-        cm = codes[rows[moved]]
-        mh = cm >= 0
-        an = an + np.bincount(cm[mh], weights=dan[mh], minlength=k).astype(np.int64)
-        ac = np.bincount(cc[ch], weights=car_alt[ch], minlength=k).astype(np.int64)
-        carriers = np.bincount(cc[ch], minlength=k)
-        nhomalt = np.bincount(cc[ch & car_hom], minlength=k)
-        nhemi = np.bincount(cc[ch & car_hemi], minlength=k)
+        c = codes[rows]
+        has = c >= 0
+        c = c[has]
+
+        def total(w: np.ndarray, c: np.ndarray = c, has: np.ndarray = has, k: int = k) -> np.ndarray:
+            return np.bincount(c, weights=w[has], minlength=k).astype(np.int64)
+
+        an = an + total(called - base)
+        ac, carriers, nhomalt, nhemi = total(alt_count), total(carrier), total(hom), total(hemi)
         for v, value in enumerate(values):
             if samples[v] == 0:
                 continue
