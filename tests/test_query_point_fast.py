@@ -172,3 +172,34 @@ def test_region_in_arrow_equals_the_sql(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(used) == 1 + len(windows) * len(options)  # every fast query took the Arrow path
     fast.close()
     slow.close()
+
+
+
+def test_threads_share_one_point_reader(tmp_path: Path) -> None:
+    """Threads reading through one PointReader at once (a server's threads) while its read-ahead runs, with
+    transient columns read in head batches: every read equals a filter (file readers go to one thread at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths, tables = [], []
+    for i in range(3):
+        t = _table(3000, 30 + i)
+        p = tmp_path / f"f{i}.parquet"
+        pq.write_table(t, p, row_group_size=128)
+        paths.append(str(p))
+        tables.append(t)
+    reader = PointReader()
+    rng = random.Random(4)
+    asks = [(i, rng.choice(tables[i].column("pos").to_pylist()), i == 0 or rng.random() < 0.5)  # f0: dp never cached
+            for i in (rng.randrange(3) for _ in range(600))]
+
+    def ask(a: tuple[int, int, bool]) -> bool:
+        i, pos, once = a
+        got = reader.read([paths[i]], pos, ["sample_id", "dp"], transient=("dp",) if once else ())
+        want = [(r["sample_id"], r["dp"]) for r in tables[i].to_pylist() if r["pos"] == pos]
+        return list(zip(got.column("sample_id").to_pylist(), got.column("dp").to_pylist(), strict=True)) == want
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(ask, asks))
+        reader.wait()
+        assert all(pool.map(ask, asks))
+    reader.close()

@@ -268,11 +268,14 @@ class PointReader:
         batches: list[pa.RecordBatch] = []
         got = 0
         try:
-            for b in pf.iter_batches(batch_size=HEAD_BATCH, row_groups=[group], columns=names, use_threads=False):
+            it = pf.iter_batches(batch_size=HEAD_BATCH, row_groups=[group], columns=names, use_threads=False)
+            for b in it:
                 batches.append(b)
                 got += b.num_rows
                 if got >= rows:
                     break
+            it.close()  # the batch reader is let go before another thread may take this file reader
+            del it
         except BaseException:
             pf.close()
             raise
@@ -355,13 +358,15 @@ class PointReader:
                     lo, n = int(idx.starts[g]), idx.metadata.row_group(g).num_rows
                     part = _Group(have.pos[lo:lo + n], have.table.slice(lo, n), have.names, have.ordered)
                     # the rows asked for end at `head`: the transient columns are decoded that far only
-                    head = int(part.pos.searchsorted(part.pos.dtype.type(last), "right")) if part.ordered else n
                     todo.append(_Job(path, (path, size, g, fkey), idx, [], passing, part, cache=False,
-                                     head=max(1, head) if head < n - HEAD_BATCH // 2 else None))
+                                     head=_head(part, last)))
             else:
                 for g in groups:
                     key = (path, size, g, fkey)
-                    todo.append(_job(path, key, idx, kept, passing, self._cache.get(key)))
+                    job = _job(path, key, idx, kept, passing, self._cache.get(key))
+                    if passing and not fixed and job.have is not None and not job.cols:
+                        job = _Job(path, key, idx, [], passing, job.have, cache=False, head=_head(job.have, last))
+                    todo.append(job)
 
         def decode(job: _Job) -> _Group:
             path, key, idx, cols, have = job.path, job.key, job.idx, job.cols, job.have
@@ -494,6 +499,16 @@ def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int
             parts = [a.cast(target) for a in parts]
         arrays.append(pa.chunked_array(parts, type=parts[0].type if c != "pos" else pos_type))
     return pa.Table.from_arrays(arrays, names=out)
+
+
+def _head(group: _Group, last: int) -> int | None:
+    """How many of a cached group's first rows a read up to position ``last`` needs, when that saves decoding
+    (None: the whole group)."""
+    n = group.pos.size
+    if not group.ordered:
+        return None
+    head = int(group.pos.searchsorted(group.pos.dtype.type(last), "right"))
+    return max(1, head) if head < n - HEAD_BATCH // 2 else None
 
 
 def _job(path: str, key: tuple[Any, ...], idx: _FileIndex, kept: list[str], passing: list[str],
