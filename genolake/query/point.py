@@ -179,6 +179,18 @@ class PointReader:
 
         fut.add_done_callback(done)
 
+    def _await(self, key: tuple[Any, ...]) -> bool:
+        """Wait for a pending read-ahead of ``key``; True if there was one. Only the read that started a file's
+        read-ahead decodes row groups beside it: a later read of the file waits for the whole file (as it would
+        have decoded it itself), so a series of queries is not kept on uncached reads while the read-ahead
+        thread competes with it for the cores."""
+        with self._ahead_lock:
+            fut = self._pending.get(key)
+        if fut is None:
+            return False
+        futures_wait([fut])
+        return True
+
     def wait(self) -> None:
         """Wait for the read-ahead started so far (tests; a server warming its cache)."""
         while True:
@@ -322,7 +334,8 @@ class PointReader:
         point queries over a contig then find every row in memory); a larger file is decoded one row group at a
         time. With ``background`` (the default) the whole file is decoded on a read-ahead thread and the read
         that asked for it decodes only its row groups meanwhile, so the first query on a file is not kept
-        waiting for the rest of it; :meth:`wait` waits for the read-ahead started so far."""
+        waiting for the rest of it; a later read of the file waits for the read-ahead to finish. :meth:`wait`
+        waits for the read-ahead started so far."""
         equal = equal or {}
         last = pos if end is None else end
         fixed = dict(fixed or {})
@@ -346,6 +359,9 @@ class PointReader:
             groups = np.flatnonzero((idx.lo <= last) & (idx.hi >= pos)).tolist()
             if not passing and (have is not None or self._whole_fits(idx, [*kept, *fixed, "pos"])):
                 whole = _job(path, whole_key, idx, kept, [], have)
+                if whole.cols and self._await(whole_key):  # a read-ahead of this file was pending: it is done now
+                    have = self._cache.get(whole_key)
+                    whole = _job(path, whole_key, idx, kept, [], have)
                 if whole.cols and self.background and self._ahead_ok(whole_key):
                     # decoding the whole file takes 40-120 ms: it is done on the read-ahead thread while this
                     # read decodes only its row groups (not cached: the whole file will hold them)
