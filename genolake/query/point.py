@@ -47,6 +47,11 @@ READ_AHEAD_SHARE = 4
 # resolution, a file handle, the reader's schema), as much as decoding a row group of a small column: the FORMAT
 # lists of a carriers query are read with no cache in front of them, so this is paid on every such read.
 MAX_OPEN_READERS = 64
+# Files decoded whole on the read-ahead thread: those the first queries after opening touch (a notebook's one
+# question: the per-site tables and the codes of its position). Later files are decoded whole by the query that
+# first touches them, as before: a long read-ahead queue competed with every query of a series for the cores
+# (the benchmark's lake.variant median rose from 2.0-2.3 to 2.6-3.1 ms when every file went to the thread).
+BACKGROUND_FILES = 16
 # Transient columns of a cached row group (the FORMAT lists of a carriers query) are decoded in batches of this
 # many rows up to the last row the read needs (rows 0-31 of a 128-row group: a quarter of the decoding).
 HEAD_BATCH = 32
@@ -150,10 +155,19 @@ class PointReader:
         self._idle = 0
         self._readers_lock = threading.Lock()
         self.background = background
+        self._ahead_left = BACKGROUND_FILES
         self._ahead_pool: ThreadPoolExecutor | None = None
         self._pending: dict[tuple[Any, ...], Future[_Group]] = {}
         self._ahead_failed: set[tuple[Any, ...]] = set()
         self._ahead_lock = threading.Lock()
+
+    def _take_ahead(self) -> bool:
+        """True (and one fewer left) while the reader may still send a file to the read-ahead thread."""
+        with self._ahead_lock:
+            if self._ahead_left <= 0:
+                return False
+            self._ahead_left -= 1
+            return True
 
     def _ahead_ok(self, key: tuple[Any, ...]) -> bool:
         """False once a read-ahead of ``key`` failed (its reads then decode row groups, cached as such)."""
@@ -332,9 +346,10 @@ class PointReader:
 
         A file whose needed columns fit in a quarter of the cache budget is decoded whole (read-ahead: random
         point queries over a contig then find every row in memory); a larger file is decoded one row group at a
-        time. With ``background`` (the default) the whole file is decoded on a read-ahead thread and the read
-        that asked for it decodes only its row groups meanwhile, so the first query on a file is not kept
-        waiting for the rest of it; a later read of the file waits for the read-ahead to finish. :meth:`wait`
+        time. With ``background`` (the default), for the first BACKGROUND_FILES files read ahead, the whole file
+        is decoded on a read-ahead thread and the read that asked for it decodes only its row groups meanwhile, so
+        the first query after opening is not kept waiting for the rest; a later read of the file waits for the
+        read-ahead to finish. :meth:`wait`
         waits for the read-ahead started so far."""
         equal = equal or {}
         last = pos if end is None else end
@@ -362,7 +377,7 @@ class PointReader:
                 if whole.cols and self._await(whole_key):  # a read-ahead of this file was pending: it is done now
                     have = self._cache.get(whole_key)
                     whole = _job(path, whole_key, idx, kept, [], have)
-                if whole.cols and self.background and self._ahead_ok(whole_key):
+                if whole.cols and self.background and self._ahead_ok(whole_key) and self._take_ahead():
                     # decoding the whole file takes 40-120 ms: it is done on the read-ahead thread while this
                     # read decodes only its row groups (not cached: the whole file will hold them)
                     ahead.append(whole)
