@@ -434,6 +434,38 @@ def call_values(rows: pa.Table) -> CallValues:
     return _with_values(row, col, k, other_idx, other_text)
 
 
+def point_call_values(rows: pa.Table) -> CallValues:
+    """:func:`call_values` of the few rows of a point query, found from the nonzero bytes of ``gt`` (most samples
+    are the implied 0/0, symbol 0): one pass over the bytes and work per stored call, not per sample, so a row of
+    50,000 samples costs little more than one of 1,000. Rows of any widths and alphabets; the same values in the
+    same (row-major) order as :func:`call_values`."""
+    gt = _combined(rows.column("gt"))
+    if gt.null_count:
+        raise ValueError("genotype codes must not be null")
+    offsets, data = _string_buffers(gt)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    raw = data[lo:hi]
+    nzb = np.flatnonzero(raw != 0)  # (on a bool array: 3x faster than on the bytes)
+    byte = raw[nzb]
+    nib = np.empty((nzb.size, 2), dtype=np.uint8)  # (high, low) = (even, odd) sample of each nonzero byte
+    nib[:, 0] = byte >> 4
+    nib[:, 1] = byte & 15
+    flat = nib.ravel()
+    hit = np.flatnonzero(flat)
+    at = nzb[hit >> 1]  # byte of each stored call in the window
+    row = np.searchsorted(offsets[1:] - lo, at, side="right")
+    col = (at - (offsets[row] - lo)) * 2 + (hit & 1)
+    names = _combined(rows.column("gt_symbols")).to_pylist()
+    k = _symbol_luts(names)[row, flat[hit]] if hit.size else np.zeros(0, dtype=np.uint8)
+    row, col, k = row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
+    other_idx = np.flatnonzero(k == OTHER)
+    other_text: list[str] = []
+    if other_idx.size:
+        other_text = [str(x) for x in flat_values(rows.column("other_gt"), np.bincount(
+            row[other_idx], minlength=rows.num_rows)).to_pylist()]
+    return _with_values(row, col, k, other_idx, other_text)
+
+
 def call_values_of(gt: Sequence[bytes], gt_symbols: Sequence[str | None],
                    other_gt: Sequence[Sequence[str] | None]) -> CallValues:
     """:func:`call_values` of ``genotypes`` rows given as Python values (DuckDB's ``fetchall``), one list per

@@ -37,7 +37,7 @@ import numpy as np
 
 from genolake.duck import connect, load_python_layer
 from genolake.errors import UserInputError
-from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, call_values, calls_sql, expand, pseudonyms_by_file
+from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, calls_sql, expand, point_call_values, pseudonyms_by_file
 from genolake.lazy import DeferredType
 from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
 from genolake.store import LakeStore, committed_after, hive_quote
@@ -684,7 +684,7 @@ class Engine:
         if rows is None:
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
         if rows.num_rows:
-            calls = call_values(rows)
+            calls = point_call_values(rows)
             held = np.unique(calls.row[calls.alt_count > 0])
             fids = rows.column("file_id").take(pa.array(held)).to_pylist()
             if fmt and fids:
@@ -737,17 +737,19 @@ class Engine:
 
     def _point_arrow(self, table: str, contig: str, pos: int, columns: list[str],
                      equal: dict[str, Any] | None, *, only_files: set[str] | None = None,
-                     fixed: dict[str, Any] | None = None) -> pa.Table | None:
+                     fixed: dict[str, Any] | None = None, end: int | None = None) -> pa.Table | None:
         """:meth:`point` by the pyarrow point reader (None: it cannot serve this read); with ``only_files``,
-        only from the data files of those ingested files (and files not named after one)."""
+        only from the data files of those ingested files (and files not named after one); with ``end``, the rows
+        of every position from ``pos`` to ``end`` (file by file, each in position order)."""
         if not self.point_reads:
             return None
         from genolake.query.point import PointReader, PointReadUnavailable
 
+        last = pos if end is None else end
         paths = self.catalog.table_paths(table, contig=contig)
         if paths:
             ranges = pos_ranges(paths)
-            paths = [p for p in paths if p not in ranges or ranges[p][0] <= pos <= ranges[p][1]]
+            paths = [p for p in paths if p not in ranges or (ranges[p][0] <= last and pos <= ranges[p][1])]
         fids = set(self.catalog.files) if self.catalog.needs_file_filter(table) else None
         if self._points is None:
             self._points = PointReader()
@@ -765,7 +767,8 @@ class Engine:
         try:
             return self._points.read(paths, pos, columns, equal=match, constants=constants,
                                      file_ids=fids, schema=_arrow_schema(t) if t is not None else None,
-                                     transient=FORMAT_FIELDS if table == "genotypes" else (), fixed=fixed)
+                                     transient=FORMAT_FIELDS if table == "genotypes" else (), fixed=fixed,
+                                     end=end)
         except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
             log.info("point read of %s by DuckDB (%s)", table, exc)
             return None
@@ -811,9 +814,12 @@ class Engine:
         self._con.interrupt()
 
     def close(self) -> None:
-        """Close the connection (views not made yet are not made) and remove its spill folder."""
+        """Close the connection (views not made yet are not made), the point reader's open files and the
+        spill folder."""
         self._pending = {}
         self._con.close()
+        if self._points is not None:
+            self._points.close()
         self._spill.close()
 
     # ------------------------------------------------------------------ running queries
