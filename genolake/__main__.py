@@ -1,3 +1,3 @@
-from genolake.cli import main
+from genolake.launch import main
 
 main()

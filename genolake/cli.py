@@ -39,9 +39,9 @@ register_migrate(app)
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr.")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="genolake: %(message)s")
-    for noisy in ("distributed", "tornado", "asyncio", "bokeh"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    from genolake.launch import setup_logging
+
+    setup_logging(verbose)
 
 
 @app.command()
@@ -157,37 +157,28 @@ def demo(
 
 
 def main() -> None:
+    """The typer app on ``sys.argv`` (the program's entry point, :func:`genolake.launch.main`, sends here every
+    command line it does not run itself)."""
     import click
 
-    from genolake.cli_narrow import narrowed
-    from genolake.errors import GenolakeError
+    from genolake.cli_narrow import narrowed, prepare
+    from genolake.launch import guarded
 
-    try:
-        code = narrowed(app, sys.argv[1:])(standalone_mode=False)  # only the named command is built
+    prepare(sys.argv[1:])  # before numpy is imported (genolake.cli_narrow)
+    with guarded():
+        try:
+            code = narrowed(app, sys.argv[1:])(standalone_mode=False)  # only the named command is built
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            raise KeyboardInterrupt from None
         if code == 130:  # typer turns Ctrl-C into `return 130` outside standalone mode (typer.core._main)
             raise KeyboardInterrupt
         if isinstance(code, int) and code:
             sys.exit(code)
-    except GenolakeError as exc:
-        print(f"genolake: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except OSError as exc:  # a write path outside the store's own checks (e.g. a job's staged output)
-        from genolake.errors import write_failure
-
-        got = write_failure(exc)
-        if got is None:
-            raise
-        print(f"genolake: error: {got[0]} ({exc}); {got[1]} and rerun the same command (it completes a commit "
-              "it interrupted)", file=sys.stderr)
-        sys.exit(1)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        print("genolake: interrupted; nothing was committed, the lake is unchanged", file=sys.stderr)
-        sys.exit(130)
 
 
 if __name__ == "__main__":

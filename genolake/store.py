@@ -69,10 +69,12 @@ DELTA_COLUMNS = ("pos", "orig_pos")
 # zstd levels of `genotypes` (docs/STORAGE.md, "Writer options, 2026-11-30"). The codes of a file without FORMAT
 # values (GT only), where they are ~80% of the lake: level 14, 14% smaller than level 6 for ~45 ns more CPU per
 # genotype at write (zstd's optimal parsing; a page of <= 256 KB gets its small-input parameters); reading is
-# no slower. With GQ/DP/AD the codes are ~10% of the lake: the same CPU would buy 1.4%, so level 6 is kept.
+# no slower. With GQ/DP/AD the codes are ~10% of the lake: the same CPU would buy 1.4%, so a fast level is kept:
+# level 1, which there is as small as level 6 (0.4% smaller on the full-tier cohort's codes) for 3x less zstd
+# CPU on `gt` (docs/INGEST_PERFORMANCE.md).
 # The FORMAT lists are dictionary-encoded, where the level matters little.
 GT_ZSTD_LEVEL = 14
-GT_ZSTD_LEVEL_WITH_FORMAT = 6
+GT_ZSTD_LEVEL_WITH_FORMAT = 1
 FORMAT_LISTS = ("gq", "dp", "ad_ref", "ad_alt")
 FORMAT_ZSTD_LEVEL = 3
 # `genotypes` columns with min/max statistics: the keys readers select files and row groups by (point reads

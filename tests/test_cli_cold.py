@@ -130,3 +130,204 @@ def test_deferred_schema_types() -> None:
         for c in table.columns:
             assert isinstance(c.type, pa.DataType)
             assert duck_type(c.declared) == duck_type(c.type), (table.name, c.name)
+
+
+def _cold_modules(sample_lake: SampleLake, vid: str, names: tuple[str, ...]) -> tuple[list[str], str]:
+    """(the modules of ``names`` that a cold `genolake query variant VID -f json` imported, its stdout)."""
+    code = ("import io, sys\nsys.argv = ['genolake', 'query', 'variant', %r, '--lake', %r, '-f', 'json']\n"
+            "out, sys.stdout = sys.stdout, io.StringIO()\nimport genolake.launch\n"
+            "try:\n    genolake.launch.main()\nexcept SystemExit:\n    pass\n"
+            "text, sys.stdout = sys.stdout.getvalue(), out\n"
+            "import json\nprint(json.dumps([m for m in %r if m in sys.modules]))\nprint(text, end='')\n" % (vid, str(sample_lake.path), names))
+    env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    first, _, rest = res.stdout.partition("\n")
+    return json.loads(first), rest
+
+
+def test_cold_command_leaves_duckdb_python_layer_out(sample_lake: SampleLake, opened: Any) -> None:
+    """With duckdb >= 2 the cold command runs on the compiled engine (`_duckdb`) alone: the Python layer
+    (`duckdb`: relations, expressions, package metadata) is not imported, nor typer and click (the program's
+    entry point runs a plain `query variant` line itself); the answer is the library's."""
+    pytest.importorskip("_duckdb")
+    vid = _variants(opened, 6)[5]
+    heavy, out = _cold_modules(sample_lake, vid, ("duckdb", "pyarrow", "importlib.metadata", "typer", "click"))
+    assert heavy == []
+    assert out == to_json(opened.variant(vid)) + "\n"
+
+
+def test_engine_without_python_layer_loads_it_on_demand(sample_lake: SampleLake) -> None:
+    """An engine whose connection was made without duckdb's Python layer still serves Arrow queries, user SQL
+    and `con` (the layer is imported on first use, in a fresh process so it is not there before)."""
+    code = ("import sys\nfrom genolake.query.lake import Lake\nlake = Lake(%r, point_reads=False)\n"
+            "before = 'duckdb' in sys.modules\n"
+            "n = lake.engine.query('SELECT count(*) AS n FROM samples').column('n')[0].as_py()\n"
+            "m = lake.sql('SELECT count(*) AS n FROM samples').column('n')[0].as_py()\n"
+            "k = lake.engine.con.sql('SELECT count(*) FROM samples').fetchall()[0][0]\n"
+            "print(before, n == m == k > 0)\n" % str(sample_lake.path))
+    env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [str(not _has_engine_module()), "True"]
+
+
+def _has_engine_module() -> bool:
+    """True when duckdb's compiled engine is its own module (duckdb >= 2): the layer can then be left out."""
+    try:
+        import _duckdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("argv, preset, want", [
+    (["query", "variant", "x"], None, "1"),
+    (["-v", "query", "variant", "x", "--lake", "l"], None, "1"),
+    (["query", "variant", "x"], "3", "3"),  # the user's setting wins
+    (["query", "assoc", "case_status"], None, None),  # regressions use BLAS: its threads are left alone
+    (["aggregate", "--lake", "l"], None, None),
+    (["--help"], None, None),
+])
+def test_prepare_starts_no_blas_threads_for_query_variant(argv: list[str], preset: str | None,
+                                                        want: str | None) -> None:
+    """`cli_narrow.prepare` gives OpenBLAS one thread for `query variant` only (numpy not imported yet: a fresh
+    process), and numpy then really runs one BLAS thread (threadpoolctl, when installed)."""
+    code = ("import os, sys\nfrom genolake.cli_narrow import prepare\nprepare(%r)\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'))\nimport numpy\n"
+            "try:\n    from threadpoolctl import threadpool_info\nexcept ImportError:\n    print('-')\nelse:\n"
+            "    print(min((i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas'), "
+            "default='-'))\n" % (argv,))
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    assert out[0] == str(want)
+    if want == "1" and out[1] != "-":
+        assert out[1] == "1"
+
+
+def test_view_columns_of_registered_tables_are_what_describe_says(sample_lake: SampleLake) -> None:
+    """`Engine.view_columns` names a registered table's columns from the schema (no view made, no footer read);
+    they are exactly the made view's columns, for every table of the lake."""
+    lake = Lake(sample_lake.path, point_reads=False)
+    try:
+        eng = lake.engine
+        tables = [t for t in eng.catalog.tables if t in TABLES and t not in ("variants", "phenotypes")]
+        assert {"genotypes", "samples", "files"} <= set(tables)
+        for t in tables:
+            assert eng.view_columns(t) == [r[0] for r in eng.rows(f'DESCRIBE "{t}"')], t
+    finally:
+        lake.close()
+
+
+def _run(sample_lake: SampleLake, module: str, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The command line run by ``genolake.<module>.main``: launch (the program's entry point, the console script)
+    or cli (the typer app alone)."""
+    env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
+    env.pop("GENOLAKE_LAKE", None)
+    code = f"import sys; sys.argv[0] = 'genolake'; from genolake.{module} import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, input=stdin,
+                          timeout=300)
+
+
+def test_launch_runs_query_variant_exactly_as_typer(sample_lake: SampleLake, opened: Any, tmp_path: Path) -> None:
+    """Every form of a plain `query variant` line gives the same stdout, stderr, exit code and files with and
+    without typer: formats, parts, several IDs, `--opt=value`, options after the IDs, `-` (stdin), --ids,
+    --output, and the errors the command itself raises."""
+    ids = _variants(opened, 6)
+    lake = str(sample_lake.path)
+    (tmp_path / "ids.txt").write_text("\n".join(ids[:3]) + "\n")
+    contig, pos, ref, _alt = ids[5].split("-")
+    cases: list[tuple[list[str], str | None]] = [
+        (["--lake", lake, "--format", "json", ids[0]], None),
+        (["--lake", lake, ids[0]], None),  # the table format
+        (["--lake", lake, ids[0], ids[4]], None),
+        ([ids[1], "--lake=" + lake, "-f", "json", ids[2]], None),
+        (["--lake", lake, "-f", "tsv", "--part", "phenotypes", ids[3], ids[4]], None),
+        (["--lake", lake, "--format=csv", "--part=variant", ids[0]], None),
+        (["--lake", lake, "-f", "json", "-"], "\n".join(ids[2:5]) + "\n"),
+        (["--lake", lake, "-f", "json", "--ids", str(tmp_path / "ids.txt")], None),
+        (["--lake", lake, "-f", "json", f"{contig}-{pos}-{ref}-{ref}GATTACA"], None),  # not observed: a note
+        (["--lake", lake, "-f", "json", "chr20-abc-A-G"], None),  # malformed: exit 2
+        (["--lake", lake, "-f", "json", "rs1"], None),
+        (["--lake", lake, "--part", "nope", ids[0]], None),
+        (["--lake", lake, "-f", "parquet", ids[0]], None),
+        (["--lake", str(tmp_path / "nowhere"), ids[0]], None),
+        (["--lake", lake, ids[0], "--help"], None),  # typer's, from both
+        (["--lake", lake, "--bogus", ids[0]], None),
+        (["-f", "json", ids[0]], None),  # no --lake: typer's usage error
+    ]
+    for args, stdin in cases:
+        fast, slow = (_run(sample_lake, m, ["query", "variant", *args], stdin) for m in ("launch", "cli"))
+        assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr), args
+    for module in ("launch", "cli"):
+        out = tmp_path / f"{module}.tsv"
+        res = _run(sample_lake, module, ["query", "variant", "--lake", lake, "-f", "tsv", "-o", str(out), *ids[:2]])
+        assert res.returncode == 0 and res.stdout == "", res.stderr
+    assert (tmp_path / "launch.tsv").read_text() == (tmp_path / "cli.tsv").read_text() != ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["query", "variant", "--lake", "L", "--help", "x"],
+    ["-v", "query", "variant", "--lake", "L", "x"],
+    ["query", "variant", "-f", "json", "x"],  # no --lake ($GENOLAKE_LAKE: typer reads it)
+    ["query", "variant", "--lake", "L", "-f", "json", "-f", "tsv", "x"],  # repeated: click keeps the last
+    ["query", "variant", "--lake", "L", "--", "x"],
+    ["query", "variant", "--lake", "L", "-fjson", "x"],
+    ["query", "variant", "--lake", "L", "-f=json", "x"],
+    ["query", "variant", "--lake", "L", "--format", "-x"],
+    ["query", "variant", "--lake", "L", "--format"],
+    ["query", "variant", "--lake=", "x"],
+    ["query", "carriers", "--lake", "L", "x"],
+    ["query", "--lake", "L", "variant", "x"],
+])
+def test_parse_leaves_anything_unusual_to_typer(argv: list[str]) -> None:
+    from genolake.query.cli_variant import parse
+
+    assert parse(argv) is None
+
+
+def test_parse_reads_plain_lines() -> None:
+    from genolake.query.cli_variant import parse
+
+    assert parse(["query", "variant", "a", "--lake", "L", "-", "-o", "out", "--ids=i.txt", "--part", "variant"]) == {
+        "variants": ["a", "-"], "lake": Path("L"), "ids": Path("i.txt"), "part": "variant", "fmt": "table",
+        "output": Path("out")}
+    assert parse(["query", "variant", "--lake", "L"]) == {
+        "variants": None, "lake": Path("L"), "ids": None, "part": "frequencies", "fmt": "table", "output": None}
+
+
+def test_cli_benchmark_times_the_current_entry_point() -> None:
+    """The cli suite times the console script only when it runs pyproject's entry point (an editable install keeps
+    an old script until it is reinstalled); otherwise the entry point itself."""
+    from benchmarks.suites.cli import entry_point, genolake_cmd
+
+    assert entry_point() == "genolake.launch:main"
+    cmd = genolake_cmd()
+    if len(cmd) == 1:
+        assert "from genolake.launch import main" in Path(cmd[0]).read_text()
+    else:
+        assert cmd[:3] == [sys.executable, "-P", "-c"] and "from genolake.launch import main" in cmd[3]
+    res = subprocess.run([*cmd, "query", "variant", "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "Usage: genolake query variant" in res.stdout, res.stderr
+
+
+def test_breakdown_reads_phenotypes_without_the_wide_view(sample_lake: SampleLake, opened: Any) -> None:
+    """A cold point query pivots only the phenotype columns of its breakdown (`Engine.phenotype_source`): the wide
+    `phenotypes` view is not made, and the pivot holds exactly the view's values for every phenotype."""
+    lake = Lake(sample_lake.path, point_reads=False)
+    try:
+        eng = lake.engine
+        vid = _variants(opened, 6)[5]
+        assert lake.variant(vid) == opened.variant(vid)
+        assert "phenotypes" in eng._pending  # not made
+        names = sorted(eng.catalog.phenotypes)
+        assert len(names) >= 3
+        cols = ", ".join(f'"{n}"' for n in names)
+        got = eng.rows(f"SELECT institution, sample_id, {cols} FROM {eng.phenotype_source(names)} ORDER BY 1, 2")
+        want = eng.rows(f"SELECT institution, sample_id, {cols} FROM phenotypes ORDER BY 1, 2")
+        assert got == want and len(got) > 0
+    finally:
+        lake.close()

@@ -43,6 +43,7 @@ def test_cached_reads_equal_a_filter_whatever_the_budget(tmp_path: Path, budget:
                 assert list(zip(*(got.column(c).to_pylist() for c in cols), strict=True)) == want
                 assert got.schema.field("dp" if "dp" in cols else "sample_id").type == t.schema.field(
                     "dp" if "dp" in cols else "sample_id").type
+    reader.wait()
     cache = reader._cache
     if budget == 0:
         assert cache.used == 0 and not cache._groups
@@ -68,10 +69,12 @@ def test_fixed_conditions_and_transient_columns_give_a_filter(tmp_path: Path, bu
                 want = [tuple(r[c] for c in cols) for r in rows if r["pos"] == pos and r["ref"] == "A"]
                 got = reader.read([str(p)], pos, cols, fixed={"ref": "A"}, transient=once)
                 assert list(zip(*(got.column(c).to_pylist() for c in cols), strict=True)) == want
+    reader.wait()
     assert all(g.table.num_rows == g.pos.size for g in reader._cache._groups.values())
     only_once = PointReader(cache_bytes=budget)  # a column only ever asked for as transient is never cached
     for pos in sorted(set(t.column("pos").to_pylist()))[::5]:
         only_once.read([str(p)], pos, ["sample_id", "dp"], transient=("dp",))
+    only_once.wait()
     assert not any("dp" in g.names for g in only_once._cache._groups.values())
 
 

@@ -12,6 +12,7 @@ is reported beside the wall time: on a shared machine it moves less with the loa
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -46,14 +47,45 @@ print(contig, pos, ref, alt, ac, an, ac / an if an else None)
 """
 
 
+def entry_point() -> str:
+    """``module:function`` of the `genolake` console script in this checkout's pyproject.toml."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        return str(tomllib.loads(pyproject.read_text())["project"]["scripts"]["genolake"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "genolake.launch:main"
+
+
 def genolake_cmd() -> list[str]:
+    """The command that runs `genolake` (see :func:`_genolake_cmd`; found once per run)."""
+    return list(_genolake_cmd())
+
+
+@functools.cache
+def _genolake_cmd() -> tuple[str, ...]:
     """The console script installed with this Python (what `pip install` puts in a venv's bin/). A `genolake`
-    found first on PATH can be a version manager's shim (pyenv's is a bash script: +0.1 s a run)."""
+    found first on PATH can be a version manager's shim (pyenv's is a bash script: +0.1 s a run).
+
+    A script installed before the entry point changed (an editable install keeps its old script until it is
+    installed again) would time the old start-up: then the command is what the script would run now, the entry
+    point of pyproject.toml, on this Python (a warning says to reinstall)."""
+    module, _, func = entry_point().partition(":")
     beside = Path(sys.executable).with_name("genolake")
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
-    exe = shutil.which("genolake")
-    return [exe] if exe else [sys.executable, "-m", "genolake"]
+    exe = str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which("genolake")
+    if exe:
+        try:
+            current = f"from {module} import {func}" in Path(exe).read_text(errors="replace")
+        except OSError:
+            current = False
+        if current:
+            return (exe,)
+        log.warning("  the installed genolake script (%s) does not run %s:%s; timing the entry point itself "
+                    "(reinstall: pip install -e .)", exe, module, func)
+    # -P: no working folder on sys.path (as for a script), so a checkout there is not imported instead
+    return (sys.executable, "-P", "-c", f"import sys\nfrom {module} import {func}\nsys.argv[0] = 'genolake'\n"
+            f"sys.exit({func}())")
 
 
 def has_query_variant() -> bool:

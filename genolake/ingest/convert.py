@@ -102,6 +102,7 @@ class _Columns:
         self.fmt: dict[str, list[np.ndarray]] = {k: [] for k in gtc.FORMAT_FIELDS}
         self.counts: list[np.ndarray] = []
         self.other: dict[int, list[str]] = {}
+        self.code_counts = np.zeros(gtc.OTHER + 1, dtype=np.int64)  # histogram of the codes (genotypes.alphabet)
         self.n_variants = 0
         self.n_codes = 0
 
@@ -598,26 +599,42 @@ def _clean_format(vals: np.ndarray, result: ChunkResult, name: str) -> None:
         _count(result, "ad_short", int((vals == INT_MISSING + 1).sum()))
 
 
-def _fmt_values(items: list[np.ndarray | None], n: int, col: int, rows: np.ndarray,
-                samples: np.ndarray) -> np.ndarray | None:
-    """The FORMAT values (column ``col``) of a batch's stored calls (``rows``, ``samples``); None if no record of
-    the batch has the field. A record without it gives missing values."""
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.stack`` of arrays of one shape, as one concatenation (no per-array reshaping: a batch holds hundreds
+    of them); ValueError if their shapes differ."""
+    first = arrays[0]
+    out = np.concatenate(arrays)
+    if out.shape != (len(arrays) * first.shape[0], *first.shape[1:]):
+        raise ValueError("arrays of different shapes")
+    return out.reshape(len(arrays), *first.shape)
+
+
+def _fmt_values(items: list[np.ndarray | None], n: int, flat: np.ndarray, ncols: int) -> list[np.ndarray] | None:
+    """The FORMAT values (columns ``0 .. ncols - 1``) of a batch's stored calls, at ``flat`` = record * ``n`` +
+    sample; None if no record of the batch has the field. A record without it gives missing values. The batch's
+    arrays are stacked once per field, and each column is one ``take`` of the flat values."""
     present = [x for x in items if x is not None]
     if not present:
         return None
     m = None
     if len(present) == len(items):
         try:
-            m = np.stack(present)  # (records, samples, values): every record has the field, with one width
+            m = _stack(present)  # (records, samples, values): every record has the field, with one width
         except ValueError:
             m = None
-    if m is not None and m.ndim == 3 and m.dtype == np.int32:
-        return m[rows, samples, col]
-    out = np.full((len(items), n), INT_MISSING, dtype=np.int32)
-    for k, x in enumerate(items):
-        if x is not None:
-            out[k] = x[:, col]
-    return out[rows, samples]
+    if m is not None and m.ndim == 3 and m.dtype == np.int32 and m.shape[2] >= ncols:
+        width = m.shape[2]
+        values = m.reshape(-1)
+        at = flat * width if width > 1 else flat
+        return [values.take(at + col if col else at) for col in range(ncols)]
+    out = []
+    for col in range(ncols):
+        full = np.full((len(items), n), INT_MISSING, dtype=np.int32)
+        for k, x in enumerate(items):
+            if x is not None:
+                full[k] = x[:, col]
+        out.append(full.reshape(-1).take(flat))
+    return out
 
 
 def _check_alleles(batch: _Batch, a: np.ndarray | None = None) -> None:
@@ -625,7 +642,7 @@ def _check_alleles(batch: _Batch, a: np.ndarray | None = None) -> None:
     if not len(batch):
         return
     if a is None:
-        a = np.stack(batch.gts)[:, :, :batch.width]
+        a = _stack(batch.gts)[:, :, :batch.width]
     if not a.size or a.max() <= 1:  # one reduction over the batch; the record is looked for only on a fault
         return
     high = a.max(axis=(1, 2))
@@ -660,25 +677,50 @@ def _call_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 _CODE, _PER_RECORD, _PER_SAMPLE, _PLOIDY = _call_tables()
 
 
+def _zero_index() -> int:
+    """The call index that stands for every call of code 0 (hom-ref, not stored) when _flush counts only the
+    stored calls and adds the rest to one column: 0/0 and 0|0 count alike (same rows of every table), so the
+    counts come out the same as counting every call; -1 if the tables ever made them differ (then _flush
+    counts every call)."""
+    zero = np.flatnonzero(_CODE == 0)
+    same = all(np.array_equal(t[zero[0]], t[z]) for t in (_PER_RECORD, _PER_SAMPLE, _PLOIDY) for z in zero)
+    return int(zero[0]) if zero.size and same else -1
+
+
+_ZERO = _zero_index()
+_CODE_ONEHOT = np.eye(gtc.OTHER + 1, dtype=np.int64)[_CODE]  # call index -> its code, as a (32, codes) matrix
+
+
 def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], contig: str) -> None:
     """Counts and stored calls for a batch of biallelic records (vectorised over records and samples): each
     call becomes one small index, and codes and counts are table look-ups and histograms of it."""
-    g = np.stack(batch.gts)  # (B, n, width + 1) int16
+    g = _stack(batch.gts)  # (B, n, width + 1) int16
     w = batch.width
     b, n = g.shape[0], g.shape[1]
     a = g[:, :, :w]
-    _check_alleles(batch, a)  # no allele index above 1
-    if a.size and a.min() < -2:  # not an allele, a missing one or an absent slot: read as missing
-        a = np.where(a < -2, -1, a)
+    # two reductions over the contiguous batch (alleles and phase, 0 or 1) clear the common case; the strided
+    # allele columns are looked at only when a value is out of [-2, 1]
+    if g.size and (g.max() > 1 or g.min() < -2):
+        _check_alleles(batch, a)  # no allele index above 1
+        if a.min() < -2:  # not an allele, a missing one or an absent slot: read as missing
+            a = np.where(a < -2, -1, a)
     idx = (a[:, :, 0] + 2).astype(np.uint8) << 3
     if w == 2:  # with one allele column the second allele is absent: (-2 + 2) << 1 = 0
         idx |= (a[:, :, 1] + 2).astype(np.uint8) << 1
     idx |= (g[:, :, w] != 0).view(np.uint8)
     k = _CODE[idx]
-    by_record = np.bincount((idx + (np.arange(b, dtype=np.int64) * 32)[:, None]).ravel(),
-                            minlength=b * 32).reshape(b, 32)
-    by_sample = np.bincount((idx + (np.arange(n, dtype=np.int64) * 32)[None, :]).ravel(),
-                            minlength=n * 32).reshape(n, 32)
+    rows, samples = np.nonzero(k)  # the stored calls (code > 0), row-major
+    if _ZERO >= 0:  # histograms of the stored calls only; the hom-ref calls are the rest of each row and sample
+        sidx = idx[rows, samples].astype(np.int64)
+        by_record = np.bincount(rows * 32 + sidx, minlength=b * 32).reshape(b, 32)
+        by_sample = np.bincount(samples * 32 + sidx, minlength=n * 32).reshape(n, 32)
+        by_record[:, _ZERO] += n - by_record.sum(axis=1)
+        by_sample[:, _ZERO] += b - by_sample.sum(axis=1)
+    else:
+        by_record = np.bincount((idx + (np.arange(b, dtype=np.int64) * 32)[:, None]).ravel(),
+                                minlength=b * 32).reshape(b, 32)
+        by_sample = np.bincount((idx + (np.arange(n, dtype=np.int64) * 32)[None, :]).ravel(),
+                                minlength=n * 32).reshape(n, 32)
     ac, an, nhomalt, nhemi, nmiss, n_other = (by_record @ _PER_RECORD).T
     v = cur.v
     r0 = cur.n_variants
@@ -698,17 +740,18 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
     pm = int(_PLOIDY[present].max()) if present.any() else 0
     if pm > maxp[contig]:
         maxp[contig] = pm
-    rows, samples = np.nonzero(k)
     res = batch.result
+    flat = rows * n + samples
     fmt = {}
-    for name, items, col in (("gq", batch.gq, 0), ("dp", batch.dp, 0), ("ad_ref", batch.ad, 0),
-                             ("ad_alt", batch.ad, 1)):
-        got = _fmt_values(items, n, col, rows, samples)
-        vals = got if got is not None else np.full(rows.size, INT_MISSING, np.int32)
-        if got is not None and res is not None:
-            _clean_format(vals, res, name)
-        fmt[name] = vals
-    _add_codes(cur, k, fmt, {r0 + int(r): [""] * int(n_other[r]) for r in np.flatnonzero(n_other)})
+    for names, items in ((("gq",), batch.gq), (("dp",), batch.dp), (("ad_ref", "ad_alt"), batch.ad)):
+        got = _fmt_values(items, n, flat, len(names))
+        for j, name in enumerate(names):
+            vals = got[j] if got is not None else np.full(rows.size, INT_MISSING, np.int32)
+            if got is not None and res is not None:
+                _clean_format(vals, res, name)
+            fmt[name] = vals
+    _add_codes(cur, k, fmt, {r0 + int(r): [""] * int(n_other[r]) for r in np.flatnonzero(n_other)},
+               by_record.sum(axis=0) @ _CODE_ONEHOT)
     batch.gts, batch.gq, batch.dp, batch.ad, batch.recs, batch.rows = [], [], [], [], [], []
     batch.width = -1
 
@@ -777,8 +820,11 @@ def _one_record(cur: _Columns, arr: np.ndarray, gq: np.ndarray | None, dp: np.nd
         _add_codes(cur, k[None, :], fmt, {vrow: other_texts} if other_texts else {})
 
 
-def _add_codes(cur: _Columns, k: np.ndarray, fmt: dict[str, np.ndarray], other: dict[int, list[str]]) -> None:
-    """Append genotype rows (codes of each sample) of the next variant rows, with their stored calls' FORMAT."""
+def _add_codes(cur: _Columns, k: np.ndarray, fmt: dict[str, np.ndarray], other: dict[int, list[str]],
+               code_counts: np.ndarray | None = None) -> None:
+    """Append genotype rows (codes of each sample) of the next variant rows, with their stored calls' FORMAT;
+    ``code_counts``: the histogram of ``k`` if the caller has it."""
+    cur.code_counts += np.bincount(k.ravel(), minlength=gtc.OTHER + 1) if code_counts is None else code_counts
     cur.codes.append(k)
     cur.counts.append(np.count_nonzero(k, axis=1))
     for name in gtc.FORMAT_FIELDS:
@@ -843,7 +889,7 @@ def _write_contig(task: Task, contig: str, cols: _Columns, result: ChunkResult, 
     # a FORMAT field the file does not have is a null list (one bit per row), not a list of nulls per call
     lists = {name: gtc.list_column(counts, np.concatenate(cols.fmt[name]), INT_MISSING + 1) if have[name]
              else pa.nulls(nv, pa.list_(pa.int32())) for name in gtc.FORMAT_FIELDS}
-    gt, symbols, other = gtc.encode(codes, cols.other)
+    gt, symbols, other = gtc.encode(codes, cols.other, counts=cols.code_counts)
     if not sorted_already:
         order = pa.array(vorder)
         gt = gt.take(order)

@@ -5,7 +5,6 @@ Imports stay inside the commands: `genolake query variant` must start fast (no p
 
 from __future__ import annotations
 
-import gc
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -30,11 +29,9 @@ MemoryOpt = Annotated[str | None, typer.Option("--memory-limit",
 
 
 def _open(lake: Path):  # type: ignore[no-untyped-def]
-    from genolake.query.lake import Lake
+    from genolake.query.cli_variant import open_lake
 
-    # one query per process: DuckDB serves point reads (the pyarrow reader pays off once footers are cached,
-    # and its compute layer imports pandas, 0.2 s of start-up)
-    return Lake(lake, point_reads=False)
+    return open_lake(lake)
 
 
 @app.command("sql")
@@ -54,9 +51,6 @@ def sql_cmd(
     emit_table(_open(lake).sql(query, timeout=timeout, memory_limit=limit), fmt, output)
 
 
-PARTS = ("frequencies", "phenotypes", "variant", "annotations")
-
-
 @app.command("variant")
 def variant_cmd(
     lake: LakeOpt,
@@ -70,59 +64,9 @@ def variant_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Frequencies (joint and per institution), carriers by phenotype and annotations of variants."""
-    from genolake.cli_common import say
-    from genolake.errors import UserInputError
-    from genolake.output import emit_object, emit_rows, report_rows
-    from genolake.query.ids import collect_ids, is_rsid, parse_variant
+    from genolake.query.cli_variant import run_variant
 
-    if fmt == "parquet" and output is None:
-        raise UserInputError("--format parquet needs --output FILE")
-    if part not in PARTS:
-        raise UserInputError(f"--part {part!r}: use one of {', '.join(PARTS)}")
-    texts = collect_ids(list(variants or []), ids)
-    # A cold start allocates mostly objects that live as long as the process (modules, the lake's catalogue):
-    # the cyclic collector's passes over them are wasted work (7 ms, 2% of a one-variant command's CPU: median
-    # of 21 alternating runs), so it is paused until the first answer and runs as usual for the rest.
-    gc.disable()
-    try:
-        lk = _open(lake)
-        for t in texts:  # every ID checked before anything is printed
-            if not is_rsid(t):
-                parse_variant(t, lk.store.contig_style)
-        first = lk.variant(texts[0])  # (collect_ids gives at least one ID)
-    finally:
-        gc.enable()
-    reports = []
-    for i, t in enumerate(texts):
-        report = first if i == 0 else lk.variant(t)
-        if not report["variant"]["observed"]:
-            from genolake.query.ids import VariantKey
-            from genolake.query.variant import not_observed_message
-
-            v = report["variant"]
-            say("genolake: " + not_observed_message(lk, VariantKey(v["contig"], v["pos"], v["ref"], v["alt"]))
-                + "; counts are from absent-as-ref / callable-region files only")
-        reports.append(report)
-    if fmt in ("tsv", "csv", "parquet"):
-        emit_rows(*report_rows(reports, part), fmt, output)
-    elif len(reports) == 1:
-        emit_object(reports[0], fmt, output)
-    elif fmt == "json":
-        from genolake.output import to_json
-
-        text = to_json(reports) + "\n"
-        output.write_text(text) if output else sys.stdout.write(text)
-    else:
-        import io
-        from contextlib import redirect_stdout
-
-        buf = io.StringIO()
-        with redirect_stdout(buf):
-            for r in reports:
-                sys.stdout.write(f"== {r['variant']['id']}\n")
-                emit_object(r, fmt)
-                sys.stdout.write("\n")
-        output.write_text(buf.getvalue()) if output else sys.stdout.write(buf.getvalue())
+    run_variant(lake=lake, variants=variants, ids=ids, part=part, fmt=fmt, output=output)
 
 
 @app.command("region")

@@ -33,12 +33,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 
-from genolake.duck import connect
+from genolake.duck import connect, load_python_layer
 from genolake.errors import UserInputError
-from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, call_values, calls_sql, expand, pseudonyms_by_file
+from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, calls_sql, expand, point_call_values, pseudonyms_by_file
 from genolake.lazy import DeferredType
 from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
 from genolake.store import LakeStore, committed_after, hive_quote
@@ -197,7 +196,8 @@ class Catalog:
     tables: list[str] = field(default_factory=list)
     # wide `phenotypes` column -> kind: see the `phenotypes` property (known once the wide view is made)
     phenotype_kinds: dict[str, str] | None = None
-    load_phenotypes: Any = None  # makes the wide view (and fills phenotype_kinds) on first use
+    load_phenotypes: Any = None  # fills phenotype_kinds and phenotype_exprs on first use (makes no view)
+    phenotype_exprs: dict[str, str] = field(default_factory=dict)  # wide column -> its SQL over phenotypes_long
     # True when `allele_frequencies` was committed after the last change to `files` (so it covers the lake)
     frequencies_current: bool = False
     ploidy_sums: dict[tuple[str, str], tuple[int, int]] | None = None  # (file, contig) -> (sum ploidy, samples)
@@ -341,7 +341,8 @@ class Engine:
         self.store = store
         self.threads = threads
         self._spill = _SpillFolder(store)
-        self._con = connect(threads, spill=self._spill.path)
+        # duckdb's Python layer is imported when a query needs it (`con`, `query`): the cold CLI runs none
+        self._con = connect(threads, spill=self._spill.path, python_layer=False)
         self._con.execute("SET parquet_metadata_cache=true")
         self.views: list[str] = []
         # views (and in-memory tables) not made yet: name -> CREATE statements, or a function making it. They
@@ -362,6 +363,7 @@ class Engine:
         """The DuckDB connection with every view made (code outside the engine may run any SQL on it)."""
         while self._pending:
             self._make(next(iter(self._pending)))
+        load_python_layer()
         return self._con
 
     def _ensure(self, sql: str) -> None:
@@ -467,11 +469,14 @@ class Engine:
             create("phenotypes", f"CREATE OR REPLACE VIEW phenotypes AS {source.materialised('phenotypes_wide')}")
         else:
             cat.phenotype_kinds = None
-            cat.load_phenotypes = partial(self._load_phenotypes, cat, "phenotypes_long" in views)
+            have_long = "phenotypes_long" in views
+            # the names and kinds are read without making the wide view (a point query's breakdown pivots the
+            # few columns it needs: `phenotype_source`)
+            cat.load_phenotypes = partial(self._phenotype_kinds, cat, have_long)
             if lazy:
-                self._pending["phenotypes"] = cat.load_phenotypes
+                self._pending["phenotypes"] = partial(self._load_phenotypes, cat, have_long)
             else:
-                cat.load_phenotypes()
+                self._load_phenotypes(cat, have_long)
             views.append("phenotypes")
         if "allele_frequencies" in views:
             create("stratum_frequencies", f"CREATE OR REPLACE VIEW stratum_frequencies AS {STRATUM_FREQUENCIES}")
@@ -532,32 +537,51 @@ class Engine:
 
     def _load_phenotypes(self, cat: Catalog, have_long: bool) -> None:
         self._pending.pop("phenotypes", None)
-        if cat.phenotype_kinds is None:
-            self._phenotypes_wide(cat, have_long)
+        self._phenotypes_wide(cat, have_long)
 
-    def _phenotypes_wide(self, cat: Catalog, have_long: bool) -> str:
-        """The wide `phenotypes` view: one typed column per phenotype name (names are validated identifiers)."""
+    def _phenotype_kinds(self, cat: Catalog, have_long: bool) -> None:
+        """Fill ``cat.phenotype_kinds`` (wide column -> categorical, numeric or list) and ``cat.phenotype_exprs``
+        (wide column -> its aggregate over `phenotypes_long`) from the names and kinds stored; names are validated
+        identifiers."""
+        if cat.phenotype_kinds is not None:
+            return
         kinds: dict[str, set[str]] = {}
-        found: dict[str, str] = {}
         if have_long:
             for name, kind in self.rows("SELECT DISTINCT name, kind FROM phenotypes_long"):
                 if name in ("institution", "sample_id") or not valid_phenotype_name(name):
                     log.warning("phenotype name %r is not a valid column name; not shown in `phenotypes`", name)
                     continue
                 kinds.setdefault(name, set()).add(kind)
-        cols = []
+        found: dict[str, str] = {}
+        exprs: dict[str, str] = {}
         for name in sorted(kinds):
             ks = kinds[name]
             if len(ks) == 1 and next(iter(ks)) in _PHENO_KIND_SQL:
                 kind = next(iter(ks))
                 src, _t = _PHENO_KIND_SQL[kind]
-                expr = f"max({src}) FILTER (WHERE name = {_sql_str(name)})"
+                exprs[name] = f"max({src}) FILTER (WHERE name = {_sql_str(name)})"
             else:  # the loader keeps one kind per name; a mixed table (older data) is shown as text
                 kind = "categorical"
-                expr = (f"max(coalesce(value_str, CAST(value_num AS VARCHAR), array_to_string(value_list, ';'))) "
-                        f"FILTER (WHERE name = {_sql_str(name)})")
-            cols.append(f"{expr} AS {quote_ident(name)}")
+                exprs[name] = (f"max(coalesce(value_str, CAST(value_num AS VARCHAR), array_to_string(value_list, ';')))"
+                               f" FILTER (WHERE name = {_sql_str(name)})")
             found[name] = kind
+        cat.phenotype_exprs = exprs
+        cat.phenotype_kinds = found
+
+    def phenotype_source(self, names: list[str]) -> str:
+        """A FROM-clause source with ``institution``, ``sample_id`` and the wide `phenotypes` columns ``names``
+        (values exactly as the view has them), computed from `phenotypes_long` without making the wide view."""
+        if "phenotypes_long" not in self.views:
+            return "(SELECT CAST(NULL AS VARCHAR) AS institution, CAST(NULL AS VARCHAR) AS sample_id LIMIT 0)"
+        self.catalog.phenotypes  # noqa: B018 - fills phenotype_exprs
+        exprs = self.catalog.phenotype_exprs
+        cols = "".join(f", {exprs[n]} AS {quote_ident(n)}" for n in names)
+        return f"(SELECT institution, sample_id{cols} FROM phenotypes_long GROUP BY institution, sample_id)"
+
+    def _phenotypes_wide(self, cat: Catalog, have_long: bool) -> str:
+        """The wide `phenotypes` view: one typed column per phenotype name (names are validated identifiers)."""
+        self._phenotype_kinds(cat, have_long)
+        cols = [f"{expr} AS {quote_ident(name)}" for name, expr in cat.phenotype_exprs.items()]
         if cols:
             body = (f"SELECT institution, sample_id, {', '.join(cols)} FROM phenotypes_long "
                     "GROUP BY institution, sample_id")
@@ -565,7 +589,6 @@ class Engine:
             body = "SELECT CAST(NULL AS VARCHAR) AS institution, CAST(NULL AS VARCHAR) AS sample_id LIMIT 0"
         self._con.execute(f"CREATE OR REPLACE TABLE _gl_phenotypes_wide AS {body}")
         self._con.execute("CREATE OR REPLACE VIEW phenotypes AS SELECT * FROM _gl_phenotypes_wide")
-        cat.phenotype_kinds = found
         return "phenotypes"
 
     # ------------------------------------------------------------------ pruned reads for the library's queries
@@ -661,7 +684,7 @@ class Engine:
         if rows is None:
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
         if rows.num_rows:
-            calls = call_values(rows)
+            calls = point_call_values(rows)
             held = np.unique(calls.row[calls.alt_count > 0])
             fids = rows.column("file_id").take(pa.array(held)).to_pylist()
             if fmt and fids:
@@ -687,7 +710,13 @@ class Engine:
         """The column names of a view (cached until the next refresh)."""
         cache = self.catalog.view_columns
         if view not in cache:
-            cache[view] = [r[0] for r in self.rows(f"DESCRIBE {quote_ident(view)}")]
+            t = TABLES.get(view)
+            if t is not None and view in self.catalog.tables and view not in ("variants", "phenotypes"):
+                # a registered table's view selects its declared columns (`_table_select`): no need to make the
+                # view (which reads the files' footers) to DESCRIBE it
+                cache[view] = list(t.names)
+            else:
+                cache[view] = [r[0] for r in self.rows(f"DESCRIBE {quote_ident(view)}")]
         return list(cache[view])
 
     def point_rows(self, table: str, *, contig: str, pos: int, columns: list[str],
@@ -708,17 +737,19 @@ class Engine:
 
     def _point_arrow(self, table: str, contig: str, pos: int, columns: list[str],
                      equal: dict[str, Any] | None, *, only_files: set[str] | None = None,
-                     fixed: dict[str, Any] | None = None) -> pa.Table | None:
+                     fixed: dict[str, Any] | None = None, end: int | None = None) -> pa.Table | None:
         """:meth:`point` by the pyarrow point reader (None: it cannot serve this read); with ``only_files``,
-        only from the data files of those ingested files (and files not named after one)."""
+        only from the data files of those ingested files (and files not named after one); with ``end``, the rows
+        of every position from ``pos`` to ``end`` (file by file, each in position order)."""
         if not self.point_reads:
             return None
         from genolake.query.point import PointReader, PointReadUnavailable
 
+        last = pos if end is None else end
         paths = self.catalog.table_paths(table, contig=contig)
         if paths:
             ranges = pos_ranges(paths)
-            paths = [p for p in paths if p not in ranges or ranges[p][0] <= pos <= ranges[p][1]]
+            paths = [p for p in paths if p not in ranges or (ranges[p][0] <= last and pos <= ranges[p][1])]
         fids = set(self.catalog.files) if self.catalog.needs_file_filter(table) else None
         if self._points is None:
             self._points = PointReader()
@@ -736,7 +767,8 @@ class Engine:
         try:
             return self._points.read(paths, pos, columns, equal=match, constants=constants,
                                      file_ids=fids, schema=_arrow_schema(t) if t is not None else None,
-                                     transient=FORMAT_FIELDS if table == "genotypes" else (), fixed=fixed)
+                                     transient=FORMAT_FIELDS if table == "genotypes" else (), fixed=fixed,
+                                     end=end)
         except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
             log.info("point read of %s by DuckDB (%s)", table, exc)
             return None
@@ -782,15 +814,19 @@ class Engine:
         self._con.interrupt()
 
     def close(self) -> None:
-        """Close the connection (views not made yet are not made) and remove its spill folder."""
+        """Close the connection (views not made yet are not made), the point reader's open files and the
+        spill folder."""
         self._pending = {}
         self._con.close()
+        if self._points is not None:
+            self._points.close()
         self._spill.close()
 
     # ------------------------------------------------------------------ running queries
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run trusted SQL (the library's own) with bound parameters; return Arrow."""
         self._ensure(sql)
+        load_python_layer()
         return fetch_arrow(self._con.sql(sql, params=params or None))
 
     def rows(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -804,6 +840,8 @@ class Engine:
         the lake's views and write nothing), stopped after ``timeout`` seconds (default 300) and
         ``memory_limit`` bytes (default a quarter of RAM). One statement; SELECT, WITH, VALUES, DESCRIBE or
         EXPLAIN (a friendly early refusal: the sandbox, not this check, is what keeps the lake safe)."""
+        import duckdb
+
         from genolake.query.sandbox import run_user_sql
 
         try:

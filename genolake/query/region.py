@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from genolake.errors import UserInputError
-from genolake.query.counts import group_ctes, joint_ctes
+from genolake.query.counts import fill_files, group_ctes, joint_ctes
 from genolake.query.ids import Region, parse_region_text
 
 if TYPE_CHECKING:
@@ -130,6 +130,10 @@ def _region_counts(
     if min_ac is not None and min_ac < 0:
         raise UserInputError(f"--min-ac must be >= 0, not {min_ac}")
     eng = lake.engine
+    if where is None and eng.point_reads and not fill_files(eng, reg.contig, institution):
+        got = _joint_arrow(lake, reg, institution=institution, min_ac=min_ac, max_af=max_af)
+        if got is not None:
+            return got
     params: dict[str, Any] = {}
     ctes = joint_ctes(eng, reg, institution, params)
     filters = ["TRUE"]
@@ -157,3 +161,46 @@ def _region_counts(
     WHERE g.carriers > 0 AND {' AND '.join(filters)}
     ORDER BY j.pos, j.ref, j.alt"""
     return eng.query(sql, params)
+
+
+_SUMS = ("ac", "an", "nhomalt", "nhemi")
+REGION_SCHEMA = pa.schema([("contig", pa.string()), ("pos", pa.int32()), ("ref", pa.string()), ("alt", pa.string()),
+                           ("id", pa.string()), ("filters", pa.string()), ("ac", pa.int64()), ("an", pa.int64()),
+                           ("af", pa.float64()), ("nhomalt", pa.int64()), ("nhemi", pa.int64()),
+                           ("institutions", pa.int64())])
+
+
+def _joint_arrow(lake: Lake, reg: Region, *, institution: str | None, min_ac: int | None,
+                 max_af: float | None) -> pa.Table | None:
+    """The joint rows of :func:`_region_counts` without ``where`` on a lake with no absent-site fill on the contig,
+    from the `variants` rows read by the point reader (cached per process) and summed per site in Arrow: the
+    same table as the SQL (``keys`` and ``joint`` of :func:`~genolake.query.counts.joint_ctes`), without DuckDB's
+    per-query cost. None when the point reader cannot serve the read (the caller runs the SQL)."""
+    import pyarrow.compute as pc
+
+    eng = lake.engine
+    equal = {"institution": institution} if institution is not None else None
+    rows = eng._point_arrow("variants", reg.contig, reg.start, ["institution", "pos", "ref", "alt", "id", "filters",
+                                                                 *_SUMS], equal, end=reg.end)
+    if rows is None:
+        return None
+    rows = pa.table({n: c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c
+                     for n, c in zip(rows.column_names, rows.columns, strict=True)})
+    g = rows.group_by(["pos", "ref", "alt"], use_threads=False).aggregate(
+        [("id", "max"), ("filters", "max"), *((c, "sum") for c in _SUMS), ("institution", "count_distinct")])
+    ac, an = g.column("ac_sum").cast(pa.int64()), g.column("an_sum").cast(pa.int64())
+    af = pc.if_else(pc.greater(an, 0), pc.divide(ac.cast(pa.float64()), an.cast(pa.float64())),
+                    pa.scalar(None, pa.float64()))
+    out = pa.table([pa.array([reg.contig] * g.num_rows, pa.string()), g.column("pos").cast(pa.int32()),
+                    g.column("ref"), g.column("alt"), g.column("id_max"), g.column("filters_max"), ac, an, af,
+                    g.column("nhomalt_sum").cast(pa.int64()), g.column("nhemi_sum").cast(pa.int64()),
+                    g.column("institution_count_distinct").cast(pa.int64())], schema=REGION_SCHEMA)
+    keep = None
+    if min_ac is not None:
+        keep = pc.greater_equal(out.column("ac"), min_ac)
+    if max_af is not None:
+        m = pc.and_(pc.greater(out.column("an"), 0), pc.less_equal(out.column("af"), max_af))
+        keep = m if keep is None else pc.and_(keep, m)
+    if keep is not None:
+        out = out.filter(keep)
+    return out.sort_by([("pos", "ascending"), ("ref", "ascending"), ("alt", "ascending")])

@@ -41,8 +41,9 @@ class SampleIndex:
         from genolake.query.engine import quote_ident
 
         cols = "".join(f", p.{quote_ident(n)}" for n in names)
-        rows = eng.rows(f"SELECT s.file_id, s.sample_id{cols}, s.column_index FROM samples s LEFT JOIN phenotypes p "
-                        "ON p.institution = s.institution AND p.sample_id = s.sample_id")
+        # the `phenotypes` view's columns, pivoted here for these names only (the wide view is not made)
+        rows = eng.rows(f"SELECT s.file_id, s.sample_id{cols}, s.column_index FROM samples s LEFT JOIN "
+                        f"{eng.phenotype_source(names)} p ON p.institution = s.institution AND p.sample_id = s.sample_id")
         file_ids = sorted({r[0] for r in rows})
         fpos = {f: i for i, f in enumerate(file_ids)}
         index = {(r[0], r[1]): i for i, r in enumerate(rows)}

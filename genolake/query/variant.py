@@ -257,12 +257,12 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
     if eng.point_reads:  # the site's codes straight to sample rows: no pseudonyms, no calls table
         rows = eng.point("genotypes", contig=key.contig, pos=key.pos, equal=equal,
                          columns=["file_id", "gt", "gt_symbols", "other_gt"])
-        from genolake.genotypes import call_values
+        from genolake.genotypes import point_call_values
 
         if not rows.num_rows:  # only files counting the absent site: no stored call
             none = np.zeros(0, np.int64)
             return count_breakdown(eng, idx, key.contig, present, fill, none, none, none, none)
-        calls = call_values(rows)
+        calls = point_call_values(rows)
         found = idx.rows_at(rows.column("file_id").to_pylist(), calls.row, calls.col)
         return count_breakdown(eng, idx, key.contig, present, fill, found, calls.ploidy, calls.called,
                                calls.alt_count)
