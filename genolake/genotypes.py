@@ -427,15 +427,21 @@ class CallValues:
     other_text: list[str]
 
 
-def call_values(rows: pa.Table) -> CallValues:
-    """The stored calls of ``rows`` (columns ``gt``, and ``other_gt`` where a row has other-ploidy calls)."""
-    row, col, k = stored_calls(rows)
+def _values_of_rows(rows: pa.Table, row: np.ndarray, col: np.ndarray, k: np.ndarray) -> CallValues:
+    """The :class:`CallValues` of the stored calls (row, column index, code k) of ``rows``, other-ploidy texts
+    read from ``other_gt``."""
     other_idx = np.flatnonzero(k == OTHER)
     other_text: list[str] = []
     if other_idx.size:
         other_text = [str(x) for x in flat_values(rows.column("other_gt"), np.bincount(
             row[other_idx], minlength=rows.num_rows)).to_pylist()]
     return _with_values(row, col, k, other_idx, other_text)
+
+
+def call_values(rows: pa.Table) -> CallValues:
+    """The stored calls of ``rows`` (columns ``gt``, and ``other_gt`` where a row has other-ploidy calls)."""
+    row, col, k = stored_calls(rows)
+    return _values_of_rows(rows, row, col, k)
 
 
 def point_call_values(rows: pa.Table) -> CallValues:
@@ -454,12 +460,7 @@ def point_call_values(rows: pa.Table) -> CallValues:
     names = _combined(rows.column("gt_symbols")).to_pylist()
     k = _symbol_luts(names)[row, sym] if at.size else np.zeros(0, dtype=np.uint8)
     row, col, k = row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
-    other_idx = np.flatnonzero(k == OTHER)
-    other_text: list[str] = []
-    if other_idx.size:
-        other_text = [str(x) for x in flat_values(rows.column("other_gt"), np.bincount(
-            row[other_idx], minlength=rows.num_rows)).to_pylist()]
-    return _with_values(row, col, k, other_idx, other_text)
+    return _values_of_rows(rows, row, col, k)
 
 
 def call_values_of(gt: Sequence[bytes], gt_symbols: Sequence[str | None],
