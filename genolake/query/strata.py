@@ -10,7 +10,6 @@ refresh (one row per sample and file); a query then reads only the site's calls 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +17,6 @@ import numpy as np
 from genolake import genotypes as gtc
 
 if TYPE_CHECKING:
-
     from genolake.query.engine import Engine
 
 
@@ -31,7 +29,6 @@ class SampleIndex:
     file_ids: list[str]
     groups: list[tuple[str, list[str], np.ndarray]]  # (phenotype, values, row -> value code or -1)
     ploidy: dict[str, np.ndarray] = field(default_factory=dict)  # contig -> row -> ploidy (0: no row)
-    _by_file: dict[str, dict[str, int]] | None = None  # file_id -> sample_id -> row, made on first use
     _fpos: dict[str, int] | None = None
     _tallies: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # per-file tallies, made on first use
     by_column: dict[str, np.ndarray] = field(default_factory=dict)  # file_id -> column index -> row (-1: nobody)
@@ -64,7 +61,7 @@ class SampleIndex:
 
     def rows_at(self, file_ids: list[str], row: np.ndarray, col: np.ndarray) -> np.ndarray:
         """The index row of each stored call given as (row of ``file_ids``, column index), -1 where no sample
-        holds that column (a withdrawn person): the same rows as :meth:`rows_of` on the calls' pseudonyms."""
+        holds that column (a withdrawn person)."""
         out = np.full(len(row), -1, np.int64)
         for i, fid in enumerate(file_ids):
             cols = self.by_column.get(fid)
@@ -76,29 +73,6 @@ class SampleIndex:
             c = col[at]
             ok = c < len(cols)
             out[at[ok]] = cols[c[ok]]
-        return out
-
-    def rows_of(self, file_ids: list[str], sample_ids: list[str]) -> np.ndarray:
-        """The row of each (file_id, sample_id) pair, -1 for a sample not in the index. Calls come file by file
-        (a run per file): each run is looked up in its file's own dictionary."""
-        n = len(file_ids)
-        if self._by_file is None:
-            by_file: dict[str, dict[str, int]] = {}
-            for (fid, sid), i in self.index.items():
-                by_file.setdefault(fid, {})[sid] = i
-            self._by_file = by_file
-        out = np.full(n, -1, np.int64)
-        start = 0
-        for fid in dict.fromkeys(file_ids):
-            count = file_ids.count(fid)
-            if file_ids[start:start + count].count(fid) != count:  # not one run per file: pair by pair
-                get = self.index.get
-                return np.fromiter((get(k, -1) for k in zip(file_ids, sample_ids, strict=True)), np.int64, n)
-            lookup = self._by_file.get(fid)
-            if lookup is not None:
-                out[start:start + count] = np.fromiter(map(lookup.get, sample_ids[start:start + count],
-                                                            repeat(-1)), np.int64, count)
-            start += count
         return out
 
     def file_positions(self) -> dict[str, int]:
