@@ -453,14 +453,20 @@ def point_call_values(rows: pa.Table) -> CallValues:
     if gt.null_count:
         raise ValueError("genotype codes must not be null")
     offsets, data = _string_buffers(gt)
+    row, col, k = _sparse_calls(offsets, data, _combined(rows.column("gt_symbols")).to_pylist())
+    return _values_of_rows(rows, row, col, k)
+
+
+def _sparse_calls(offsets: np.ndarray, data: np.ndarray, symbols: Sequence[str | None]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_stored_calls` found from the nonzero bytes (the few rows of a point query: work per stored call,
+    not per sample); (row, column_index, code k) as int64, int64, int8."""
     lo, hi = int(offsets[0]), int(offsets[-1])
     at, odd, sym = _nonzero_nibbles(data[lo:hi])  # at: byte of each stored call in the window
     row = np.searchsorted(offsets[1:] - lo, at, side="right")
     col = (at - (offsets[row] - lo)) * 2 + odd
-    names = _combined(rows.column("gt_symbols")).to_pylist()
-    k = _symbol_luts(names)[row, sym] if at.size else np.zeros(0, dtype=np.uint8)
-    row, col, k = row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
-    return _values_of_rows(rows, row, col, k)
+    k = _symbol_luts(symbols)[row, sym] if at.size else np.zeros(0, dtype=np.uint8)
+    return row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
 
 
 def call_values_of(gt: Sequence[bytes], gt_symbols: Sequence[str | None],
@@ -474,8 +480,7 @@ def call_values_of(gt: Sequence[bytes], gt_symbols: Sequence[str | None],
     offsets = np.zeros(len(gt) + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
     data = np.frombuffer(b"".join(gt), dtype=np.uint8)
-    row, col, k = _stored_calls(offsets, data, gt_symbols)
-    row, col, k = row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
+    row, col, k = _sparse_calls(offsets, data, gt_symbols)
     other_idx = np.flatnonzero(k == OTHER)
     other_text: list[str] = []
     if other_idx.size:  # a null list stands for as many nulls as the row has other-ploidy calls (flat_values)

@@ -727,20 +727,19 @@ class Engine:
         if table == "calls":
             got = self._point_calls(contig, pos, columns, equal)
             return list(zip(*(c.to_pylist() for c in got.columns), strict=True)) if got.num_columns else []
-        got = self._point_arrow(table, contig, pos, columns, equal, fixed=fixed)
+        got = self._point_arrow(table, contig, pos, columns, equal, fixed=fixed, as_rows=True)
         if got is not None:
-            from genolake.query.point import rows  # not on the CLI's path (pyarrow.compute: 45 ms to import)
-
-            return rows(got)
+            return got  # type: ignore[no-any-return]
         sql, params = self._point_sql(table, contig, pos, columns, {**(equal or {}), **(fixed or {})})
         return self.rows(sql, params)
 
     def _point_arrow(self, table: str, contig: str, pos: int, columns: list[str],
                      equal: dict[str, Any] | None, *, only_files: set[str] | None = None,
-                     fixed: dict[str, Any] | None = None, end: int | None = None) -> pa.Table | None:
+                     fixed: dict[str, Any] | None = None, end: int | None = None, as_rows: bool = False) -> Any:
         """:meth:`point` by the pyarrow point reader (None: it cannot serve this read); with ``only_files``,
         only from the data files of those ingested files (and files not named after one); with ``end``, the rows
-        of every position from ``pos`` to ``end`` (file by file, each in position order)."""
+        of every position from ``pos`` to ``end`` (file by file, each in position order); with ``as_rows``, as
+        Python tuples (:meth:`point_rows`) instead of an Arrow table."""
         if not self.point_reads:
             return None
         from genolake.query.point import PointReader, PointReadUnavailable
@@ -768,7 +767,7 @@ class Engine:
             return self._points.read(paths, pos, columns, equal=match, constants=constants,
                                      file_ids=fids, schema=_arrow_schema(t) if t is not None else None,
                                      transient=FORMAT_FIELDS if table == "genotypes" else (), fixed=fixed,
-                                     end=end)
+                                     end=end, as_rows=as_rows)
         except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
             log.info("point read of %s by DuckDB (%s)", table, exc)
             return None

@@ -100,10 +100,20 @@ class _Group:
     table: pa.Table
     names: frozenset[str] = frozenset()
     ordered: bool = False  # pos ascending (binary search)
+    # column -> its array (the one chunk when there is one): looked up once per group, not once per read
+    arrays: dict[str, pa.Array | pa.ChunkedArray] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def nbytes(self) -> int:
         return int(self.pos.nbytes) + int(self.table.nbytes)
+
+    def array(self, name: str) -> pa.Array | pa.ChunkedArray:
+        """Column ``name`` (its one chunk when it has one: slicing an Array costs less than a ChunkedArray)."""
+        got = self.arrays.get(name)
+        if got is None:
+            col = self.table.column(name)
+            got = self.arrays[name] = col.chunk(0) if col.num_chunks == 1 else col
+        return got
 
 
 class _GroupCache:
@@ -333,7 +343,7 @@ class PointReader:
              equal: dict[str, Any] | None = None, file_ids: Iterable[str] | None = None,
              schema: pa.Schema | None = None, constants: dict[str, dict[str, str]] | None = None,
              transient: Iterable[str] = (), fixed: dict[str, Any] | None = None,
-             end: int | None = None) -> pa.Table:
+             end: int | None = None, as_rows: bool = False) -> Any:
         """Rows with ``pos`` equal to ``pos`` (with ``end``: ``pos`` <= pos <= ``end``, in file order; and every ``equal`` and ``fixed`` column equal to its value) from
         ``paths``, only ``columns`` (in that order). With ``file_ids``, only rows whose ``file_id`` is one of
         them (rows of an uncommitted write are never returned). ``schema`` types the empty result when no row
@@ -350,7 +360,11 @@ class PointReader:
         is decoded on a read-ahead thread and the read that asked for it decodes only its row groups meanwhile, so
         the first query after opening is not kept waiting for the rest; a later read of the file waits for the
         read-ahead to finish. :meth:`wait`
-        waits for the read-ahead started so far."""
+        waits for the read-ahead started so far.
+
+        With ``as_rows`` the rows come as Python tuples (as DuckDB's ``fetchall`` gives them), taken straight from
+        the decoded groups: no Arrow table is built for the few rows of a point query (building one and converting
+        it back cost more than the rest of a cached read)."""
         equal = equal or {}
         last = pos if end is None else end
         fixed = dict(fixed or {})
@@ -464,6 +478,8 @@ class PointReader:
         # pyarrow decodes without the GIL: the files of the institutions are read side by side
         reads = sum(1 for w in todo if w.have is None or w.cols or w.passing)
         groups_read = list(self._pool().map(decode, todo)) if reads > 1 else [decode(w) for w in todo]
+        if as_rows:
+            return _collect_rows(todo, groups_read, pos, last, columns, equal, constants, file_ids)
         return _collect(todo, groups_read, pos, last, need, columns, equal, constants, file_ids, schema)
 
 
@@ -532,6 +548,64 @@ def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int
     return pa.Table.from_arrays(arrays, names=out)
 
 
+def _collect_rows(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int, columns: Sequence[str],
+                  equal: dict[str, Any], constants: dict[str, dict[str, str]],
+                  file_ids: Iterable[str] | None) -> list[tuple[Any, ...]]:
+    """:func:`_collect` as Python tuples (``columns`` in order), group by group in file order: each needed column
+    of a group's matching rows is converted once (``to_pylist`` of a slice), the ``equal`` columns first, so a
+    group whose rows all fail them converts nothing else."""
+    out: list[tuple[Any, ...]] = []
+    wanted = set(file_ids) if file_ids is not None else None
+    for job, grp in zip(todo, groups, strict=True):
+        p = grp.pos
+        sel: np.ndarray | None = None
+        if grp.ordered:
+            lo = int(p.searchsorted(p.dtype.type(pos), "left"))  # a key of the array's type: no conversion
+            n = int(p.searchsorted(p.dtype.type(last), "right")) - lo
+            if n <= 0:
+                continue
+        else:
+            hit = np.flatnonzero((p >= pos) & (p <= last))
+            if not hit.size:
+                continue
+            lo, n = int(hit[0]), int(hit.size)
+            if int(hit[-1]) - lo + 1 != n:
+                sel = hit
+        const = constants.get(job.path, {})
+        got: dict[str, list[Any]] = {}
+
+        def values(c: str, grp: _Group = grp, lo: int = lo, n: int = n, sel: np.ndarray | None = sel,
+                   const: dict[str, str] = const, got: dict[str, list[Any]] = got) -> list[Any]:
+            v = got.get(c)
+            if v is None:
+                if c in const:
+                    v = [const[c]] * n
+                elif c == "pos":
+                    v = (grp.pos[lo:lo + n] if sel is None else grp.pos[sel]).tolist()
+                else:
+                    arr = grp.array(c)
+                    v = (arr.slice(lo, n) if sel is None else arr.take(pa.array(sel))).to_pylist()
+                got[c] = v
+            return v
+
+        keep: list[int] | None = None
+        if equal or wanted is not None:
+            checks = [(values(k), v) for k, v in equal.items()]
+            fids = values("file_id") if wanted is not None else None
+            keep = [i for i in range(n) if all(vals[i] == v for vals, v in checks)
+                    and (fids is None or fids[i] in wanted)]  # type: ignore[operator]
+            if not keep:
+                continue
+            if len(keep) == n:
+                keep = None
+        cols = [values(c) for c in columns]
+        if keep is None:
+            out.extend(zip(*cols, strict=True) if cols else [() for _ in range(n)])
+        else:
+            out.extend(tuple(col[i] for col in cols) for i in keep)
+    return out
+
+
 def _head(group: _Group, last: int) -> int | None:
     """How many of a cached group's first rows a read up to position ``last`` needs, when that saves decoding
     (None: the whole group)."""
@@ -547,9 +621,3 @@ def _job(path: str, key: tuple[Any, ...], idx: _FileIndex, kept: list[str], pass
     """A decode job: the cached columns still to decode (all of them when nothing is cached)."""
     cols = kept if have is None else [c for c in kept if c not in have.names]
     return _Job(path, key, idx, cols, passing, have)
-
-
-def rows(table: pa.Table) -> list[tuple[Any, ...]]:
-    """The table as Python tuples (as DuckDB's ``fetchall`` gives them)."""
-    cols = [c.to_pylist() for c in table.columns]
-    return list(zip(*cols, strict=True)) if cols else []

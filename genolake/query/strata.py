@@ -30,7 +30,7 @@ class SampleIndex:
     groups: list[tuple[str, list[str], np.ndarray]]  # (phenotype, values, row -> value code or -1)
     ploidy: dict[str, np.ndarray] = field(default_factory=dict)  # contig -> row -> ploidy (0: no row)
     _fpos: dict[str, int] | None = None
-    _tallies: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # per-file tallies, made on first use
+    _tallies: dict[Any, Any] = field(default_factory=dict)  # per-file tallies, made on first use
     by_column: dict[str, np.ndarray] = field(default_factory=dict)  # file_id -> column index -> row (-1: nobody)
 
     @classmethod
@@ -102,6 +102,41 @@ class SampleIndex:
             self._tallies[key] = got
         return got
 
+    def value_ids(self) -> tuple[np.ndarray, int]:
+        """(rows, phenotypes) matrix of each sample's value as an index into the values of every phenotype one
+        after the other (``width`` of them; ``width`` where the sample has no value), and ``width``."""
+        got = self._tallies.get("ids")
+        if got is None:
+            width = sum(len(values) for _n, values, _c in self.groups)
+            ids = np.full((len(self.file_codes), len(self.groups)), width, np.int64)
+            at = 0
+            for j, (_name, values, codes) in enumerate(self.groups):
+                has = codes >= 0
+                ids[has, j] = codes[has] + at
+                at += len(values)
+            got = self._tallies["ids"] = (ids, width)
+        return got  # type: ignore[no-any-return]
+
+    def value_tallies(self) -> tuple[np.ndarray, int]:
+        """:meth:`value_counts` of every phenotype side by side: a (files, width) matrix (see :meth:`value_ids`)."""
+        got = self._tallies.get("n_all")
+        if got is None:
+            parts = [self.value_counts(g) for g in range(len(self.groups))]
+            mat = np.concatenate(parts, axis=1) if parts else np.zeros((len(self.file_ids), 0), np.int64)
+            got = self._tallies["n_all"] = (mat, mat.shape[1])
+        return got  # type: ignore[no-any-return]
+
+    def fill_tallies(self, eng: Engine, contig: str) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fill_counts` of every phenotype side by side (files, width)."""
+        key = ("fill_all", contig)
+        got = self._tallies.get(key)
+        if got is None:
+            parts = [self.fill_counts(eng, contig, g) for g in range(len(self.groups))]
+            empty = np.zeros((len(self.file_ids), 0), np.int64)
+            got = self._tallies[key] = (np.concatenate([p[0] for p in parts], axis=1) if parts else empty,
+                                        np.concatenate([p[1] for p in parts], axis=1) if parts else empty)
+        return got  # type: ignore[no-any-return]
+
     def _tally(self, codes: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
         n_files = len(self.file_ids)
         m = codes >= 0
@@ -125,66 +160,77 @@ class SampleIndex:
 
 def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
                     found: np.ndarray, ploidy: np.ndarray, called: np.ndarray,
-                    alt_count: np.ndarray) -> list[dict[str, Any]]:
+                    alt_count: np.ndarray, *, distinct: bool = False) -> list[dict[str, Any]]:
     """Rows {phenotype, value, samples, carriers, ac, an, af, nhomalt, nhemi} from the site's stored calls, given
     as index rows (``found``, -1: no sample; see :meth:`SampleIndex.rows_at`) with their ploidy, called alleles
     and alt count in the order of the calls, and the files listing (``present``) or counting (``fill``) the site.
+    ``distinct``: the caller knows no sample has two calls (each file has one row at the site), so the check for
+    a second call of a sample is skipped.
 
     The samples without a stored call are counted per file from tallies made once per lake version (samples
     per file and phenotype value; for absent-site files, those with a ploidy on the contig and their ploidy
-    sum), so a query costs the number of files and stored calls, not the number of samples."""
+    sum), so a query costs the number of files and stored calls, not the number of samples. Every phenotype's
+    values are summed at once: one bincount over (call, phenotype) pairs into the values of all phenotypes."""
     fpos = idx.file_positions()
     pres = [fpos[f] for f in present if f in fpos]
     fills = [fpos[f] for f in fill if f in fpos]
     pl = idx.ploidy_of(eng, contig) if fills else None
-    rows = np.zeros(0, np.int64)
-    base = rows
-    ploidy, called, alt_count = (np.asarray(x, np.int64) for x in (ploidy, called, alt_count))
+    gcodes, width = idx.value_ids()
     if len(found):
         ok = found >= 0
-        ploidy, called, alt_count = ploidy[ok], called[ok], alt_count[ok]
         rows = found[ok]
-        # one call per sample (a second row of the same allele in a file: the last one counts)
-        uniq, last = np.unique(rows[::-1], return_index=True)
-        if len(uniq) != len(rows):
-            keep = np.sort(len(rows) - 1 - last)
-            rows, ploidy, called, alt_count = rows[keep], ploidy[keep], called[keep], alt_count[keep]
+        ploidy, called, alt_count = (np.asarray(x, np.int64)[ok] for x in (ploidy, called, alt_count))
+        if not distinct:  # one call per sample (a second row of the same allele in a file: the last one counts)
+            uniq, last = np.unique(rows[::-1], return_index=True)
+            if len(uniq) != len(rows):
+                keep = np.sort(len(rows) - 1 - last)
+                rows, ploidy, called, alt_count = rows[keep], ploidy[keep], called[keep], alt_count[keep]
         call_file = idx.file_codes[rows]
-        in_present = np.isin(call_file, pres)
-        base = np.where(in_present, 2, 0)
-        counted = in_present
+        is_pres = np.zeros(len(idx.file_ids), bool)
+        is_pres[pres] = True
+        counted = is_pres[call_file]
+        base = np.where(counted, 2, 0)
         if pl is not None:
-            in_fill = np.isin(call_file, fills) & (pl[rows] > 0)
+            is_fill = np.zeros(len(idx.file_ids), bool)
+            is_fill[fills] = True
+            in_fill = is_fill[call_file] & (pl[rows] > 0)
             base = np.where(in_fill, pl[rows], base)
             counted = counted | in_fill
-        rows, ploidy, called, alt_count, base = (x[counted] for x in (rows, ploidy, called, alt_count, base))
-    carrier = (alt_count > 0).astype(np.int64)
+        if not counted.all():
+            rows, ploidy, called, alt_count, base = (x[counted] for x in (rows, ploidy, called, alt_count, base))
+    else:
+        rows = base = np.zeros(0, np.int64)
+        ploidy = called = alt_count = rows
     per_call = gtc.call_counts(ploidy, called, alt_count)  # the lake's one counting rule
-    hom, hemi = per_call[:, 3], per_call[:, 4]
+    # per call: ac, an beyond the implied 0/0's, carrier, nhomalt, nhemi
+    weights = np.stack([per_call[:, 0], per_call[:, 1] - base, (alt_count > 0).astype(np.int64), per_call[:, 3],
+                        per_call[:, 4]], axis=1)
+    g = gcodes.shape[1]
+    nv = width + 1  # every phenotype's values, then one slot for a sample without a value
+    if len(rows) and g:
+        slots = (gcodes[rows][:, :, None] * 5 + np.arange(5)).reshape(-1)  # (call, phenotype, count) -> slot
+        sums = np.bincount(slots, weights=np.broadcast_to(weights[:, None, :], (len(rows), g, 5)).reshape(-1),
+                           minlength=nv * 5).astype(np.int64).reshape(nv, 5)
+    else:
+        sums = np.zeros((nv, 5), np.int64)
+    per_file, _ = idx.value_tallies()
+    samples = per_file[pres].sum(axis=0)
+    an = 2 * samples
+    if fills:
+        n_fill, pl_fill = idx.fill_tallies(eng, contig)
+        samples = samples + n_fill[fills].sum(axis=0)
+        an = an + pl_fill[fills].sum(axis=0)
+    an = an + sums[:width, 1]
+    ac, carriers, nhomalt, nhemi = sums[:width, 0], sums[:width, 2], sums[:width, 3], sums[:width, 4]
     out = []
-    for g, (name, values, codes) in enumerate(idx.groups):
-        k = len(values)
-        per_file = idx.value_counts(g)
-        samples = per_file[pres].sum(axis=0)
-        an = 2 * samples
-        if fills:
-            n_fill, pl_fill = idx.fill_counts(eng, contig, g)
-            samples = samples + n_fill[fills].sum(axis=0)
-            an = an + pl_fill[fills].sum(axis=0)
-        c = codes[rows]
-        has = c >= 0
-        c = c[has]
-
-        def total(w: np.ndarray, c: np.ndarray = c, has: np.ndarray = has, k: int = k) -> np.ndarray:
-            return np.bincount(c, weights=w[has], minlength=k).astype(np.int64)
-
-        an = an + total(per_call[:, 1] - base)
-        ac, carriers, nhomalt, nhemi = total(per_call[:, 0]), total(carrier), total(hom), total(hemi)
-        for v, value in enumerate(values):
+    at = 0
+    for name, values, _codes in idx.groups:
+        for v, value in enumerate(values, start=at):
             if samples[v] == 0:
                 continue
             a, n_an = int(ac[v]), int(an[v])
             out.append({"phenotype": name, "value": value, "samples": int(samples[v]),
                         "carriers": int(carriers[v]), "ac": a, "an": n_an, "af": a / n_an if n_an else None,
                         "nhomalt": int(nhomalt[v]), "nhemi": int(nhemi[v])})
+        at += len(values)
     return out

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from genolake.errors import UserInputError
 from genolake.query.engine import quote_ident
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
@@ -254,27 +252,18 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
     if idx is None:
         idx = SampleIndex.build(eng, names)
         eng.catalog._sample_index = idx  # type: ignore[attr-defined]
-    if eng.point_reads:  # the site's codes straight to sample rows: no pseudonyms, no calls table
-        rows = eng.point("genotypes", contig=key.contig, pos=key.pos, equal=equal,
-                         columns=["file_id", "gt", "gt_symbols", "other_gt"])
-        from genolake.genotypes import point_call_values
-
-        if not rows.num_rows:  # only files counting the absent site: no stored call
-            none = np.zeros(0, np.int64)
-            return count_breakdown(eng, idx, key.contig, present, fill, none, none, none, none)
-        calls = point_call_values(rows)
-        found = idx.rows_at(rows.column("file_id").to_pylist(), calls.row, calls.col)
-        return count_breakdown(eng, idx, key.contig, present, fill, found, calls.ploidy, calls.called,
-                               calls.alt_count)
-    # without point reads (the cold CLI): the same codes from DuckDB's Python rows, so no Arrow array is built
-    # (pyarrow is not imported) and DuckDB's SQL expansion of calls (0.1-0.3 s) is not run
+    # the site's codes as Python values (bytes per row; from the point reader's cached groups, or from DuckDB
+    # without point reads, the cold CLI, where no Arrow array is built and pyarrow is not imported), straight to
+    # sample rows: no pseudonyms, no calls table, no SQL expansion of calls
     site = eng.point_rows("genotypes", contig=key.contig, pos=key.pos, equal=equal,
                           columns=["file_id", "gt", "gt_symbols", "other_gt"])
     from genolake.genotypes import call_values_of
 
     got = call_values_of([r[1] for r in site], [r[2] for r in site], [r[3] for r in site])
-    found = idx.rows_at([r[0] for r in site], got.row, got.col)
-    return count_breakdown(eng, idx, key.contig, present, fill, found, got.ploidy, got.called, got.alt_count)
+    fids = [r[0] for r in site]
+    found = idx.rows_at(fids, got.row, got.col)
+    return count_breakdown(eng, idx, key.contig, present, fill, found, got.ploidy, got.called, got.alt_count,
+                           distinct=len(set(fids)) == len(fids))
 
 
 def annotations_of(lake: Lake, key: VariantKey) -> dict[str, Any]:
