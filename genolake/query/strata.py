@@ -10,6 +10,7 @@ refresh (one row per sample and file); a query then reads only the site's calls 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,14 +64,27 @@ class SampleIndex:
         """The index row of each stored call given as (row of ``file_ids``, column index), -1 where no sample
         holds that column (a withdrawn person)."""
         out = np.full(len(row), -1, np.int64)
+        # calls come row by row (the codec's order): each file's calls are one run, found by binary search
+        ordered = len(row) < 2 or bool(np.all(row[1:] >= row[:-1]))
+        bounds = np.searchsorted(row, np.arange(len(file_ids) + 1)).tolist() if ordered else []
         for i, fid in enumerate(file_ids):
             cols = self.by_column.get(fid)
             if cols is None:
                 continue
-            at = np.flatnonzero(row == i)
-            if not at.size:
-                continue
-            c = col[at]
+            if ordered:
+                lo, hi = bounds[i], bounds[i + 1]
+                if lo == hi:
+                    continue
+                c = col[lo:hi]
+                if int(c.max()) < len(cols):
+                    out[lo:hi] = cols[c]
+                    continue
+                at = np.arange(lo, hi)
+            else:
+                at = np.flatnonzero(row == i)
+                if not at.size:
+                    continue
+                c = col[at]
             ok = c < len(cols)
             out[at[ok]] = cols[c[ok]]
         return out
@@ -117,6 +131,28 @@ class SampleIndex:
             got = self._tallies["ids"] = (ids, width)
         return got  # type: ignore[no-any-return]
 
+    def combinations(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each sample's combination of values of every phenotype, numbered densely: (row -> combination, and a
+        (combinations, width + 1) matrix of how many of each value (see :meth:`value_ids`) a combination holds);
+        None when there are more than MAX_COMBINATIONS combinations (then calls are summed per phenotype)."""
+        if "combinations" not in self._tallies:
+            ids, width = self.value_ids()
+            got: tuple[np.ndarray, np.ndarray] | None = None
+            if ids.shape[0] and (width + 1) ** ids.shape[1] < 2**62:
+                mixed = np.zeros(ids.shape[0], np.int64)
+                for j in range(ids.shape[1]):  # a mixed-radix number of the value ids
+                    mixed = mixed * (width + 1) + ids[:, j]
+                uniq, dense = np.unique(mixed, return_inverse=True)
+                if len(uniq) <= MAX_COMBINATIONS:
+                    first = np.zeros(len(uniq), np.int64)
+                    first[dense[::-1]] = np.arange(len(dense))[::-1]  # a row holding each combination
+                    member = np.zeros((len(uniq), width + 1), np.int64)
+                    for j in range(ids.shape[1]):
+                        np.add.at(member, (np.arange(len(uniq)), ids[first, j]), 1)
+                    got = (dense.astype(np.int64), member)
+            self._tallies["combinations"] = got
+        return self._tallies["combinations"]  # type: ignore[no-any-return]
+
     def value_tallies(self) -> tuple[np.ndarray, int]:
         """:meth:`value_counts` of every phenotype side by side: a (files, width) matrix (see :meth:`value_ids`)."""
         got = self._tallies.get("n_all")
@@ -157,7 +193,6 @@ class SampleIndex:
         return self.ploidy[contig]
 
 
-
 def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
                     found: np.ndarray, ploidy: np.ndarray, called: np.ndarray,
                     alt_count: np.ndarray, *, distinct: bool = False) -> list[dict[str, Any]]:
@@ -169,50 +204,92 @@ def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[st
 
     The samples without a stored call are counted per file from tallies made once per lake version (samples
     per file and phenotype value; for absent-site files, those with a ploidy on the contig and their ploidy
-    sum), so a query costs the number of files and stored calls, not the number of samples. Every phenotype's
-    values are summed at once: one bincount over (call, phenotype) pairs into the values of all phenotypes."""
+    sum), so a query costs the number of files and stored calls, not the number of samples. The calls are
+    counted by kind and by combination of phenotype values in one bincount, then weighed by the counting rule
+    once per kind (not once per call)."""
     fpos = idx.file_positions()
     pres = [fpos[f] for f in present if f in fpos]
     fills = [fpos[f] for f in fill if f in fpos]
     pl = idx.ploidy_of(eng, contig) if fills else None
     gcodes, width = idx.value_ids()
-    if len(found):
-        ok = found >= 0
-        rows = found[ok]
-        ploidy, called, alt_count = (np.asarray(x, np.int64)[ok] for x in (ploidy, called, alt_count))
-        if not distinct:  # one call per sample (a second row of the same allele in a file: the last one counts)
-            uniq, last = np.unique(rows[::-1], return_index=True)
-            if len(uniq) != len(rows):
-                keep = np.sort(len(rows) - 1 - last)
-                rows, ploidy, called, alt_count = rows[keep], ploidy[keep], called[keep], alt_count[keep]
-        call_file = idx.file_codes[rows]
-        is_pres = np.zeros(len(idx.file_ids), bool)
-        is_pres[pres] = True
-        counted = is_pres[call_file]
-        base = np.where(counted, 2, 0)
-        if pl is not None:
-            is_fill = np.zeros(len(idx.file_ids), bool)
-            is_fill[fills] = True
-            in_fill = is_fill[call_file] & (pl[rows] > 0)
-            base = np.where(in_fill, pl[rows], base)
-            counted = counted | in_fill
-        if not counted.all():
-            rows, ploidy, called, alt_count, base = (x[counted] for x in (rows, ploidy, called, alt_count, base))
-    else:
-        rows = base = np.zeros(0, np.int64)
-        ploidy = called = alt_count = rows
-    per_call = gtc.call_counts(ploidy, called, alt_count)  # the lake's one counting rule
-    # per call: ac, an beyond the implied 0/0's, carrier, nhomalt, nhemi
-    weights = np.stack([per_call[:, 0], per_call[:, 1] - base, (alt_count > 0).astype(np.int64), per_call[:, 3],
-                        per_call[:, 4]], axis=1)
-    g = gcodes.shape[1]
     nv = width + 1  # every phenotype's values, then one slot for a sample without a value
-    if len(rows) and g:
+    g = gcodes.shape[1]
+    if not len(found) or not g:
+        return _breakdown_rows(eng, idx, contig, pres, fills, np.zeros((nv, 5), np.int64))
+    rows = found
+    ploidy, called, alt_count = (np.asarray(x) for x in (ploidy, called, alt_count))
+    if int(found.min()) < 0:  # calls of nobody (a withdrawn person's column)
+        ok = found >= 0
+        rows, ploidy, called, alt_count = rows[ok], ploidy[ok], called[ok], alt_count[ok]
+    if not distinct:  # one call per sample (a second row of the same allele in a file: the last one counts)
+        uniq, last = np.unique(rows[::-1], return_index=True)
+        if len(uniq) != len(rows):
+            keep = np.sort(len(rows) - 1 - last)
+            rows, ploidy, called, alt_count = rows[keep], ploidy[keep], called[keep], alt_count[keep]
+    # the implied 0/0 already in AN for every counted sample: 2 in a file listing the site, its ploidy in a file
+    # counting the absent site
+    base: np.ndarray | int = 2
+    call_file = idx.file_codes[rows]
+    is_pres = np.zeros(len(idx.file_ids), bool)
+    is_pres[pres] = True
+    counted = is_pres[call_file]
+    if pl is not None:
+        is_fill = np.zeros(len(idx.file_ids), bool)
+        is_fill[fills] = True
+        in_fill = is_fill[call_file] & (pl[rows] > 0)
+        base = np.where(in_fill, pl[rows], np.where(counted, 2, 0))
+        counted = counted | in_fill
+    if not counted.all():
+        rows, ploidy, called, alt_count = rows[counted], ploidy[counted], called[counted], alt_count[counted]
+        if not isinstance(base, int):
+            base = base[counted]
+    if len(rows) and int(ploidy.max()) <= 2 and int(np.max(base)) <= 2:
+        # calls of at most two alleles come in _KINDS kinds (ploidy, called, alt count, implied AN): count the
+        # calls of each kind per value, then weigh the kinds once by their counts (the lake's counting rule,
+        # _kind_weights); calls are counted per combination of values of every phenotype (one bincount over
+        # the calls), or when there are many combinations, per (call, phenotype) pair
+        kind = ((ploidy.astype(np.int64) * 3 + called) * 3 + alt_count) * 3 + base
+        combos = idx.combinations()
+        if combos is not None:
+            combo, member = combos
+            per = np.bincount(combo[rows] * _KINDS + kind, minlength=len(member) * _KINDS)
+            sums = member.T @ (per.reshape(len(member), _KINDS) @ _kind_weights())
+        else:
+            slots = (gcodes[rows] * _KINDS + kind[:, None]).reshape(-1)
+            sums = np.bincount(slots, minlength=nv * _KINDS).reshape(nv, _KINDS) @ _kind_weights()
+    elif len(rows):  # other ploidies: every call weighed by its own counts
+        ploidy, called, alt_count = (np.asarray(x, np.int64) for x in (ploidy, called, alt_count))
+        per_call = gtc.call_counts(ploidy, called, alt_count)
+        weights = np.stack([per_call[:, 0], per_call[:, 1] - base, (alt_count > 0).astype(np.int64),
+                            per_call[:, 3], per_call[:, 4]], axis=1)
         slots = (gcodes[rows][:, :, None] * 5 + np.arange(5)).reshape(-1)  # (call, phenotype, count) -> slot
         sums = np.bincount(slots, weights=np.broadcast_to(weights[:, None, :], (len(rows), g, 5)).reshape(-1),
                            minlength=nv * 5).astype(np.int64).reshape(nv, 5)
     else:
         sums = np.zeros((nv, 5), np.int64)
+    return _breakdown_rows(eng, idx, contig, pres, fills, sums)
+
+
+_KINDS = 81  # (ploidy, called alleles, alt count, implied AN) each 0-2
+MAX_COMBINATIONS = 256  # of phenotype values, counted per combination (see SampleIndex.combinations)
+
+
+@cache
+def _kind_weights() -> np.ndarray:
+    """(_KINDS, 5): per kind of call (see :func:`count_breakdown`) what it adds to AC, to AN beyond the implied
+    0/0 (called alleles minus the implied AN), to carriers, nhomalt and nhemi: :func:`genotypes.call_counts`."""
+    k = np.arange(_KINDS)
+    base, alt, called, ploidy = k % 3, k // 3 % 3, k // 9 % 3, k // 27
+    per = gtc.call_counts(ploidy, called, alt)
+    return np.stack([per[:, 0], per[:, 1] - base, (alt > 0).astype(np.int64), per[:, 3], per[:, 4]],
+                    axis=1).astype(np.int64)
+
+
+def _breakdown_rows(eng: Engine, idx: SampleIndex, contig: str, pres: list[int], fills: list[int],
+                    sums: np.ndarray) -> list[dict[str, Any]]:
+    """The rows of :func:`count_breakdown` from the stored calls' sums per value (``sums``: value, then AC, AN
+    beyond the implied 0/0, carriers, nhomalt, nhemi) and the per-file tallies of the samples without a call."""
+    width = sums.shape[0] - 1
     per_file, _ = idx.value_tallies()
     samples = per_file[pres].sum(axis=0)
     an = 2 * samples
