@@ -208,6 +208,7 @@ class Catalog:
     _path_info: dict[str, dict[str, tuple[str | None, str | None]]] = field(default_factory=dict)
     sandbox_tables: dict[str, Any] = field(default_factory=dict)  # materialised tables as Arrow, for user SQL
     pseudonyms: dict[str, pa.Array] | None = None  # file_id -> pseudonym by column index (null: withdrawn)
+    point_plans: dict[tuple[str, str], Any] = field(default_factory=dict)  # (table, contig) -> _PointPlan
 
     @property
     def phenotypes(self) -> dict[str, str]:
@@ -256,6 +257,45 @@ class Catalog:
         i = bisect_right(starts, pos) - 1
         # regions may overlap: the running maximum of ends is kept in `ends`
         return i >= 0 and ends[i] >= pos
+
+
+@dataclass
+class _PointPlan:
+    """What every point read of one table on one contig needs to know of its files, worked out once per lake
+    version (:meth:`Engine._point_arrow`): the committed files with their ``pos`` ranges (a file without known
+    range is always read), sizes, file_ids and the columns known for the whole file (file_id, institution)."""
+
+    paths: list[str]
+    lo: np.ndarray
+    hi: np.ndarray
+    file_ids: list[str | None]  # from the file's name
+    outside: list[bool]  # not in the contig's `contig=` folder: rows are filtered on the contig column
+    constants: dict[str, dict[str, str]]
+    sizes: dict[str, int]  # data files are immutable: their sizes are read once per lake version
+    committed: set[str] | None  # the committed file_ids when some file is not named after one (else None)
+    schema: Any
+
+    @classmethod
+    def make(cls, cat: Catalog, table: str, contig: str) -> _PointPlan:
+        paths = cat.table_paths(table, contig=contig)
+        ranges = pos_ranges(paths) if paths else {}
+        big = np.iinfo(np.int64).max
+        lo = np.array([ranges[p][0] if p in ranges else -big for p in paths], np.int64)
+        hi = np.array([ranges[p][1] if p in ranges else big for p in paths], np.int64)
+        info = cat.path_info(table)
+        sizes = {}
+        for p in paths:
+            try:
+                sizes[p] = os.stat(p).st_size
+            except OSError:  # the reader finds out and says so (the read falls back to DuckDB)
+                pass
+        files = cat.files
+        t = TABLES.get(table)
+        return cls(paths, lo, hi, [info[p][1] for p in paths], [info[p][0] != contig for p in paths],
+                   {p: {"file_id": f, "institution": files[f].institution}
+                    for p in paths if (f := info[p][1]) is not None and f in files},
+                   sizes, set(files) if cat.needs_file_filter(table) else None,
+                   _arrow_schema(t) if t is not None else None)
 
 
 _POS_RANGES: dict[tuple[str, int], tuple[int, int] | None] = {}
@@ -745,29 +785,24 @@ class Engine:
         from genolake.query.point import PointReader, PointReadUnavailable
 
         last = pos if end is None else end
-        paths = self.catalog.table_paths(table, contig=contig)
-        if paths:
-            ranges = pos_ranges(paths)
-            paths = [p for p in paths if p not in ranges or (ranges[p][0] <= last and pos <= ranges[p][1])]
-        fids = set(self.catalog.files) if self.catalog.needs_file_filter(table) else None
+        plan = self.catalog.point_plans.get((table, contig))
+        if plan is None:
+            plan = self.catalog.point_plans[(table, contig)] = _PointPlan.make(self.catalog, table, contig)
+        hit = np.flatnonzero((plan.lo <= last) & (plan.hi >= pos)).tolist()
+        paths = [plan.paths[i] for i in hit]
+        if only_files is not None:
+            paths = [p for p, i in zip(paths, hit, strict=True)
+                     if plan.file_ids[i] is None or plan.file_ids[i] in only_files]
         if self._points is None:
             self._points = PointReader()
-        t = TABLES.get(table)
         match = dict(equal or {})
-        info = self.catalog.path_info(table)
-        if only_files is not None:
-            paths = [p for p in paths if info[p][1] is None or info[p][1] in only_files]
-        if any(info[p][0] != contig for p in paths):  # a file outside contig= folders: filter on the column
+        if any(plan.outside[i] for i in hit):  # a file outside contig= folders: filter on the column
             match["contig"] = contig
-        files = self.catalog.files
-        # columns whose value is known for the whole file are not read
-        constants = {p: {"file_id": f, "institution": files[f].institution}
-                     for p in paths if (f := info[p][1]) is not None and f in files}
         try:
-            return self._points.read(paths, pos, columns, equal=match, constants=constants,
-                                     file_ids=fids, schema=_arrow_schema(t) if t is not None else None,
+            return self._points.read(paths, pos, columns, equal=match, constants=plan.constants,
+                                     file_ids=plan.committed, schema=plan.schema,
                                      transient=FORMAT_FIELDS if table == "genotypes" else (), fixed=fixed,
-                                     end=end, as_rows=as_rows)
+                                     end=end, as_rows=as_rows, sizes=plan.sizes)
         except (PointReadUnavailable, OSError, pa.ArrowException) as exc:
             log.info("point read of %s by DuckDB (%s)", table, exc)
             return None

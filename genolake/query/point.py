@@ -270,11 +270,12 @@ class PointReader:
                                                 thread_name_prefix="genolake-point")
         return self._executor
 
-    def _file(self, path: str) -> tuple[_FileIndex, int]:
-        try:
-            size = os.stat(path).st_size
-        except OSError as exc:
-            raise PointReadUnavailable(f"{path}: {exc}") from None
+    def _file(self, path: str, size: int | None = None) -> tuple[_FileIndex, int]:
+        if size is None:
+            try:
+                size = os.stat(path).st_size
+            except OSError as exc:
+                raise PointReadUnavailable(f"{path}: {exc}") from None
         key = (path, size)
         got = self._index.get(key)
         if got is None:
@@ -343,7 +344,7 @@ class PointReader:
              equal: dict[str, Any] | None = None, file_ids: Iterable[str] | None = None,
              schema: pa.Schema | None = None, constants: dict[str, dict[str, str]] | None = None,
              transient: Iterable[str] = (), fixed: dict[str, Any] | None = None,
-             end: int | None = None, as_rows: bool = False) -> Any:
+             end: int | None = None, as_rows: bool = False, sizes: dict[str, int] | None = None) -> Any:
         """Rows with ``pos`` equal to ``pos`` (with ``end``: ``pos`` <= pos <= ``end``, in file order; and every ``equal`` and ``fixed`` column equal to its value) from
         ``paths``, only ``columns`` (in that order). With ``file_ids``, only rows whose ``file_id`` is one of
         them (rows of an uncommitted write are never returned). ``schema`` types the empty result when no row
@@ -364,7 +365,8 @@ class PointReader:
 
         With ``as_rows`` the rows come as Python tuples (as DuckDB's ``fetchall`` gives them), taken straight from
         the decoded groups: no Arrow table is built for the few rows of a point query (building one and converting
-        it back cost more than the rest of a cached read)."""
+        it back cost more than the rest of a cached read). ``sizes`` gives the files' sizes when the caller knows
+        them (the engine reads them once per lake version: data files are immutable), so no file is stat'ed."""
         equal = equal or {}
         last = pos if end is None else end
         fixed = dict(fixed or {})
@@ -375,7 +377,7 @@ class PointReader:
         todo: list[_Job] = []
         ahead: list[_Job] = []
         for path in paths:
-            idx, size = self._file(path)
+            idx, size = self._file(path, sizes.get(path) if sizes is not None else None)
             missing = [c for c in [*need, *fixed] if c not in idx.columns]
             if missing:
                 raise PointReadUnavailable(f"{path}: no column {missing[0]}")
@@ -572,33 +574,32 @@ def _collect_rows(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last
             if int(hit[-1]) - lo + 1 != n:
                 sel = hit
         const = constants.get(job.path, {})
-        got: dict[str, list[Any]] = {}
+        arrays = grp.arrays
 
         def values(c: str, grp: _Group = grp, lo: int = lo, n: int = n, sel: np.ndarray | None = sel,
-                   const: dict[str, str] = const, got: dict[str, list[Any]] = got) -> list[Any]:
-            v = got.get(c)
-            if v is None:
-                if c in const:
-                    v = [const[c]] * n
-                elif c == "pos":
-                    v = (grp.pos[lo:lo + n] if sel is None else grp.pos[sel]).tolist()
-                else:
-                    arr = grp.array(c)
-                    v = (arr.slice(lo, n) if sel is None else arr.take(pa.array(sel))).to_pylist()
-                got[c] = v
-            return v
+                   const: dict[str, str] = const, arrays: dict[str, Any] = arrays) -> list[Any]:
+            if c in const:
+                return [const[c]] * n
+            if c == "pos":
+                return (grp.pos[lo:lo + n] if sel is None else grp.pos[sel]).tolist()  # type: ignore[no-any-return]
+            arr = arrays.get(c)
+            if arr is None:
+                arr = grp.array(c)
+            return (arr.slice(lo, n) if sel is None else arr.take(pa.array(sel))).to_pylist()  # type: ignore[no-any-return]
 
         keep: list[int] | None = None
+        got: dict[str, list[Any]] = {}
         if equal or wanted is not None:
-            checks = [(values(k), v) for k, v in equal.items()]
-            fids = values("file_id") if wanted is not None else None
+            got = {k: values(k) for k in [*equal, *(["file_id"] if wanted is not None else [])]}
+            checks = [(got[k], v) for k, v in equal.items()]
+            fids = got.get("file_id") if wanted is not None else None
             keep = [i for i in range(n) if all(vals[i] == v for vals, v in checks)
                     and (fids is None or fids[i] in wanted)]  # type: ignore[operator]
             if not keep:
                 continue
             if len(keep) == n:
                 keep = None
-        cols = [values(c) for c in columns]
+        cols = [got[c] if c in got else values(c) for c in columns]
         if keep is None:
             out.extend(zip(*cols, strict=True) if cols else [() for _ in range(n)])
         else:
