@@ -479,7 +479,7 @@ def call_values_of(gt: Sequence[bytes], gt_symbols: Sequence[str | None],
     lens = np.fromiter((len(g) for g in gt), dtype=np.int64, count=len(gt))
     offsets = np.zeros(len(gt) + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
-    data = np.frombuffer(b"".join(gt), dtype=np.uint8)
+    data = np.frombuffer(gt[0] if len(gt) == 1 else b"".join(gt), dtype=np.uint8)  # one row: not copied
     row, col, k = _sparse_calls(offsets, data, gt_symbols)
     other_idx = np.flatnonzero(k == OTHER)
     other_text: list[str] = []

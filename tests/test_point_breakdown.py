@@ -97,3 +97,33 @@ def test_breakdown_without_calls() -> None:
     none = np.zeros(0, np.int64)
     got = count_breakdown(None, idx, "20", ["f0"], ["f1"], none, none, none, none)  # type: ignore[arg-type]
     assert got == _brute(idx, "20", ["f0"], ["f1"], none, none, none, none)
+
+
+@pytest.mark.parametrize("twice", [False, True])
+@pytest.mark.parametrize("max_ploidy", [2, 3])
+@pytest.mark.parametrize("seed", range(6))
+def test_site_counts_equal_sample_by_sample_count(seed: int, max_ploidy: int, twice: bool) -> None:
+    """count_site (calls given by file and column, counted file by file when it can) equals the brute count of
+    the same calls mapped to samples; a withdrawn person's column and columns past the file's samples count for
+    nobody; a file with two rows at the site goes the general way (the last call of a sample counts)."""
+    rng = np.random.default_rng(100 + seed)
+    contig = "20"
+    per_file = 25
+    idx = _index(rng, n_files=4, per_file=per_file, groups=[2, 3, 1], contig=contig)
+    idx.by_column["f0"][3] = -1  # withdrawn
+    idx.by_column["f2"][7] = -1
+    site_files = ["f0", "f2", *(["f0"] if twice else [])]
+    rows, cols = [], []
+    for i in range(len(site_files)):
+        c = np.sort(rng.choice(per_file + 3, size=int(rng.integers(0, 20)), replace=False))
+        rows.append(np.full(len(c), i, np.int64))
+        cols.append(c.astype(np.int64))
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    n = len(row)
+    ploidy = rng.integers(0, max_ploidy + 1, n)
+    called = np.array([rng.integers(0, p + 1) for p in ploidy.tolist()], dtype=np.int64)
+    alt_count = np.array([rng.integers(0, c + 1) for c in called.tolist()], dtype=np.int64)
+    found = idx.rows_at(site_files, row, col)
+    got = strata.count_site(None, idx, contig, ["f0", "f2"], ["f1"], site_files, row, col,  # type: ignore[arg-type]
+                            ploidy.astype(np.int8), called.astype(np.int8), alt_count.astype(np.int8))
+    assert got == _brute(idx, contig, ["f0", "f2"], ["f1"], found, ploidy, called, alt_count)

@@ -153,6 +153,20 @@ class SampleIndex:
             self._tallies["combinations"] = got
         return self._tallies["combinations"]  # type: ignore[no-any-return]
 
+    def combination_by_column(self, file_id: str) -> np.ndarray | None:
+        """A file's column index -> the combination (:meth:`combinations`) of the sample in that column, -1 where
+        nobody is (int32: a point query looks up its stored calls' columns in this one small array); None when
+        the file is unknown or values are not counted by combination."""
+        key = ("combo_col", file_id)
+        if key not in self._tallies:
+            combos = self.combinations()
+            cols = self.by_column.get(file_id)
+            got = None
+            if combos is not None and cols is not None:
+                got = np.where(cols >= 0, combos[0][np.maximum(cols, 0)], -1).astype(np.int32)
+            self._tallies[key] = got
+        return self._tallies[key]  # type: ignore[no-any-return]
+
     def value_tallies(self) -> tuple[np.ndarray, int]:
         """:meth:`value_counts` of every phenotype side by side: a (files, width) matrix (see :meth:`value_ids`)."""
         got = self._tallies.get("n_all")
@@ -191,6 +205,55 @@ class SampleIndex:
                     arr[i] = pl
             self.ploidy[contig] = arr
         return self.ploidy[contig]
+
+
+def count_site(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
+               file_ids: list[str], row: np.ndarray, col: np.ndarray, ploidy: np.ndarray, called: np.ndarray,
+               alt_count: np.ndarray) -> list[dict[str, Any]]:
+    """:func:`count_breakdown` of a site's stored calls given as (row of ``file_ids``, column index), row by row
+    (the codec's order). When each file has one row at the site, every such file lists it and every call is of
+    at most two alleles (the usual case), the calls are counted file by file from their columns: one lookup of
+    each call's combination of phenotype values in a small per-file array, no per-sample index rows (looking
+    calls up in several sample-sized arrays was most of a query's cost at 50,000 samples). Otherwise the calls
+    go through :meth:`SampleIndex.rows_at` and :func:`count_breakdown`."""
+    distinct = len(set(file_ids)) == len(file_ids)
+    combos = idx.combinations()
+    fast = (distinct and combos is not None and set(file_ids) <= set(present) and len(row) > 0
+            and int(np.max(ploidy)) <= 2)
+    per_file = [idx.combination_by_column(f) for f in file_ids] if fast else []
+    if not fast or any(c is None for c in per_file):
+        found = idx.rows_at(file_ids, row, col)
+        return count_breakdown(eng, idx, contig, present, fill, found, ploidy, called, alt_count, distinct=distinct)
+    assert combos is not None
+    _combo, member = combos
+    kind = ((np.asarray(ploidy, np.int64) * 3 + called) * 3 + alt_count) * 3 + 2  # implied AN 2: listed files
+    ordered = len(row) < 2 or bool(np.all(row[1:] >= row[:-1]))
+    bounds = np.searchsorted(row, np.arange(len(file_ids) + 1)).tolist() if ordered else None
+    slots = []
+    for i, cols in enumerate(per_file):
+        assert cols is not None
+        if bounds is not None:
+            lo, hi = bounds[i], bounds[i + 1]
+            c, kd = col[lo:hi], kind[lo:hi]
+        else:
+            at = np.flatnonzero(row == i)
+            c, kd = col[at], kind[at]
+        if not len(c):
+            continue
+        if int(c.max()) >= len(cols):  # columns beyond the file's samples: nobody
+            keep = c < len(cols)
+            c, kd = c[keep], kd[keep]
+        cid = cols[c]
+        if len(cid) and int(cid.min()) < 0:  # a withdrawn person's column
+            keep = cid >= 0
+            cid, kd = cid[keep], kd[keep]
+        slots.append(cid.astype(np.int64) * _KINDS + kd)
+    flat = np.concatenate(slots) if len(slots) > 1 else (slots[0] if slots else np.zeros(0, np.int64))
+    per = np.bincount(flat, minlength=len(member) * _KINDS)
+    sums = member.T @ (per.reshape(len(member), _KINDS) @ _kind_weights())
+    fpos = idx.file_positions()
+    return _breakdown_rows(eng, idx, contig, [fpos[f] for f in present if f in fpos],
+                           [fpos[f] for f in fill if f in fpos], sums)
 
 
 def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],

@@ -246,7 +246,7 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
 
     # only one allele at the position: no REF/ALT filter, so those columns are not read
     equal = {} if only_allele else {"ref": key.ref, "alt": key.alt}
-    from genolake.query.strata import SampleIndex, count_breakdown
+    from genolake.query.strata import SampleIndex, count_site
 
     idx = getattr(eng.catalog, "_sample_index", None)
     if idx is None:
@@ -260,10 +260,8 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
     from genolake.genotypes import call_values_of
 
     got = call_values_of([r[1] for r in site], [r[2] for r in site], [r[3] for r in site])
-    fids = [r[0] for r in site]
-    found = idx.rows_at(fids, got.row, got.col)
-    return count_breakdown(eng, idx, key.contig, present, fill, found, got.ploidy, got.called, got.alt_count,
-                           distinct=len(set(fids)) == len(fids))
+    return count_site(eng, idx, key.contig, present, fill, [r[0] for r in site], got.row, got.col, got.ploidy,
+                      got.called, got.alt_count)
 
 
 def annotations_of(lake: Lake, key: VariantKey) -> dict[str, Any]:
