@@ -1,0 +1,304 @@
+"""`genolake query variant`'s reports for one process: a few DuckDB queries and plain Python, without numpy.
+
+The cold command (issue 10: whole process <= 0.35 s, benchmarks/suites/cli.py) answers one or a few point
+queries and exits, so what the library builds once per opened lake and reuses (the engine's views, the
+in-memory copies of `samples` and `phenotypes`, the numpy sample index of :mod:`genolake.query.strata`, a
+spill folder in the lake) is start-up cost here, and numpy's import alone was the largest item of it. This
+module gives exactly the reports of :func:`genolake.query.variant.variant_report` with:
+
+- the Delta logs of the tables it reads only (:meth:`LakeStore.data_files`, with the logs' ``pos`` ranges), and
+  one DuckDB connection without duckdb's Python layer, spilling nowhere, locked down as the engine's is;
+- per variant: the `variants` rows at the position, the `allele_frequencies` rows (stratum ``all``), one query
+  that counts the phenotype breakdown in SQL (the site's stored calls by the codec's SQL,
+  :func:`genolake.genotypes.stored_calls_sql`, counted by the one counting rule,
+  :func:`genolake.genotypes.call_counts_sql`, joined to the samples' phenotype values), and the `annotations`
+  row; each reads only the files of the contig whose ``pos`` range holds the position.
+
+Whatever it does not serve exactly as the library does, it leaves to the library (:func:`reports` returns None
+and the command opens a :class:`genolake.query.lake.Lake`): rsIDs, a variant no file lists (its message names
+what is at the position), files that count absent sites (absent-as-ref, callable regions), phenotype names the
+library would warn about or show as text, two stored calls of one sample at the site, a table the engine would
+read differently (data files not named after their file_id, an unregistered annotations table).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from genolake.query.ids import VariantKey, is_rsid, parse_variant
+from genolake.store import DataFile, LakeStore, committed_after
+
+log = logging.getLogger(__name__)
+
+__all__ = ["reports"]
+
+# as genolake.query.variant (tested equal there: that module imports numpy)
+ID_PHENOTYPES = frozenset({"family_id", "paternal_id", "maternal_id"})
+MAX_BREAKDOWN_VALUES = 30
+_KINDS = ("categorical", "numeric", "list")
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_FREQ_COLUMNS = ("scope", "ac", "an", "nhomalt", "nhemi")
+_SITE_COLUMNS = ("file_id", "institution", "ac", "an", "nhomalt", "nhemi", "id", "filters", "qual", "n_alleles")
+
+
+class _Unserved(Exception):
+    """The library answers this command line (see the module's docstring)."""
+
+
+def _str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _files(paths: list[str]) -> str:
+    return "[" + ", ".join(_str(p) for p in paths) + "]"
+
+
+class _ColdLake:
+    """The tables one process needs: committed data files per table and contig, and a DuckDB connection."""
+
+    def __init__(self, store: LakeStore) -> None:
+        from genolake.duck import connect
+
+        self.store = store
+        self.tables = {n for n in store.table_names() if _TABLE_NAME.match(n)}
+        self._data: dict[str, list[DataFile]] = {}
+        self.con = connect(1, python_layer=False)
+        root = str(store.root).rstrip("/") + "/"
+        self.con.execute(f"SET allowed_directories=[{_str(root)}]")
+        self.con.execute("SET enable_external_access=false")
+        self.con.execute("SET lock_configuration=true")
+        self.files: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # file_id -> institution, absent_mode, contigs
+        if "files" in self.tables and self.data("files"):
+            for fid, inst, mode, contigs in self.rows(
+                    "SELECT file_id, institution, absent_mode, contigs "
+                    f"FROM read_parquet({_files([d.path for d in self.data('files')])})"):
+                self.files[fid] = (inst, mode, tuple(contigs or ()))
+        self.institutions = sorted({f[0] for f in self.files.values()})
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params or None).fetchall()
+
+    def data(self, table: str) -> list[DataFile]:
+        """Committed data files of ``table`` (the engine's catalog: per-file tables keep the committed files')."""
+        got = self._data.get(table)
+        if got is None:
+            try:
+                got = self.store.data_files(table) if table in self.tables else []
+            except Exception as exc:  # the engine warns and skips the table: the library says so
+                raise _Unserved(f"table {table} not readable") from exc
+            if table in ("genotypes", "variants", "samples", "ploidy", "callable"):  # schema.FILE_TABLES
+                if any(d.file_id is None for d in got):
+                    raise _Unserved(f"{table}: a data file not named after its file_id")
+                got = [d for d in got if d.file_id in self.files]
+            self._data[table] = got
+        return got
+
+    def at(self, table: str, key: VariantKey) -> str | None:
+        """``read_parquet`` of the files of ``table`` that can hold ``key``'s position (None: no file)."""
+        paths = [d.path for d in self.data(table) if (d.contig is None or d.contig == key.contig)
+                 and (d.pos_range is None or d.pos_range[0] <= key.pos <= d.pos_range[1])]
+        return f"read_parquet({_files(paths)}, hive_partitioning=false)" if paths else None
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def reports(lake: Path, texts: list[str]) -> list[dict[str, Any]] | None:
+    """The reports of the variant IDs ``texts`` (as :meth:`genolake.query.lake.Lake.variant` gives them), or
+    None when the library must answer (see the module's docstring). Raises the library's errors for a lake it
+    cannot open and for a malformed ID, in the same order."""
+    store = LakeStore.open(lake)
+    if any(is_rsid(t) for t in texts):
+        return None
+    keys = [parse_variant(t, store.contig_style) for t in texts]
+    try:
+        cold = _ColdLake(store)
+    except _Unserved as exc:
+        log.info("query variant by the library: %s", exc)
+        return None
+    try:
+        return [_report(cold, k) for k in keys]
+    except _Unserved as exc:
+        log.info("query variant by the library: %s", exc)
+        return None
+    finally:
+        cold.close()
+
+
+def _report(cold: _ColdLake, key: VariantKey) -> dict[str, Any]:
+    """:func:`genolake.query.variant.variant_report` of one allele."""
+    src = cold.at("variants", key)
+    found = cold.rows(f"SELECT {', '.join(_SITE_COLUMNS)}, ref, alt FROM {src} WHERE pos = $pos AND contig = $c",
+                      {"pos": key.pos, "c": key.contig}) if src else []
+    rows = [r[:10] for r in found if r[10] == key.ref and r[11] == key.alt]
+    if not rows:
+        raise _Unserved("not in the lake")  # the library's message names what the position holds
+    present = sorted({r[0] for r in rows})
+    if any(mode in ("ref", "callable") and key.contig in contigs and fid not in present
+           for fid, (_inst, mode, contigs) in cold.files.items()):
+        raise _Unserved("files counting absent sites")
+    freqs = _precomputed(cold, key) or _live(cold, rows)
+    ids = sorted({i for r in rows if r[6] for i in str(r[6]).split(";")})
+    filters = sorted({f for r in rows if r[7] for f in str(r[7]).split(";")})
+    variant = {
+        "id": str(key), "contig": key.contig, "pos": key.pos, "ref": key.ref, "alt": key.alt,
+        "rsid": ";".join(ids) or None,
+        "filters": ";".join(filters) or None,
+        "multiallelic": any((r[9] or 0) > 2 for r in rows),
+        "observed": True,
+        "institutions": sorted({r[1] for r in rows}),
+        "source": "allele_frequencies" if freqs[0] is not None else "lake",
+    }
+    return {"variant": variant, "frequencies": freqs[1], "phenotypes": _breakdown(cold, key, present),
+            "annotations": _annotations(cold, key)}
+
+
+def _freq(scope: str, ac: int, an: int, nhomalt: int, nhemi: int) -> dict[str, Any]:
+    return {"scope": scope, "ac": int(ac), "an": int(an), "af": ac / an if an else None, "nhomalt": int(nhomalt),
+            "nhemi": int(nhemi)}
+
+
+def _live(cold: _ColdLake, rows: list[tuple[Any, ...]]) -> tuple[None, list[dict[str, Any]]]:
+    """Per-institution and joint counts summed from the site's `variants` rows (no file counts absent sites)."""
+    per: dict[str, list[int]] = {inst: [0, 0, 0, 0] for inst in cold.institutions}
+    for _fid, inst, ac, an, nhomalt, nhemi, *_rest in rows:
+        acc = per.setdefault(inst, [0, 0, 0, 0])
+        acc[0] += ac
+        acc[1] += an
+        acc[2] += nhomalt
+        acc[3] += nhemi
+    joint = [sum(v[i] for v in per.values()) for i in range(4)]
+    return None, [_freq("joint", *joint)] + [_freq(inst, *per[inst]) for inst in sorted(per)]
+
+
+def _precomputed(cold: _ColdLake, key: VariantKey) -> tuple[str, list[dict[str, Any]]] | None:
+    """Frequencies from `allele_frequencies` when it covers the lake and the allele (joint and every
+    institution), as :func:`genolake.query.variant.precomputed_frequencies`."""
+    if "allele_frequencies" not in cold.tables or not committed_after(cold.store.root, "allele_frequencies", "files"):
+        return None
+    src = cold.at("allele_frequencies", key)
+    if src is None:
+        return None
+    try:
+        got_rows = cold.rows(f"SELECT {', '.join(_FREQ_COLUMNS)} FROM {src} WHERE pos = $pos AND contig = $c "
+                             "AND ref = $r AND alt = $a AND stratum = 'all'",
+                             {"pos": key.pos, "c": key.contig, "r": key.ref, "a": key.alt})
+    except Exception as exc:  # a table of another version/shape: the library falls back to the lake, and logs it
+        raise _Unserved("allele_frequencies not usable") from exc
+    got = {r[0]: r for r in got_rows}
+    scopes = ["joint", *cold.institutions]
+    if not all(s in got for s in scopes):
+        return None
+    return "allele_frequencies", [_freq(s, *(int(x or 0) for x in got[s][1:])) for s in scopes]
+
+
+def _breakdown_names(cold: _ColdLake) -> tuple[list[str], str | None]:
+    """Categorical phenotypes shown per value (:func:`genolake.query.variant.breakdown_names`) and the
+    ``read_parquet`` of `phenotypes`."""
+    from genolake.schema import valid_phenotype_name
+
+    paths = [d.path for d in cold.data("phenotypes")]
+    if not paths:
+        return [], None
+    src = f"read_parquet({_files(paths)}, hive_partitioning=false)"
+    names = []
+    for name, kinds, n_values in sorted(cold.rows(
+            f"SELECT name, list(DISTINCT kind), count(DISTINCT value_str) FROM {src} GROUP BY name")):
+        if name in ("institution", "sample_id") or not valid_phenotype_name(name):
+            raise _Unserved("a phenotype name the library warns about")
+        if len(kinds) != 1 or kinds[0] not in _KINDS:
+            raise _Unserved("a phenotype of mixed kinds")
+        if kinds[0] == "categorical" and name not in ID_PHENOTYPES and 0 < n_values <= MAX_BREAKDOWN_VALUES:
+            names.append(name)
+    return names, src
+
+
+def _breakdown(cold: _ColdLake, key: VariantKey, present: list[str]) -> list[dict[str, Any]]:
+    """Per categorical phenotype and value: samples counted at the site, carriers, AC, AN, AF, nhomalt, nhemi
+    (:func:`genolake.query.strata.count_breakdown` when only files listing the site count there).
+
+    A sample of a listing file counts as a diploid 0/0 (AN 2) unless it has a stored call at the site, which
+    then counts by the lake's rule: its alleles, whether it carries the alt, hom-alt, hemizygous."""
+    from genolake.genotypes import call_counts_sql, stored_calls_sql
+
+    names, pheno = _breakdown_names(cold)
+    if not names:
+        return []
+    samples = [d.path for d in cold.data("samples")]
+    geno = cold.at("genotypes", key)
+    if not samples:
+        return []
+    counts = call_counts_sql("_t")
+    calls = (f"""SELECT file_id, column_index, {counts['ac']} AS ac, {counts['an']} AS an,
+                        CAST(_t.alt_count > 0 AS INTEGER) AS carrier, {counts['nhomalt']} AS nhomalt,
+                        {counts['nhemi']} AS nhemi
+                 FROM {stored_calls_sql(f'''(SELECT institution, contig, pos, ref, alt, file_id, gt, gt_symbols,
+                     other_gt, NULL::INTEGER[] AS gq, NULL::INTEGER[] AS dp, NULL::INTEGER[] AS ad_ref,
+                     NULL::INTEGER[] AS ad_alt FROM {geno}
+                     WHERE pos = $pos AND contig = $c AND ref = $r AND alt = $a AND list_contains($present, file_id))''')}
+                 AS _t""" if geno else
+             "SELECT NULL::VARCHAR AS file_id, 0::BIGINT AS column_index, 0 AS ac, 0 AS an, 0 AS carrier, "
+             "0 AS nhomalt, 0 AS nhemi LIMIT 0")
+    got = cold.rows(f"""
+        WITH _calls AS MATERIALIZED ({calls}),
+        _w AS (SELECT institution, sample_id, name, max(value_str) AS value FROM {pheno}
+               WHERE list_contains($names, name) GROUP BY ALL),
+        _s AS (SELECT file_id, institution, sample_id, column_index
+               FROM read_parquet({_files(samples)}, hive_partitioning=false) WHERE list_contains($present, file_id)),
+        _sv AS (SELECT _s.file_id, _s.column_index, _w.name, _w.value FROM _s JOIN _w USING (institution, sample_id)
+                WHERE _w.value IS NOT NULL)
+        SELECT _sv.name, _sv.value, count(*), coalesce(sum(_c.ac), 0), coalesce(sum(_c.an - 2), 0),
+               coalesce(sum(_c.carrier), 0), coalesce(sum(_c.nhomalt), 0), coalesce(sum(_c.nhemi), 0),
+               (SELECT count(*) - count(DISTINCT (file_id, column_index)) FROM _calls)
+        FROM _sv LEFT JOIN _calls AS _c USING (file_id, column_index)
+        GROUP BY ALL""", {"pos": key.pos, "c": key.contig, "r": key.ref, "a": key.alt, "present": present,
+                          "names": names})
+    if any(r[8] for r in got):
+        raise _Unserved("two stored calls of one sample at the site")
+    by = {(r[0], r[1]): r for r in got}
+    out = []
+    for name in names:
+        for value in sorted(v for n, v in by if n == name):
+            _n, _v, samples_n, ac, an_delta, carriers, nhomalt, nhemi, _dup = by[(name, value)]
+            an = 2 * samples_n + an_delta
+            out.append({"phenotype": name, "value": value, "samples": int(samples_n), "carriers": int(carriers),
+                        "ac": int(ac), "an": int(an), "af": ac / an if an else None, "nhomalt": int(nhomalt),
+                        "nhemi": int(nhemi)})
+    return out
+
+
+def _annotations(cold: _ColdLake, key: VariantKey) -> dict[str, Any]:
+    """The variant's `annotations` row with its external frequencies (:func:`genolake.query.genes.annotation_of`)."""
+    if "annotations" not in cold.tables:
+        return {}
+    from genolake.schema import TABLES
+
+    table = TABLES.get("annotations")
+    if table is None:
+        raise _Unserved("annotations table not registered")
+    cold.data("annotations")
+    src = cold.at("annotations", key)
+    if src is None:
+        return {}
+    cols = list(table.names)
+    allele = {"pos": key.pos, "c": key.contig, "r": key.ref, "a": key.alt}
+    where = "WHERE pos = $pos AND contig = $c AND ref = $r AND alt = $a"
+    rows = cold.rows(f"SELECT {', '.join(_ident(c) for c in cols)} FROM {src} {where}", allele)
+    if not rows:
+        return {}
+    out = dict(zip(cols, rows[0], strict=True))
+    if "external_frequencies" in cold.tables:
+        fcols = ["source", "af", "ac", "an", "nhomalt", "popmax", "popmax_af"]
+        fsrc = cold.at("external_frequencies", key)
+        freq = [dict(zip(fcols, r, strict=True))
+                for r in (cold.rows(f"SELECT {', '.join(fcols)} FROM {fsrc} {where}", allele) if fsrc else [])]
+        freq.sort(key=lambda r: r["source"])
+        out["external_frequencies"] = {r.pop("source"): r for r in freq}
+    return out
