@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from query_fixtures import *  # noqa: F403 - the sample_lake and opened fixtures
-from query_fixtures import SampleLake
+from query_fixtures import SampleLake, hail_vcf
 
 from genolake import genotypes as gtc
 from genolake.lazy import DeferredType, LazyModule, arrow_types, resolve_type
@@ -331,3 +331,87 @@ def test_breakdown_reads_phenotypes_without_the_wide_view(sample_lake: SampleLak
         assert got == want and len(got) > 0
     finally:
         lake.close()
+
+
+def _served(lake: Path, ids: list[str]) -> list[dict[str, Any]] | None:
+    from genolake.query.cold_report import reports
+
+    return reports(lake, ids)
+
+
+def test_cold_reports_are_the_library_reports(sample_lake: SampleLake, opened: Any) -> None:
+    """`cold_report.reports` (DuckDB SQL and plain Python, no numpy) gives exactly the library's report wherever
+    it serves: sites every file lists, sites an absent-as-ref file lacks (its samples' ploidy fills AN), sites
+    inside and outside the callable-region file's regions, multi-allelic positions; and it leaves a variant
+    not in the lake to the library."""
+    ids = _variants(opened, 80)
+    served = 0
+    for v in ids:
+        got = _served(sample_lake.path, [v])
+        if got is None:
+            continue
+        served += 1
+        assert got == [opened.variant(v)], v
+        assert to_json(got[0]) == to_json(opened.variant(v))
+    assert served == len(ids)  # the sample lake has nothing this path leaves to the library
+    assert any(p["carriers"] for v in ids for p in opened.variant(v)["phenotypes"])
+    fills = opened.sql("SELECT DISTINCT absent_mode FROM files")["absent_mode"].to_pylist()
+    assert {"ref", "callable"} <= set(fills)
+    contig, pos, ref, _alt = ids[5].split("-")
+    assert _served(sample_lake.path, [f"{contig}-{pos}-{ref}-{ref}GATTACA"]) is None
+    assert _served(sample_lake.path, ["rs1"]) is None
+    several = _served(sample_lake.path, ids[:3])
+    assert several == [opened.variant(v) for v in ids[:3]]
+
+
+@pytest.fixture(scope="module")
+def annotated_lake(sample_lake: SampleLake, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the sample lake, aggregated (`--by` a phenotype) and annotated (ClinVar, a gene list, gnomAD
+    frequencies): the frequencies come from `allele_frequencies`, the report has annotations."""
+    import shutil
+
+    from genolake.compute.aggregate import aggregate
+    from genolake.compute.annotate import annotate
+
+    path = tmp_path_factory.mktemp("cold") / "lake"
+    shutil.copytree(sample_lake.path, path)
+    aggregate(path, workers=0)
+    annotate(path, clinvar=DATA / "clinvar_b37_chr20_chr22.vcf.gz", genes=DATA / "glist-hg19.txt",
+             frequencies=[(hail_vcf(), "kg")], workers=0)
+    return path
+
+
+def test_cold_reports_of_an_aggregated_annotated_lake(annotated_lake: Path) -> None:
+    """With `allele_frequencies` current and `annotations`/`external_frequencies` tables, the cold reports are
+    still the library's (frequencies from the aggregate, the annotation row, its external frequencies)."""
+    lake = Lake(annotated_lake)
+    try:
+        ids = _variants(lake, 40)
+        sources = set()
+        for v in ids:
+            got = _served(annotated_lake, [v])
+            assert got == [lake.variant(v)], v
+            sources.add(got[0]["variant"]["source"])
+        assert "allele_frequencies" in sources
+        annotated = [lake.variant(v)["annotations"] for v in ids]
+        assert all("kg" in a["external_frequencies"] for a in annotated if a) and any(annotated)
+        assert any(a.get("clinvar_significance") for a in annotated if a)
+    finally:
+        lake.close()
+
+
+def test_cold_command_imports_no_numpy(sample_lake: SampleLake, opened: Any) -> None:
+    """The plain command line is answered without numpy (nor pyarrow, duckdb's Python layer, typer): its
+    import was the largest part of the cold command's start-up."""
+    pytest.importorskip("_duckdb")
+    vid = _variants(opened, 6)[5]
+    heavy, out = _cold_modules(sample_lake, vid, ("numpy", "pyarrow", "duckdb", "typer", "click"))
+    assert heavy == []
+    assert out == to_json(opened.variant(vid)) + "\n"
+
+
+def test_cold_constants_are_the_library_constants() -> None:
+    from genolake.query import cold_report, variant
+
+    assert cold_report.ID_PHENOTYPES == variant.ID_PHENOTYPES
+    assert cold_report.MAX_BREAKDOWN_VALUES == variant.MAX_BREAKDOWN_VALUES

@@ -141,10 +141,8 @@ def _report(cold: _ColdLake, key: VariantKey) -> dict[str, Any]:
     if not rows:
         raise _Unserved("not in the lake")  # the library's message names what the position holds
     present = sorted({r[0] for r in rows})
-    if any(mode in ("ref", "callable") and key.contig in contigs and fid not in present
-           for fid, (_inst, mode, contigs) in cold.files.items()):
-        raise _Unserved("files counting absent sites")
-    freqs = _precomputed(cold, key) or _live(cold, rows)
+    fill = _counting_absent(cold, key, set(present))
+    freqs = _precomputed(cold, key) or _live(cold, key, rows, fill)
     ids = sorted({i for r in rows if r[6] for i in str(r[6]).split(";")})
     filters = sorted({f for r in rows if r[7] for f in str(r[7]).split(";")})
     variant = {
@@ -156,7 +154,7 @@ def _report(cold: _ColdLake, key: VariantKey) -> dict[str, Any]:
         "institutions": sorted({r[1] for r in rows}),
         "source": "allele_frequencies" if freqs[0] is not None else "lake",
     }
-    return {"variant": variant, "frequencies": freqs[1], "phenotypes": _breakdown(cold, key, present),
+    return {"variant": variant, "frequencies": freqs[1], "phenotypes": _breakdown(cold, key, present, fill),
             "annotations": _annotations(cold, key)}
 
 
@@ -165,8 +163,34 @@ def _freq(scope: str, ac: int, an: int, nhomalt: int, nhemi: int) -> dict[str, A
             "nhemi": int(nhemi)}
 
 
-def _live(cold: _ColdLake, rows: list[tuple[Any, ...]]) -> tuple[None, list[dict[str, Any]]]:
-    """Per-institution and joint counts summed from the site's `variants` rows (no file counts absent sites)."""
+def _in(values: list[str]) -> str:
+    """A SQL ``IN`` list of string literals (``NULL`` for none: matches nothing)."""
+    return "(" + (", ".join(_str(v) for v in values) or "NULL") + ")"
+
+
+def _counting_absent(cold: _ColdLake, key: VariantKey, present: set[str]) -> list[str]:
+    """Files that do not list the site but whose samples count there: ingested --absent-as-ref, or with
+    --callable-regions and the site in one of the file's regions
+    (:func:`genolake.query.variant.counting_absent_files`)."""
+    out: list[str] = []
+    regions: list[str] = []
+    for fid, (_inst, mode, contigs) in cold.files.items():
+        if mode in ("ref", "callable") and key.contig in contigs and fid not in present:
+            (out if mode == "ref" else regions).append(fid)
+    if regions:
+        paths = [d.path for d in cold.data("callable")]
+        inside = {r[0] for r in cold.rows(
+            f"SELECT DISTINCT file_id FROM read_parquet({_files(paths)}, hive_partitioning=false) "
+            f'WHERE contig = $c AND start <= $pos AND "end" >= $pos AND file_id IN {_in(regions)}',
+            {"c": key.contig, "pos": key.pos})} if paths else set()
+        out += [f for f in regions if f in inside]
+    return out
+
+
+def _live(cold: _ColdLake, key: VariantKey, rows: list[tuple[Any, ...]],
+          fill: list[str]) -> tuple[None, list[dict[str, Any]]]:
+    """Per-institution and joint counts summed from the site's `variants` rows, plus the ploidy of the samples
+    of the files counting the absent site (:func:`genolake.query.variant.live_frequencies`)."""
     per: dict[str, list[int]] = {inst: [0, 0, 0, 0] for inst in cold.institutions}
     for _fid, inst, ac, an, nhomalt, nhemi, *_rest in rows:
         acc = per.setdefault(inst, [0, 0, 0, 0])
@@ -174,6 +198,13 @@ def _live(cold: _ColdLake, rows: list[tuple[Any, ...]]) -> tuple[None, list[dict
         acc[1] += an
         acc[2] += nhomalt
         acc[3] += nhemi
+    paths = [d.path for d in cold.data("ploidy")]
+    if fill and paths:
+        for fid, total in cold.rows(
+                f"SELECT file_id, CAST(sum(ploidy) AS BIGINT) FROM read_parquet({_files(paths)}, "
+                f"hive_partitioning=false) WHERE contig = $c AND file_id IN {_in(fill)} GROUP BY file_id",
+                {"c": key.contig}):
+            per[cold.files[fid][0]][1] += int(total)
     joint = [sum(v[i] for v in per.values()) for i in range(4)]
     return None, [_freq("joint", *joint)] + [_freq(inst, *per[inst]) for inst in sorted(per)]
 
@@ -220,54 +251,64 @@ def _breakdown_names(cold: _ColdLake) -> tuple[list[str], str | None]:
     return names, src
 
 
-def _breakdown(cold: _ColdLake, key: VariantKey, present: list[str]) -> list[dict[str, Any]]:
+def _breakdown(cold: _ColdLake, key: VariantKey, present: list[str], fill: list[str]) -> list[dict[str, Any]]:
     """Per categorical phenotype and value: samples counted at the site, carriers, AC, AN, AF, nhomalt, nhemi
-    (:func:`genolake.query.strata.count_breakdown` when only files listing the site count there).
+    (:func:`genolake.query.strata.count_breakdown`), counted in one SQL query.
 
-    A sample of a listing file counts as a diploid 0/0 (AN 2) unless it has a stored call at the site, which
-    then counts by the lake's rule: its alleles, whether it carries the alt, hom-alt, hemizygous."""
+    A sample counts at the site when its file lists the site (``present``: an implied 0/0, AN 2) or counts the
+    absent site (``fill``: when it has a ploidy on the contig, AN that ploidy); a stored call of a counted
+    sample then counts by the lake's rule instead (its alleles, carrier, hom-alt, hemizygous)."""
     from genolake.genotypes import call_counts_sql, stored_calls_sql
 
     names, pheno = _breakdown_names(cold)
-    if not names:
-        return []
     samples = [d.path for d in cold.data("samples")]
-    geno = cold.at("genotypes", key)
-    if not samples:
+    if not names or not (present or fill) or not samples:
         return []
+    geno = cold.at("genotypes", key)
+    counted = _in(present + fill)
     counts = call_counts_sql("_t")
-    calls = (f"""SELECT file_id, column_index, {counts['ac']} AS ac, {counts['an']} AS an,
-                        CAST(_t.alt_count > 0 AS INTEGER) AS carrier, {counts['nhomalt']} AS nhomalt,
-                        {counts['nhemi']} AS nhemi
-                 FROM {stored_calls_sql(f'''(SELECT institution, contig, pos, ref, alt, file_id, gt, gt_symbols,
-                     other_gt, NULL::INTEGER[] AS gq, NULL::INTEGER[] AS dp, NULL::INTEGER[] AS ad_ref,
-                     NULL::INTEGER[] AS ad_alt FROM {geno}
-                     WHERE pos = $pos AND contig = $c AND ref = $r AND alt = $a AND list_contains($present, file_id))''')}
-                 AS _t""" if geno else
-             "SELECT NULL::VARCHAR AS file_id, 0::BIGINT AS column_index, 0 AS ac, 0 AS an, 0 AS carrier, "
-             "0 AS nhomalt, 0 AS nhemi LIMIT 0")
+    if geno:
+        rows = (f"(SELECT institution, contig, pos, ref, alt, file_id, gt, gt_symbols, other_gt, NULL::INTEGER[] AS gq,"
+                f" NULL::INTEGER[] AS dp, NULL::INTEGER[] AS ad_ref, NULL::INTEGER[] AS ad_alt FROM {geno} WHERE "
+                f"pos = $pos AND contig = $c AND ref = $r AND alt = $a AND file_id IN {counted})")
+        calls = (f"SELECT file_id, column_index, {counts['ac']} AS ac, {counts['an']} AS an, "
+                 f"CAST(_t.alt_count > 0 AS INTEGER) AS carrier, {counts['nhomalt']} AS nhomalt, "
+                 f"{counts['nhemi']} AS nhemi FROM {stored_calls_sql(rows)} AS _t")
+    else:
+        calls = ("SELECT NULL::VARCHAR AS file_id, 0::BIGINT AS column_index, 0 AS ac, 0 AS an, 0 AS carrier, "
+                 "0 AS nhomalt, 0 AS nhemi LIMIT 0")
+    ploidy = [d.path for d in cold.data("ploidy")]
+    if fill and ploidy:
+        base = f"CASE WHEN _sm.file_id IN {_in(present)} THEN 2 ELSE coalesce(_p.ploidy, 0) END"
+        with_ploidy = (f"LEFT JOIN (SELECT file_id, sample_id, ploidy FROM read_parquet({_files(ploidy)}, "
+                       f"hive_partitioning=false) WHERE contig = $c AND file_id IN {_in(fill)}) AS _p "
+                       "USING (file_id, sample_id)")
+    else:
+        base, with_ploidy = "2", ""
+    names_in = "(" + ", ".join(_str(n) for n in names) + ")"
     got = cold.rows(f"""
         WITH _calls AS MATERIALIZED ({calls}),
         _w AS (SELECT institution, sample_id, name, max(value_str) AS value FROM {pheno}
-               WHERE list_contains($names, name) GROUP BY ALL),
-        _s AS (SELECT file_id, institution, sample_id, column_index
-               FROM read_parquet({_files(samples)}, hive_partitioning=false) WHERE list_contains($present, file_id)),
-        _sv AS (SELECT _s.file_id, _s.column_index, _w.name, _w.value FROM _s JOIN _w USING (institution, sample_id)
-                WHERE _w.value IS NOT NULL)
-        SELECT _sv.name, _sv.value, count(*), coalesce(sum(_c.ac), 0), coalesce(sum(_c.an - 2), 0),
-               coalesce(sum(_c.carrier), 0), coalesce(sum(_c.nhomalt), 0), coalesce(sum(_c.nhemi), 0),
-               (SELECT count(*) - count(DISTINCT (file_id, column_index)) FROM _calls)
+               WHERE name IN {names_in} GROUP BY ALL),
+        _s AS (SELECT file_id, institution, sample_id, column_index, {base} AS base
+               FROM read_parquet({_files(samples)}, hive_partitioning=false) AS _sm {with_ploidy}
+               WHERE file_id IN {counted}),
+        _sv AS (SELECT _s.file_id, _s.column_index, _s.base, _w.name, _w.value
+                FROM _s JOIN _w USING (institution, sample_id) WHERE _w.value IS NOT NULL AND _s.base > 0)
+        SELECT _sv.name, _sv.value, count(*), CAST(sum(_sv.base) AS BIGINT), coalesce(sum(_c.ac), 0),
+               coalesce(sum(_c.an - _sv.base), 0), coalesce(sum(_c.carrier), 0), coalesce(sum(_c.nhomalt), 0),
+               coalesce(sum(_c.nhemi), 0), (SELECT count(*) - count(DISTINCT (file_id, column_index)) FROM _calls)
         FROM _sv LEFT JOIN _calls AS _c USING (file_id, column_index)
-        GROUP BY ALL""", {"pos": key.pos, "c": key.contig, "r": key.ref, "a": key.alt, "present": present,
-                          "names": names})
-    if any(r[8] for r in got):
+        GROUP BY ALL""", {"pos": key.pos, "c": key.contig, "r": key.ref, "a": key.alt} if geno else
+                    {"c": key.contig} if with_ploidy else None)
+    if any(r[9] for r in got):
         raise _Unserved("two stored calls of one sample at the site")
     by = {(r[0], r[1]): r for r in got}
     out = []
     for name in names:
         for value in sorted(v for n, v in by if n == name):
-            _n, _v, samples_n, ac, an_delta, carriers, nhomalt, nhemi, _dup = by[(name, value)]
-            an = 2 * samples_n + an_delta
+            _n, _v, samples_n, an_base, ac, an_calls, carriers, nhomalt, nhemi, _dup = by[(name, value)]
+            an = an_base + an_calls
             out.append({"phenotype": name, "value": value, "samples": int(samples_n), "carriers": int(carriers),
                         "ac": int(ac), "an": int(an), "af": ac / an if an else None, "nhomalt": int(nhomalt),
                         "nhemi": int(nhemi)})
