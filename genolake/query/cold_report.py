@@ -230,39 +230,43 @@ def _precomputed(cold: _ColdLake, key: VariantKey) -> tuple[str, list[dict[str, 
     return "allele_frequencies", [_freq(s, *(int(x or 0) for x in got[s][1:])) for s in scopes]
 
 
-def _breakdown_names(cold: _ColdLake) -> tuple[list[str], str | None]:
-    """Categorical phenotypes shown per value (:func:`genolake.query.variant.breakdown_names`) and the
-    ``read_parquet`` of `phenotypes`."""
+_KINDS_SQL = "SELECT name, list(DISTINCT kind) AS kinds, count(DISTINCT value_str) AS n_values FROM {src} GROUP BY name"
+
+
+def _breakdown_names(kinds: list[tuple[Any, ...]]) -> list[str]:
+    """Categorical phenotypes shown per value (:func:`genolake.query.variant.breakdown_names`), from the rows
+    (name, kinds, distinct values) of the stored phenotypes; a name the library would warn about or show as text
+    (mixed kinds) is left to the library."""
     from genolake.schema import valid_phenotype_name
 
-    paths = [d.path for d in cold.data("phenotypes")]
-    if not paths:
-        return [], None
-    src = f"read_parquet({_files(paths)}, hive_partitioning=false)"
     names = []
-    for name, kinds, n_values in sorted(cold.rows(
-            f"SELECT name, list(DISTINCT kind), count(DISTINCT value_str) FROM {src} GROUP BY name")):
+    for name, kinds_of, n_values in sorted(kinds):
         if name in ("institution", "sample_id") or not valid_phenotype_name(name):
             raise _Unserved("a phenotype name the library warns about")
-        if len(kinds) != 1 or kinds[0] not in _KINDS:
+        if len(kinds_of) != 1 or kinds_of[0] not in _KINDS:
             raise _Unserved("a phenotype of mixed kinds")
-        if kinds[0] == "categorical" and name not in ID_PHENOTYPES and 0 < n_values <= MAX_BREAKDOWN_VALUES:
+        if kinds_of[0] == "categorical" and name not in ID_PHENOTYPES and 0 < n_values <= MAX_BREAKDOWN_VALUES:
             names.append(name)
-    return names, src
+    return names
 
 
 def _breakdown(cold: _ColdLake, key: VariantKey, present: list[str], fill: list[str]) -> list[dict[str, Any]]:
     """Per categorical phenotype and value: samples counted at the site, carriers, AC, AN, AF, nhomalt, nhemi
-    (:func:`genolake.query.strata.count_breakdown`), counted in one SQL query.
+    (:func:`genolake.query.strata.count_breakdown`), counted in one SQL query that also returns the phenotypes'
+    names and kinds (which phenotypes are shown: :func:`_breakdown_names`, checked against the same rule in SQL).
 
     A sample counts at the site when its file lists the site (``present``: an implied 0/0, AN 2) or counts the
     absent site (``fill``: when it has a ploidy on the contig, AN that ploidy); a stored call of a counted
     sample then counts by the lake's rule instead (its alleles, carrier, hom-alt, hemizygous)."""
     from genolake.genotypes import call_counts_sql, stored_calls_sql
 
-    names, pheno = _breakdown_names(cold)
+    pheno_paths = [d.path for d in cold.data("phenotypes")]
+    if not pheno_paths:
+        return []
+    pheno = f"read_parquet({_files(pheno_paths)}, hive_partitioning=false)"
     samples = [d.path for d in cold.data("samples")]
-    if not names or not (present or fill) or not samples:
+    if not samples or not (present or fill):
+        _breakdown_names(cold.rows(_KINDS_SQL.format(src=pheno)))
         return []
     geno = cold.at("genotypes", key)
     counted = _in(present + fill)
@@ -285,29 +289,39 @@ def _breakdown(cold: _ColdLake, key: VariantKey, present: list[str], fill: list[
                        "USING (file_id, sample_id)")
     else:
         base, with_ploidy = "2", ""
-    names_in = "(" + ", ".join(_str(n) for n in names) + ")"
+    ids = "(" + ", ".join(_str(n) for n in sorted(ID_PHENOTYPES)) + ")"
     got = cold.rows(f"""
         WITH _calls AS MATERIALIZED ({calls}),
-        _w AS (SELECT institution, sample_id, name, max(value_str) AS value FROM {pheno}
-               WHERE name IN {names_in} GROUP BY ALL),
+        _ph AS MATERIALIZED (SELECT institution, sample_id, name, kind, value_str FROM {pheno}),
+        _k AS ({_KINDS_SQL.format(src="_ph")}),
+        _w AS (SELECT institution, sample_id, name, max(value_str) AS value FROM _ph
+               WHERE name IN (SELECT name FROM _k WHERE kinds = ['categorical'] AND name NOT IN {ids}
+                                                  AND n_values BETWEEN 1 AND {MAX_BREAKDOWN_VALUES})
+               GROUP BY ALL),
         _s AS (SELECT file_id, institution, sample_id, column_index, {base} AS base
                FROM read_parquet({_files(samples)}, hive_partitioning=false) AS _sm {with_ploidy}
                WHERE file_id IN {counted}),
         _sv AS (SELECT _s.file_id, _s.column_index, _s.base, _w.name, _w.value
                 FROM _s JOIN _w USING (institution, sample_id) WHERE _w.value IS NOT NULL AND _s.base > 0)
-        SELECT _sv.name, _sv.value, count(*), CAST(sum(_sv.base) AS BIGINT), coalesce(sum(_c.ac), 0),
+        SELECT _sv.name, _sv.value, NULL::VARCHAR[], count(*), CAST(sum(_sv.base) AS BIGINT), coalesce(sum(_c.ac), 0),
                coalesce(sum(_c.an - _sv.base), 0), coalesce(sum(_c.carrier), 0), coalesce(sum(_c.nhomalt), 0),
                coalesce(sum(_c.nhemi), 0), (SELECT count(*) - count(DISTINCT (file_id, column_index)) FROM _calls)
         FROM _sv LEFT JOIN _calls AS _c USING (file_id, column_index)
-        GROUP BY ALL""", {"pos": key.pos, "c": key.contig, "r": key.ref, "a": key.alt} if geno else
+        GROUP BY ALL
+        UNION ALL
+        SELECT name, NULL, kinds, n_values, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM _k""",
+                    {"pos": key.pos, "c": key.contig, "r": key.ref, "a": key.alt} if geno else
                     {"c": key.contig} if with_ploidy else None)
-    if any(r[9] for r in got):
+    names = _breakdown_names([(r[0], r[2], r[3]) for r in got if r[2] is not None])
+    counts_of = {(r[0], r[1]): r for r in got if r[2] is None}
+    if any(r[10] for r in counts_of.values()):
         raise _Unserved("two stored calls of one sample at the site")
-    by = {(r[0], r[1]): r for r in got}
+    if {n for n, _v in counts_of} - set(names):
+        raise _Unserved("the breakdown's phenotypes in SQL are not those of _breakdown_names")
     out = []
     for name in names:
-        for value in sorted(v for n, v in by if n == name):
-            _n, _v, samples_n, an_base, ac, an_calls, carriers, nhomalt, nhemi, _dup = by[(name, value)]
+        for value in sorted(v for n, v in counts_of if n == name):
+            _n, _v, _k, samples_n, an_base, ac, an_calls, carriers, nhomalt, nhemi, _dup = counts_of[(name, value)]
             an = an_base + an_calls
             out.append({"phenotype": name, "value": value, "samples": int(samples_n), "carriers": int(carriers),
                         "ac": int(ac), "an": int(an), "af": ac / an if an else None, "nhomalt": int(nhomalt),
