@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from genolake import pseudonym
 from genolake.errors import GenolakeError, LakeNotFoundError, LakeStateError, LakeWriteError, write_failure
 from genolake.schema import FILE_TABLES, FILES, FORMAT_VERSION, TABLES, Table
 from genolake.version import __version__
@@ -44,6 +42,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
+
+    from genolake import pseudonym
 else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
     from genolake.lazy import LazyModule
 
@@ -405,6 +405,10 @@ class LakeStore:
             if (root / CONFIG).exists():
                 return cls.open(root)
             _refuse_orphan_tables(root)
+            import uuid
+
+            from genolake import pseudonym
+
             lake_id = uuid.uuid4().hex
             key_path = pseudonym.default_key_path(lake_id)
             key = pseudonym.read_key(key_path) if key_path.exists() else pseudonym.create_key(key_path)
@@ -436,9 +440,13 @@ class LakeStore:
         return str(self.config["contig_style"])
 
     def key_path(self) -> Path:
+        from genolake import pseudonym  # (hashing modules: not needed to read a lake)
+
         return pseudonym.default_key_path(self.config["lake_id"])
 
     def pseudonymiser(self) -> pseudonym.Pseudonymiser:
+        from genolake import pseudonym
+
         key = pseudonym.load_key(self.key_path(), self.config["key_fingerprint"])
         return pseudonym.Pseudonymiser(key)
 
@@ -579,6 +587,8 @@ class LakeStore:
     @contextlib.contextmanager
     def staging(self) -> Iterator[tuple[str, Path]]:
         """A private work folder under ``_staging``; removed on exit, and by the next writer after a kill."""
+        import uuid  # (platform: not needed to read a lake)
+
         txn = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
         path = self.root / "_staging" / txn
         try:

@@ -362,6 +362,7 @@ def test_cold_reports_are_the_library_reports(sample_lake: SampleLake, opened: A
     assert _served(sample_lake.path, ["rs1"]) is None
     several = _served(sample_lake.path, ids[:3])
     assert several == [opened.variant(v) for v in ids[:3]]
+    assert _served(sample_lake.path, ids[:4]) is None  # more IDs: the library reads samples and phenotypes once
 
 
 @pytest.fixture(scope="module")

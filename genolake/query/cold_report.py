@@ -15,10 +15,12 @@ module gives exactly the reports of :func:`genolake.query.variant.variant_report
   row; each reads only the files of the contig whose ``pos`` range holds the position.
 
 Whatever it does not serve exactly as the library does, it leaves to the library (:func:`reports` returns None
-and the command opens a :class:`genolake.query.lake.Lake`): rsIDs, a variant no file lists (its message names
-what is at the position), files that count absent sites (absent-as-ref, callable regions), phenotype names the
-library would warn about or show as text, two stored calls of one sample at the site, a table the engine would
-read differently (data files not named after their file_id, an unregistered annotations table).
+and the command opens a :class:`genolake.query.lake.Lake`): more than :data:`MAX_IDS` IDs (the library is then
+faster: it reads the samples and phenotypes once), rsIDs, a variant no file lists (its message names
+what is at the position), phenotype names the library would warn about or show as text, two stored calls of one
+sample at the site, a table the engine would read differently (data files not named after their file_id, an
+unregistered annotations table) or could not read (it warns). Files that count absent sites (absent-as-ref,
+callable regions) are counted here as the library counts them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
+from genolake.schema import FILE_TABLES
 from genolake.store import DataFile, LakeStore, committed_after
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,10 @@ __all__ = ["reports"]
 ID_PHENOTYPES = frozenset({"family_id", "paternal_id", "maternal_id"})
 MAX_BREAKDOWN_VALUES = 30
 _KINDS = ("categorical", "numeric", "list")
+# More IDs than this go to the library: it pays its start-up (its engine's views, the sample index: ~0.15 s of
+# CPU) once and then ~17 ms per variant, where this path reads the phenotypes and samples again for each
+# variant (~40 ms): equal at 4 IDs (3 x 1,000 samples, CPU time of whole commands on the benchmark machine).
+MAX_IDS = 3
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _FREQ_COLUMNS = ("scope", "ac", "an", "nhomalt", "nhemi")
 _SITE_COLUMNS = ("file_id", "institution", "ac", "an", "nhomalt", "nhemi", "id", "filters", "qual", "n_alleles")
@@ -93,7 +100,7 @@ class _ColdLake:
                 got = self.store.data_files(table) if table in self.tables else []
             except Exception as exc:  # the engine warns and skips the table: the library says so
                 raise _Unserved(f"table {table} not readable") from exc
-            if table in ("genotypes", "variants", "samples", "ploidy", "callable"):  # schema.FILE_TABLES
+            if table in FILE_TABLES:
                 if any(d.file_id is None for d in got):
                     raise _Unserved(f"{table}: a data file not named after its file_id")
                 got = [d for d in got if d.file_id in self.files]
@@ -114,9 +121,9 @@ def reports(lake: Path, texts: list[str]) -> list[dict[str, Any]] | None:
     """The reports of the variant IDs ``texts`` (as :meth:`genolake.query.lake.Lake.variant` gives them), or
     None when the library must answer (see the module's docstring). Raises the library's errors for a lake it
     cannot open and for a malformed ID, in the same order."""
-    store = LakeStore.open(lake)
-    if any(is_rsid(t) for t in texts):
+    if len(texts) > MAX_IDS or any(is_rsid(t) for t in texts):
         return None
+    store = LakeStore.open(lake)
     keys = [parse_variant(t, store.contig_style) for t in texts]
     try:
         cold = _ColdLake(store)
