@@ -205,8 +205,8 @@ def _live(cold: _ColdLake, key: VariantKey, rows: list[tuple[Any, ...]],
         acc[1] += an
         acc[2] += nhomalt
         acc[3] += nhemi
-    paths = [d.path for d in cold.data("ploidy")]
-    if fill and paths:
+    paths = [d.path for d in cold.data("ploidy")] if fill else []
+    if paths:
         for fid, total in cold.rows(
                 f"SELECT file_id, CAST(sum(ploidy) AS BIGINT) FROM read_parquet({_files(paths)}, "
                 f"hive_partitioning=false) WHERE contig = $c AND file_id IN {_in(fill)} GROUP BY file_id",
@@ -288,8 +288,8 @@ def _breakdown(cold: _ColdLake, key: VariantKey, present: list[str], fill: list[
     else:
         calls = ("SELECT NULL::VARCHAR AS file_id, 0::BIGINT AS column_index, 0 AS ac, 0 AS an, 0 AS carrier, "
                  "0 AS nhomalt, 0 AS nhemi LIMIT 0")
-    ploidy = [d.path for d in cold.data("ploidy")]
-    if fill and ploidy:
+    ploidy = [d.path for d in cold.data("ploidy")] if fill else []
+    if ploidy:
         base = f"CASE WHEN _sm.file_id IN {_in(present)} THEN 2 ELSE coalesce(_p.ploidy, 0) END"
         with_ploidy = (f"LEFT JOIN (SELECT file_id, sample_id, ploidy FROM read_parquet({_files(ploidy)}, "
                        f"hive_partitioning=false) WHERE contig = $c AND file_id IN {_in(fill)}) AS _p "
