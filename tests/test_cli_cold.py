@@ -1,5 +1,6 @@
 """The cold `genolake query variant` path (issue 10: whole process <= 0.35 s; measured by benchmarks/suites/cli.py,
-never timed here): it reads with DuckDB and decodes calls with numpy, without pyarrow. These tests check that
+never timed here): it reads with DuckDB, without pyarrow, and with one to three IDs without numpy
+(query/cold_report.py: the breakdown counted in SQL). These tests check that
 the lighter path gives exactly the library's answers, on the real sample lake (absent-as-ref and callable-region
 files, phenotypes), and that the deferred imports behave."""
 
