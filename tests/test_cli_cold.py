@@ -417,3 +417,18 @@ def test_cold_constants_are_the_library_constants() -> None:
 
     assert cold_report.ID_PHENOTYPES == variant.ID_PHENOTYPES
     assert cold_report.MAX_BREAKDOWN_VALUES == variant.MAX_BREAKDOWN_VALUES
+
+
+def test_cold_reports_leave_an_unreadable_file_to_the_library(sample_lake: SampleLake, opened: Any,
+                                                              tmp_path: Path) -> None:
+    """A data file DuckDB cannot read (here a truncated `variants` file) is not this path's to report: it returns
+    None and the command runs the library, which reports it its own way (the same with or without typer)."""
+    import shutil
+
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake.path, lake)
+    vid = _variants(opened, 6)[5]
+    assert _served(lake, [vid]) == [opened.variant(vid)]
+    victim = sorted((lake / "variants").rglob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    assert _served(lake, [vid]) is None

@@ -125,14 +125,17 @@ def reports(lake: Path, texts: list[str]) -> list[dict[str, Any]] | None:
         return None
     store = LakeStore.open(lake)
     keys = [parse_variant(t, store.contig_style) for t in texts]
+    from genolake.duck import Error as DuckDBError
+
+    # a file DuckDB cannot read here is left to the library too: it reports it its own way
     try:
         cold = _ColdLake(store)
-    except _Unserved as exc:
+    except (_Unserved, DuckDBError) as exc:
         log.info("query variant by the library: %s", exc)
         return None
     try:
         return [_report(cold, k) for k in keys]
-    except _Unserved as exc:
+    except (_Unserved, DuckDBError) as exc:
         log.info("query variant by the library: %s", exc)
         return None
     finally:
