@@ -432,3 +432,21 @@ def test_cold_reports_leave_an_unreadable_file_to_the_library(sample_lake: Sampl
     victim = sorted((lake / "variants").rglob("*.parquet"))[0]
     victim.write_bytes(victim.read_bytes()[:100])
     assert _served(lake, [vid]) is None
+
+
+def test_cold_reports_leave_an_unreadable_table_to_the_library(sample_lake: SampleLake, opened: Any,
+                                                               tmp_path: Path) -> None:
+    """A table whose Delta log cannot be read (even one the report does not use) goes to the library, which warns
+    that it skips it: the command's stderr is the library's."""
+    import shutil
+
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake.path, lake)
+    vid = _variants(opened, 6)[5]
+    logs = sorted((lake / "callable" / "_delta_log").glob("*.json"))
+    logs[-1].write_text("{not json")
+    assert _served(lake, [vid]) is None
+    env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
+    res = subprocess.run([sys.executable, "-m", "genolake", "query", "variant", "--lake", str(lake), "-f", "json", vid],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and "table callable not readable" in res.stderr, res.stderr

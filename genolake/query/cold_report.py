@@ -88,6 +88,8 @@ class _ColdLake:
                     f"FROM read_parquet({_files([d.path for d in self.data('files')])})"):
                 self.files[fid] = (inst, mode, tuple(contigs or ()))
         self.institutions = sorted({f[0] for f in self.files.values()})
+        for name in sorted(self.tables):  # every table's log, as the engine reads them: one it cannot read is
+            self.data(name)  # warned about by the library (a log is well under a millisecond)
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, params or None).fetchall()
