@@ -230,6 +230,17 @@ class Catalog:
     def institutions(self) -> list[str]:
         return sorted({f.institution for f in self.files.values()})
 
+    @property
+    def contigs(self) -> list[str]:
+        """Contigs of the committed files, in the natural order of their names (1..22, X, Y, M, others)."""
+        from genolake.contigs import bare
+
+        def order(c: str) -> tuple[int, str]:
+            b = bare(c)
+            return (int(b), "") if b.isdigit() else (100 + "XYM".find(b) if b in "XYM" else 200, b)
+
+        return sorted({c for f in self.files.values() for c in f.contigs}, key=order)
+
     def table_paths(self, table: str, *, contig: str | None = None, institution: str | None = None) -> list[str]:
         """Committed Parquet files of ``table`` (all, or only those of one contig / institution folder)."""
         out = []
@@ -856,7 +867,12 @@ class Engine:
             raise UserInputError(
                 f"only read-only queries are allowed (got {kind.name}); the lake is changed with genolake commands"
             )
-        return run_user_sql(self, sql, params, timeout=timeout, memory_limit=memory_limit)
+        table = run_user_sql(self, sql, params, timeout=timeout, memory_limit=memory_limit)
+        if table.num_rows == 0 and kind == duckdb.StatementType.SELECT:
+            from genolake.query.sql_typos import explain_empty
+
+            explain_empty(sql, {"contig": self.catalog.contigs, "institution": self.catalog.institutions})
+        return table
 
 
 def _at_position(contig: str, pos: int, equal: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
