@@ -39,7 +39,15 @@ from genolake.duck import connect, load_python_layer
 from genolake.errors import UserInputError
 from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, calls_sql, expand, point_call_values, pseudonyms_by_file
 from genolake.lazy import DeferredType
-from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
+from genolake.schema import (
+    FILE_TABLES,
+    PHENOTYPE_VALUE_COLUMN,
+    TABLES,
+    VIEWS,
+    Table,
+    phenotype_columns,
+    valid_phenotype_name,
+)
 from genolake.store import LakeStore, committed_after, hive_quote
 
 if TYPE_CHECKING:
@@ -66,8 +74,6 @@ MATERIALISED = ("files", "samples", "ploidy", "callable", "phenotypes")
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
-_PHENO_KIND_SQL = {"categorical": ("value_str", "VARCHAR"), "numeric": ("value_num", "DOUBLE"),
-                   "list": ("value_list", "VARCHAR[]")}
 
 
 # Frequencies per institution (`scope` = institution) and joint (`scope` = 'joint') with the absent-site rules:
@@ -556,26 +562,21 @@ class Engine:
         identifiers."""
         if cat.phenotype_kinds is not None:
             return
-        kinds: dict[str, set[str]] = {}
+        pairs: list[tuple[str, str]] = []
         if have_long:
             for name, kind in self.rows("SELECT DISTINCT name, kind FROM phenotypes_long"):
                 if name in ("institution", "sample_id") or not valid_phenotype_name(name):
                     log.warning("phenotype name %r is not a valid column name; not shown in `phenotypes`", name)
                     continue
-                kinds.setdefault(name, set()).add(kind)
-        found: dict[str, str] = {}
+                pairs.append((name, kind))
+        found, mixed = phenotype_columns(pairs)
         exprs: dict[str, str] = {}
-        for name in sorted(kinds):
-            ks = kinds[name]
-            if len(ks) == 1 and next(iter(ks)) in _PHENO_KIND_SQL:
-                kind = next(iter(ks))
-                src, _t = _PHENO_KIND_SQL[kind]
-                exprs[name] = f"max({src}) FILTER (WHERE name = {_sql_str(name)})"
+        for name, kind in found.items():
+            if name not in mixed:
+                exprs[name] = f"max({PHENOTYPE_VALUE_COLUMN[kind]}) FILTER (WHERE name = {_sql_str(name)})"
             else:  # the loader keeps one kind per name; a mixed table (older data) is shown as text
-                kind = "categorical"
                 exprs[name] = (f"max(coalesce(value_str, CAST(value_num AS VARCHAR), array_to_string(value_list, ';')))"
                                f" FILTER (WHERE name = {_sql_str(name)})")
-            found[name] = kind
         cat.phenotype_exprs = exprs
         cat.phenotype_kinds = found
 
