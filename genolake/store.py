@@ -82,10 +82,11 @@ FORMAT_ZSTD_LEVEL = 3
 GENOTYPES_STATISTICS = ("institution", "contig", "pos", "file_id")
 # `genotypes` rows hold one code per sample: their row groups are sized in genotypes (codes), so a point read
 # decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 512 rows; 50,000: 16).
-# A file with FORMAT values gets a quarter of that (1,000 samples: 128 rows): a carriers query decodes its row
-# group's GQ/DP/AD lists, 3.8 ms for 512 rows against 1.0 ms for 128, for 3.9% more bytes (docs/STORAGE.md).
+# A file with FORMAT values gets an eighth of that (1,000 samples: 64 rows): a carriers query decodes its row
+# group's GQ/DP/AD lists up to the row it needs, 3.8 ms for 512 rows, 1.0 ms for 128, 0.57 ms for 64, for 3.9%
+# and 7.1% more bytes than 512 (64 rows: the full-tier GT:GQ:DP:AD lake 0.28x -> 0.29x the .vcf.gz; docs/STORAGE.md).
 GENOTYPE_GROUP_CODES = 1 << 19
-GENOTYPE_GROUP_CODES_WITH_FORMAT = 1 << 17
+GENOTYPE_GROUP_CODES_WITH_FORMAT = 1 << 16
 
 
 def genotype_group_rows(n_samples: int, *, with_format: bool = False) -> int:
