@@ -285,6 +285,12 @@ def valid_phenotype_name(name: str) -> bool:
 PHENOTYPE_VALUE_COLUMN = {"categorical": "value_str", "numeric": "value_num", "list": "value_list"}
 
 
+#: Phenotype columns a variant report never breaks down by (identifiers, not traits), and the most values a
+#: categorical phenotype may have to be broken down by (`query variant`, the library and the cold CLI alike).
+ID_PHENOTYPES = frozenset({"family_id", "paternal_id", "maternal_id"})
+MAX_BREAKDOWN_VALUES = 30
+
+
 def phenotype_columns(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], set[str]]:
     """The wide `phenotypes` view's columns from the stored (name, kind) pairs: ``(kinds, mixed)``.
 

@@ -412,13 +412,6 @@ def test_cold_command_imports_no_numpy(sample_lake: SampleLake, opened: Any) -> 
     assert out == to_json(opened.variant(vid)) + "\n"
 
 
-def test_cold_constants_are_the_library_constants() -> None:
-    from genolake.query import cold_report, variant
-
-    assert cold_report.ID_PHENOTYPES == variant.ID_PHENOTYPES
-    assert cold_report.MAX_BREAKDOWN_VALUES == variant.MAX_BREAKDOWN_VALUES
-
-
 def test_cold_reports_leave_an_unreadable_file_to_the_library(sample_lake: SampleLake, opened: Any,
                                                               tmp_path: Path) -> None:
     """A data file DuckDB cannot read (here a truncated `variants` file) is not this path's to report: it returns

@@ -31,17 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
-from genolake.schema import FILE_TABLES
+from genolake.schema import FILE_TABLES, ID_PHENOTYPES, MAX_BREAKDOWN_VALUES, PHENOTYPE_VALUE_COLUMN
 from genolake.store import DataFile, LakeStore, committed_after
 
 log = logging.getLogger(__name__)
 
 __all__ = ["reports"]
 
-# as genolake.query.variant (tested equal there: that module imports numpy)
-ID_PHENOTYPES = frozenset({"family_id", "paternal_id", "maternal_id"})
-MAX_BREAKDOWN_VALUES = 30
-_KINDS = ("categorical", "numeric", "list")
 # More IDs than this go to the library: it pays its start-up (its engine's views, the sample index: ~0.15 s of
 # CPU) once and then ~17 ms per variant, where this path reads the phenotypes and samples again for each
 # variant (~40 ms): equal at 4 IDs (3 x 1,000 samples, CPU time of whole commands on the benchmark machine).
@@ -255,7 +251,7 @@ def _breakdown_names(kinds: list[tuple[Any, ...]]) -> list[str]:
     for name, kinds_of, n_values in sorted(kinds):
         if name in ("institution", "sample_id") or not valid_phenotype_name(name):
             raise _Unserved("a phenotype name the library warns about")
-        if len(kinds_of) != 1 or kinds_of[0] not in _KINDS:
+        if len(kinds_of) != 1 or kinds_of[0] not in PHENOTYPE_VALUE_COLUMN:
             raise _Unserved("a phenotype of mixed kinds")
         if kinds_of[0] == "categorical" and name not in ID_PHENOTYPES and 0 < n_values <= MAX_BREAKDOWN_VALUES:
             names.append(name)
