@@ -26,7 +26,9 @@ try:
 except ImportError:  # duckdb 1.x: one package
     import duckdb as _engine  # type: ignore[no-redef]
 
-__all__ = ["connect", "load_python_layer"]
+__all__ = ["Error", "connect", "load_python_layer"]
+
+Error = _engine.Error  # the base class of DuckDB's exceptions
 
 
 def load_python_layer() -> None:

@@ -30,18 +30,36 @@ the columns of the ``calls`` view. It imports nothing from the rest of genolake.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
     from genolake.lazy import LazyModule
 
     pa = LazyModule("pyarrow")
+
+
+class _Numpy(types.ModuleType):
+    """numpy, imported when this module first uses it: the SQL codec (:func:`calls_sql`, the cold `genolake query
+    variant`) needs none. The first attribute read binds the module's global ``np`` to numpy itself, so the
+    numpy readers pay nothing after it."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        import numpy
+
+        globals()["np"] = numpy
+        return getattr(numpy, attr)
+
+
+if not TYPE_CHECKING:
+    np = _Numpy("numpy")
 
 BASE = 48  # ASCII '0'
 OTHER = 22
@@ -62,19 +80,39 @@ def _texts() -> list[str]:
 TEXT: tuple[str, ...] = tuple(_texts())  # k -> genotype text (k = 22: see other_gt)
 
 
-def _lut(fn: Callable[[str], int]) -> np.ndarray:
-    return np.array([fn(t) if k not in (HOM_REF, OTHER) else 0 for k, t in enumerate(TEXT)], dtype=np.int8)
+def _lut(fn: Callable[[str], int]) -> tuple[int, ...]:
+    return tuple(fn(t) if k not in (HOM_REF, OTHER) else 0 for k, t in enumerate(TEXT))
 
 
 def _alleles(text: str) -> list[str]:
     return [a for a in text.replace("|", "/").split("/") if a != ""] if text else []
 
 
-PLOIDY = _lut(lambda t: len(_alleles(t)))
-CALLED = _lut(lambda t: sum(a != "." for a in _alleles(t)))
-ALT_COUNT = _lut(lambda t: sum(a == "1" for a in _alleles(t)))
-PHASED = np.array(["|" in t for t in TEXT], dtype=bool)
-PLOIDY[HOM_REF], CALLED[HOM_REF] = 2, 2
+# k -> ploidy, called alleles, alt alleles, phased (0 for OTHER: its text decides); as int8/bool numpy arrays
+# PLOIDY, CALLED, ALT_COUNT, PHASED (made on first use, see __getattr__)
+_PLOIDY = (2, *_lut(lambda t: len(_alleles(t)))[1:])
+_CALLED = (2, *_lut(lambda t: sum(a != "." for a in _alleles(t)))[1:])
+_ALT_COUNT = _lut(lambda t: sum(a == "1" for a in _alleles(t)))
+_PHASED = tuple("|" in t for t in TEXT)
+_LUTS: dict[str, Any] = {}
+
+
+def _lut_array(name: str) -> np.ndarray:
+    """The lookup table ``name`` (PLOIDY, CALLED, ALT_COUNT or PHASED) as a numpy array (a copy of the shared
+    one is never needed: callers index it, which copies)."""
+    got = _LUTS.get(name)
+    if got is None:
+        values = {"PLOIDY": _PLOIDY, "CALLED": _CALLED, "ALT_COUNT": _ALT_COUNT, "PHASED": _PHASED}[name]
+        got = _LUTS[name] = np.array(values, dtype=bool if name == "PHASED" else np.int8)
+    return got
+
+
+def __getattr__(name: str) -> Any:
+    """``PLOIDY``, ``CALLED``, ``ALT_COUNT`` (int8) and ``PHASED`` (bool): numpy lookup tables by code k."""
+    if name in ("PLOIDY", "CALLED", "ALT_COUNT", "PHASED"):
+        return _lut_array(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 COUNT_FIELDS = ("ac", "an", "missing", "nhomalt", "nhemi")
 
 
@@ -494,7 +532,7 @@ def call_values_of(gt: Sequence[bytes], gt_symbols: Sequence[str | None],
 
 def _with_values(row: np.ndarray, col: np.ndarray, k: np.ndarray, other_idx: np.ndarray,
                  other_text: list[str]) -> CallValues:
-    ploidy, called, altc = PLOIDY[k], CALLED[k], ALT_COUNT[k]
+    ploidy, called, altc = _lut_array("PLOIDY")[k], _lut_array("CALLED")[k], _lut_array("ALT_COUNT")[k]
     for j, i in enumerate(other_idx.tolist()):
         al = _alleles(other_text[j])
         ploidy[i] = len(al)
@@ -555,7 +593,7 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
     if "alt_count" in need:
         out["alt_count"] = pa.array(sel(altc), pa.int8())
     if "phased" in need:
-        ph = PHASED[k]
+        ph = _lut_array("PHASED")[k]
         if other_idx.size:
             ph[other_idx] = ["|" in t for t in other_text]
         out["phased"] = pa.array(sel(ph & (ploidy > 1)), pa.bool_())
@@ -608,8 +646,8 @@ def stored_calls_sql(src: str) -> str:
     ``calls`` columns except ``sample_id`` and with ``column_index`` instead: the same calls as :func:`expand`.
     ``hex(gt)`` gives one character per sample; its symbol names the code in the row's ``gt_symbols``."""
     texts = _sql_list(list(TEXT))
-    ploidy, called, altc = (_sql_list([int(x) for x in lut]) for lut in (PLOIDY, CALLED, ALT_COUNT))
-    phased = "[" + ", ".join("true" if p and PLOIDY[k] > 1 else "false" for k, p in enumerate(PHASED)) + "]"
+    ploidy, called, altc = (_sql_list(list(lut)) for lut in (_PLOIDY, _CALLED, _ALT_COUNT))
+    phased = "[" + ", ".join("true" if p and _PLOIDY[k] > 1 else "false" for k, p in enumerate(_PHASED)) + "]"
 
     def code(ch: str) -> str:
         return f"(ascii(substr(gt_symbols, instr('{HEX}', {ch}) - 1, 1)) - {BASE})"

@@ -10,6 +10,7 @@ Coordinates are 1-based and inclusive everywhere, as in VCF.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -277,6 +278,40 @@ def valid_phenotype_name(name: str) -> bool:
     """True if ``name`` can be a phenotype (a column of the wide `phenotypes` view): a lower-case SQL identifier
     of at most 63 characters."""
     return bool(_PHENOTYPE_NAME.match(name))
+
+
+#: The stored `phenotypes` column holding each kind's values; a wide `phenotypes` column keeps one of these kinds
+#: as stored, and a name stored with several kinds (older data) is shown as text.
+PHENOTYPE_VALUE_COLUMN = {"categorical": "value_str", "numeric": "value_num", "list": "value_list"}
+
+
+#: Phenotype columns a variant report never breaks down by (identifiers, not traits), and the most values a
+#: categorical phenotype may have to be broken down by (`query variant`, the library and the cold CLI alike).
+ID_PHENOTYPES = frozenset({"family_id", "paternal_id", "maternal_id"})
+MAX_BREAKDOWN_VALUES = 30
+
+
+def phenotype_columns(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], set[str]]:
+    """The wide `phenotypes` view's columns from the stored (name, kind) pairs: ``(kinds, mixed)``.
+
+    This is the one definition of the view's columns (the query engine's view and the aggregate's ``--by``
+    reading both use it): a column per valid phenotype name (not ``institution`` or ``sample_id``), of its
+    stored kind, or ``categorical`` text for a name in ``mixed`` (stored with several kinds). A person's value
+    in a column is the maximum of their rows' values (of the text form for a mixed name)."""
+    found: dict[str, set[str]] = {}
+    for name, kind in pairs:
+        if name not in ("institution", "sample_id") and valid_phenotype_name(name):
+            found.setdefault(name, set()).add(kind)
+    kinds: dict[str, str] = {}
+    mixed: set[str] = set()
+    for name in sorted(found):
+        ks = found[name]
+        if len(ks) == 1 and next(iter(ks)) in PHENOTYPE_VALUE_COLUMN:
+            kinds[name] = next(iter(ks))
+        else:
+            kinds[name] = "categorical"
+            mixed.add(name)
+    return kinds, mixed
 
 # gnomAD's adj genotype filter (`genolake aggregate --adj`): the Dask and Hail engines both apply these values.
 ADJ_GQ, ADJ_DP, ADJ_DP_HAPLOID, ADJ_AB = 20, 10, 5, 0.2

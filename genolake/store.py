@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from genolake import pseudonym
 from genolake.errors import GenolakeError, LakeNotFoundError, LakeStateError, LakeWriteError, write_failure
 from genolake.schema import FILE_TABLES, FILES, FORMAT_VERSION, TABLES, Table
 from genolake.version import __version__
@@ -44,6 +42,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
+
+    from genolake import pseudonym
 else:  # imported on first use: the cold `genolake query variant` needs no pyarrow (genolake.lazy)
     from genolake.lazy import LazyModule
 
@@ -82,10 +82,11 @@ FORMAT_ZSTD_LEVEL = 3
 GENOTYPES_STATISTICS = ("institution", "contig", "pos", "file_id")
 # `genotypes` rows hold one code per sample: their row groups are sized in genotypes (codes), so a point read
 # decodes about GENOTYPE_GROUP_CODES codes whatever the cohort size (1,000 samples: 512 rows; 50,000: 16).
-# A file with FORMAT values gets a quarter of that (1,000 samples: 128 rows): a carriers query decodes its row
-# group's GQ/DP/AD lists, 3.8 ms for 512 rows against 1.0 ms for 128, for 3.9% more bytes (docs/STORAGE.md).
+# A file with FORMAT values gets an eighth of that (1,000 samples: 64 rows): a carriers query decodes its row
+# group's GQ/DP/AD lists up to the row it needs, 3.8 ms for 512 rows, 1.0 ms for 128, 0.57 ms for 64, for 3.9%
+# and 7.1% more bytes than 512 (64 rows: the full-tier GT:GQ:DP:AD lake 0.28x -> 0.29x the .vcf.gz; docs/STORAGE.md).
 GENOTYPE_GROUP_CODES = 1 << 19
-GENOTYPE_GROUP_CODES_WITH_FORMAT = 1 << 17
+GENOTYPE_GROUP_CODES_WITH_FORMAT = 1 << 16
 
 
 def genotype_group_rows(n_samples: int, *, with_format: bool = False) -> int:
@@ -405,6 +406,10 @@ class LakeStore:
             if (root / CONFIG).exists():
                 return cls.open(root)
             _refuse_orphan_tables(root)
+            import uuid
+
+            from genolake import pseudonym
+
             lake_id = uuid.uuid4().hex
             key_path = pseudonym.default_key_path(lake_id)
             key = pseudonym.read_key(key_path) if key_path.exists() else pseudonym.create_key(key_path)
@@ -436,9 +441,13 @@ class LakeStore:
         return str(self.config["contig_style"])
 
     def key_path(self) -> Path:
+        from genolake import pseudonym  # (hashing modules: not needed to read a lake)
+
         return pseudonym.default_key_path(self.config["lake_id"])
 
     def pseudonymiser(self) -> pseudonym.Pseudonymiser:
+        from genolake import pseudonym
+
         key = pseudonym.load_key(self.key_path(), self.config["key_fingerprint"])
         return pseudonym.Pseudonymiser(key)
 
@@ -579,6 +588,8 @@ class LakeStore:
     @contextlib.contextmanager
     def staging(self) -> Iterator[tuple[str, Path]]:
         """A private work folder under ``_staging``; removed on exit, and by the next writer after a kill."""
+        import uuid  # (platform: not needed to read a lake)
+
         txn = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
         path = self.root / "_staging" / txn
         try:

@@ -1,5 +1,6 @@
 """The cold `genolake query variant` path (issue 10: whole process <= 0.35 s; measured by benchmarks/suites/cli.py,
-never timed here): it reads with DuckDB and decodes calls with numpy, without pyarrow. These tests check that
+never timed here): it reads with DuckDB, without pyarrow, and with one to three IDs without numpy
+(query/cold_report.py: the breakdown counted in SQL). These tests check that
 the lighter path gives exactly the library's answers, on the real sample lake (absent-as-ref and callable-region
 files, phenotypes), and that the deferred imports behave."""
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from query_fixtures import *  # noqa: F403 - the sample_lake and opened fixtures
-from query_fixtures import SampleLake
+from query_fixtures import SampleLake, hail_vcf
 
 from genolake import genotypes as gtc
 from genolake.lazy import DeferredType, LazyModule, arrow_types, resolve_type
@@ -331,3 +332,114 @@ def test_breakdown_reads_phenotypes_without_the_wide_view(sample_lake: SampleLak
         assert got == want and len(got) > 0
     finally:
         lake.close()
+
+
+def _served(lake: Path, ids: list[str]) -> list[dict[str, Any]] | None:
+    from genolake.query.cold_report import reports
+
+    return reports(lake, ids)
+
+
+def test_cold_reports_are_the_library_reports(sample_lake: SampleLake, opened: Any) -> None:
+    """`cold_report.reports` (DuckDB SQL and plain Python, no numpy) gives exactly the library's report wherever
+    it serves: sites every file lists, sites an absent-as-ref file lacks (its samples' ploidy fills AN), sites
+    inside and outside the callable-region file's regions, multi-allelic positions; and it leaves a variant
+    not in the lake to the library."""
+    ids = _variants(opened, 80)
+    served = 0
+    for v in ids:
+        got = _served(sample_lake.path, [v])
+        if got is None:
+            continue
+        served += 1
+        assert got == [opened.variant(v)], v
+        assert to_json(got[0]) == to_json(opened.variant(v))
+    assert served == len(ids)  # the sample lake has nothing this path leaves to the library
+    assert any(p["carriers"] for v in ids for p in opened.variant(v)["phenotypes"])
+    fills = opened.sql("SELECT DISTINCT absent_mode FROM files")["absent_mode"].to_pylist()
+    assert {"ref", "callable"} <= set(fills)
+    contig, pos, ref, _alt = ids[5].split("-")
+    assert _served(sample_lake.path, [f"{contig}-{pos}-{ref}-{ref}GATTACA"]) is None
+    assert _served(sample_lake.path, ["rs1"]) is None
+    several = _served(sample_lake.path, ids[:3])
+    assert several == [opened.variant(v) for v in ids[:3]]
+    assert _served(sample_lake.path, ids[:4]) is None  # more IDs: the library reads samples and phenotypes once
+
+
+@pytest.fixture(scope="module")
+def annotated_lake(sample_lake: SampleLake, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the sample lake, aggregated (`--by` a phenotype) and annotated (ClinVar, a gene list, gnomAD
+    frequencies): the frequencies come from `allele_frequencies`, the report has annotations."""
+    import shutil
+
+    from genolake.compute.aggregate import aggregate
+    from genolake.compute.annotate import annotate
+
+    path = tmp_path_factory.mktemp("cold") / "lake"
+    shutil.copytree(sample_lake.path, path)
+    aggregate(path, workers=0)
+    annotate(path, clinvar=DATA / "clinvar_b37_chr20_chr22.vcf.gz", genes=DATA / "glist-hg19.txt",
+             frequencies=[(hail_vcf(), "kg")], workers=0)
+    return path
+
+
+def test_cold_reports_of_an_aggregated_annotated_lake(annotated_lake: Path) -> None:
+    """With `allele_frequencies` current and `annotations`/`external_frequencies` tables, the cold reports are
+    still the library's (frequencies from the aggregate, the annotation row, its external frequencies)."""
+    lake = Lake(annotated_lake)
+    try:
+        ids = _variants(lake, 40)
+        sources = set()
+        for v in ids:
+            got = _served(annotated_lake, [v])
+            assert got == [lake.variant(v)], v
+            sources.add(got[0]["variant"]["source"])
+        assert "allele_frequencies" in sources
+        annotated = [lake.variant(v)["annotations"] for v in ids]
+        assert all("kg" in a["external_frequencies"] for a in annotated if a) and any(annotated)
+        assert any(a.get("clinvar_significance") for a in annotated if a)
+    finally:
+        lake.close()
+
+
+def test_cold_command_imports_no_numpy(sample_lake: SampleLake, opened: Any) -> None:
+    """The plain command line is answered without numpy (nor pyarrow, duckdb's Python layer, typer): its
+    import was the largest part of the cold command's start-up."""
+    pytest.importorskip("_duckdb")
+    vid = _variants(opened, 6)[5]
+    heavy, out = _cold_modules(sample_lake, vid, ("numpy", "pyarrow", "duckdb", "typer", "click"))
+    assert heavy == []
+    assert out == to_json(opened.variant(vid)) + "\n"
+
+
+def test_cold_reports_leave_an_unreadable_file_to_the_library(sample_lake: SampleLake, opened: Any,
+                                                              tmp_path: Path) -> None:
+    """A data file DuckDB cannot read (here a truncated `variants` file) is not this path's to report: it returns
+    None and the command runs the library, which reports it its own way (the same with or without typer)."""
+    import shutil
+
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake.path, lake)
+    vid = _variants(opened, 6)[5]
+    assert _served(lake, [vid]) == [opened.variant(vid)]
+    victim = sorted((lake / "variants").rglob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    assert _served(lake, [vid]) is None
+
+
+def test_cold_reports_leave_an_unreadable_table_to_the_library(sample_lake: SampleLake, opened: Any,
+                                                               tmp_path: Path) -> None:
+    """A table whose Delta log cannot be read (even one the report does not use) goes to the library, which warns
+    that it skips it: the command's stderr is the library's."""
+    import shutil
+
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake.path, lake)
+    vid = _variants(opened, 6)[5]
+    logs = sorted((lake / "callable" / "_delta_log").glob("*.json"))
+    logs[-1].write_text("{not json")
+    assert _served(lake, [vid]) is None
+    env = dict(os.environ, GENOLAKE_KEY_DIR=str(sample_lake.key_dir))
+    res = subprocess.run([sys.executable, "-m", "genolake", "query", "variant", "--lake", str(lake), "-f", "json", vid],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and "table callable not readable" in res.stderr, res.stderr

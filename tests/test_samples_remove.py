@@ -23,6 +23,7 @@ from genolake.compute.aggregate import aggregate, read_frequencies
 from genolake.errors import GenolakeError, UserInputError
 from genolake.ingest.pipeline import ingest
 from genolake.phenotypes import load_phenotypes
+from genolake.query.cold_report import reports as cold_reports
 from genolake.query.lake import Lake
 from genolake.samples.lookup import lookup
 from genolake.samples.remove import read_audit, remove_samples, vacuum
@@ -130,6 +131,7 @@ def test_removal_equals_a_lake_ingested_without_them(lakes: tuple[Path, Path], c
         assert got["frequencies"] == want["frequencies"], vid
         assert got["phenotypes"] == want["phenotypes"], vid
         assert lf.carriers(vid).sort_by("sample_id").equals(lo.carriers(vid).sort_by("sample_id"))
+        assert cold_reports(full, [vid]) == [got]  # the cold CLI's reports (stale aggregate, withdrawn people)
     assert lf.region("chr20:1-99999999").equals(lo.region("chr20:1-99999999"))
     assert lf.region("chrX:1-999999999").equals(lo.region("chrX:1-999999999"))
     assert lf.sql("SELECT * FROM phenotypes ORDER BY ALL").equals(lo.sql("SELECT * FROM phenotypes ORDER BY ALL"))

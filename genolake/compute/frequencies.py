@@ -189,27 +189,20 @@ def _phenotype_rows(store: Any, by: Sequence[str]) -> tuple[dict[str, str], dict
     value, read from the stored long table as the wide `phenotypes` view shows them (a column per valid name of
     one kind; a person's value is the maximum of their rows'). None when a ``--by`` name has rows of several
     kinds (older data, which the view shows as text): the caller asks the query engine's view instead."""
-    from genolake.schema import valid_phenotype_name
+    from genolake.schema import PHENOTYPE_VALUE_COLUMN, phenotype_columns
 
     if not store.has_table("phenotypes"):
         return {}, {}
     t = store.read_table("phenotypes", columns=["institution", "sample_id", "name", "kind", "value_str", "value_num"])
-    found: dict[str, set[str]] = {}
-    for name, kind in zip(*(t.select(["name", "kind"]).group_by(["name", "kind"]).aggregate([]).column(c)
-                            .to_pylist() for c in ("name", "kind")), strict=True):
-        if name not in ("institution", "sample_id") and valid_phenotype_name(name):
-            found.setdefault(name, set()).add(kind)
-    kinds: dict[str, str] = {}
-    for name, ks in found.items():
-        plain = len(ks) == 1 and next(iter(ks)) in ("categorical", "numeric", "list")
-        if name in by and not plain:
-            return None
-        kinds[name] = next(iter(ks)) if plain else "categorical"
+    pairs = t.select(["name", "kind"]).group_by(["name", "kind"]).aggregate([])
+    kinds, mixed = phenotype_columns(zip(pairs["name"].to_pylist(), pairs["kind"].to_pylist(), strict=True))
+    if mixed & set(by):
+        return None
     rows: dict[str, list[Any]] = {}
     for col in by:
-        source = {"categorical": "value_str", "numeric": "value_num"}.get(kinds.get(col, ""))
-        if source is None:
-            continue
+        if kinds.get(col) not in ("categorical", "numeric"):
+            continue  # unknown or a list column: the caller refuses it
+        source = PHENOTYPE_VALUE_COLUMN[kinds[col]]
         sub = t.filter(pc.and_(pc.equal(t["name"], col), pc.is_valid(t[source])))
         agg = sub.group_by(["institution", "sample_id"], use_threads=False).aggregate([(source, "max")])
         rows[col] = list(zip(*(agg.column(c).to_pylist() for c in ("institution", "sample_id", f"{source}_max")),

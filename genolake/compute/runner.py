@@ -133,6 +133,20 @@ def run_tasks(
                         count=count)
 
 
+class _Tally:
+    """The progress of a run: items and tasks done, reported to ``progress`` as each task's result comes in."""
+
+    def __init__(self, n: int, progress: ProgressFn | None, count: Callable[[Any], int] | None) -> None:
+        self.n, self.progress, self.count = n, progress, count
+        self.items = self.finished = 0
+
+    def add(self, result: Any) -> None:
+        self.finished += 1
+        self.items += self.count(result) if self.count else 0
+        if self.progress:
+            self.progress(self.items, self.finished, self.n)
+
+
 def _run_here(fn: Callable[..., R], tasks: Sequence[Any], extra: tuple[Any, ...], *, progress: ProgressFn | None,
               count: Callable[[R], int] | None, live: bool) -> list[R]:
     n = len(tasks)
@@ -166,7 +180,7 @@ def _run_threads(fn: Callable[..., R], tasks: Sequence[Any], extra: tuple[Any, .
         futures: list[Future[Any]] = [pool.submit(fn, task, *extra) for task in tasks]
         index = {f: i for i, f in enumerate(futures)}
         pending = set(futures)
-        done_items = finished = 0
+        tally = _Tally(n, progress, count)
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
@@ -181,12 +195,8 @@ def _run_threads(fn: Callable[..., R], tasks: Sequence[Any], extra: tuple[Any, .
                     raise next(f.exception() for f in futures[:first + 1]  # type: ignore[misc]
                                if f.exception() is not None) from None
                 for f in done:
-                    res = f.result()
-                    results[index[f]] = res
-                    finished += 1
-                    done_items += count(res) if count else 0
-                    if progress:
-                        progress(done_items, finished, n)
+                    results[index[f]] = f.result()
+                    tally.add(results[index[f]])
         except BaseException:
             for f in futures:
                 f.cancel()
@@ -256,9 +266,9 @@ def _run_on_dask(fn: Callable[..., R], tasks: Sequence[Any], broadcast: Any, *, 
         except lost as exc:
             raise _lost(exc) from None
         index = {f.key: i for i, f in enumerate(futures)}
-        done = 0
+        tally = _Tally(n, progress, count)
         try:
-            for k, fut in enumerate(as_completed(futures), start=1):
+            for fut in as_completed(futures):
                 res = fut.result()
                 i = index[fut.key]
                 if isinstance(res, _Failure):
@@ -267,9 +277,7 @@ def _run_on_dask(fn: Callable[..., R], tasks: Sequence[Any], broadcast: Any, *, 
                     client.cancel(futures[i + 1:])
                     _raise_first_failure(res, (earlier.result() for earlier in futures[:i]))
                 results[i] = res
-                done += count(res) if count else 0
-                if progress:
-                    progress(done, k, n)
+                tally.add(res)
         except BaseException as exc:
             client.cancel(futures)
             if isinstance(exc, lost):
@@ -318,8 +326,7 @@ def _run_on_pool(fn: Callable[..., R], tasks: Sequence[Any], extra: tuple[Any, .
     try:
         futures = [pool.submit(_guarded, fn, task, *extra) for task in tasks]
         index = {f: i for i, f in enumerate(futures)}
-        done_items = 0
-        finished = 0
+        tally = _Tally(n, progress, count)
         waiting = set(futures)
         while waiting:
             done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
@@ -332,10 +339,7 @@ def _run_on_pool(fn: Callable[..., R], tasks: Sequence[Any], extra: tuple[Any, .
                         later.cancel()
                     _raise_first_failure(res, (earlier.result() for earlier in futures[:i]))
                 results[i] = res
-                finished += 1
-                done_items += count(res) if count else 0
-                if progress:
-                    progress(done_items, finished, n)
+                tally.add(res)
         clean = True
     except BrokenProcessPool:
         raise WorkerLostError(

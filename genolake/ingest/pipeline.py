@@ -35,7 +35,7 @@ from genolake.compute.runner import pool_size
 from genolake.contigs import canonical_build, to_style
 from genolake.errors import BadInputFileError, BuildMismatchError, LakeStateError, UserInputError
 from genolake.ingest.convert import ISSUES, ChunkResult, Task, run_task, run_threaded
-from genolake.ingest.plan import contig_extents, region_chunks
+from genolake.ingest.plan import balanced_chunks, contig_extents
 from genolake.ingest.reader import Source, check_unchanged, htslib_messages, inspect_source, scrub
 from genolake.schema import CALLABLE, FILE_TABLES, FILES, PLOIDY, SAMPLES
 from genolake.store import Commit, LakeStore, partition_dir, write_parquet
@@ -354,7 +354,7 @@ def _plan(
         if src.index and n_workers > 1 and src.size >= min_split_bytes:
             try:
                 with htslib_messages() as messages:  # htslib warns once per process: maybe here, via pysam
-                    groups = region_chunks(contig_extents(src.path), n_workers * 4)
+                    groups = balanced_chunks(contig_extents(src.path), n_workers)
                 src.warnings.extend(scrub(messages, src.path))
             except (OSError, ValueError) as exc:
                 log.info("file %s: index not usable (%s); reading sequentially", src.file_id, exc)

@@ -81,7 +81,6 @@ def run_variant(*, lake: Path, variants: list[str] | None, ids: Path | None, par
     and the file ``ids`` as ``fmt`` (table, tsv, csv, json or parquet; tsv/csv/parquet hold the table ``part``)
     to ``output`` or stdout."""
     from genolake.errors import UserInputError
-    from genolake.output import emit_object, emit_rows, report_rows
     from genolake.query.ids import collect_ids, is_rsid, parse_variant
 
     if fmt == "parquet" and output is None:
@@ -94,13 +93,22 @@ def run_variant(*, lake: Path, variants: list[str] | None, ids: Path | None, par
     # of 21 alternating runs), so it is paused until the first answer and runs as usual for the rest.
     gc.disable()
     try:
-        lk = open_lake(lake)
-        for t in texts:  # every ID checked before anything is printed
-            if not is_rsid(t):
-                parse_variant(t, lk.store.contig_style)
-        first = lk.variant(texts[0])  # (collect_ids gives at least one ID)
+        # the usual command line is answered without numpy and the library's engine; anything unusual (an
+        # rsID, a variant not in the lake...) by the library (cold_report returns None)
+        from genolake.query.cold_report import reports as cold_reports
+
+        served = cold_reports(lake, texts)
+        if served is None:
+            lk = open_lake(lake)
+            for t in texts:  # every ID checked before anything is printed
+                if not is_rsid(t):
+                    parse_variant(t, lk.store.contig_style)
+            first = lk.variant(texts[0])  # (collect_ids gives at least one ID)
     finally:
         gc.enable()
+    if served is not None:
+        _emit(served, part, fmt, output)
+        return
     reports = []
     for i, t in enumerate(texts):
         report = first if i == 0 else lk.variant(t)
@@ -112,6 +120,13 @@ def run_variant(*, lake: Path, variants: list[str] | None, ids: Path | None, par
             print("genolake: " + not_observed_message(lk, VariantKey(v["contig"], v["pos"], v["ref"], v["alt"]))
                   + "; counts are from absent-as-ref / callable-region files only", file=sys.stderr)
         reports.append(report)
+    _emit(reports, part, fmt, output)
+
+
+def _emit(reports: list[dict[str, Any]], part: str, fmt: str, output: Path | None) -> None:
+    """Print (or write to ``output``) the variant reports as ``fmt``."""
+    from genolake.output import emit_object, emit_rows, report_rows
+
     if fmt in ("tsv", "csv", "parquet"):
         emit_rows(*report_rows(reports, part), fmt, output)
     elif len(reports) == 1:

@@ -39,7 +39,15 @@ from genolake.duck import connect, load_python_layer
 from genolake.errors import UserInputError
 from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, calls_sql, expand, point_call_values, pseudonyms_by_file
 from genolake.lazy import DeferredType
-from genolake.schema import FILE_TABLES, TABLES, VIEWS, Table, valid_phenotype_name
+from genolake.schema import (
+    FILE_TABLES,
+    PHENOTYPE_VALUE_COLUMN,
+    TABLES,
+    VIEWS,
+    Table,
+    phenotype_columns,
+    valid_phenotype_name,
+)
 from genolake.store import LakeStore, committed_after, hive_quote
 
 if TYPE_CHECKING:
@@ -66,8 +74,6 @@ MATERIALISED = ("files", "samples", "ploidy", "callable", "phenotypes")
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
-_PHENO_KIND_SQL = {"categorical": ("value_str", "VARCHAR"), "numeric": ("value_num", "DOUBLE"),
-                   "list": ("value_list", "VARCHAR[]")}
 
 
 # Frequencies per institution (`scope` = institution) and joint (`scope` = 'joint') with the absent-site rules:
@@ -230,6 +236,17 @@ class Catalog:
     @property
     def institutions(self) -> list[str]:
         return sorted({f.institution for f in self.files.values()})
+
+    @property
+    def contigs(self) -> list[str]:
+        """Contigs of the committed files, in the natural order of their names (1..22, X, Y, M, others)."""
+        from genolake.contigs import bare
+
+        def order(c: str) -> tuple[int, str]:
+            b = bare(c)
+            return (int(b), "") if b.isdigit() else (100 + "XYM".find(b) if b in "XYM" else 200, b)
+
+        return sorted({c for f in self.files.values() for c in f.contigs}, key=order)
 
     def table_paths(self, table: str, *, contig: str | None = None, institution: str | None = None) -> list[str]:
         """Committed Parquet files of ``table`` (all, or only those of one contig / institution folder)."""
@@ -585,26 +602,21 @@ class Engine:
         identifiers."""
         if cat.phenotype_kinds is not None:
             return
-        kinds: dict[str, set[str]] = {}
+        pairs: list[tuple[str, str]] = []
         if have_long:
             for name, kind in self.rows("SELECT DISTINCT name, kind FROM phenotypes_long"):
                 if name in ("institution", "sample_id") or not valid_phenotype_name(name):
                     log.warning("phenotype name %r is not a valid column name; not shown in `phenotypes`", name)
                     continue
-                kinds.setdefault(name, set()).add(kind)
-        found: dict[str, str] = {}
+                pairs.append((name, kind))
+        found, mixed = phenotype_columns(pairs)
         exprs: dict[str, str] = {}
-        for name in sorted(kinds):
-            ks = kinds[name]
-            if len(ks) == 1 and next(iter(ks)) in _PHENO_KIND_SQL:
-                kind = next(iter(ks))
-                src, _t = _PHENO_KIND_SQL[kind]
-                exprs[name] = f"max({src}) FILTER (WHERE name = {_sql_str(name)})"
+        for name, kind in found.items():
+            if name not in mixed:
+                exprs[name] = f"max({PHENOTYPE_VALUE_COLUMN[kind]}) FILTER (WHERE name = {_sql_str(name)})"
             else:  # the loader keeps one kind per name; a mixed table (older data) is shown as text
-                kind = "categorical"
                 exprs[name] = (f"max(coalesce(value_str, CAST(value_num AS VARCHAR), array_to_string(value_list, ';')))"
                                f" FILTER (WHERE name = {_sql_str(name)})")
-            found[name] = kind
         cat.phenotype_exprs = exprs
         cat.phenotype_kinds = found
 
@@ -890,7 +902,12 @@ class Engine:
             raise UserInputError(
                 f"only read-only queries are allowed (got {kind.name}); the lake is changed with genolake commands"
             )
-        return run_user_sql(self, sql, params, timeout=timeout, memory_limit=memory_limit)
+        table = run_user_sql(self, sql, params, timeout=timeout, memory_limit=memory_limit)
+        if table.num_rows == 0 and kind == duckdb.StatementType.SELECT:
+            from genolake.query.sql_typos import explain_empty
+
+            explain_empty(sql, {"contig": self.catalog.contigs, "institution": self.catalog.institutions})
+        return table
 
 
 def _at_position(contig: str, pos: int, equal: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:

@@ -30,15 +30,7 @@ def check_institution(lake: Lake, institution: str | None) -> None:
 
 def lake_contigs(lake: Lake) -> list[str]:
     """Contigs of the lake's committed files, in the order of the contig names' natural sort (1..22, X, Y, M)."""
-    from genolake.contigs import bare
-
-    found = {c for f in lake.engine.catalog.files.values() for c in f.contigs}
-
-    def order(c: str) -> tuple[int, str]:
-        b = bare(c)
-        return (int(b), "") if b.isdigit() else (100 + "XYM".find(b) if b in "XYM" else 200, b)
-
-    return sorted(found, key=order)
+    return lake.engine.catalog.contigs
 
 
 def check_contig(lake: Lake, contig: str, text: str | None = None) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from genolake.errors import UserInputError
 from genolake.query.engine import quote_ident
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
+from genolake.schema import ID_PHENOTYPES, MAX_BREAKDOWN_VALUES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -27,8 +28,6 @@ else:  # imported on first use: the cold `genolake query variant` needs no pyarr
 log = logging.getLogger(__name__)
 
 # categorical phenotypes that hold pseudonymised IDs: no per-value breakdown
-ID_PHENOTYPES = frozenset({"family_id", "paternal_id", "maternal_id"})
-MAX_BREAKDOWN_VALUES = 30
 _CARRIER_COLUMNS = frozenset({"gt", "alt_count", "ploidy", "phased", "gq", "dp", "ad_ref", "ad_alt"})
 _KEY_WHERE = "contig = $contig AND pos = $pos AND ref = $ref AND alt = $alt"
 

@@ -155,7 +155,7 @@ class Service:
         if self._terms is None:
             eng = self.lake.engine
             terms: list[dict[str, Any]] = []
-            from genolake.query.variant import ID_PHENOTYPES
+            from genolake.schema import ID_PHENOTYPES
 
             if "phenotypes_long" in eng.views:
                 rows = eng.rows("SELECT name, kind, value_str FROM phenotypes_long "
