@@ -73,6 +73,23 @@ def drop_records(src: Path, dst: Path, every: int, samples: list[str]) -> None:
     sh("bcftools", "index", "-f", "-t", dst)
 
 
+def two_institution_lake(tmp: Path) -> Path:
+    """A lake of the 1000 Genomes chr20 sample: institution ``one`` (the first 50 samples, every record) and
+    ``two`` (the other 50, every 4th record dropped), ingested in process."""
+    from genolake.ingest.pipeline import ingest
+
+    need_bcftools()
+    src = hail_vcf()
+    samples = sh("bcftools", "query", "-l", src).split()
+    a, b = tmp / "a.vcf.gz", tmp / "b.vcf.gz"
+    drop_records(src, a, 10**9, samples[:50])
+    drop_records(src, b, 4, samples[50:])
+    lake_path = tmp / "lake"
+    ingest(lake_path, "one", [a], build="GRCh37", workers=0)
+    ingest(lake_path, "two", [b], build="GRCh37", workers=0)
+    return lake_path
+
+
 @dataclass
 class SampleLake:
     path: Path

@@ -13,25 +13,16 @@ import pytest
 
 def test_carriers_at_every_offset_of_small_row_groups_equal_the_sql(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from query_fixtures import drop_records, hail_vcf, need_bcftools, sh
+    from query_fixtures import two_institution_lake
 
     import genolake
     from genolake import store
-    from genolake.ingest.pipeline import ingest
     from genolake.query import point
     from genolake.query.lake import Lake
 
-    need_bcftools()
-    src = hail_vcf()
-    samples = sh("bcftools", "query", "-l", src).split()
-    a, b = tmp_path / "a.vcf.gz", tmp_path / "b.vcf.gz"
-    drop_records(src, a, 10**9, samples[:50])
-    drop_records(src, b, 4, samples[50:])
     # groups of 64 rows at 50 samples (the full tier's 64 rows at 1,000 samples come from 2^16 codes)
     monkeypatch.setattr(store, "GENOTYPE_GROUP_CODES_WITH_FORMAT", 64 * 50)
-    lake_path = tmp_path / "lake"
-    ingest(lake_path, "one", [a], build="GRCh37", workers=0)
-    ingest(lake_path, "two", [b], build="GRCh37", workers=0)
+    lake_path = two_institution_lake(tmp_path)
     files = sorted((lake_path / "genotypes").rglob("*.parquet"))
     sizes = {pq.read_metadata(f).row_group(0).num_rows for f in files}
     assert sizes == {64} and all(pq.read_metadata(f).num_row_groups >= 4 for f in files)

@@ -136,21 +136,12 @@ def test_region_in_arrow_equals_the_sql(tmp_path: Path, monkeypatch: pytest.Monk
     """`lake.region` without ``where`` on a contig without absent-site fill is summed in Arrow from the point
     reader's `variants` rows: the same table as the SQL (two institutions listing different sites, multiallelic
     splits, min_ac / max_af / institution filters, empty windows, the first query while read-ahead runs)."""
-    from query_fixtures import drop_records, hail_vcf, need_bcftools, sh
+    from query_fixtures import two_institution_lake
 
     import genolake
-    from genolake.ingest.pipeline import ingest
     from genolake.query.lake import Lake
 
-    need_bcftools()
-    src = hail_vcf()
-    samples = sh("bcftools", "query", "-l", src).split()
-    a, b = tmp_path / "a.vcf.gz", tmp_path / "b.vcf.gz"
-    drop_records(src, a, 10**9, samples[:50])
-    drop_records(src, b, 4, samples[50:])
-    lake_path = tmp_path / "lake"
-    ingest(lake_path, "one", [a], build="GRCh37", workers=0)
-    ingest(lake_path, "two", [b], build="GRCh37", workers=0)
+    lake_path = two_institution_lake(tmp_path)
     from genolake.query import region
 
     used: list[int] = []

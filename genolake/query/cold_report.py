@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
+from genolake.query.site_summary import SITE_COLUMNS, variant_summary
 from genolake.schema import FILE_TABLES, ID_PHENOTYPES, MAX_BREAKDOWN_VALUES, PHENOTYPE_VALUE_COLUMN
 from genolake.store import DataFile, LakeStore, committed_after
 
@@ -44,7 +45,6 @@ __all__ = ["reports"]
 MAX_IDS = 3
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _FREQ_COLUMNS = ("scope", "ac", "an", "nhomalt", "nhemi")
-_SITE_COLUMNS = ("file_id", "institution", "ac", "an", "nhomalt", "nhemi", "id", "filters", "qual", "n_alleles")
 
 
 class _Unserved(Exception):
@@ -143,7 +143,7 @@ def reports(lake: Path, texts: list[str]) -> list[dict[str, Any]] | None:
 def _report(cold: _ColdLake, key: VariantKey) -> dict[str, Any]:
     """:func:`genolake.query.variant.variant_report` of one allele."""
     src = cold.at("variants", key)
-    found = cold.rows(f"SELECT {', '.join(_SITE_COLUMNS)}, ref, alt FROM {src} WHERE pos = $pos AND contig = $c",
+    found = cold.rows(f"SELECT {', '.join(SITE_COLUMNS)}, ref, alt FROM {src} WHERE pos = $pos AND contig = $c",
                       {"pos": key.pos, "c": key.contig}) if src else []
     rows = [r[:10] for r in found if r[10] == key.ref and r[11] == key.alt]
     if not rows:
@@ -151,17 +151,7 @@ def _report(cold: _ColdLake, key: VariantKey) -> dict[str, Any]:
     present = sorted({r[0] for r in rows})
     fill = _counting_absent(cold, key, set(present))
     freqs = _precomputed(cold, key) or _live(cold, key, rows, fill)
-    ids = sorted({i for r in rows if r[6] for i in str(r[6]).split(";")})
-    filters = sorted({f for r in rows if r[7] for f in str(r[7]).split(";")})
-    variant = {
-        "id": str(key), "contig": key.contig, "pos": key.pos, "ref": key.ref, "alt": key.alt,
-        "rsid": ";".join(ids) or None,
-        "filters": ";".join(filters) or None,
-        "multiallelic": any((r[9] or 0) > 2 for r in rows),
-        "observed": True,
-        "institutions": sorted({r[1] for r in rows}),
-        "source": "allele_frequencies" if freqs[0] is not None else "lake",
-    }
+    variant = variant_summary(key, rows, precomputed=freqs[0] is not None)
     return {"variant": variant, "frequencies": freqs[1], "phenotypes": _breakdown(cold, key, present, fill),
             "annotations": _annotations(cold, key)}
 

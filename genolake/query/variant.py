@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from genolake.errors import UserInputError
 from genolake.query.engine import quote_ident
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
+from genolake.query.site_summary import SITE_COLUMNS, variant_summary
 from genolake.schema import ID_PHENOTYPES, MAX_BREAKDOWN_VALUES
 
 if TYPE_CHECKING:
@@ -82,8 +83,7 @@ def site_rows(lake: Lake, key: VariantKey) -> tuple[list[tuple[Any, ...]], bool]
 
     found = lake.engine.point_rows(
         "variants", contig=key.contig, pos=key.pos,
-        columns=["file_id", "institution", "ac", "an", "nhomalt", "nhemi", "id", "filters", "qual", "n_alleles",
-                 "ref", "alt"])
+        columns=[*SITE_COLUMNS, "ref", "alt"])
     rows = [r[:10] for r in found if r[10] == key.ref and r[11] == key.alt]
     return rows, len(found) == len(rows)
 
@@ -197,17 +197,7 @@ def variant_report(lake: Lake, text: str) -> dict[str, Any]:
     pre = precomputed_frequencies(lake, key) if rows else None
     if pre is not None:
         freqs = pre
-    ids = sorted({i for r in rows if r[6] for i in str(r[6]).split(";")})
-    filters = sorted({f for r in rows if r[7] for f in str(r[7]).split(";")})
-    variant = {
-        "id": str(key), "contig": key.contig, "pos": key.pos, "ref": key.ref, "alt": key.alt,
-        "rsid": ";".join(ids) or None,
-        "filters": ";".join(filters) or None,
-        "multiallelic": any((r[9] or 0) > 2 for r in rows),
-        "observed": bool(rows),
-        "institutions": sorted({r[1] for r in rows}),
-        "source": "allele_frequencies" if pre is not None else "lake",
-    }
+    variant = variant_summary(key, rows, precomputed=pre is not None)
     present = sorted({r[0] for r in rows})
     return {
         "variant": variant,
