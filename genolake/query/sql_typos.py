@@ -26,12 +26,12 @@ def compared_literals(sql: str) -> list[tuple[str, str]]:
 
     ``[]`` when DuckDB cannot serialise the statement (its parser, not this check, reports syntax errors).
     """
-    import duckdb
+    from genolake import duck
 
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con = duck.connect(1, python_layer=False)
     try:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
-    except (duckdb.Error, json.JSONDecodeError, IndexError, TypeError):
+    except (duck.Error, json.JSONDecodeError, IndexError, TypeError):
         return []
     finally:
         con.close()

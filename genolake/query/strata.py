@@ -64,29 +64,16 @@ class SampleIndex:
         """The index row of each stored call given as (row of ``file_ids``, column index), -1 where no sample
         holds that column (a withdrawn person)."""
         out = np.full(len(row), -1, np.int64)
-        # calls come row by row (the codec's order): each file's calls are one run, found by binary search
-        ordered = len(row) < 2 or bool(np.all(row[1:] >= row[:-1]))
-        bounds = np.searchsorted(row, np.arange(len(file_ids) + 1)).tolist() if ordered else []
-        for i, fid in enumerate(file_ids):
+        for fid, at in zip(file_ids, _file_runs(row, len(file_ids)), strict=True):
             cols = self.by_column.get(fid)
-            if cols is None:
+            c = col[at]
+            if cols is None or not len(c):
                 continue
-            if ordered:
-                lo, hi = bounds[i], bounds[i + 1]
-                if lo == hi:
-                    continue
-                c = col[lo:hi]
-                if int(c.max()) < len(cols):
-                    out[lo:hi] = cols[c]
-                    continue
-                at = np.arange(lo, hi)
-            else:
-                at = np.flatnonzero(row == i)
-                if not at.size:
-                    continue
-                c = col[at]
+            if int(c.max()) < len(cols):
+                out[at] = cols[c]
+                continue
             ok = c < len(cols)
-            out[at[ok]] = cols[c[ok]]
+            out[np.arange(len(row))[at][ok]] = cols[c[ok]]
         return out
 
     def file_positions(self) -> dict[str, int]:
@@ -226,18 +213,11 @@ def count_site(eng: Engine, idx: SampleIndex, contig: str, present: list[str], f
         return count_breakdown(eng, idx, contig, present, fill, found, ploidy, called, alt_count, distinct=distinct)
     assert combos is not None
     _combo, member = combos
-    kind = ((np.asarray(ploidy, np.int64) * 3 + called) * 3 + alt_count) * 3 + 2  # implied AN 2: listed files
-    ordered = len(row) < 2 or bool(np.all(row[1:] >= row[:-1]))
-    bounds = np.searchsorted(row, np.arange(len(file_ids) + 1)).tolist() if ordered else None
-    slots = []
-    for i, cols in enumerate(per_file):
+    kind = _kind_of(ploidy, called, alt_count, 2)  # implied AN 2: every file listing the site
+    combo_ids, kinds = [], []
+    for cols, at in zip(per_file, _file_runs(row, len(file_ids)), strict=True):
         assert cols is not None
-        if bounds is not None:
-            lo, hi = bounds[i], bounds[i + 1]
-            c, kd = col[lo:hi], kind[lo:hi]
-        else:
-            at = np.flatnonzero(row == i)
-            c, kd = col[at], kind[at]
+        c, kd = col[at], kind[at]
         if not len(c):
             continue
         if int(c.max()) >= len(cols):  # columns beyond the file's samples: nobody
@@ -247,10 +227,12 @@ def count_site(eng: Engine, idx: SampleIndex, contig: str, present: list[str], f
         if len(cid) and int(cid.min()) < 0:  # a withdrawn person's column
             keep = cid >= 0
             cid, kd = cid[keep], kd[keep]
-        slots.append(cid.astype(np.int64) * _KINDS + kd)
-    flat = np.concatenate(slots) if len(slots) > 1 else (slots[0] if slots else np.zeros(0, np.int64))
-    per = np.bincount(flat, minlength=len(member) * _KINDS)
-    sums = member.T @ (per.reshape(len(member), _KINDS) @ _kind_weights())
+        combo_ids.append(cid)
+        kinds.append(kd)
+    if combo_ids:
+        sums = _combination_sums(np.concatenate(combo_ids), np.concatenate(kinds), member)
+    else:
+        sums = np.zeros((member.shape[1], 5), np.int64)
     fpos = idx.file_positions()
     return _breakdown_rows(eng, idx, contig, [fpos[f] for f in present if f in fpos],
                            [fpos[f] for f in fill if f in fpos], sums)
@@ -311,12 +293,11 @@ def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[st
         # calls of each kind per value, then weigh the kinds once by their counts (the lake's counting rule,
         # _kind_weights); calls are counted per combination of values of every phenotype (one bincount over
         # the calls), or when there are many combinations, per (call, phenotype) pair
-        kind = ((ploidy.astype(np.int64) * 3 + called) * 3 + alt_count) * 3 + base
+        kind = _kind_of(ploidy, called, alt_count, base)
         combos = idx.combinations()
         if combos is not None:
             combo, member = combos
-            per = np.bincount(combo[rows] * _KINDS + kind, minlength=len(member) * _KINDS)
-            sums = member.T @ (per.reshape(len(member), _KINDS) @ _kind_weights())
+            sums = _combination_sums(combo[rows], kind, member)
         else:
             slots = (gcodes[rows] * _KINDS + kind[:, None]).reshape(-1)
             sums = np.bincount(slots, minlength=nv * _KINDS).reshape(nv, _KINDS) @ _kind_weights()
@@ -335,6 +316,28 @@ def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[st
 
 _KINDS = 81  # (ploidy, called alleles, alt count, implied AN) each 0-2
 MAX_COMBINATIONS = 256  # of phenotype values, counted per combination (see SampleIndex.combinations)
+
+
+def _file_runs(row: np.ndarray, n_files: int) -> list[slice | np.ndarray]:
+    """Per file (row of the site, 0..``n_files`` - 1) the positions of its calls: one slice each when the calls
+    come row by row (the codec's order; found by binary search), else index arrays."""
+    if len(row) < 2 or bool(np.all(row[1:] >= row[:-1])):
+        bounds = np.searchsorted(row, np.arange(n_files + 1)).tolist()
+        return [slice(bounds[i], bounds[i + 1]) for i in range(n_files)]
+    return [np.flatnonzero(row == i) for i in range(n_files)]
+
+
+def _kind_of(ploidy: np.ndarray, called: np.ndarray, alt_count: np.ndarray, base: np.ndarray | int) -> np.ndarray:
+    """Each call's kind (0.._KINDS - 1) from its ploidy, called alleles, alt count and implied AN, each 0-2."""
+    return ((np.asarray(ploidy, np.int64) * 3 + called) * 3 + alt_count) * 3 + base
+
+
+def _combination_sums(combo: np.ndarray, kind: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """(values + 1, 5) sums per phenotype value (see :func:`_breakdown_rows`) of calls given by their combination
+    of phenotype values (:meth:`SampleIndex.combinations`, whose ``member`` matrix this is) and kind: the calls
+    are counted per (combination, kind) in one bincount and each kind weighed once by the counting rule."""
+    per = np.bincount(combo.astype(np.int64) * _KINDS + kind, minlength=len(member) * _KINDS)
+    return member.T @ (per.reshape(len(member), _KINDS) @ _kind_weights())  # type: ignore[no-any-return]
 
 
 @cache
