@@ -26,7 +26,7 @@ try:
 except ImportError:  # duckdb 1.x: one package
     import duckdb as _engine  # type: ignore[no-redef]
 
-__all__ = ["Error", "connect", "load_python_layer"]
+__all__ = ["Error", "confine", "connect", "load_python_layer", "sql_ident", "sql_string"]
 
 Error = _engine.Error  # the base class of DuckDB's exceptions
 
@@ -60,3 +60,22 @@ def connect(threads: int | None = None, *, spill: str | os.PathLike[str] | None 
     if python_layer:
         load_python_layer()
     return con
+
+
+def sql_string(s: str) -> str:
+    """``s`` as a SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def confine(con: Any, root: str | os.PathLike[str]) -> None:
+    """Lock a connection that reads a lake to the lake's folder: no other file, no network, and no setting can
+    be changed afterwards (the query engine's and the cold `query variant`'s connections)."""
+    folder = os.fspath(root).rstrip("/") + "/"
+    con.execute(f"SET allowed_directories=[{sql_string(folder)}]")
+    con.execute("SET enable_external_access=false")
+    con.execute("SET lock_configuration=true")

@@ -30,8 +30,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from genolake.duck import sql_ident as _ident
+from genolake.duck import sql_string as _str
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
 from genolake.query.site_summary import SITE_COLUMNS, variant_summary
+from genolake.query.site_summary import frequency_row as _freq
 from genolake.schema import FILE_TABLES, ID_PHENOTYPES, MAX_BREAKDOWN_VALUES, PHENOTYPE_VALUE_COLUMN
 from genolake.store import DataFile, LakeStore, committed_after
 
@@ -51,14 +54,6 @@ class _Unserved(Exception):
     """The library answers this command line (see the module's docstring)."""
 
 
-def _str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _files(paths: list[str]) -> str:
     return "[" + ", ".join(_str(p) for p in paths) + "]"
 
@@ -67,16 +62,13 @@ class _ColdLake:
     """The tables one process needs: committed data files per table and contig, and a DuckDB connection."""
 
     def __init__(self, store: LakeStore) -> None:
-        from genolake.duck import connect
+        from genolake.duck import confine, connect
 
         self.store = store
         self.tables = {n for n in store.table_names() if _TABLE_NAME.match(n)}
         self._data: dict[str, list[DataFile]] = {}
         self.con = connect(1, python_layer=False)
-        root = str(store.root).rstrip("/") + "/"
-        self.con.execute(f"SET allowed_directories=[{_str(root)}]")
-        self.con.execute("SET enable_external_access=false")
-        self.con.execute("SET lock_configuration=true")
+        confine(self.con, store.root)
         self.files: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # file_id -> institution, absent_mode, contigs
         if "files" in self.tables and self.data("files"):
             for fid, inst, mode, contigs in self.rows(
@@ -154,11 +146,6 @@ def _report(cold: _ColdLake, key: VariantKey) -> dict[str, Any]:
     variant = variant_summary(key, rows, precomputed=freqs[0] is not None)
     return {"variant": variant, "frequencies": freqs[1], "phenotypes": _breakdown(cold, key, present, fill),
             "annotations": _annotations(cold, key)}
-
-
-def _freq(scope: str, ac: int, an: int, nhomalt: int, nhemi: int) -> dict[str, Any]:
-    return {"scope": scope, "ac": int(ac), "an": int(an), "af": ac / an if an else None, "nhomalt": int(nhomalt),
-            "nhemi": int(nhemi)}
 
 
 def _in(values: list[str]) -> str:

@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from genolake.duck import connect, load_python_layer
+from genolake.duck import confine, connect, load_python_layer
+from genolake.duck import sql_ident as quote_ident
+from genolake.duck import sql_string as _sql_str
 from genolake.errors import UserInputError
 from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, calls_sql, expand, point_call_values, pseudonyms_by_file
 from genolake.lazy import DeferredType
@@ -161,14 +163,6 @@ def duck_type(t: pa.DataType) -> str:
     if pa.types.is_date32(t):
         return "DATE"
     return "VARCHAR"
-
-
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _empty_select(table: Table) -> str:
@@ -410,10 +404,7 @@ class Engine:
         self._points: Any = None  # a point.PointReader, made on first use
         self.point_reads = point_reads
         self.refresh()
-        root = str(store.root).rstrip("/") + "/"
-        self._con.execute(f"SET allowed_directories=[{_sql_str(root)}]")
-        self._con.execute("SET enable_external_access=false")
-        self._con.execute("SET lock_configuration=true")
+        confine(self._con, store.root)
 
     @property
     def con(self) -> Any:

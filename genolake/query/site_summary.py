@@ -1,4 +1,4 @@
-"""The ``variant`` part of a variant report, from the site's `variants` rows: one definition for the library's
+"""The ``variant`` part and the frequency rows of a variant report, from the site's `variants` rows: one definition for the library's
 :func:`genolake.query.variant.variant_report` and the cold CLI's :mod:`genolake.query.cold_report`.
 
 Imports nothing heavy (no numpy, pyarrow or DuckDB): the cold ``genolake query variant`` uses it.
@@ -13,6 +13,13 @@ from genolake.query.ids import VariantKey
 
 #: The `variants` columns of a site row, in the order the summary reads them.
 SITE_COLUMNS = ("file_id", "institution", "ac", "an", "nhomalt", "nhemi", "id", "filters", "qual", "n_alleles")
+
+
+def frequency_row(scope: str, ac: int, an: int, nhomalt: int, nhemi: int) -> dict[str, Any]:
+    """One ``frequencies`` entry of a variant report: ``scope`` (``joint`` or an institution) and its counts,
+    ``af`` = AC / AN (None when AN is 0)."""
+    return {"scope": scope, "ac": int(ac), "an": int(an), "af": ac / an if an else None, "nhomalt": int(nhomalt),
+            "nhemi": int(nhemi)}
 
 
 def variant_summary(key: VariantKey, rows: Sequence[Sequence[Any]], *, precomputed: bool) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from genolake.errors import UserInputError
 from genolake.query.engine import quote_ident
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
 from genolake.query.site_summary import SITE_COLUMNS, variant_summary
+from genolake.query.site_summary import frequency_row as _freq
 from genolake.schema import ID_PHENOTYPES, MAX_BREAKDOWN_VALUES
 
 if TYPE_CHECKING:
@@ -66,15 +67,6 @@ def resolve(lake: Lake, text: str) -> VariantKey:
         raise UserInputError(f"{text.strip()} names {len(rows)} alleles ({listed}); give one as CONTIG-POS-REF-ALT")
     c, p, r, a = rows[0]
     return VariantKey(c, int(p), r, a)
-
-
-def _af(ac: int, an: int) -> float | None:
-    return ac / an if an else None
-
-
-def _freq(scope: str, ac: int, an: int, nhomalt: int, nhemi: int) -> dict[str, Any]:
-    return {"scope": scope, "ac": int(ac), "an": int(an), "af": _af(ac, an), "nhomalt": int(nhomalt),
-            "nhemi": int(nhemi)}
 
 
 def site_rows(lake: Lake, key: VariantKey) -> tuple[list[tuple[Any, ...]], bool]:
