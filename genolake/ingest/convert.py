@@ -679,12 +679,13 @@ _CODE, _PER_RECORD, _PER_SAMPLE, _PLOIDY = _call_tables()
 
 def _zero_index() -> int:
     """The call index that stands for every call of code 0 (hom-ref, not stored) when _flush counts only the
-    stored calls and adds the rest to one column: 0/0 and 0|0 count alike (same rows of every table), so the
-    counts come out the same as counting every call; -1 if the tables ever made them differ (then _flush
-    counts every call)."""
+    stored calls and adds the rest to one column: 0/0 and 0|0 count alike (the same rows of every table), so
+    the counts come out the same as counting every call."""
     zero = np.flatnonzero(_CODE == 0)
-    same = all(np.array_equal(t[zero[0]], t[z]) for t in (_PER_RECORD, _PER_SAMPLE, _PLOIDY) for z in zero)
-    return int(zero[0]) if zero.size and same else -1
+    if not zero.size or not all(np.array_equal(t[zero[0]], t[z]) for t in (_PER_RECORD, _PER_SAMPLE, _PLOIDY)
+                                for z in zero):
+        raise AssertionError("the hom-ref call indices must count alike (genolake.genotypes.call_counts)")
+    return int(zero[0])
 
 
 _ZERO = _zero_index()
@@ -710,17 +711,12 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
     idx |= (g[:, :, w] != 0).view(np.uint8)
     k = _CODE[idx]
     rows, samples = np.nonzero(k)  # the stored calls (code > 0), row-major
-    if _ZERO >= 0:  # histograms of the stored calls only; the hom-ref calls are the rest of each row and sample
-        sidx = idx[rows, samples].astype(np.int64)
-        by_record = np.bincount(rows * 32 + sidx, minlength=b * 32).reshape(b, 32)
-        by_sample = np.bincount(samples * 32 + sidx, minlength=n * 32).reshape(n, 32)
-        by_record[:, _ZERO] += n - by_record.sum(axis=1)
-        by_sample[:, _ZERO] += b - by_sample.sum(axis=1)
-    else:
-        by_record = np.bincount((idx + (np.arange(b, dtype=np.int64) * 32)[:, None]).ravel(),
-                                minlength=b * 32).reshape(b, 32)
-        by_sample = np.bincount((idx + (np.arange(n, dtype=np.int64) * 32)[None, :]).ravel(),
-                                minlength=n * 32).reshape(n, 32)
+    # histograms of the stored calls only; the hom-ref calls are the rest of each row and sample
+    sidx = idx[rows, samples].astype(np.int64)
+    by_record = np.bincount(rows * 32 + sidx, minlength=b * 32).reshape(b, 32)
+    by_sample = np.bincount(samples * 32 + sidx, minlength=n * 32).reshape(n, 32)
+    by_record[:, _ZERO] += n - by_record.sum(axis=1)
+    by_sample[:, _ZERO] += b - by_sample.sum(axis=1)
     ac, an, nhomalt, nhemi, nmiss, n_other = (by_record @ _PER_RECORD).T
     v = cur.v
     r0 = cur.n_variants
