@@ -204,18 +204,27 @@ def pack(codes: np.ndarray, symbols: str) -> pa.Array:
     lut = np.zeros(OTHER + 1, dtype=np.uint8)
     for s, ch in enumerate(symbols, start=1):
         lut[ord(ch) - BASE] = s
-    sym = lut[np.asarray(codes, dtype=np.uint8)]
-    n_rows, n = sym.shape
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    n_rows, n = codes.shape
+    if codes.size and int(codes.max()) > OTHER:
+        raise IndexError(f"genotype code {int(codes.max())} is not a code (0-{OTHER})")
     if n % 2:
-        sym = np.concatenate([sym, np.zeros((n_rows, 1), dtype=np.uint8)], axis=1)
-    data = ((sym[:, 0::2] << 4) | sym[:, 1::2]).astype(np.uint8)
+        codes = np.concatenate([codes, np.zeros((n_rows, 1), dtype=np.uint8)], axis=1)
+    # each pair of samples' codes, read as one little-endian 16-bit number, gives its byte by one look-up
+    # (one gather over half the cells instead of a gather, two strided shifts and an or over all of them)
+    pair = np.arange(1 << 16, dtype=np.uint16)
+    first, second = (pair & 0xFF).astype(np.intp), (pair >> 8).astype(np.intp)
+    ok = (first <= OTHER) & (second <= OTHER)
+    pair_lut = np.zeros(1 << 16, dtype=np.uint8)
+    pair_lut[ok] = (lut[first[ok]] << 4) | lut[second[ok]]
+    data = pair_lut[codes.view("<u2")]
     width = data.shape[1]
     offsets = np.arange(n_rows + 1, dtype=np.int64) * width
     if offsets[-1] < 2**31:
         return pa.Array.from_buffers(pa.binary(), n_rows, [None, pa.py_buffer(offsets.astype(np.int32)),
-                                                             pa.py_buffer(data.tobytes())])
+                                                             pa.py_buffer(data)])
     return pa.Array.from_buffers(pa.large_binary(), n_rows, [None, pa.py_buffer(offsets),
-                                                              pa.py_buffer(data.tobytes())]).cast(pa.binary())
+                                                              pa.py_buffer(data)]).cast(pa.binary())
 
 
 def encode(codes: np.ndarray, other: dict[int, list[str]], *,

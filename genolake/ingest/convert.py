@@ -689,6 +689,16 @@ def _zero_index() -> int:
 
 
 _ZERO = _zero_index()
+# the count tables as float64: numpy multiplies integer matrices without BLAS (5x slower here); every product is
+# a sum of at most 32 x (records or samples) small integers, exact in float64 (_matmul_counts)
+_PER_RECORD_F = _PER_RECORD.astype(np.float64)
+_PER_SAMPLE_F = _PER_SAMPLE.astype(np.float64)
+
+
+def _matmul_counts(hist: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``hist @ table`` of a call histogram (int64) and a 0/1 count table, as int64: computed in float64, exact
+    while the sums stay below 2**53 (a batch holds at most BATCH records x samples calls)."""
+    return np.rint(hist.astype(np.float64) @ table).astype(np.int64)
 _CODE_ONEHOT = np.eye(gtc.OTHER + 1, dtype=np.int64)[_CODE]  # call index -> its code, as a (32, codes) matrix
 
 
@@ -710,14 +720,18 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
         idx |= (a[:, :, 1] + 2).astype(np.uint8) << 1
     idx |= (g[:, :, w] != 0).view(np.uint8)
     k = _CODE[idx]
-    rows, samples = np.nonzero(k)  # the stored calls (code > 0), row-major
+    # the stored calls (code > 0), row-major, as flat indexes record * n + sample: one pass over a boolean matrix
+    # (numpy's nonzero is several times faster on booleans than on the uint8 codes, and 1-D than 2-D)
+    flat = np.flatnonzero(k != 0)
+    rows = flat // n
+    samples = flat - rows * n
     # histograms of the stored calls only; the hom-ref calls are the rest of each row and sample
-    sidx = idx[rows, samples].astype(np.int64)
+    sidx = idx.reshape(-1).take(flat)
     by_record = np.bincount(rows * 32 + sidx, minlength=b * 32).reshape(b, 32)
     by_sample = np.bincount(samples * 32 + sidx, minlength=n * 32).reshape(n, 32)
     by_record[:, _ZERO] += n - by_record.sum(axis=1)
     by_sample[:, _ZERO] += b - by_sample.sum(axis=1)
-    ac, an, nhomalt, nhemi, nmiss, n_other = (by_record @ _PER_RECORD).T
+    ac, an, nhomalt, nhemi, nmiss, n_other = _matmul_counts(by_record, _PER_RECORD_F).T
     v = cur.v
     r0 = cur.n_variants
     for key, values in zip(_ROW_COLUMNS, zip(*batch.rows, strict=True), strict=True):
@@ -731,13 +745,12 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
     v["n_missing"].extend(nmiss.tolist())
     v["n_called"].extend((n - nmiss).tolist())
     cur.n_variants += b
-    acc += by_sample @ _PER_SAMPLE
+    acc += _matmul_counts(by_sample, _PER_SAMPLE_F)
     present = by_record.any(axis=0)
     pm = int(_PLOIDY[present].max()) if present.any() else 0
     if pm > maxp[contig]:
         maxp[contig] = pm
     res = batch.result
-    flat = rows * n + samples
     fmt = {}
     for names, items in ((("gq",), batch.gq), (("dp",), batch.dp), (("ad_ref", "ad_alt"), batch.ad)):
         got = _fmt_values(items, n, flat, len(names))
