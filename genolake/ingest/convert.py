@@ -699,6 +699,8 @@ def _matmul_counts(hist: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``hist @ table`` of a call histogram (int64) and a 0/1 count table, as int64: computed in float64, exact
     while the sums stay below 2**53 (a batch holds at most BATCH records x samples calls)."""
     return np.rint(hist.astype(np.float64) @ table).astype(np.int64)
+
+
 _CODE_ONEHOT = np.eye(gtc.OTHER + 1, dtype=np.int64)[_CODE]  # call index -> its code, as a (32, codes) matrix
 
 
@@ -729,7 +731,8 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
     sidx = idx.reshape(-1).take(flat)
     by_record = np.bincount(rows * 32 + sidx, minlength=b * 32).reshape(b, 32)
     by_sample = np.bincount(samples * 32 + sidx, minlength=n * 32).reshape(n, 32)
-    by_record[:, _ZERO] += n - by_record.sum(axis=1)
+    stored = by_record.sum(axis=1)  # stored calls per record (no stored call has the hom-ref index _ZERO)
+    by_record[:, _ZERO] += n - stored
     by_sample[:, _ZERO] += b - by_sample.sum(axis=1)
     ac, an, nhomalt, nhemi, nmiss, n_other = _matmul_counts(by_record, _PER_RECORD_F).T
     v = cur.v
@@ -760,7 +763,7 @@ def _flush(batch: _Batch, cur: _Columns, acc: np.ndarray, maxp: dict[str, int], 
                 _clean_format(vals, res, name)
             fmt[name] = vals
     _add_codes(cur, k, fmt, {r0 + int(r): [""] * int(n_other[r]) for r in np.flatnonzero(n_other)},
-               by_record.sum(axis=0) @ _CODE_ONEHOT)
+               by_record.sum(axis=0) @ _CODE_ONEHOT, stored)
     batch.gts, batch.gq, batch.dp, batch.ad, batch.recs, batch.rows = [], [], [], [], [], []
     batch.width = -1
 
@@ -830,12 +833,12 @@ def _one_record(cur: _Columns, arr: np.ndarray, gq: np.ndarray | None, dp: np.nd
 
 
 def _add_codes(cur: _Columns, k: np.ndarray, fmt: dict[str, np.ndarray], other: dict[int, list[str]],
-               code_counts: np.ndarray | None = None) -> None:
+               code_counts: np.ndarray | None = None, stored: np.ndarray | None = None) -> None:
     """Append genotype rows (codes of each sample) of the next variant rows, with their stored calls' FORMAT;
-    ``code_counts``: the histogram of ``k`` if the caller has it."""
+    ``code_counts``: the histogram of ``k``, ``stored``: its nonzero codes per row, if the caller has them."""
     cur.code_counts += np.bincount(k.ravel(), minlength=gtc.OTHER + 1) if code_counts is None else code_counts
     cur.codes.append(k)
-    cur.counts.append(np.count_nonzero(k, axis=1))
+    cur.counts.append(np.count_nonzero(k, axis=1) if stored is None else stored)
     for name in gtc.FORMAT_FIELDS:
         cur.fmt[name].append(fmt[name])
     cur.other.update(other)
