@@ -39,7 +39,15 @@ from genolake.duck import confine, connect, load_python_layer
 from genolake.duck import sql_ident as quote_ident
 from genolake.duck import sql_string as _sql_str
 from genolake.errors import UserInputError
-from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, calls_sql, expand, point_call_values, pseudonyms_by_file
+from genolake.genotypes import (
+    CALL_COLUMNS,
+    FORMAT_FIELDS,
+    calls_of_rows,
+    calls_sql,
+    expand,
+    point_call_values,
+    pseudonyms_by_file,
+)
 from genolake.lazy import DeferredType
 from genolake.schema import (
     FILE_TABLES,
@@ -716,8 +724,9 @@ class Engine:
                        equal: dict[str, Any] | None = None) -> pa.Table:
         """The stored calls holding the alt (alt_count > 0) at one position, ``columns`` of the ``calls`` view.
 
-        The codes are read first; the FORMAT lists (megabytes per row group, decoded for this query only) are
-        read only from the files whose row there has a carrier: a rare allele is carried in one institution."""
+        The codes are read first (cached) and expanded once; the FORMAT lists (megabytes per row group, decoded
+        for this query only, up to the site's row) are read only from the files whose row there has a carrier (a
+        rare allele is carried in one institution), and only they: the rows of the codes are not read twice."""
         if not self.point_reads:
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
         base: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
@@ -726,18 +735,26 @@ class Engine:
         rows = self._point_arrow("genotypes", contig, pos, base, equal)
         if rows is None:
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
-        if rows.num_rows:
-            calls = point_call_values(rows)
-            held = np.unique(calls.row[calls.alt_count > 0])
-            fids = rows.column("file_id").take(pa.array(held)).to_pylist()
-            if fmt and fids:
-                got = self._point_arrow("genotypes", contig, pos, base + fmt, equal, only_files=set(fids))
-                if got is None:
-                    return self._point_calls(contig, pos, columns, equal, carriers_only=True)
-                rows = got
-            else:
-                rows = rows.take(pa.array(held, pa.int64()))
-        return expand(rows, self.file_pseudonyms, columns, carriers_only=True)
+        if not rows.num_rows:
+            return expand(rows, self.file_pseudonyms, columns, carriers_only=True)
+        calls = point_call_values(rows)
+        file_ids = rows.column("file_id").to_pylist()
+        fids = {file_ids[i] for i in np.unique(calls.row[calls.alt_count > 0]).tolist()}
+        pick = np.array([i for i, f in enumerate(file_ids) if f in fids], dtype=np.int64)
+        if len(pick) < len(file_ids):  # only the rows of the files with a carrier
+            rows, calls = rows.take(pick), calls_of_rows(calls, pick)
+        if fmt and fids:
+            lists = self._point_arrow("genotypes", contig, pos, ["file_id", *fmt], equal, only_files=fids)
+            if lists is None:
+                return self._point_calls(contig, pos, columns, equal, carriers_only=True)
+            if lists.column("file_id").to_pylist() != [file_ids[i] for i in pick.tolist()]:
+                # not the rows of the codes (both reads take the same rows of the same files: never seen)
+                log.warning("genotypes at %s:%d: FORMAT lists and codes read as different rows; read by DuckDB",
+                            contig, pos)
+                return self._point_calls(contig, pos, columns, equal, carriers_only=True)
+            for name in fmt:
+                rows = rows.append_column(name, lists.column(name))
+        return expand(rows, self.file_pseudonyms, columns, carriers_only=True, calls=calls)
 
     def file_pseudonyms(self, file_id: str) -> pa.Array:
         """The pseudonyms of a committed file's samples by column index (null where a person was withdrawn)."""

@@ -52,9 +52,6 @@ MAX_OPEN_READERS = 64
 # first touches them, as before: a long read-ahead queue competed with every query of a series for the cores
 # (the benchmark's lake.variant median rose from 2.0-2.3 to 2.6-3.1 ms when every file went to the thread).
 BACKGROUND_FILES = 16
-# Transient columns of a cached row group (the FORMAT lists of a carriers query) are decoded in batches of this
-# many rows up to the last row the read needs (rows 0-31 of a 128-row group: a quarter of the decoding).
-HEAD_BATCH = 32
 
 
 def _cache_budget() -> int:
@@ -231,7 +228,9 @@ class PointReader:
             if free:
                 self._idle -= 1
                 return free.pop()
-        return pq.ParquetFile(path, metadata=idx.metadata)
+        # pre_buffer: a read's column chunks are fetched in one coalesced read (a carriers query's four FORMAT
+        # lists: 0.32 against 0.35 ms a file)
+        return pq.ParquetFile(path, metadata=idx.metadata, pre_buffer=True)
 
     def _checkin(self, path: str, size: int, pf: pq.ParquetFile) -> None:
         """Return a reader to the idle set; the least recently used ones are closed beyond MAX_OPEN_READERS."""
@@ -263,6 +262,17 @@ class PointReader:
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
+
+    def _decode_all(self, todo: Sequence[_Job], decode: Callable[[_Job], _Group]) -> list[_Group]:
+        """``decode`` of every job, in order. Row groups decoded whole run side by side on the pool (pyarrow
+        decodes without the GIL); the heads of transient columns (a carriers query's FORMAT lists, 0.2-0.4 ms a
+        file) run in turn on the calling thread: their handoff to the pool cost more than it saved (measured on
+        the full-tier lake at load 3 on 2 cores: carriers median 4.02 ms in turn, 4.41 ms on the pool, 4.26 ms
+        with the first file on the calling thread and the others on the pool)."""
+        whole = sum(1 for w in todo if (w.have is None or w.cols or w.passing) and w.head is None)
+        if whole > 1:
+            return list(self._pool().map(decode, todo))
+        return [decode(w) for w in todo]
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -300,12 +310,16 @@ class PointReader:
         return got, size
 
     def _read_head(self, path: str, size: int, idx: _FileIndex, group: int, names: list[str], rows: int) -> pa.Table:
-        """``names`` of the first ``rows`` rows (or a few more: whole batches) of row group ``group``."""
+        """``names`` of the first ``rows`` rows of row group ``group``, decoded as one batch of that many rows.
+
+        Decoding a nested list column stops at the batch's last row: the cost is ~0.15 ms plus a part per row
+        (measured on a FORMAT list group: 4 rows 0.22 ms, 32 rows 0.37 ms, all 128 rows 0.82 ms, against 0.89 ms
+        for ``read_row_group``), so one batch of exactly the rows needed beats fixed batches and the whole group."""
         pf = self._checkout(path, size, idx)
         batches: list[pa.RecordBatch] = []
         got = 0
         try:
-            it = pf.iter_batches(batch_size=HEAD_BATCH, row_groups=[group], columns=names, use_threads=False)
+            it = pf.iter_batches(batch_size=max(1, rows), row_groups=[group], columns=names, use_threads=False)
             for b in it:
                 batches.append(b)
                 got += b.num_rows
@@ -443,8 +457,8 @@ class PointReader:
                 return t
 
             if have is not None and job.head is not None and not cols and not fixed:
-                # transient columns of a cached group: decoded batch by batch up to the last row asked for
-                # (a FORMAT list decode stops there: on average ~40% less work than the whole row group)
+                # transient columns of a cached group: decoded up to the last row asked for (a FORMAT list
+                # decode stops there: on average about half the work of the whole row group)
                 t = self._read_head(path, key[1], idx, key[2], passing, job.head)
                 m = t.num_rows
                 have = _Group(have.pos[:m], have.table.slice(0, m), have.names, have.ordered)
@@ -478,8 +492,7 @@ class PointReader:
         for job in ahead:
             self._read_ahead(job, decode)
         # pyarrow decodes without the GIL: the files of the institutions are read side by side
-        reads = sum(1 for w in todo if w.have is None or w.cols or w.passing)
-        groups_read = list(self._pool().map(decode, todo)) if reads > 1 else [decode(w) for w in todo]
+        groups_read = self._decode_all(todo, decode)
         if as_rows:
             return _collect_rows(todo, groups_read, pos, last, columns, equal, constants, file_ids)
         return _collect(todo, groups_read, pos, last, need, columns, equal, constants, file_ids, schema)
@@ -608,13 +621,11 @@ def _collect_rows(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last
 
 
 def _head(group: _Group, last: int) -> int | None:
-    """How many of a cached group's first rows a read up to position ``last`` needs, when that saves decoding
-    (None: the whole group)."""
-    n = group.pos.size
+    """How many of a cached group's first rows a read up to position ``last`` needs (None: the whole group, when
+    its rows are not in position order)."""
     if not group.ordered:
         return None
-    head = int(group.pos.searchsorted(group.pos.dtype.type(last), "right"))
-    return max(1, head) if head < n - HEAD_BATCH // 2 else None
+    return max(1, int(group.pos.searchsorted(group.pos.dtype.type(last), "right")))
 
 
 def _job(path: str, key: tuple[Any, ...], idx: _FileIndex, kept: list[str], passing: list[str],

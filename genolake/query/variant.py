@@ -376,7 +376,11 @@ def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition
 
 def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
     """``site`` (institution, sample_id, genotype columns) left-joined to the phenotypes, sorted by
-    institution and sample; the same columns as the SQL join in :func:`carriers_table`."""
+    institution and sample; the same columns as the SQL join in :func:`carriers_table`. The phenotypes are read
+    once per lake version, with an index (institution, sample_id) -> row; a query sorts its carriers' keys in
+    Python (code point order: DuckDB's and Arrow's byte order of UTF-8) and takes each table's rows once."""
+    import pyarrow as pa  # this module's ``pa`` is lazy (an attribute read costs ~1 us): bound once here
+
     cat = eng.catalog
     cached = cat.pheno_arrow
     if cached is None:
@@ -387,10 +391,12 @@ def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
         cached = (pheno.select(pheno.column_names[2:]).rename_columns(names), index)
         cat.pheno_arrow = cached
     pheno, index = cached
-    site = site.sort_by([("institution", "ascending"), ("sample_id", "ascending")])
+    keys = list(zip(site.column("institution").to_pylist(), site.column("sample_id").to_pylist(), strict=True))
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable, as ORDER BY's sort of equal keys
+    if order != list(range(len(keys))):
+        site = site.take(pa.array(order, pa.int64()))
     if not pheno.num_columns:
         return site
-    rows = pa.array([index.get(k) for k in zip(site.column("institution").to_pylist(),
-                                               site.column("sample_id").to_pylist(), strict=True)], pa.int64())
+    rows = pa.array([index.get(keys[i]) for i in order], pa.int64())
     taken = pheno.take(rows)  # a null index gives a row of nulls: a sample without phenotypes
     return pa.Table.from_arrays(site.columns + taken.columns, names=site.column_names + taken.column_names)
