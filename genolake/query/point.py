@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -543,7 +544,7 @@ def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int
             if c == "pos":
                 chunks[c].append(pa.array(at if keep is None else at[keep]))
             elif c in const:
-                chunks[c].append(pa.array([const[c]] * m, pa.string()))
+                chunks[c].append(_constant(const[c], m))
             else:
                 col = sel.column(c)
                 chunks[c].extend(col.chunks)
@@ -561,6 +562,13 @@ def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int
             parts = [a.cast(target) for a in parts]
         arrays.append(pa.chunked_array(parts, type=parts[0].type if c != "pos" else pos_type))
     return pa.Table.from_arrays(arrays, names=out)
+
+
+@lru_cache(maxsize=4096)
+def _constant(value: str, n: int) -> pa.Array:
+    """A string array of ``n`` times ``value`` (a file's constant column: its file_id, its institution), made
+    once per value and length (Arrow arrays are immutable: ~20 us a column of a point read, saved)."""
+    return pa.array([value] * n, pa.string())
 
 
 def _collect_rows(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int, columns: Sequence[str],
