@@ -742,7 +742,7 @@ class Engine:
         pick = [i for i, f in enumerate(file_ids) if f in fids]
         if len(pick) < len(file_ids):  # only the rows of the files with a carrier
             calls = calls_of_rows(calls, np.array(pick, dtype=np.int64))
-        need = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
+        need: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
         need += ["file_id", *(c for c in FORMAT_FIELDS if c in columns)]
         rows = self._point_arrow("genotypes", contig, pos, need, equal, only_files=fids)
         if rows is None:
