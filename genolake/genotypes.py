@@ -557,12 +557,14 @@ def _with_values(row: np.ndarray, col: np.ndarray, k: np.ndarray, other_idx: np.
 
 
 def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Sequence[str] = CALL_COLUMNS,
-           *, carriers_only: bool = False, calls: CallValues | None = None) -> pa.Table:
+           *, carriers_only: bool = False, calls: CallValues | None = None, by_sample: bool = False) -> pa.Table:
     """The stored calls of ``genotypes`` rows as the long ``calls`` columns (``columns`` only).
 
     ``pseudonyms(file_id)`` gives the file's pseudonyms by column index (null where a person was withdrawn:
     their calls are left out). With ``carriers_only`` only calls holding the alt are returned. ``calls``: the
-    rows' :func:`call_values` (or :func:`point_call_values`) when the caller has them already."""
+    rows' :func:`call_values` (or :func:`point_call_values`) when the caller has them already. With
+    ``by_sample`` the calls come sorted by institution, then sample_id (code point order, as DuckDB's ORDER BY;
+    ties in row-major order), not row-major: carriers are listed so (``rows`` needs ``institution``)."""
     import pyarrow as pa  # the module's ``pa`` is lazy (each attribute read costs ~1 us): bound once here
 
     n = rows.num_rows
@@ -575,12 +577,19 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
     need = set(columns)
     fids = _combined(rows.column("file_id")).to_pylist()
     # sample pseudonyms: one dictionary over the files of these rows, indexed per file by column index
-    dictionary, valid, base = _pseudonym_dictionary(pseudonyms, list(dict.fromkeys(fids)))
+    names = _pseudonym_dictionary(pseudonyms, list(dict.fromkeys(fids)))
+    dictionary, valid, base = names.dictionary, names.valid, names.base
     row_base = np.array([base[f] for f in fids], dtype=np.int64)
     sidx = row_base[row] + col
     present = valid[sidx] if len(valid) else np.zeros(len(sidx), bool)
     keep = present & (altc > 0) if carriers_only else present
     take = None if bool(keep.all()) else np.flatnonzero(keep)
+    if by_sample:
+        inst = _combined(rows.column("institution")).to_pylist()
+        inst_rank = {v: i for i, v in enumerate(sorted(set(inst)))}
+        row_rank = np.array([inst_rank[v] for v in inst], dtype=np.int64)
+        at = np.arange(len(row)) if take is None else take
+        take = at[np.lexsort((names.rank()[sidx[at]], row_rank[row[at]]))]  # stable: ties stay row-major
 
     def sel(a: np.ndarray) -> np.ndarray:
         return a if take is None else a[take]
@@ -634,40 +643,59 @@ def _text_array() -> pa.Array:
     return _TEXT_ARRAY[0]
 
 
-# (id of each file's pseudonym array, ...) -> (those arrays, their concatenation, its validity, file -> first index):
-# a point query's few files come back query after query (concatenating three files' pseudonyms cost more than the
-# rest of expanding a carriers query's calls); the arrays are kept with their concatenation, so an id is not reused
-_DICTIONARIES: OrderedDict[tuple[int, ...], tuple[list[pa.Array], pa.Array, np.ndarray, dict[str, int]]] = \
-    OrderedDict()
+@dataclass
+class _Names:
+    """The pseudonyms of some files as one string array (see :func:`_pseudonym_dictionary`)."""
+
+    dicts: list[pa.Array]  # each file's array, kept so that its id is not reused while this is cached
+    dictionary: pa.Array
+    valid: np.ndarray  # False: nobody (a withdrawn person)
+    base: dict[str, int]  # file -> its first index in ``dictionary``
+    _rank: np.ndarray | None = None
+
+    def rank(self) -> np.ndarray:
+        """Each pseudonym's place in code point order (computed once)."""
+        if self._rank is None:
+            import pyarrow.compute as pc
+
+            order = np.asarray(pc.array_sort_indices(self.dictionary), dtype=np.int64)
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order), dtype=np.int64)
+            self._rank = rank
+        return self._rank
+
+
+# (id of each file's pseudonym array, ...) -> their _Names: a point query's few files come back query after query
+# (concatenating three files' pseudonyms cost more than the rest of expanding a carriers query's calls)
+_DICTIONARIES: OrderedDict[tuple[int, ...], _Names] = OrderedDict()
 _DICTIONARIES_KEPT = 32
 _DICTIONARIES_LOCK = threading.Lock()
 
 
-def _pseudonym_dictionary(pseudonyms: Callable[[str], pa.Array], files: list[str]
-                          ) -> tuple[pa.Array, np.ndarray, dict[str, int]]:
-    """The pseudonyms of ``files`` as one string array, its validity (False: a withdrawn person), and each
-    file's first index in it (a file's sample at column index c is at first + c)."""
+def _pseudonym_dictionary(pseudonyms: Callable[[str], pa.Array], files: list[str]) -> _Names:
+    """The pseudonyms of ``files`` as one string array, its validity, and each file's first index in it (a
+    file's sample at column index c is at first + c); cached for the same arrays of the same files."""
     import pyarrow as pa
 
     dicts = [pseudonyms(f) for f in files]
     key = tuple(id(d) for d in dicts)
     with _DICTIONARIES_LOCK:
         got = _DICTIONARIES.get(key)
-        if got is not None and got[3].keys() == set(files):
+        if got is not None and list(got.base) == files:
             _DICTIONARIES.move_to_end(key)
-            return got[1], got[2], got[3]
+            return got
     base: dict[str, int] = {}
     at = 0
     for f, d in zip(files, dicts, strict=True):
         base[f] = at
         at += len(d)
     dictionary = pa.concat_arrays([d.cast(pa.string()) for d in dicts]) if dicts else pa.array([], pa.string())
-    valid = valid_mask(dictionary)
+    names = _Names(dicts, dictionary, valid_mask(dictionary), base)
     with _DICTIONARIES_LOCK:
-        _DICTIONARIES[key] = (dicts, dictionary, valid, base)
+        _DICTIONARIES[key] = names
         while len(_DICTIONARIES) > _DICTIONARIES_KEPT:
             _DICTIONARIES.popitem(last=False)
-    return dictionary, valid, base
+    return names
 
 
 _TYPES = {"institution": "string", "contig": "string", "pos": "int32", "ref": "string", "alt": "string",  # pa.X()

@@ -755,7 +755,8 @@ class Engine:
             log.warning("genotypes at %s:%d: codes and FORMAT lists read as different rows; read by DuckDB",
                         contig, pos)
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
-        return expand(rows, self.file_pseudonyms, columns, carriers_only=True, calls=calls)
+        return expand(rows, self.file_pseudonyms, columns, carriers_only=True, calls=calls,
+                      by_sample="institution" in columns)
 
     def file_pseudonyms(self, file_id: str) -> pa.Array:
         """The pseudonyms of a committed file's samples by column index (null where a person was withdrawn)."""

@@ -8,6 +8,7 @@ beyond the one row group read.
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from genolake.errors import UserInputError
@@ -377,8 +378,9 @@ def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition
 def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
     """``site`` (institution, sample_id, genotype columns) left-joined to the phenotypes, sorted by
     institution and sample; the same columns as the SQL join in :func:`carriers_table`. The phenotypes are read
-    once per lake version, with an index (institution, sample_id) -> row; a query sorts its carriers' keys in
-    Python (code point order: DuckDB's and Arrow's byte order of UTF-8) and takes each table's rows once."""
+    once per lake version, with an index (institution, sample_id) -> row. The point reader lists carriers in that
+    order already (:func:`genotypes.expand` ``by_sample``); others are sorted here by their keys in Python (code
+    point order: DuckDB's and Arrow's byte order of UTF-8)."""
     import pyarrow as pa  # this module's ``pa`` is lazy (an attribute read costs ~1 us): bound once here
 
     cat = eng.catalog
@@ -392,8 +394,10 @@ def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
         cat.pheno_arrow = cached
     pheno, index = cached
     keys = list(zip(site.column("institution").to_pylist(), site.column("sample_id").to_pylist(), strict=True))
-    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable, as ORDER BY's sort of equal keys
-    if order != list(range(len(keys))):
+    if all(a <= b for a, b in pairwise(keys)):  # the point reader lists them so
+        order = range(len(keys))
+    else:
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # type: ignore[assignment]  # stable
         site = site.take(pa.array(order, pa.int64()))
     if not pheno.num_columns:
         return site
