@@ -542,7 +542,7 @@ def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int
             if c == "pos":
                 chunks[c].append(pa.array(at if keep is None else at[keep]))
             elif c in const:
-                chunks[c].append(_constant(const[c], m))
+                chunks[c].append(_constant(const[c], m) if m <= 64 else pa.array([const[c]] * m, pa.string()))
             else:
                 col = sel.column(c)
                 chunks[c].extend(col.chunks)
@@ -565,7 +565,8 @@ def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int
 @lru_cache(maxsize=4096)
 def _constant(value: str, n: int) -> pa.Array:
     """A string array of ``n`` times ``value`` (a file's constant column: its file_id, its institution), made
-    once per value and length (Arrow arrays are immutable: ~20 us a column of a point read, saved)."""
+    once per value and length (Arrow arrays are immutable: ~20 us a column of a point read, saved); only for the
+    few rows of a point read (n <= 64), so the cache stays small whatever regions are read."""
     return pa.array([value] * n, pa.string())
 
 
