@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from genolake.errors import UserInputError
 from genolake.query.engine import quote_ident
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
-from genolake.query.site_summary import SITE_COLUMNS, variant_summary
+from genolake.query.site_summary import SITE_COLUMNS, allele_rows, variant_summary
 from genolake.query.site_summary import frequency_row as _freq
 from genolake.schema import ID_PHENOTYPES, MAX_BREAKDOWN_VALUES
 
@@ -77,7 +77,7 @@ def site_rows(lake: Lake, key: VariantKey) -> tuple[list[tuple[Any, ...]], bool]
     found = lake.engine.point_rows(
         "variants", contig=key.contig, pos=key.pos,
         columns=[*SITE_COLUMNS, "ref", "alt"])
-    rows = [r[:10] for r in found if r[10] == key.ref and r[11] == key.alt]
+    rows = allele_rows(found, key)
     return rows, len(found) == len(rows)
 
 
