@@ -30,7 +30,9 @@ the columns of the ``calls`` view. It imports nothing from the rest of genolake.
 
 from __future__ import annotations
 
+import threading
 import types
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -485,6 +487,19 @@ def _values_of_rows(rows: pa.Table, row: np.ndarray, col: np.ndarray, k: np.ndar
     return _with_values(row, col, k, other_idx, other_text)
 
 
+def calls_of_rows(calls: CallValues, rows: np.ndarray) -> CallValues:
+    """The calls of the rows ``rows`` (ascending row numbers) of ``calls``, numbered by their place in ``rows``:
+    the :class:`CallValues` of ``table.take(rows)`` when ``calls`` are those of ``table``."""
+    keep = np.isin(calls.row, rows)
+    renumber = np.full(int(rows[-1]) + 1 if len(rows) else 0, -1, dtype=np.int64)
+    renumber[rows] = np.arange(len(rows), dtype=np.int64)
+    at = np.flatnonzero(keep)
+    other = keep[calls.other_idx]
+    return CallValues(renumber[calls.row[at]], calls.col[at], calls.k[at], calls.ploidy[at], calls.called[at],
+                      calls.alt_count[at], np.searchsorted(at, calls.other_idx[other]),
+                      [t for t, o in zip(calls.other_text, other.tolist(), strict=True) if o])
+
+
 def call_values(rows: pa.Table) -> CallValues:
     """The stored calls of ``rows`` (columns ``gt``, and ``other_gt`` where a row has other-ploidy calls)."""
     row, col, k = stored_calls(rows)
@@ -551,32 +566,39 @@ def _with_values(row: np.ndarray, col: np.ndarray, k: np.ndarray, other_idx: np.
 
 
 def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Sequence[str] = CALL_COLUMNS,
-           *, carriers_only: bool = False) -> pa.Table:
+           *, carriers_only: bool = False, calls: CallValues | None = None, by_sample: bool = False) -> pa.Table:
     """The stored calls of ``genotypes`` rows as the long ``calls`` columns (``columns`` only).
 
     ``pseudonyms(file_id)`` gives the file's pseudonyms by column index (null where a person was withdrawn:
-    their calls are left out). With ``carriers_only`` only calls holding the alt are returned."""
+    their calls are left out). With ``carriers_only`` only calls holding the alt are returned. ``calls``: the
+    rows' :func:`call_values` (or :func:`point_call_values`) when the caller has them already. With
+    ``by_sample`` the calls come sorted by institution, then sample_id (code point order, as DuckDB's ORDER BY;
+    ties in row-major order), not row-major: carriers are listed so (``rows`` needs ``institution``)."""
+    import pyarrow as pa  # the module's ``pa`` is lazy (each attribute read costs ~1 us): bound once here
+
     n = rows.num_rows
     if n == 0:
         return _empty(columns)
-    calls = call_values(rows)
+    if calls is None:
+        calls = call_values(rows)
     row, col, k, ploidy, called, altc, other_idx, other_text = (
         calls.row, calls.col, calls.k, calls.ploidy, calls.called, calls.alt_count, calls.other_idx, calls.other_text)
-    counts = np.bincount(row, minlength=n)
     need = set(columns)
-    fids = rows.column("file_id").to_pylist()
+    fids = _combined(rows.column("file_id")).to_pylist()
     # sample pseudonyms: one dictionary over the files of these rows, indexed per file by column index
-    dicts: list[pa.Array] = []
-    base: dict[str, int] = {}
-    for fid in dict.fromkeys(fids):
-        base[fid] = sum(len(d) for d in dicts)
-        dicts.append(pseudonyms(fid))
+    names = _pseudonym_dictionary(pseudonyms, list(dict.fromkeys(fids)))
+    dictionary, valid, base = names.dictionary, names.valid, names.base
     row_base = np.array([base[f] for f in fids], dtype=np.int64)
-    dictionary = pa.concat_arrays([d.cast(pa.string()) for d in dicts]) if dicts else pa.array([], pa.string())
     sidx = row_base[row] + col
-    present = valid_mask(dictionary)[sidx] if len(dictionary) else np.zeros(len(sidx), bool)
+    present = valid[sidx] if len(valid) else np.zeros(len(sidx), bool)
     keep = present & (altc > 0) if carriers_only else present
     take = None if bool(keep.all()) else np.flatnonzero(keep)
+    if by_sample:
+        inst = _combined(rows.column("institution")).to_pylist()
+        inst_rank = {v: i for i, v in enumerate(sorted(set(inst)))}
+        row_rank = np.array([inst_rank[v] for v in inst], dtype=np.int64)
+        at = np.arange(len(row)) if take is None else take
+        take = at[np.lexsort((names.rank()[sidx[at]], row_rank[row[at]]))]  # stable: ties stay row-major
 
     def sel(a: np.ndarray) -> np.ndarray:
         return a if take is None else a[take]
@@ -585,7 +607,7 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
     take_rows = pa.array(sel(row))
     for name in ("institution", "contig", "pos", "ref", "alt", "file_id"):
         if name in need:
-            out[name] = rows.column(name).take(take_rows).combine_chunks()
+            out[name] = _combined(rows.column(name)).take(take_rows)
     if "sample_id" in need:
         out["sample_id"] = dictionary.take(pa.array(sel(sidx)))
     if "gt" in need:
@@ -594,7 +616,10 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
             ot = np.full(len(k), -1, dtype=np.int32)
             ot[other_idx] = np.arange(other_idx.size, dtype=np.int32) + len(TEXT)
             kk = np.where(sel(k) == OTHER, sel(ot), kk)
-        out["gt"] = pa.array(list(TEXT) + other_text, pa.string()).take(pa.array(kk))
+            texts = pa.array(list(TEXT) + other_text, pa.string())
+        else:
+            texts = _text_array()
+        out["gt"] = texts.take(pa.array(kk))
     if "ploidy" in need:
         out["ploidy"] = pa.array(sel(ploidy), pa.int8())
     if "called" in need:
@@ -606,12 +631,91 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
         if other_idx.size:
             ph[other_idx] = ["|" in t for t in other_text]
         out["phased"] = pa.array(sel(ph & (ploidy > 1)), pa.bool_())
-    for name in FORMAT_FIELDS:
-        if name in need:
+    fmt = [name for name in FORMAT_FIELDS if name in need]
+    if fmt:
+        counts = np.bincount(row, minlength=n)
+        take_calls = None if take is None else pa.array(take)
+        for name in fmt:
             vals = flat_values(rows.column(name), counts) if name in rows.column_names else \
                 pa.nulls(len(k), pa.int32())
-            out[name] = vals if take is None else vals.take(pa.array(take))
-    return pa.table({c: out[c] for c in columns})
+            out[name] = vals if take_calls is None else vals.take(take_calls)
+    return pa.Table.from_arrays([out[c] for c in columns], names=list(columns))
+
+
+_TEXT_ARRAY: list[pa.Array] = []
+
+
+def _text_array() -> pa.Array:
+    """:data:`TEXT` as an Arrow string array (made once)."""
+    if not _TEXT_ARRAY:
+        _TEXT_ARRAY.append(pa.array(list(TEXT), pa.string()))
+    return _TEXT_ARRAY[0]
+
+
+@dataclass
+class _Names:
+    """The pseudonyms of some files as one string array (see :func:`_pseudonym_dictionary`)."""
+
+    dicts: list[pa.Array]  # each file's array, kept so that its id is not reused while this is cached
+    dictionary: pa.Array
+    valid: np.ndarray  # False: nobody (a withdrawn person)
+    base: dict[str, int]  # file -> its first index in ``dictionary``
+    _rank: np.ndarray | None = None
+
+    def rank(self) -> np.ndarray:
+        """Each pseudonym's place in code point order (computed once)."""
+        if self._rank is None:
+            import pyarrow.compute as pc
+
+            order = np.asarray(pc.array_sort_indices(self.dictionary), dtype=np.int64)
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order), dtype=np.int64)
+            self._rank = rank
+        return self._rank
+
+
+# (id of each file's pseudonym array, ...) -> their _Names: a point query's few files come back query after query
+# (concatenating three files' pseudonyms cost more than the rest of expanding a carriers query's calls; on the
+# full-tier lake 300 random carriers queries use 7 sets of files). At most _DICTIONARIES_KEPT sets and about
+# _DICTIONARIES_BYTES of concatenations, validity and ranks (~1.6 MB a file of 50,000 samples), least recently
+# used first out.
+_DICTIONARIES: OrderedDict[tuple[int, ...], _Names] = OrderedDict()
+_DICTIONARIES_KEPT = 32
+_DICTIONARIES_BYTES = 64 << 20
+_DICTIONARIES_LOCK = threading.Lock()
+
+
+def _names_bytes(names: _Names) -> int:
+    """Memory a cached :class:`_Names` holds beyond the files' own arrays (its rank counted before it is made)."""
+    return int(names.dictionary.nbytes) + 9 * len(names.dictionary)
+
+
+def _pseudonym_dictionary(pseudonyms: Callable[[str], pa.Array], files: list[str]) -> _Names:
+    """The pseudonyms of ``files`` as one string array, its validity, and each file's first index in it (a
+    file's sample at column index c is at first + c); cached for the same arrays of the same files."""
+    import pyarrow as pa
+
+    dicts = [pseudonyms(f) for f in files]
+    key = tuple(id(d) for d in dicts)
+    with _DICTIONARIES_LOCK:
+        got = _DICTIONARIES.get(key)
+        if got is not None and list(got.base) == files:
+            _DICTIONARIES.move_to_end(key)
+            return got
+    base: dict[str, int] = {}
+    at = 0
+    for f, d in zip(files, dicts, strict=True):
+        base[f] = at
+        at += len(d)
+    dictionary = pa.concat_arrays([d.cast(pa.string()) for d in dicts]) if dicts else pa.array([], pa.string())
+    names = _Names(dicts, dictionary, valid_mask(dictionary), base)
+    with _DICTIONARIES_LOCK:
+        _DICTIONARIES[key] = names
+        used = sum(_names_bytes(n) for n in _DICTIONARIES.values())
+        while len(_DICTIONARIES) > 1 and (len(_DICTIONARIES) > _DICTIONARIES_KEPT or used > _DICTIONARIES_BYTES):
+            _k, gone = _DICTIONARIES.popitem(last=False)
+            used -= _names_bytes(gone)
+    return names
 
 
 _TYPES = {"institution": "string", "contig": "string", "pos": "int32", "ref": "string", "alt": "string",  # pa.X()

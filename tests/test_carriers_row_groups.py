@@ -1,6 +1,7 @@
 """`lake.carriers` from `genotypes` files of many small row groups: the point reader decodes a group's FORMAT lists
-only up to the row it needs (head batches) or whole (a row near the group's end), on the first queries while the
-read-ahead of the codes runs and afterwards; every answer equals the DuckDB `calls` view's (point_reads=False)."""
+only up to the row it needs (one batch of that many rows; all of them for the group's last row), on the first
+queries while the read-ahead of the codes runs and afterwards; every answer equals the DuckDB `calls` view's
+(point_reads=False)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def test_carriers_at_every_offset_of_small_row_groups_equal_the_sql(tmp_path: Pa
                         lambda self, *a, **k: heads.append(1) or read_head(self, *a, **k))
     fast, slow = genolake.open(lake_path), Lake(lake_path, point_reads=False)
     sites = fast.sql("SELECT contig, pos, ref, alt FROM variants WHERE institution = 'one' ORDER BY pos").to_pylist()
-    # each offset of a 64-row group: the first rows (one head batch), the middle, the last (whole group)
+    # each offset of a 64-row group: the first rows, the middle, the last (every row decoded)
     picked = [sites[i] for i in (0, 1, 31, 32, 33, 47, 48, 62, 63, 64, 65, 127, 128)]
     rng = random.Random(5)
     picked += rng.sample(sites, 60)

@@ -33,7 +33,7 @@ from typing import Any
 from genolake.duck import sql_ident as _ident
 from genolake.duck import sql_string as _str
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
-from genolake.query.site_summary import SITE_COLUMNS, variant_summary
+from genolake.query.site_summary import SITE_COLUMNS, allele_rows, variant_summary
 from genolake.query.site_summary import frequency_row as _freq
 from genolake.schema import FILE_TABLES, ID_PHENOTYPES, MAX_BREAKDOWN_VALUES, PHENOTYPE_VALUE_COLUMN
 from genolake.store import DataFile, LakeStore, committed_after
@@ -137,7 +137,7 @@ def _report(cold: _ColdLake, key: VariantKey) -> dict[str, Any]:
     src = cold.at("variants", key)
     found = cold.rows(f"SELECT {', '.join(SITE_COLUMNS)}, ref, alt FROM {src} WHERE pos = $pos AND contig = $c",
                       {"pos": key.pos, "c": key.contig}) if src else []
-    rows = [r[:10] for r in found if r[10] == key.ref and r[11] == key.alt]
+    rows = allele_rows(found, key)
     if not rows:
         raise _Unserved("not in the lake")  # the library's message names what the position holds
     present = sorted({r[0] for r in rows})

@@ -39,7 +39,15 @@ from genolake.duck import confine, connect, load_python_layer
 from genolake.duck import sql_ident as quote_ident
 from genolake.duck import sql_string as _sql_str
 from genolake.errors import UserInputError
-from genolake.genotypes import CALL_COLUMNS, FORMAT_FIELDS, calls_sql, expand, point_call_values, pseudonyms_by_file
+from genolake.genotypes import (
+    CALL_COLUMNS,
+    FORMAT_FIELDS,
+    call_values_of,
+    calls_of_rows,
+    calls_sql,
+    expand,
+    pseudonyms_by_file,
+)
 from genolake.lazy import DeferredType
 from genolake.schema import (
     FILE_TABLES,
@@ -716,28 +724,39 @@ class Engine:
                        equal: dict[str, Any] | None = None) -> pa.Table:
         """The stored calls holding the alt (alt_count > 0) at one position, ``columns`` of the ``calls`` view.
 
-        The codes are read first; the FORMAT lists (megabytes per row group, decoded for this query only) are
-        read only from the files whose row there has a carrier: a rare allele is carried in one institution."""
+        The codes are read first (cached; as Python values, as the point query's breakdown reads them) and
+        expanded once; the other columns, with the FORMAT lists (megabytes per row group, decoded for this
+        query only, up to the site's row), are then read from the files whose row there has a carrier only (a rare
+        allele is carried in one institution)."""
         if not self.point_reads:
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
-        base: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
-        base += ["file_id", "gt", "gt_symbols", "other_gt"]
-        fmt = [c for c in FORMAT_FIELDS if c in columns]
-        rows = self._point_arrow("genotypes", contig, pos, base, equal)
+        codes = self._point_arrow("genotypes", contig, pos, ["file_id", "gt", "gt_symbols", "other_gt"], equal,
+                                  as_rows=True)
+        if codes is None:
+            return self._point_calls(contig, pos, columns, equal, carriers_only=True)
+        calls = call_values_of([r[1] for r in codes], [r[2] for r in codes], [r[3] for r in codes])
+        file_ids = [r[0] for r in codes]
+        fids = {file_ids[i] for i in np.unique(calls.row[calls.alt_count > 0]).tolist()}
+        if not fids:
+            return expand(pa.table({}), self.file_pseudonyms, columns)
+        pick = [i for i, f in enumerate(file_ids) if f in fids]
+        if len(pick) < len(file_ids):  # only the rows of the files with a carrier
+            calls = calls_of_rows(calls, np.array(pick, dtype=np.int64))
+        need: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
+        need += ["file_id", *(c for c in FORMAT_FIELDS if c in columns)]
+        rows = self._point_arrow("genotypes", contig, pos, need, equal, only_files=fids)
         if rows is None:
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
-        if rows.num_rows:
-            calls = point_call_values(rows)
-            held = np.unique(calls.row[calls.alt_count > 0])
-            fids = rows.column("file_id").take(pa.array(held)).to_pylist()
-            if fmt and fids:
-                got = self._point_arrow("genotypes", contig, pos, base + fmt, equal, only_files=set(fids))
-                if got is None:
-                    return self._point_calls(contig, pos, columns, equal, carriers_only=True)
-                rows = got
-            else:
-                rows = rows.take(pa.array(held, pa.int64()))
-        return expand(rows, self.file_pseudonyms, columns, carriers_only=True)
+        got = rows.column("file_id").to_pylist()
+        if len(got) != len(pick):  # a data file holding several ingested files: their rows, as in `codes`
+            rows = rows.filter(pa.array([f in fids for f in got]))
+            got = rows.column("file_id").to_pylist()
+        if got != [file_ids[i] for i in pick]:  # both reads take the same rows of the same files: never seen
+            log.warning("genotypes at %s:%d: codes and FORMAT lists read as different rows; read by DuckDB",
+                        contig, pos)
+            return self._point_calls(contig, pos, columns, equal, carriers_only=True)
+        return expand(rows, self.file_pseudonyms, columns, carriers_only=True, calls=calls,
+                      by_sample="institution" in columns)
 
     def file_pseudonyms(self, file_id: str) -> pa.Array:
         """The pseudonyms of a committed file's samples by column index (null where a person was withdrawn)."""

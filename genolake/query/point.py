@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -52,9 +53,6 @@ MAX_OPEN_READERS = 64
 # first touches them, as before: a long read-ahead queue competed with every query of a series for the cores
 # (the benchmark's lake.variant median rose from 2.0-2.3 to 2.6-3.1 ms when every file went to the thread).
 BACKGROUND_FILES = 16
-# Transient columns of a cached row group (the FORMAT lists of a carriers query) are decoded in batches of this
-# many rows up to the last row the read needs (rows 0-31 of a 128-row group: a quarter of the decoding).
-HEAD_BATCH = 32
 
 
 def _cache_budget() -> int:
@@ -264,6 +262,17 @@ class PointReader:
             self._executor.shutdown(wait=False)
             self._executor = None
 
+    def _decode_all(self, todo: Sequence[_Job], decode: Callable[[_Job], _Group]) -> list[_Group]:
+        """``decode`` of every job, in order. Row groups decoded whole run side by side on the pool (pyarrow
+        decodes without the GIL); the heads of transient columns (a carriers query's FORMAT lists, 0.2-0.4 ms a
+        file) run in turn on the calling thread: their handoff to the pool cost more than it saved (measured on
+        the full-tier lake at load 3 on 2 cores: carriers median 4.02 ms in turn, 4.41 ms on the pool, 4.26 ms
+        with the first file on the calling thread and the others on the pool)."""
+        whole = sum(1 for w in todo if (w.have is None or w.cols or w.passing) and w.head is None)
+        if whole > 1:
+            return list(self._pool().map(decode, todo))
+        return [decode(w) for w in todo]
+
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
@@ -300,12 +309,16 @@ class PointReader:
         return got, size
 
     def _read_head(self, path: str, size: int, idx: _FileIndex, group: int, names: list[str], rows: int) -> pa.Table:
-        """``names`` of the first ``rows`` rows (or a few more: whole batches) of row group ``group``."""
+        """``names`` of the first ``rows`` rows of row group ``group``, decoded as one batch of that many rows.
+
+        Decoding a nested list column stops at the batch's last row: the cost is ~0.15 ms plus a part per row
+        (measured on a FORMAT list group: 4 rows 0.22 ms, 32 rows 0.37 ms, all 128 rows 0.82 ms, against 0.89 ms
+        for ``read_row_group``), so one batch of exactly the rows needed beats fixed batches and the whole group."""
         pf = self._checkout(path, size, idx)
         batches: list[pa.RecordBatch] = []
         got = 0
         try:
-            it = pf.iter_batches(batch_size=HEAD_BATCH, row_groups=[group], columns=names, use_threads=False)
+            it = pf.iter_batches(batch_size=max(1, rows), row_groups=[group], columns=names, use_threads=False)
             for b in it:
                 batches.append(b)
                 got += b.num_rows
@@ -443,8 +456,8 @@ class PointReader:
                 return t
 
             if have is not None and job.head is not None and not cols and not fixed:
-                # transient columns of a cached group: decoded batch by batch up to the last row asked for
-                # (a FORMAT list decode stops there: on average ~40% less work than the whole row group)
+                # transient columns of a cached group: decoded up to the last row asked for (a FORMAT list
+                # decode stops there: on average about half the work of the whole row group)
                 t = self._read_head(path, key[1], idx, key[2], passing, job.head)
                 m = t.num_rows
                 have = _Group(have.pos[:m], have.table.slice(0, m), have.names, have.ordered)
@@ -478,8 +491,7 @@ class PointReader:
         for job in ahead:
             self._read_ahead(job, decode)
         # pyarrow decodes without the GIL: the files of the institutions are read side by side
-        reads = sum(1 for w in todo if w.have is None or w.cols or w.passing)
-        groups_read = list(self._pool().map(decode, todo)) if reads > 1 else [decode(w) for w in todo]
+        groups_read = self._decode_all(todo, decode)
         if as_rows:
             return _collect_rows(todo, groups_read, pos, last, columns, equal, constants, file_ids)
         return _collect(todo, groups_read, pos, last, need, columns, equal, constants, file_ids, schema)
@@ -530,7 +542,7 @@ def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int
             if c == "pos":
                 chunks[c].append(pa.array(at if keep is None else at[keep]))
             elif c in const:
-                chunks[c].append(pa.array([const[c]] * m, pa.string()))
+                chunks[c].append(_constant(const[c], m) if m <= 64 else pa.array([const[c]] * m, pa.string()))
             else:
                 col = sel.column(c)
                 chunks[c].extend(col.chunks)
@@ -548,6 +560,14 @@ def _collect(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int
             parts = [a.cast(target) for a in parts]
         arrays.append(pa.chunked_array(parts, type=parts[0].type if c != "pos" else pos_type))
     return pa.Table.from_arrays(arrays, names=out)
+
+
+@lru_cache(maxsize=4096)
+def _constant(value: str, n: int) -> pa.Array:
+    """A string array of ``n`` times ``value`` (a file's constant column: its file_id, its institution), made
+    once per value and length (Arrow arrays are immutable: ~20 us a column of a point read, saved); only for the
+    few rows of a point read (n <= 64), so the cache stays small whatever regions are read."""
+    return pa.array([value] * n, pa.string())
 
 
 def _collect_rows(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int, columns: Sequence[str],
@@ -608,13 +628,11 @@ def _collect_rows(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last
 
 
 def _head(group: _Group, last: int) -> int | None:
-    """How many of a cached group's first rows a read up to position ``last`` needs, when that saves decoding
-    (None: the whole group)."""
-    n = group.pos.size
+    """How many of a cached group's first rows a read up to position ``last`` needs (None: the whole group, when
+    its rows are not in position order)."""
     if not group.ordered:
         return None
-    head = int(group.pos.searchsorted(group.pos.dtype.type(last), "right"))
-    return max(1, head) if head < n - HEAD_BATCH // 2 else None
+    return max(1, int(group.pos.searchsorted(group.pos.dtype.type(last), "right")))
 
 
 def _job(path: str, key: tuple[Any, ...], idx: _FileIndex, kept: list[str], passing: list[str],

@@ -12,7 +12,15 @@ from typing import Any
 from genolake.query.ids import VariantKey
 
 #: The `variants` columns of a site row, in the order the summary reads them.
-SITE_COLUMNS = ("file_id", "institution", "ac", "an", "nhomalt", "nhemi", "id", "filters", "qual", "n_alleles")
+SITE_COLUMNS = ("file_id", "institution", "ac", "an", "nhomalt", "nhemi", "id", "filters", "n_alleles")
+_ID, _FILTERS, _N_ALLELES = (SITE_COLUMNS.index(c) for c in ("id", "filters", "n_alleles"))
+
+
+def allele_rows(found: Sequence[Sequence[Any]], key: VariantKey) -> list[tuple[Any, ...]]:
+    """Of rows of :data:`SITE_COLUMNS` followed by ``ref`` and ``alt`` (every row at the position), those of
+    ``key``'s allele, without the ``ref`` and ``alt``."""
+    n = len(SITE_COLUMNS)
+    return [tuple(r[:n]) for r in found if r[n] == key.ref and r[n + 1] == key.alt]
 
 
 def frequency_row(scope: str, ac: int, an: int, nhomalt: int, nhemi: int) -> dict[str, Any]:
@@ -26,13 +34,13 @@ def variant_summary(key: VariantKey, rows: Sequence[Sequence[Any]], *, precomput
     """``{"id", "contig", "pos", "ref", "alt", "rsid", "filters", "multiallelic", "observed", "institutions",
     "source"}`` of ``key`` from its site rows (:data:`SITE_COLUMNS`, one per file listing it); ``precomputed``:
     the frequencies come from `allele_frequencies` rather than the lake's rows."""
-    ids = sorted({i for r in rows if r[6] for i in str(r[6]).split(";")})
-    filters = sorted({f for r in rows if r[7] for f in str(r[7]).split(";")})
+    ids = sorted({i for r in rows if r[_ID] for i in str(r[_ID]).split(";")})
+    filters = sorted({f for r in rows if r[_FILTERS] for f in str(r[_FILTERS]).split(";")})
     return {
         "id": str(key), "contig": key.contig, "pos": key.pos, "ref": key.ref, "alt": key.alt,
         "rsid": ";".join(ids) or None,
         "filters": ";".join(filters) or None,
-        "multiallelic": any((r[9] or 0) > 2 for r in rows),
+        "multiallelic": any((r[_N_ALLELES] or 0) > 2 for r in rows),
         "observed": bool(rows),
         "institutions": sorted({r[1] for r in rows}),
         "source": "allele_frequencies" if precomputed else "lake",

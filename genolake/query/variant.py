@@ -8,12 +8,13 @@ beyond the one row group read.
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from genolake.errors import UserInputError
 from genolake.query.engine import quote_ident
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
-from genolake.query.site_summary import SITE_COLUMNS, variant_summary
+from genolake.query.site_summary import SITE_COLUMNS, allele_rows, variant_summary
 from genolake.query.site_summary import frequency_row as _freq
 from genolake.schema import ID_PHENOTYPES, MAX_BREAKDOWN_VALUES
 
@@ -76,7 +77,7 @@ def site_rows(lake: Lake, key: VariantKey) -> tuple[list[tuple[Any, ...]], bool]
     found = lake.engine.point_rows(
         "variants", contig=key.contig, pos=key.pos,
         columns=[*SITE_COLUMNS, "ref", "alt"])
-    rows = [r[:10] for r in found if r[10] == key.ref and r[11] == key.alt]
+    rows = allele_rows(found, key)
     return rows, len(found) == len(rows)
 
 
@@ -376,7 +377,12 @@ def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition
 
 def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
     """``site`` (institution, sample_id, genotype columns) left-joined to the phenotypes, sorted by
-    institution and sample; the same columns as the SQL join in :func:`carriers_table`."""
+    institution and sample; the same columns as the SQL join in :func:`carriers_table`. The phenotypes are read
+    once per lake version, with an index (institution, sample_id) -> row. The point reader lists carriers in that
+    order already (:func:`genotypes.expand` ``by_sample``); others are sorted here by their keys in Python (code
+    point order: DuckDB's and Arrow's byte order of UTF-8)."""
+    import pyarrow as pa  # this module's ``pa`` is lazy (an attribute read costs ~1 us): bound once here
+
     cat = eng.catalog
     cached = cat.pheno_arrow
     if cached is None:
@@ -387,10 +393,14 @@ def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
         cached = (pheno.select(pheno.column_names[2:]).rename_columns(names), index)
         cat.pheno_arrow = cached
     pheno, index = cached
-    site = site.sort_by([("institution", "ascending"), ("sample_id", "ascending")])
+    keys = list(zip(site.column("institution").to_pylist(), site.column("sample_id").to_pylist(), strict=True))
+    if all(a <= b for a, b in pairwise(keys)):  # the point reader lists them so
+        order = range(len(keys))
+    else:
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # type: ignore[assignment]  # stable
+        site = site.take(pa.array(order, pa.int64()))
     if not pheno.num_columns:
         return site
-    rows = pa.array([index.get(k) for k in zip(site.column("institution").to_pylist(),
-                                               site.column("sample_id").to_pylist(), strict=True)], pa.int64())
+    rows = pa.array([index.get(keys[i]) for i in order], pa.int64())
     taken = pheno.take(rows)  # a null index gives a row of nulls: a sample without phenotypes
     return pa.Table.from_arrays(site.columns + taken.columns, names=site.column_names + taken.column_names)
