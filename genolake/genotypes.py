@@ -30,6 +30,7 @@ the columns of the ``calls`` view. It imports nothing from the rest of genolake.
 
 from __future__ import annotations
 
+import functools
 import threading
 import types
 from collections import OrderedDict
@@ -214,11 +215,9 @@ def pack(codes: np.ndarray, symbols: str) -> pa.Array:
         codes = np.concatenate([codes, np.zeros((n_rows, 1), dtype=np.uint8)], axis=1)
     # each pair of samples' codes, read as one little-endian 16-bit number, gives its byte by one look-up
     # (one gather over half the cells instead of a gather, two strided shifts and an or over all of them)
-    pair = np.arange(1 << 16, dtype=np.uint16)
-    first, second = (pair & 0xFF).astype(np.intp), (pair >> 8).astype(np.intp)
-    ok = (first <= OTHER) & (second <= OTHER)
+    first, second, ok = _code_pairs()
     pair_lut = np.zeros(1 << 16, dtype=np.uint8)
-    pair_lut[ok] = (lut[first[ok]] << 4) | lut[second[ok]]
+    pair_lut[ok] = (lut[first] << 4) | lut[second]
     data = pair_lut[codes.view("<u2")]
     width = data.shape[1]
     offsets = np.arange(n_rows + 1, dtype=np.int64) * width
@@ -227,6 +226,16 @@ def pack(codes: np.ndarray, symbols: str) -> pa.Array:
                                                              pa.py_buffer(data)])
     return pa.Array.from_buffers(pa.large_binary(), n_rows, [None, pa.py_buffer(offsets),
                                                               pa.py_buffer(data)]).cast(pa.binary())
+
+
+@functools.cache
+def _code_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For :func:`pack`'s look-up by pairs: the first and second code of every 16-bit value whose two bytes are
+    both codes (0-OTHER), and where those values are (made once: they depend on nothing)."""
+    pair = np.arange(1 << 16, dtype=np.uint16)
+    first, second = (pair & 0xFF).astype(np.intp), (pair >> 8).astype(np.intp)
+    ok = (first <= OTHER) & (second <= OTHER)
+    return first[ok], second[ok], ok
 
 
 def encode(codes: np.ndarray, other: dict[int, list[str]], *,
@@ -506,19 +515,6 @@ def call_values(rows: pa.Table) -> CallValues:
     return _values_of_rows(rows, row, col, k)
 
 
-def point_call_values(rows: pa.Table) -> CallValues:
-    """:func:`call_values` of the few rows of a point query, found from the nonzero bytes of ``gt`` (most samples
-    are the implied 0/0, symbol 0): one pass over the bytes and work per stored call, not per sample, so a row of
-    50,000 samples costs little more than one of 1,000. Rows of any widths and alphabets; the same values in the
-    same (row-major) order as :func:`call_values`."""
-    gt = _combined(rows.column("gt"))
-    if gt.null_count:
-        raise ValueError("genotype codes must not be null")
-    offsets, data = _string_buffers(gt)
-    row, col, k = _sparse_calls(offsets, data, _combined(rows.column("gt_symbols")).to_pylist())
-    return _values_of_rows(rows, row, col, k)
-
-
 def _sparse_calls(offsets: np.ndarray, data: np.ndarray, symbols: Sequence[str | None]
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_stored_calls` found from the nonzero bytes (the few rows of a point query: work per stored call,
@@ -571,7 +567,7 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
 
     ``pseudonyms(file_id)`` gives the file's pseudonyms by column index (null where a person was withdrawn:
     their calls are left out). With ``carriers_only`` only calls holding the alt are returned. ``calls``: the
-    rows' :func:`call_values` (or :func:`point_call_values`) when the caller has them already. With
+    rows' :func:`call_values` (or :func:`call_values_of`) when the caller has them already. With
     ``by_sample`` the calls come sorted by institution, then sample_id (code point order, as DuckDB's ORDER BY;
     ties in row-major order), not row-major: carriers are listed so (``rows`` needs ``institution``)."""
     import pyarrow as pa  # the module's ``pa`` is lazy (each attribute read costs ~1 us): bound once here
@@ -642,14 +638,10 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
     return pa.Table.from_arrays([out[c] for c in columns], names=list(columns))
 
 
-_TEXT_ARRAY: list[pa.Array] = []
-
-
+@functools.cache
 def _text_array() -> pa.Array:
     """:data:`TEXT` as an Arrow string array (made once)."""
-    if not _TEXT_ARRAY:
-        _TEXT_ARRAY.append(pa.array(list(TEXT), pa.string()))
-    return _TEXT_ARRAY[0]
+    return pa.array(list(TEXT), pa.string())
 
 
 @dataclass
