@@ -36,36 +36,48 @@ _I64 = pa.int64()
 _STR = pa.string()
 COUNT_COLUMNS = ("contig", "pos", "ref", "alt", "scope", "stratum", "ac", "an", "nhomalt", "nhemi", "n_called")
 METRICS = ("ac", "an_d", "nc_d", "nhomalt", "nhemi")  # a call's departure from an implied diploid 0/0
+# with ``carriers=True`` (the counts of `genolake.query.counts.group_counts`): also whether the call carries the alt
+# (alt count > 0), and whether it is not a non-carrier (carries the alt or misses an allele)
+CARRIER_METRICS = (*METRICS, "carrier", "not_noncarrier")
 _CHUNK_BYTES = 16 << 20  # `gt` bytes decoded at once
+MAX_POS = 2**31 - 1  # the end of a contig range that has no end
 
 
-def call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray) -> np.ndarray:
+def call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray, *, carriers: bool = False) -> np.ndarray:
     """Per call, its departure from an implied diploid 0/0 under the counting rule
     (:func:`genolake.genotypes.call_counts` minus a 0/0's counts): (ac, an - 2, missing, hom-alt diploid,
-    hemizygous alt), the columns :data:`METRICS`, as an (n, 5) int64 matrix."""
+    hemizygous alt), the columns :data:`METRICS`, as an (n, 5) int64 matrix; with ``carriers``, the columns
+    :data:`CARRIER_METRICS` (n, 7): also carrier (alt count > 0) and not a non-carrier (carrier, or ``missing``)."""
     from genolake import genotypes as gtc
 
-    return gtc.call_counts(ploidy, called, altc) - np.asarray(gtc.HOM_REF_COUNTS, dtype=np.int64)[None, :]
+    out = gtc.call_counts(ploidy, called, altc) - np.asarray(gtc.HOM_REF_COUNTS, dtype=np.int64)[None, :]
+    if not carriers:
+        return out  # type: ignore[no-any-return]
+    carrier = (np.asarray(altc, dtype=np.int64) > 0).astype(np.int64)
+    return np.concatenate([out, carrier[:, None], np.maximum(carrier, out[:, 2])[:, None]], axis=1)
 
 
 FAILED = 23  # the class of a stored call failing adj
 N_CLASSES = 24
 
 
-def _class_metrics() -> np.ndarray:
+def _class_metrics(carriers: bool = False) -> np.ndarray:
     """(class, metric) table: the :func:`call_metrics` of each code's call (class 22, other ploidies: zero, counted
     per call from its text), and of a call failing adj (class 23: no allele called, as if missing)."""
     from genolake import genotypes as gtc
 
     k = np.arange(gtc.OTHER + 1)
-    out = np.zeros((N_CLASSES, len(METRICS)), dtype=np.int64)
+    width = len(CARRIER_METRICS if carriers else METRICS)
+    out = np.zeros((N_CLASSES, width), dtype=np.int64)
     out[:gtc.OTHER] = call_metrics(gtc.PLOIDY[k].astype(np.int64), gtc.CALLED[k].astype(np.int64),
-                                   gtc.ALT_COUNT[k].astype(np.int64))[:gtc.OTHER]
-    out[FAILED] = call_metrics(np.array([2]), np.array([0]), np.array([0]))[0]  # as a missing diploid ./.
+                                   gtc.ALT_COUNT[k].astype(np.int64), carriers=carriers)[:gtc.OTHER]
+    # as a missing diploid ./.
+    out[FAILED] = call_metrics(np.array([2]), np.array([0]), np.array([0]), carriers=carriers)[0]
     return out
 
 
 CLASS_METRICS = _class_metrics()
+CLASS_CARRIER_METRICS = _class_metrics(carriers=True)
 
 
 def adj_pass(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray, gq: pa.Array, dp: pa.Array,
@@ -128,6 +140,49 @@ def _layout(groups: pa.Table, institutions: Sequence[str]) -> _Layout:
         np.add.at(mem, (cidx[idx], lab), 1.0)
         files[f] = (local, mem)
     return _Layout(insts, strata, files)
+
+
+# ---------------------------------------------------------------------------------------------- ranges
+def row_group_loads(paths: list[str]) -> list[tuple[int, int, int]]:
+    """(min pos, max pos, size) of every row group, from the Parquet footers (size: the bytes of the `gt` codes
+    of a `genotypes` file, the rows of a file without `gt`)."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for p in paths:
+        md = pq.ParquetFile(p).metadata
+        names = [md.schema.column(i).name for i in range(md.num_columns)]
+        idx = names.index("pos") if "pos" in names else None
+        gt = names.index("gt") if "gt" in names else None
+        for g in range(md.num_row_groups):
+            rg = md.row_group(g)
+            st = rg.column(idx).statistics if idx is not None else None
+            n = rg.column(gt).total_uncompressed_size if gt is not None else rg.num_rows
+            if st is not None and st.has_min_max:
+                out.append((int(st.min), int(st.max), n))
+            else:
+                out.append((1, MAX_POS, n))
+    return out
+
+
+def split_ranges(groups: list[tuple[int, int, float]], parts: int) -> list[tuple[int, int]]:
+    """Split 1..MAX_POS into ``parts`` ranges of about equal load (each row group's spread over its span)."""
+    if parts <= 1 or not groups:
+        return [(1, MAX_POS)]
+    total = sum(r for _a, _b, r in groups)
+    # each row group's rows spread evenly over its span (16 points), so one large group can still be split
+    mids = sorted((a + (b - a) * (2 * i + 1) // 32, r / 16) for a, b, r in groups if b < MAX_POS for i in range(16))
+    mids += [(a, float(r)) for a, b, r in groups if b >= MAX_POS]
+    mids.sort()
+    cuts: list[int] = []
+    acc = 0.0
+    want = total / parts
+    for mid, r in mids:
+        acc += r
+        if acc >= want * (len(cuts) + 1) and len(cuts) < parts - 1 and (not cuts or mid > cuts[-1]):
+            cuts.append(mid)
+    bounds = [1, *[c + 1 for c in cuts]]
+    return [(bounds[i], (bounds[i + 1] - 1) if i + 1 < len(bounds) else MAX_POS) for i in range(len(bounds))]
 
 
 # ---------------------------------------------------------------------------------------------- sites
@@ -263,16 +318,18 @@ def _csr(row: np.ndarray, col: np.ndarray, n_rows: int, n_cols: int, ones: np.nd
     return csr_matrix((ones[:row.size], col, indptr), shape=(n_rows, n_cols))
 
 
-def _stored(rows: pa.Table, lay: _Layout, fid: str, adj: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _stored(rows: pa.Table, lay: _Layout, fid: str, adj: bool, table: np.ndarray = CLASS_METRICS,
+            ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per row of ``rows`` (rows of file ``fid``, all one width), the stored calls' sums per group of the file
-    (:data:`METRICS`): an (n_rows, groups, metrics) array, and the same for adj (or None)."""
+    (the columns of the class table ``table``: :data:`METRICS` or :data:`CARRIER_METRICS`): an (n_rows, groups,
+    metrics) array, and the same for adj (or None)."""
     from scipy.sparse import csr_matrix
 
     from genolake import genotypes as gtc
 
     gids, mem = lay.files[fid]
     n_rows = rows.num_rows
-    shape = (n_rows, gids.size, len(METRICS))
+    shape = (n_rows, gids.size, table.shape[1])
     pairs = None if adj else gtc.nonzero_pairs(rows)
     if pairs is not None and gtc.OTHER not in pairs.lut.tolist():
         # each byte holds two samples: count the high (even) and low (odd) samples against their own rows of the
@@ -286,7 +343,7 @@ def _stored(rows: pa.Table, lay: _Layout, fid: str, adj: bool) -> tuple[np.ndarr
         acc = np.zeros(shape, dtype=np.int64)
         for s in range(1, 16):
             code = int(pairs.lut[s])
-            if code == 0 or not CLASS_METRICS[code].any():
+            if code == 0 or not table[code].any():
                 continue
             per_group = np.zeros((n_rows, gids.size))
             for sym, half_mem in halves:
@@ -295,19 +352,20 @@ def _stored(rows: pa.Table, lay: _Layout, fid: str, adj: bool) -> tuple[np.ndarr
                     x = csr_matrix((ones[:at.size], pairs.pair[at], np.searchsorted(at, pairs.starts)),
                                    shape=(n_rows, pairs.width))
                     per_group += x @ half_mem
-            acc += np.rint(per_group).astype(np.int64)[:, :, None] * CLASS_METRICS[code][None, None, :]
+            acc += np.rint(per_group).astype(np.int64)[:, :, None] * table[code][None, None, :]
         return acc, None
-    return _stored_calls(rows, gids, mem, adj)
+    return _stored_calls(rows, gids, mem, adj, table)
 
 
-def _stored_calls(rows: pa.Table, gids: np.ndarray, mem: np.ndarray, adj: bool,
+def _stored_calls(rows: pa.Table, gids: np.ndarray, mem: np.ndarray, adj: bool, table: np.ndarray = CLASS_METRICS,
                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`_stored` call by call: for rows with other-ploidy calls, several alphabets, or ``--adj`` (which needs
     each call's FORMAT values)."""
     from genolake import genotypes as gtc
 
     n_rows = rows.num_rows
-    shape = (n_rows, gids.size, len(METRICS))
+    shape = (n_rows, gids.size, table.shape[1])
+    carriers = table.shape[1] == len(CARRIER_METRICS)
     row, col, k = gtc.stored_calls_fixed(rows)
     if not row.size:
         return np.zeros(shape, dtype=np.int64), (np.zeros(shape, dtype=np.int64) if adj else None)
@@ -326,7 +384,7 @@ def _stored_calls(rows: pa.Table, gids: np.ndarray, mem: np.ndarray, adj: bool,
         if o.size != oth.size:
             raise AssertionError("other-ploidy calls read two ways disagree")
         ploidy[oth], called[oth], altc[oth] = cv.ploidy[o], cv.called[o], cv.alt_count[o]
-        other_metrics = call_metrics(ploidy[oth], called[oth], altc[oth])
+        other_metrics = call_metrics(ploidy[oth], called[oth], altc[oth], carriers=carriers)
     layers: list[tuple[np.ndarray, np.ndarray | None]] = [(cls, other_metrics)]
     if adj:
         counts = np.bincount(row, minlength=n_rows)
@@ -334,18 +392,18 @@ def _stored_calls(rows: pa.Table, gids: np.ndarray, mem: np.ndarray, adj: bool,
         ok = adj_pass(ploidy, called, altc, flat["gq"], flat["dp"], flat["ad_alt"])
         adj_cls = np.where(ok | (cls == gtc.OTHER), cls, FAILED)
         adj_other = None if other_metrics is None else \
-            np.where(ok[oth][:, None], other_metrics, CLASS_METRICS[FAILED][None, :])
+            np.where(ok[oth][:, None], other_metrics, table[FAILED][None, :])
         layers.append((adj_cls, adj_other))
     ones = np.ones(row.size)
     out: list[np.ndarray] = []
     for classes, other in layers:
         acc = np.zeros(shape, dtype=np.int64)
         for c in np.flatnonzero(np.bincount(classes, minlength=N_CLASSES)).tolist():
-            if c == gtc.OTHER or not CLASS_METRICS[c].any():
+            if c == gtc.OTHER or not table[c].any():
                 continue
             at = np.flatnonzero(classes == c)
             per_group = np.rint(_csr(row[at], col[at], n_rows, mem.shape[0], ones) @ mem).astype(np.int64)
-            acc += per_group[:, :, None] * CLASS_METRICS[c][None, None, :]
+            acc += per_group[:, :, None] * table[c][None, None, :]
         if other is not None:
             np.add.at(acc, row[oth], np.rint(mem[col[oth]]).astype(np.int64)[:, :, None] * other[:, None, :])
         out.append(acc)
@@ -378,7 +436,7 @@ def _pieces(rows: pa.Table) -> list[tuple[str, pa.Table, np.ndarray]]:
 # ---------------------------------------------------------------------------------------------- count
 def count_range(*, contig: str, start: int, end: int, calls: Sequence[str], variants: Sequence[str],
                 institutions: Sequence[str], fill: pa.Table, callable_: pa.Table, adj: bool, groups: pa.Table,
-                file_ids: Sequence[str] | None = None) -> pa.Table:
+                file_ids: Sequence[str] | None = None, carriers: bool = False) -> pa.Table:
     """Counts of one contig range: columns :data:`COUNT_COLUMNS`, one row per site, scope and stratum, sorted by
     (pos, ref, alt, scope, stratum); ``contig``, ``scope`` and ``stratum`` dictionary-encoded.
 
@@ -388,7 +446,14 @@ def count_range(*, contig: str, start: int, end: int, calls: Sequence[str], vari
     psum, n) lists the files that count sites they do not list, ``callable_`` (file_id, start, end) the callable
     regions of the contig. Rows: stratum ``all`` (and ``adj:all``) for every site and scope; other strata where at
     least one person of the scope and stratum counts.
+
+    With ``carriers`` (not with ``adj``) the rows also have ``samples`` (people counted), ``carriers`` (people
+    whose call carries the alt) and ``noncarriers`` (people fully called without it), the columns
+    :func:`genolake.query.counts.group_ctes` gives.
     """
+    if carriers and adj:
+        raise ValueError("carriers and adj counts are not made together")
+    table = CLASS_CARRIER_METRICS if carriers else CLASS_METRICS
     lay = _layout(groups, institutions)
     fids = sorted(set(lay.files) | set(file_ids or ()))
     v = _read(variants, ["pos", "ref", "alt", "file_id"], contig, start, end, fids)
@@ -431,7 +496,7 @@ def count_range(*, contig: str, start: int, end: int, calls: Sequence[str], vari
             fill_p[:, g] += absent[f] * int(psum)
 
     # stored calls
-    cs = np.zeros((n_sites, n_g, len(METRICS)), dtype=np.int64)
+    cs = np.zeros((n_sites, n_g, table.shape[1]), dtype=np.int64)
     cs_adj = np.zeros_like(cs) if adj else None
     live = [f for f in fids if f in lay.files]
     if calls and live:
@@ -441,11 +506,11 @@ def count_range(*, contig: str, start: int, end: int, calls: Sequence[str], vari
             rows = _read(calls, [*cols, "other_gt"], contig, start, end, live)
         site = _site_of(rows, st.table)
         for f, piece, idx in _pieces(rows):
-            got, got_adj = _stored(piece, lay, f, adj)
+            got, got_adj = _stored(piece, lay, f, adj, table)
             _add(cs, site[idx], lay.files[f][0], got)
             if cs_adj is not None and got_adj is not None:
                 _add(cs_adj, site[idx], lay.files[f][0], got_adj)
-    return _assemble(contig, st.table, lay, pres, fill_n, fill_p, cs, cs_adj)
+    return _assemble(contig, st.table, lay, pres, fill_n, fill_p, cs, cs_adj, carriers=carriers)
 
 
 def _any_other(rows: pa.Table) -> bool:
@@ -469,7 +534,7 @@ def _add(dest: np.ndarray, site: np.ndarray, gids: np.ndarray, part: np.ndarray)
 
 
 def _assemble(contig: str, sites: pa.Table, lay: _Layout, pres: np.ndarray, fill_n: np.ndarray,
-              fill_p: np.ndarray, cs: np.ndarray, cs_adj: np.ndarray | None) -> pa.Table:
+              fill_p: np.ndarray, cs: np.ndarray, cs_adj: np.ndarray | None, *, carriers: bool = False) -> pa.Table:
     """The output rows from the dense (site, group) arrays: joint sums, row selection, sort order."""
     n_sites, n_i, n_t = sites.num_rows, len(lay.institutions), len(lay.strata)
     shape = (n_sites, n_i, n_t)
@@ -477,7 +542,7 @@ def _assemble(contig: str, sites: pa.Table, lay: _Layout, pres: np.ndarray, fill
     an0 = (2 * pres + fill_p).reshape(shape)
     layers = [cs] if cs_adj is None else [cs, cs_adj]
     metric = {m: np.concatenate([c[:, :, j].reshape(shape) for c in layers], axis=2)
-              for j, m in enumerate(METRICS)}
+              for j, m in enumerate(METRICS)}  # (the first columns of either class table)
     n_samples = np.concatenate([people] * len(layers), axis=2)
     vals = {
         "ac": metric["ac"],
@@ -486,6 +551,11 @@ def _assemble(contig: str, sites: pa.Table, lay: _Layout, pres: np.ndarray, fill
         "nhemi": metric["nhemi"],
         "n_called": n_samples - metric["nc_d"],
     }
+    names = ["ac", "an", "nhomalt", "nhemi", "n_called"]
+    if carriers:
+        extra = {m: cs[:, :, j].reshape(shape) for j, m in enumerate(CARRIER_METRICS) if m not in METRICS}
+        vals.update(samples=n_samples, carriers=extra["carrier"], noncarriers=n_samples - extra["not_noncarrier"])
+        names += ["samples", "carriers", "noncarriers"]
     strata = list(lay.strata) + ([f"adj:{s}" for s in lay.strata] if cs_adj is not None else [])
     scopes = ["joint", *lay.institutions]
     s_ord = np.argsort(np.array(scopes, dtype=object), kind="stable")
@@ -514,7 +584,7 @@ def _assemble(contig: str, sites: pa.Table, lay: _Layout, pres: np.ndarray, fill
         "stratum": pa.DictionaryArray.from_arrays(pa.array(tt.astype(np.int32)),
                                                   pa.array([strata[i] for i in t_ord], _STR)),
     }
-    for name in ("ac", "an", "nhomalt", "nhemi", "n_called"):
+    for name in names:
         data[name] = pa.array(full(vals[name]).ravel()[hit], _I64)
     return pa.table(data)
 

@@ -48,9 +48,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from genolake.compute.counting import COUNT_COLUMNS
+from genolake.compute.counting import COUNT_COLUMNS, row_group_loads, split_ranges
 from genolake.errors import UserInputError
 from genolake.schema import ALLELE_FREQUENCIES
 from genolake.schema import people as people_of
@@ -60,7 +59,6 @@ log = logging.getLogger(__name__)
 MAX_LEVELS = 200
 """A ``--by`` column may have at most this many distinct values."""
 FAF_CI = 0.95
-_MAX_POS = 2**31 - 1
 _TARGET_ROWS = 32_000_000  # genotypes (sites x samples of the `genotypes` rows) per task
 _TARGET_CELLS = 1_000_000
 """(site, institution, stratum) cells per task: a task holds its counts densely per cell (about 250 bytes per cell
@@ -266,46 +264,6 @@ def _strata_of(store: Any, samples: pa.Table, by: Sequence[str]) -> tuple[list[s
                              "stratum": pa.array(st, _STR)})
 
 
-def _row_groups(paths: list[str]) -> list[tuple[int, int, int]]:
-    """(min pos, max pos, size) of every row group, from the Parquet footers (size: the bytes of the `gt` codes
-    of a `genotypes` file, the rows of a file without `gt`)."""
-    out = []
-    for p in paths:
-        md = pq.ParquetFile(p).metadata
-        names = [md.schema.column(i).name for i in range(md.num_columns)]
-        idx = names.index("pos") if "pos" in names else None
-        gt = names.index("gt") if "gt" in names else None
-        for g in range(md.num_row_groups):
-            rg = md.row_group(g)
-            st = rg.column(idx).statistics if idx is not None else None
-            n = rg.column(gt).total_uncompressed_size if gt is not None else rg.num_rows
-            if st is not None and st.has_min_max:
-                out.append((int(st.min), int(st.max), n))
-            else:
-                out.append((1, _MAX_POS, n))
-    return out
-
-
-def _ranges(groups: list[tuple[int, int, float]], parts: int) -> list[tuple[int, int]]:
-    """Split 1.._MAX_POS into ``parts`` ranges of about equal load (each row group's spread over its span)."""
-    if parts <= 1 or not groups:
-        return [(1, _MAX_POS)]
-    total = sum(r for _a, _b, r in groups)
-    # each row group's rows spread evenly over its span (16 points), so one large group can still be split
-    mids = sorted((a + (b - a) * (2 * i + 1) // 32, r / 16) for a, b, r in groups if b < _MAX_POS for i in range(16))
-    mids += [(a, float(r)) for a, b, r in groups if b >= _MAX_POS]
-    mids.sort()
-    cuts: list[int] = []
-    acc = 0.0
-    want = total / parts
-    for mid, r in mids:
-        acc += r
-        if acc >= want * (len(cuts) + 1) and len(cuts) < parts - 1 and (not cuts or mid > cuts[-1]):
-            cuts.append(mid)
-    bounds = [1, *[c + 1 for c in cuts]]
-    return [(bounds[i], (bounds[i + 1] - 1) if i + 1 < len(bounds) else _MAX_POS) for i in range(len(bounds))]
-
-
 def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), adj: bool = False,
          n_workers: int = 1, staging: str = "", txn: str = "", target_rows: int | None = None,
          target_cells: int | None = None, drop: frozenset[tuple[str, str]] = frozenset()) -> Plan:
@@ -355,10 +313,10 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     target_cells = target_cells or _TARGET_CELLS
     n_cells = len(institutions) * len(strata) * (2 if adj else 1)  # cells per site (a row per file listing it)
     # each row group's load: its share of a task's genotypes plus its share of a task's cells
-    geno = {c: _row_groups(calls_by.get(c, [])) for c in contigs}
+    geno = {c: row_group_loads(calls_by.get(c, [])) for c in contigs}
     genotypes = sum(r for g in geno.values() for _a, _b, r in g)
     stats = {c: [(a, b, r / target_rows) for a, b, r in geno[c]]
-             + [(a, b, r * n_cells / target_cells) for a, b, r in _row_groups(vars_by.get(c, []))] for c in contigs}
+             + [(a, b, r * n_cells / target_cells) for a, b, r in row_group_loads(vars_by.get(c, []))] for c in contigs}
     load = {c: sum(r for _a, _b, r in g) for c, g in stats.items()}
     total = sum(load.values())
     desired = max(math.ceil(total), 4 * n_workers if genotypes > 200_000 and n_workers > 1 else 1)
@@ -370,7 +328,7 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
         parts = max(1, math.ceil(load[contig]), round(desired * load[contig] / total)) if total else 1
         fill = fill_all.filter(pc.equal(fill_all["contig"], contig)).drop(["contig"])
         cb = callable_.filter(pc.equal(callable_["contig"], contig)).select(["file_id", "start", "end"])
-        for start, end in _ranges(stats[contig], parts):
+        for start, end in split_ranges(stats[contig], parts):
             rel = f"{partition_dir(ALLELE_FREQUENCIES, {'contig': contig})}/{txn}-{k:05d}.parquet"
             out.tasks.append(PartTask(
                 contig=contig, start=start, end=end, calls=tuple(calls_by.get(contig, [])),

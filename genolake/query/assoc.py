@@ -16,8 +16,9 @@ value). Samples without a value are left out. Counts follow the lake's counting 
 - ``case_carriers``, ``case_noncarriers``, ``control_carriers``, ``control_noncarriers`` (non-carriers: fully
   called without the allele) and ``p_carrier``: Fisher's exact test on the carrier table (dominant model).
 
-The counts of all variants come from one DuckDB query over the region's calls (implied 0/0 calls included);
-the tests run on whole arrays (:mod:`genolake.stats.fisher`).
+The counts of all variants are made by the aggregate job's numpy counter over the region's codes
+(:func:`genolake.query.counts.group_ctes`; implied 0/0 calls included) and joined to the sites in one DuckDB
+query; the tests run on whole arrays (:mod:`genolake.stats.fisher`).
 
 ``test="logistic"`` (case-control) or ``test="linear"`` (numeric phenotype), with ``covariates``: see
 :mod:`genolake.query.regress` for the model and the columns.
@@ -199,9 +200,12 @@ def _nan_to_null(x: np.ndarray) -> pa.Array:
 
 
 def fisher_table(counts: pa.Table) -> pa.Table:
-    """Per-variant tests from the count columns (case/control ac, an, carriers, noncarriers), sorted by p."""
+    """Per-variant tests from the count columns (case/control ac, an, carriers, noncarriers), sorted by p. The
+    rows are put in site order first: numpy's vectorised log and exp may round the last bit differently by a
+    value's place in the array, so the same counts must come in the same order to give the same p."""
     from genolake.stats.fisher import bh_qvalues, fisher_exact_p, odds_ratio
 
+    counts = counts.sort_by([(k, "ascending") for k in ("contig", "pos", "ref", "alt")])
     col = {c: counts[c].to_numpy().astype(np.int64) for c in (
         "case_ac", "case_an", "control_ac", "control_an",
         "case_carriers", "case_noncarriers", "control_carriers", "control_noncarriers")}

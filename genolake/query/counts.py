@@ -11,12 +11,16 @@ The one counting rule (docs/SCHEMA.md, docs/ARCHITECTURE.md), for any group G of
   record on the contig has no ploidy row there and does not count) and AC 0;
 - other samples (``no_call`` files, files of other contigs) do not count.
 
-So ``AN = 2 * n_listing + sum(called - 2 over stored calls) + sum(ploidy over counting absent files)``, with
-every term a grouped join of small tables; the large ``calls`` table is read for the region only.
+So ``AN = 2 * n_listing + sum(called - 2 over stored calls) + sum(ploidy over counting absent files)``. The
+joint counts (:func:`joint_ctes`) sum the per-file counts of ``variants`` in SQL; the counts per group of people
+(:func:`group_ctes`: assoc, ``region --where``, regressions, ``annotate-vcf`` strata) are made by
+:func:`genolake.compute.counting.count_range`, the aggregate job's numpy counter, over the region's codes (a test
+checks them row for row against the SQL form over the ``calls`` view, :func:`group_ctes_sql`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,9 +132,151 @@ def group_ctes(eng: Engine, region: Region | None, institution: str | None, grp_
                params: dict[str, Any]) -> str:
     """CTEs ending in ``gcounts``: per site (of ``keys``) and group ``g`` of ``grp_sql`` (a SELECT of distinct
     institution, sample_id, g): samples, ac, an, carriers, noncarriers (fully called, no alt), nhomalt, nhemi.
+    Also ``grp`` and ``gs`` (the groups' people with their file_id).
 
-    Needs the ``vf`` and ``keys`` CTEs of :func:`joint_ctes` before it.
+    Needs the ``vf`` and ``keys`` CTEs of :func:`joint_ctes` before it. The counts are made with numpy
+    (:func:`group_counts`, the aggregate job's counter) and handed to DuckDB as the relation ``_gl_gcounts``,
+    which stays registered on the engine's connection until the next call; the SQL form
+    (:func:`group_ctes_sql`, calls expanded by the ``calls`` view) serves the groups it cannot take.
     """
+    got = group_counts(eng, region, institution, grp_sql, params)
+    if got is None:
+        return group_ctes_sql(eng, region, institution, grp_sql, params)
+    eng.con.register(GCOUNTS_RELATION, got)
+    return f"""
+    grp AS ({grp_sql}),
+    gs AS (SELECT s.file_id, grp.institution, grp.sample_id, grp.g
+           FROM grp JOIN samples s ON s.institution = grp.institution AND s.sample_id = grp.sample_id),
+    gcounts AS (SELECT * FROM {GCOUNTS_RELATION})"""
+
+
+GCOUNTS_RELATION = "_gl_gcounts"
+GCOUNTS_COLUMNS = ("contig", "pos", "ref", "alt", "g", "samples", "ac", "an", "carriers", "noncarriers", "nhomalt",
+                   "nhemi")
+_RANGE_GT_BYTES = 64 << 20  # `gt` bytes (uncompressed) counted at once
+
+
+def group_counts(eng: Engine, region: Region | None, institution: str | None, grp_sql: str,
+                 params: dict[str, Any]) -> Any:
+    """The ``gcounts`` rows of :func:`group_ctes` (columns :data:`GCOUNTS_COLUMNS`, an Arrow table) counted with
+    :func:`genolake.compute.counting.count_range` over the region's files, a range of about 64 MB of codes at a
+    time; None when a group label cannot be a stratum there (null, ``all``)."""
+    import re
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from genolake.compute.counting import MAX_POS, count_range, row_group_loads, split_ranges
+
+    used = {k: v for k, v in params.items() if re.search(r"\$" + re.escape(k) + r"\b", grp_sql)}
+    people = eng.query(f"""WITH grp AS ({grp_sql})
+        SELECT s.file_id, s.sample_id, s.institution, grp.g, CAST(grp.g AS VARCHAR) AS stratum, s.column_index
+        FROM grp JOIN samples s ON s.institution = grp.institution AND s.sample_id = grp.sample_id""", used)
+    labels = people.column("stratum").to_pylist()
+    if any(x is None or x in ("all", "adj:all") for x in labels):
+        return None
+    value_of = dict(zip(labels, people.column("g").to_pylist(), strict=True))
+    cat = eng.catalog
+    files = [f for f in cat.files.values() if institution is None or f.institution == institution]
+    if institution is not None:
+        people = people.filter(pa.array([i == institution for i in people.column("institution").to_pylist()]))
+    groups = people.select(["file_id", "sample_id", "institution", "stratum", "column_index"])
+    institutions = sorted({f.institution for f in files})
+    contigs = [region.contig] if region is not None else sorted({c for f in files for c in f.contigs})
+    lo, hi = (region.start, region.end) if region is not None else (1, MAX_POS)
+    fids = sorted(f.file_id for f in files)
+    parts: list[pa.Table] = []
+    for contig in contigs:
+        variants = cat.table_paths("variants", contig=contig, institution=institution)
+        if not variants or not groups.num_rows:
+            continue
+        calls = _overlapping(cat.table_paths("genotypes", contig=contig, institution=institution), lo, hi)
+        variants = _overlapping(variants, lo, hi)
+        fill, callable_ = _fill_of(eng, contig, institution, groups)
+        ranges = [(lo, hi)]
+        if sum(os.path.getsize(p) for p in calls) > _RANGE_GT_BYTES // 8:  # (codes compress ~5-10x)
+            loads = [(a, b, float(r)) for a, b, r in row_group_loads(calls) if b >= lo and a <= hi]
+            ranges = split_ranges(loads, max(1, -(-int(sum(r for _a, _b, r in loads)) // _RANGE_GT_BYTES)))
+        for a, b in ranges:
+            start, end = max(a, lo), min(b, hi)
+            if start > end:
+                continue
+            got = count_range(contig=contig, start=start, end=end, calls=calls, variants=variants,
+                              institutions=institutions, fill=fill, callable_=callable_, adj=False, groups=groups,
+                              file_ids=fids, carriers=True)
+            if not got.num_rows:
+                continue
+            scope = got.column("scope").cast(pa.string())
+            stratum = got.column("stratum").cast(pa.string())
+            keep = pc.and_(pc.equal(scope, "joint"), pc.and_(pc.not_equal(stratum, "all"),
+                                                             pc.greater(got.column("samples"), 0)))
+            got = got.filter(keep)
+            g = [value_of[x] for x in got.column("stratum").cast(pa.string()).to_pylist()]
+            parts.append(pa.table({
+                "contig": got.column("contig").cast(pa.string()), "pos": got.column("pos"),
+                "ref": got.column("ref"), "alt": got.column("alt"), "g": pa.array(g),
+                **{c: got.column(c) for c in GCOUNTS_COLUMNS[5:]}}))
+    if not parts:
+        g_type = people.schema.field("g").type
+        return pa.table({c: pa.array([], g_type if c == "g" else pa.string() if c in ("contig", "ref", "alt")
+                                     else pa.int32() if c == "pos" else pa.int64()) for c in GCOUNTS_COLUMNS})
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _overlapping(paths: list[str], lo: int, hi: int) -> list[str]:
+    """The files whose ``pos`` range overlaps [lo, hi] (footers read once per process; files without statistics
+    are kept)."""
+    from genolake.query.engine import pos_ranges
+
+    ranges = pos_ranges(paths)
+    return [p for p in paths if p not in ranges or (ranges[p][0] <= hi and ranges[p][1] >= lo)]
+
+
+def _fill_of(eng: Engine, contig: str, institution: str | None, groups: Any) -> tuple[Any, Any]:
+    """:func:`genolake.compute.counting.count_range`'s ``fill`` (file_id, institution, mode, stratum, psum, n: the
+    group members of files counting sites they do not list, with their ploidy on ``contig``) and ``callable_``
+    (file_id, start, end) tables."""
+    import pyarrow as pa
+
+    ff = fill_files(eng, contig, institution)
+    empty_fill = pa.table({"file_id": pa.array([], pa.string()), "institution": pa.array([], pa.string()),
+                           "mode": pa.array([], pa.string()), "stratum": pa.array([], pa.string()),
+                           "psum": pa.array([], pa.int64()), "n": pa.array([], pa.int64())})
+    empty_cb = pa.table({"file_id": pa.array([], pa.string()), "start": pa.array([], pa.int64()),
+                         "end": pa.array([], pa.int64())})
+    if not ff:
+        return empty_fill, empty_cb
+    mode = {f: "ref" for f in ff.ref} | {f: "callable" for f in ff.callable}
+    ploidy = {(f, sid): int(p) for f, sid, p in eng.rows(
+        "SELECT file_id, sample_id, ploidy FROM ploidy WHERE contig = $contig AND list_contains($files, file_id)",
+        {"contig": contig, "files": ff.all})}
+    sums: dict[tuple[str, str, str], list[int]] = {}
+    for f, sid, inst, st in zip(*(groups.column(c).to_pylist() for c in ("file_id", "sample_id", "institution",
+                                                                          "stratum")), strict=True):
+        p = ploidy.get((f, sid))
+        if f in mode and p is not None:
+            acc = sums.setdefault((f, inst, st), [0, 0])
+            acc[0] += p
+            acc[1] += 1
+    keys = sorted(sums)
+    fill = pa.table({"file_id": pa.array([k[0] for k in keys], pa.string()),
+                     "institution": pa.array([k[1] for k in keys], pa.string()),
+                     "mode": pa.array([mode[k[0]] for k in keys], pa.string()),
+                     "stratum": pa.array([k[2] for k in keys], pa.string()),
+                     "psum": pa.array([sums[k][0] for k in keys], pa.int64()),
+                     "n": pa.array([sums[k][1] for k in keys], pa.int64())}) if keys else empty_fill
+    cb = eng.rows('SELECT file_id, start, "end" FROM callable WHERE contig = $contig AND list_contains($files, file_id)',
+                  {"contig": contig, "files": ff.callable}) if ff.callable else []
+    callable_ = pa.table({"file_id": pa.array([r[0] for r in cb], pa.string()),
+                          "start": pa.array([int(r[1]) for r in cb], pa.int64()),
+                          "end": pa.array([int(r[2]) for r in cb], pa.int64())}) if cb else empty_cb
+    return fill, callable_
+
+
+def group_ctes_sql(eng: Engine, region: Region | None, institution: str | None, grp_sql: str,
+                   params: dict[str, Any]) -> str:
+    """:func:`group_ctes` in SQL alone: the stored calls expanded by the ``calls`` view and summed under
+    :func:`genolake.genotypes.call_counts_sql` (~180 ns a call; the numpy counter is several times faster)."""
     contig = region.contig if region else None
     calls = eng.scan("calls", contig=contig, institution=institution, start=_start(region), end=_end(region),
                      columns=["institution", "file_id", "sample_id", "contig", "pos", "ref", "alt", "ploidy",
