@@ -3,7 +3,8 @@
 The lake is opened once (``genolake.open``) and so are the peers' files. Query variants are drawn (seeded)
 from the lake's biallelic SNVs, so the same ID names the same record in every institution's VCF; regions
 are random 1 Mb windows. Tools are interleaved query by query so a burst of load on the shared machine hits
-all of them alike. A slow peer (pysam over 1 Mb of 1,000-sample records takes seconds) stops after
+all of them alike; then genolake's point and carriers queries run again, each in a pass of its own
+(``*_alone``: genolake's own latency, without a peer's working set evicting the caches between its queries). A slow peer (pysam over 1 Mb of 1,000-sample records takes seconds) stops after
 ``peer_budget_s`` seconds of queries, with at least 5; its ``n`` says how many it ran.
 """
 
@@ -219,6 +220,17 @@ def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: i
     run_interleaved(point, variants)
     if uncached is not None:
         uncached.close()
+    # genolake's own latency: each series again in a pass of its own over the same variants, no other tool
+    # between its queries (issue 10's latency targets). Interleaved, each query follows a pysam fetch whose
+    # working set (megabytes of text at 50,000 samples) has evicted the CPU caches: that measures the peer's
+    # footprint as much as genolake (docs in benchmarks/README.md)
+    own = [Series(f"{prefix}.point_alone", "genolake", "lake.variant(id), in a pass of its own",
+                  lambda v: lake.variant(variant_id(v))),
+           Series(f"{prefix}.carriers_alone", "genolake", "lake.carriers(id), in a pass of its own",
+                  lambda v: lake.carriers(variant_id(v)))]
+    for s in own:
+        run_interleaved([s], variants, warmup=0)
+    point += own
     note = ""
     if point[0].error is None:
         note = check_point_answers(lake, pysam_peer, variants[:20])

@@ -107,12 +107,17 @@ TARGETS = (
     Target("#10 store", "ingest, 2 workers >= 1.6x plain cyvcf2 iteration", "ratio:ingest.w2_vs_cyvcf2", ">=", 1.6),
     Target("#10 store", "ingest default never slower than --workers 0 (>= 0.95x: timing noise)",
            "ratio:ingest.default_vs_w0", ">=", 0.95),
-    Target("#10 store", "lake.variant() median <= 2 ms", "measure:queries.point", "<=", 2.0, ("queries.point_pysam",)),
+    # issue 10's latency targets are genolake's own latency: its queries in a pass of their own (the interleaved
+    # figure, each query after a pysam fetch, is shown beside it)
+    Target("#10 store", "lake.variant() median <= 2 ms", "measure:queries.point_alone", "<=", 2.0,
+           ("queries.point", "queries.point_pysam")),
     Target("#10 store", "lake.variant() never slower than pysam fetch + count", "ratio:queries.point_vs_pysam", ">=",
            1.0),
-    Target("#10 store", "1,000 -> 50,000 samples: point-query median grows <= 1.3x", "measure:scaling.point_growth_50x",
-           "<=", 1.3, ("scaling.point_pysam_growth_50x",)),
-    Target("#10 store", "carriers median <= 3 ms", "measure:queries.carriers", "<=", 3.0, ("queries.carriers_pysam",)),
+    Target("#10 store", "1,000 -> 50,000 samples: point-query median grows <= 1.3x",
+           "measure:scaling.point_alone_growth_50x", "<=", 1.3,
+           ("scaling.point_growth_50x", "scaling.point_pysam_growth_50x")),
+    Target("#10 store", "carriers median <= 3 ms", "measure:queries.carriers_alone", "<=", 3.0,
+           ("queries.carriers", "queries.carriers_pysam")),
     Target("#10 store", "1 Mb region with joint frequencies median <= 10 ms", "measure:queries.region", "<=", 10.0,
            ("queries.region_pysam",)),
     Target("#10 store", "`genolake query variant` cold, whole process <= 0.35 s", "measure:cli.genolake_variant",
@@ -125,7 +130,12 @@ TARGETS = (
 )
 
 
-PEER_LABELS = {"ingest.genolake_w0": "genolake --workers 0"}  # where the tool name alone would be ambiguous
+PEER_LABELS = {  # where the tool name alone would be ambiguous
+    "ingest.genolake_w0": "genolake --workers 0",
+    "queries.point": "genolake interleaved with pysam",
+    "queries.carriers": "genolake interleaved with pysam",
+    "scaling.point_growth_50x": "genolake interleaved with pysam",
+}
 
 
 def _measure_cell(m: Measure) -> str:

@@ -82,7 +82,9 @@ def growth(ctx: Context, series: list[dict[str, Any]]) -> None:
                      f"({', '.join(f'{k:,}' for k in sorted(by_n)) or 'none'} samples)")
             continue
         a, b = by_n[n], by_n[factor * n]
-        for metric, label in (("point", "lake.variant"), ("carriers", "lake.carriers"), ("point_pysam", "pysam fetch")):
+        for metric, label in (("point", "lake.variant"), ("carriers", "lake.carriers"), ("point_pysam", "pysam fetch"),
+                              ("point_alone", "lake.variant in a pass of its own"),
+                              ("carriers_alone", "lake.carriers in a pass of its own")):
             if metric in a and metric in b:
                 tool = "pysam" if metric.endswith("pysam") else "genolake"
                 res.add(Measure(f"scaling.{metric}_growth_{factor}x", tool,
