@@ -562,14 +562,16 @@ def _with_values(row: np.ndarray, col: np.ndarray, k: np.ndarray, other_idx: np.
 
 
 def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Sequence[str] = CALL_COLUMNS,
-           *, carriers_only: bool = False, calls: CallValues | None = None, by_sample: bool = False) -> pa.Table:
+           *, carriers_only: bool = False, calls: CallValues | None = None, by_sample: bool = False,
+           column_index: bool = False) -> pa.Table:
     """The stored calls of ``genotypes`` rows as the long ``calls`` columns (``columns`` only).
 
     ``pseudonyms(file_id)`` gives the file's pseudonyms by column index (null where a person was withdrawn:
     their calls are left out). With ``carriers_only`` only calls holding the alt are returned. ``calls``: the
     rows' :func:`call_values` (or :func:`call_values_of`) when the caller has them already. With
     ``by_sample`` the calls come sorted by institution, then sample_id (code point order, as DuckDB's ORDER BY;
-    ties in row-major order), not row-major: carriers are listed so (``rows`` needs ``institution``)."""
+    ties in row-major order), not row-major: carriers are listed so (``rows`` needs ``institution``). With
+    ``column_index`` a last column ``column_index`` (int32) gives each call's sample column in its file."""
     import pyarrow as pa  # the module's ``pa`` is lazy (each attribute read costs ~1 us): bound once here
 
     n = rows.num_rows
@@ -635,7 +637,11 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
             vals = flat_values(rows.column(name), counts) if name in rows.column_names else \
                 pa.nulls(len(k), pa.int32())
             out[name] = vals if take_calls is None else vals.take(take_calls)
-    return pa.Table.from_arrays([out[c] for c in columns], names=list(columns))
+    names_out = list(columns)
+    if column_index:
+        out["column_index"] = pa.array(sel(col).astype(np.int32))
+        names_out.append("column_index")
+    return pa.Table.from_arrays([out[c] for c in names_out], names=names_out)
 
 
 @functools.cache

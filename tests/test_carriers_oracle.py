@@ -39,6 +39,14 @@ def lake(tmp_path_factory: pytest.TempPathFactory, _session_key_dir: Path) -> Pa
         ingest(path, "south", south_files, workers=0)
     finally:
         store.GENOTYPE_GROUP_CODES_WITH_FORMAT = old
+    from genolake.phenotypes import load_phenotypes
+
+    sexes = layouts.panel_sex()
+    for inst, people in (("north", samples[:40]), ("south", samples[50:])):  # north's last 10: no phenotypes
+        tsv = d / f"{inst}.tsv"
+        tsv.write_text("sample_id\tsex\tage\n" + "".join(f"{x}\t{sexes.get(x, '')}\t{20 + i}\n"
+                                                          for i, x in enumerate(people)))
+        load_phenotypes(path, inst, tsv)
     withdrawn = d / "withdrawn.txt"
     withdrawn.write_text("".join(f"{s}\n" for s in samples[3:50:7]))  # 7 people of north
     remove_samples(path, institution="north", path=withdrawn)
@@ -53,7 +61,7 @@ def test_carriers_equal_the_calls_view_at_every_site(lake: Path) -> None:
         multi = {(s["contig"], s["pos"]) for s in sites}
         multi = {k for k in multi if sum(1 for s in sites if (s["contig"], s["pos"]) == k) > 1}
         carriers_north: set[str] = set()
-        seen = {"haploid": 0, "multi": 0, "null_ad": 0, "rows": 0, "south_only": 0}
+        seen = {"haploid": 0, "multi": 0, "null_ad": 0, "rows": 0, "south_only": 0, "no_pheno": 0}
         for s in sites:
             vid = f"{s['contig']}-{s['pos']}-{s['ref']}-{s['alt']}"
             want = slow.carriers(vid)
@@ -64,6 +72,7 @@ def test_carriers_equal_the_calls_view_at_every_site(lake: Path) -> None:
             seen["haploid"] += sum(1 for p in got.column("ploidy").to_pylist() if p == 1)
             seen["multi"] += got.num_rows if (s["contig"], s["pos"]) in multi else 0
             seen["null_ad"] += got.column("ad_alt").null_count
+            seen["no_pheno"] += got.column("age").null_count
             seen["south_only"] += int(set(got.column("institution").to_pylist()) == {"south"})
             carriers_north.update(r["sample_id"] for r in got.select(["institution", "sample_id"]).to_pylist()
                                   if r["institution"] == "north")
@@ -71,6 +80,8 @@ def test_carriers_equal_the_calls_view_at_every_site(lake: Path) -> None:
         # only in the institution that writes variant sites only (files without a carrier are not read)
         assert seen["rows"] > 1000 and seen["haploid"] > 20 and seen["multi"] > 20 and seen["null_ad"] > 20, seen
         assert seen["south_only"] > 5, seen
+        # carriers come with their phenotypes (north's last 10 people have none: nulls)
+        assert 20 < seen["no_pheno"] < seen["rows"] - 20, seen
         # the withdrawn people are in no answer: north has 43 people left, and every carrier is one of them
         left = fast.sql("SELECT DISTINCT sample_id FROM samples WHERE institution = 'north'").column(0).to_pylist()
         assert len(left) == 43 and carriers_north and carriers_north <= set(left)

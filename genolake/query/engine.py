@@ -213,6 +213,7 @@ class Catalog:
     # caches of this lake version, filled on first use
     view_columns: dict[str, list[str]] = field(default_factory=dict)
     pheno_arrow: Any = None  # (phenotype columns as Arrow, (institution, sample_id) -> row), see variant.py
+    pheno_by_column: Any = None  # file_id -> phenotype row of each column index (-1: none), see variant.py
     _path_info: dict[str, dict[str, tuple[str | None, str | None]]] = field(default_factory=dict)
     sandbox_tables: dict[str, Any] = field(default_factory=dict)  # materialised tables as Arrow, for user SQL
     pseudonyms: dict[str, pa.Array] | None = None  # file_id -> pseudonym by column index (null: withdrawn)
@@ -721,8 +722,10 @@ class Engine:
         return expand(rows, self.file_pseudonyms, columns, carriers_only=carriers_only)
 
     def point_carriers(self, contig: str, pos: int, columns: list[str],
-                       equal: dict[str, Any] | None = None) -> pa.Table:
-        """The stored calls holding the alt (alt_count > 0) at one position, ``columns`` of the ``calls`` view.
+                       equal: dict[str, Any] | None = None, *, column_index: bool = False) -> pa.Table:
+        """The stored calls holding the alt (alt_count > 0) at one position, ``columns`` of the ``calls`` view
+        (and, with ``column_index``, when the point reader served it, each call's sample column in its file as a
+        last column ``column_index``: see :func:`genolake.genotypes.expand`).
 
         The codes are read first (cached; as Python values, as the point query's breakdown reads them) and
         expanded once; the other columns, with the FORMAT lists (megabytes per row group, decoded for this
@@ -756,7 +759,7 @@ class Engine:
                         contig, pos)
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
         return expand(rows, self.file_pseudonyms, columns, carriers_only=True, calls=calls,
-                      by_sample="institution" in columns)
+                      by_sample="institution" in columns, column_index=column_index)
 
     def file_pseudonyms(self, file_id: str) -> pa.Array:
         """The pseudonyms of a committed file's samples by column index (null where a person was withdrawn)."""

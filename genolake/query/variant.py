@@ -19,6 +19,7 @@ from genolake.query.site_summary import frequency_row as _freq
 from genolake.schema import ID_PHENOTYPES, MAX_BREAKDOWN_VALUES
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from genolake.query.lake import Lake
@@ -351,11 +352,12 @@ def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition
         f", p.{quote_ident(n)}" + (f" AS {quote_ident('phenotype_' + n)}" if n in _CARRIER_COLUMNS else "")
         for n in eng.catalog.phenotypes)
     if eng.point_reads:
-        site = eng.point_carriers(key.contig, key.pos, equal={"ref": key.ref, "alt": key.alt},
-                                  columns=["institution", "sample_id", "gt", "alt_count", "ploidy", "phased", "gq",
-                                           "dp", "ad_ref", "ad_alt"])
+        cols = ["institution", "sample_id", "gt", "alt_count", "ploidy", "phased", "gq", "dp", "ad_ref", "ad_alt"]
         if where is None:  # no condition: the join is done in Arrow (a DuckDB query costs more than the join)
-            return _join_phenotypes(eng, site)
+            site = eng.point_carriers(key.contig, key.pos, equal={"ref": key.ref, "alt": key.alt},
+                                      columns=[*cols, "file_id"], column_index=True)
+            return _join_phenotypes(eng, site, cols)
+        site = eng.point_carriers(key.contig, key.pos, equal={"ref": key.ref, "alt": key.alt}, columns=cols)
         # the site's few rows are handed to DuckDB as an Arrow table, joined to the phenotypes there
         eng.con.register("_gl_site_calls", site)
         src, site_filter = "_gl_site_calls", "TRUE"
@@ -375,14 +377,9 @@ def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition
             eng.con.unregister("_gl_site_calls")
 
 
-def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
-    """``site`` (institution, sample_id, genotype columns) left-joined to the phenotypes, sorted by
-    institution and sample; the same columns as the SQL join in :func:`carriers_table`. The phenotypes are read
-    once per lake version, with an index (institution, sample_id) -> row. The point reader lists carriers in that
-    order already (:func:`genotypes.expand` ``by_sample``); others are sorted here by their keys in Python (code
-    point order: DuckDB's and Arrow's byte order of UTF-8)."""
-    import pyarrow as pa  # this module's ``pa`` is lazy (an attribute read costs ~1 us): bound once here
-
+def _phenotypes_indexed(eng: Any) -> tuple[pa.Table, dict[tuple[str, str], int]]:
+    """The phenotype columns (renamed as carriers lists them) and (institution, sample_id) -> their row; read once
+    per lake version."""
     cat = eng.catalog
     cached = cat.pheno_arrow
     if cached is None:
@@ -392,7 +389,59 @@ def _join_phenotypes(eng: Any, site: pa.Table) -> pa.Table:
                                                 pheno.column("sample_id").to_pylist(), strict=True))}
         cached = (pheno.select(pheno.column_names[2:]).rename_columns(names), index)
         cat.pheno_arrow = cached
-    pheno, index = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def _phenotype_rows_by_column(eng: Any) -> dict[str, np.ndarray]:
+    """Per committed file, the phenotype row (:func:`_phenotypes_indexed`) of the sample in each column (-1:
+    nobody, or no phenotypes); made once per lake version from ``samples``."""
+    import numpy as np
+
+    cat = eng.catalog
+    if cat.pheno_by_column is None:
+        _pheno, index = _phenotypes_indexed(eng)
+        out = {f: np.full(info.n_samples, -1, dtype=np.int64) for f, info in cat.files.items()}
+        for fid, ci, inst, sid in eng.rows("SELECT file_id, column_index, institution, sample_id FROM samples"):
+            arr = out.get(fid)
+            if arr is not None and 0 <= ci < len(arr):
+                arr[ci] = index.get((inst, sid), -1)
+        cat.pheno_by_column = out
+    return cat.pheno_by_column  # type: ignore[no-any-return]
+
+
+def _join_phenotypes(eng: Any, site: pa.Table, columns: list[str] | None = None) -> pa.Table:
+    """``site`` (institution, sample_id, genotype columns) left-joined to the phenotypes, sorted by
+    institution and sample; the same columns as the SQL join in :func:`carriers_table`. The phenotypes are read
+    once per lake version, with an index (institution, sample_id) -> row. The point reader lists carriers in that
+    order already (:func:`genotypes.expand` ``by_sample``) and, with their ``file_id`` and ``column_index``, their
+    rows are looked up per file in one array (:func:`_phenotype_rows_by_column`); others are sorted here by their
+    keys in Python (code point order: DuckDB's and Arrow's byte order of UTF-8). ``columns``: the site columns
+    returned (default: all)."""
+    import pyarrow as pa  # this module's ``pa`` is lazy (an attribute read costs ~1 us): bound once here
+
+    pheno, index = _phenotypes_indexed(eng)
+    if "column_index" in site.column_names and "file_id" in site.column_names:
+        import numpy as np
+
+        by_col = _phenotype_rows_by_column(eng)
+        col = np.asarray(site.column("column_index").to_numpy(), dtype=np.int64)
+        fid = site.column("file_id").combine_chunks().dictionary_encode()
+        codes = np.asarray(fid.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        found = np.full(len(col), -1, dtype=np.int64)
+        for j, f in enumerate(fid.dictionary.to_pylist()):
+            arr = by_col.get(f)
+            at = np.flatnonzero(codes == j)
+            if arr is not None and at.size:
+                c = col[at]
+                ok = c < len(arr)
+                found[at[ok]] = arr[c[ok]]
+        site = site.select(columns or [c for c in site.column_names if c not in ("file_id", "column_index")])
+        if not pheno.num_columns:
+            return site
+        taken = pheno.take(pa.array(found, pa.int64(), mask=found < 0))
+        return pa.Table.from_arrays(site.columns + taken.columns, names=site.column_names + taken.column_names)
+    if columns is not None:
+        site = site.select(columns)
     keys = list(zip(site.column("institution").to_pylist(), site.column("sample_id").to_pylist(), strict=True))
     if all(a <= b for a, b in pairwise(keys)):  # the point reader lists them so
         order = range(len(keys))
