@@ -1,4 +1,4 @@
-"""The numpy counter of `genolake aggregate` (genolake/compute/counting.py) and its codec readers, against brute
+"""The numpy counter of `genolake aggregate` (genolake/counting.py) and its codec readers, against brute
 force: random genotype code matrices written as `genotypes` / `variants` Parquet files, counted by
 :func:`count_range` and by a per-call loop over the codes (the rule of docs/SCHEMA.md, written out by hand)."""
 
@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genolake import genotypes as gtc
-from genolake.compute.counting import count_range
 from genolake.compute.frequencies import derive
 from genolake.compute.runner import run_tasks
+from genolake.counting import count_range
 
 _OTHER_TEXTS = ("0/0/1", "1/1/1", ".", "./1/1", "1")  # other ploidies (and one that did not fit the symbols)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from genolake import counting
 from genolake import genotypes as gtc
-from genolake.compute import counting
 from genolake.ingest import convert
 
 

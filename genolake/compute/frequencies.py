@@ -10,7 +10,7 @@ The job:
    position ranges of each contig sized from the Parquet row-group statistics of ``genotypes`` and ``variants``
    (genotypes per task, and (site, institution, stratum) cells per task, which bound a task's memory);
 2. **count** (one task per contig range, on a thread of this process or on a Dask worker):
-   :mod:`genolake.compute.counting` reads the ``variants`` and ``genotypes`` rows of the range (row groups
+   :mod:`genolake.counting` reads the ``variants`` and ``genotypes`` rows of the range (row groups
    outside it are skipped by their ``pos`` statistics) and counts AC, AN, nhomalt, nhemi and n_called per site,
    institution and stratum in numpy with the lake's counting rule (the stored calls by sparse products with each
    file's membership matrix); joint counts are the sums over institutions. A range holds whole sites, so its
@@ -49,7 +49,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genolake.compute.counting import COUNT_COLUMNS, row_group_loads, split_ranges
+from genolake.counting import COUNT_COLUMNS, row_group_loads, split_ranges
 from genolake.errors import UserInputError
 from genolake.schema import ALLELE_FREQUENCIES
 from genolake.schema import people as people_of
@@ -371,12 +371,12 @@ def _fill_groups(files: pa.Table, groups: pa.Table, ploidy: pa.Table) -> pa.Tabl
 # ---------------------------------------------------------------------------------------------- count
 def count_part(task: PartTask, groups: pa.Table, *, file_ids: Sequence[str] | None = None) -> pa.Table:
     """Counts of one contig range: columns :data:`COUNT_COLUMNS`, one row per site, scope and stratum
-    (:func:`genolake.compute.counting.count_range`, numpy).
+    (:func:`genolake.counting.count_range`, numpy).
 
     ``groups`` (file_id, sample_id, institution, stratum, column_index) lists each committed sample once per
     stratum it is in; rows of files not in it are ignored, so uncommitted data never counts.
     """
-    from genolake.compute.counting import task_counts
+    from genolake.counting import task_counts
 
     return task_counts(task, groups, file_ids=file_ids)
 

@@ -14,7 +14,7 @@ The one counting rule (docs/SCHEMA.md, docs/ARCHITECTURE.md), for any group G of
 So ``AN = 2 * n_listing + sum(called - 2 over stored calls) + sum(ploidy over counting absent files)``. The
 joint counts (:func:`joint_ctes`) sum the per-file counts of ``variants`` in SQL; the counts per group of people
 (:func:`group_ctes`: assoc, ``region --where``, regressions, ``annotate-vcf`` strata) are made by
-:func:`genolake.compute.counting.count_range`, the aggregate job's numpy counter, over the region's codes (a test
+:func:`genolake.counting.count_range`, the aggregate job's numpy counter, over the region's codes (a test
 checks them row for row against the SQL form over the ``calls`` view, :func:`group_ctes_sql`).
 """
 
@@ -159,14 +159,14 @@ _RANGE_GT_BYTES = 64 << 20  # `gt` bytes (uncompressed) counted at once
 def group_counts(eng: Engine, region: Region | None, institution: str | None, grp_sql: str,
                  params: dict[str, Any]) -> Any:
     """The ``gcounts`` rows of :func:`group_ctes` (columns :data:`GCOUNTS_COLUMNS`, an Arrow table) counted with
-    :func:`genolake.compute.counting.count_range` over the region's files, a range of about 64 MB of codes at a
+    :func:`genolake.counting.count_range` over the region's files, a range of about 64 MB of codes at a
     time; None when a group label cannot be a stratum there (null, ``all``)."""
     import re
 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from genolake.compute.counting import MAX_POS, count_range, row_group_loads, split_ranges
+    from genolake.counting import MAX_POS, count_range, row_group_loads, split_ranges
 
     used = {k: v for k, v in params.items() if re.search(r"\$" + re.escape(k) + r"\b", grp_sql)}
     people = eng.query(f"""WITH grp AS ({grp_sql})
@@ -187,11 +187,10 @@ def group_counts(eng: Engine, region: Region | None, institution: str | None, gr
     fids = sorted(f.file_id for f in files)
     parts: list[pa.Table] = []
     for contig in contigs:
-        variants = cat.table_paths("variants", contig=contig, institution=institution)
+        variants = cat.table_paths_in("variants", contig=contig, institution=institution, start=lo, end=hi)
         if not variants or not groups.num_rows:
             continue
-        calls = _overlapping(cat.table_paths("genotypes", contig=contig, institution=institution), lo, hi)
-        variants = _overlapping(variants, lo, hi)
+        calls = cat.table_paths_in("genotypes", contig=contig, institution=institution, start=lo, end=hi)
         fill, callable_ = _fill_of(eng, contig, institution, groups)
         ranges = [(lo, hi)]
         if sum(os.path.getsize(p) for p in calls) > _RANGE_GT_BYTES // 8:  # (codes compress ~5-10x)
@@ -223,17 +222,8 @@ def group_counts(eng: Engine, region: Region | None, institution: str | None, gr
     return pa.concat_tables(parts, promote_options="permissive")
 
 
-def _overlapping(paths: list[str], lo: int, hi: int) -> list[str]:
-    """The files whose ``pos`` range overlaps [lo, hi] (footers read once per process; files without statistics
-    are kept)."""
-    from genolake.query.engine import pos_ranges
-
-    ranges = pos_ranges(paths)
-    return [p for p in paths if p not in ranges or (ranges[p][0] <= hi and ranges[p][1] >= lo)]
-
-
 def _fill_of(eng: Engine, contig: str, institution: str | None, groups: Any) -> tuple[Any, Any]:
-    """:func:`genolake.compute.counting.count_range`'s ``fill`` (file_id, institution, mode, stratum, psum, n: the
+    """:func:`genolake.counting.count_range`'s ``fill`` (file_id, institution, mode, stratum, psum, n: the
     group members of files counting sites they do not list, with their ploidy on ``contig``) and ``callable_``
     (file_id, start, end) tables."""
     import pyarrow as pa

@@ -263,6 +263,13 @@ class Catalog:
             out.append(path)
         return out
 
+    def table_paths_in(self, table: str, *, contig: str, institution: str | None, start: int, end: int) -> list[str]:
+        """:meth:`table_paths` of ``contig`` whose ``pos`` range overlaps [start, end] (footers read once per
+        process, or Delta statistics; files without statistics are kept)."""
+        paths = self.table_paths(table, contig=contig, institution=institution)
+        ranges = pos_ranges(paths)
+        return [p for p in paths if p not in ranges or (ranges[p][0] <= end and ranges[p][1] >= start)]
+
     def needs_file_filter(self, table: str) -> bool:
         """True if some file of a per-file table is not named after its file_id (filter rows in SQL)."""
         return table in FILE_TABLES and any(fid is None for _p, _c, fid in self.paths.get(table, []))

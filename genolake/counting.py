@@ -1,5 +1,8 @@
-"""Counting one contig range of `genolake aggregate` with numpy: AC, AN, nhomalt, nhemi and n_called per site,
-scope (the joint cohort, each institution) and stratum.
+"""Counting one contig range with numpy: AC, AN, nhomalt, nhemi and n_called per site, scope (the joint cohort,
+each institution) and stratum (and carriers, for groups of people). Core: `genolake aggregate`
+(:mod:`genolake.compute.frequencies`) and the query layer's group counts (:func:`genolake.query.counts.group_ctes`:
+assoc, ``region --where``, regressions, ``annotate-vcf`` strata) both count with it; it imports nothing above
+:mod:`genolake.schema` and :mod:`genolake.genotypes`.
 
 Under the lake's counting rule (docs/SCHEMA.md; :mod:`genolake.compute.frequencies` explains it), a site's count
 in a group of people is the sum of three parts:
