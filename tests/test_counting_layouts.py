@@ -246,6 +246,8 @@ _GROUPS = [
     # everyone twice: by sex and in one group of all (a person in two groups counts in each)
     "SELECT DISTINCT institution, sample_id, sex AS g FROM phenotypes WHERE sex IS NOT NULL "
     "UNION ALL SELECT DISTINCT institution, sample_id, 'everyone' AS g FROM phenotypes",
+    # one group named `all`, as the regressions' people counts name theirs
+    "SELECT DISTINCT institution, sample_id, 'all' AS g FROM phenotypes",
 ]
 
 

@@ -137,7 +137,7 @@ def group_ctes(eng: Engine, region: Region | None, institution: str | None, grp_
     Needs the ``vf`` and ``keys`` CTEs of :func:`joint_ctes` before it. The counts are made with numpy
     (:func:`group_counts`, the aggregate job's counter) and handed to DuckDB as the relation ``_gl_gcounts``,
     which stays registered on the engine's connection until the next call; the SQL form
-    (:func:`group_ctes_sql`, calls expanded by the ``calls`` view) serves the groups it cannot take.
+    (:func:`group_ctes_sql`, calls expanded by the ``calls`` view) serves groups labelled null.
     """
     got = group_counts(eng, region, institution, grp_sql, params)
     if got is None:
@@ -160,7 +160,7 @@ def group_counts(eng: Engine, region: Region | None, institution: str | None, gr
                  params: dict[str, Any]) -> Any:
     """The ``gcounts`` rows of :func:`group_ctes` (columns :data:`GCOUNTS_COLUMNS`, an Arrow table) counted with
     :func:`genolake.counting.count_range` over the region's files, a range of about 64 MB of codes at a
-    time; None when a group label cannot be a stratum there (null, ``all``)."""
+    time; None when a group label is null (the SQL form counts those people as a group of their own)."""
     import re
 
     import pyarrow as pa
@@ -170,10 +170,11 @@ def group_counts(eng: Engine, region: Region | None, institution: str | None, gr
 
     used = {k: v for k, v in params.items() if re.search(r"\$" + re.escape(k) + r"\b", grp_sql)}
     people = eng.query(f"""WITH grp AS ({grp_sql})
-        SELECT s.file_id, s.sample_id, s.institution, grp.g, CAST(grp.g AS VARCHAR) AS stratum, s.column_index
+        SELECT s.file_id, s.sample_id, s.institution, grp.g, 'g:' || CAST(grp.g AS VARCHAR) AS stratum,
+               s.column_index
         FROM grp JOIN samples s ON s.institution = grp.institution AND s.sample_id = grp.sample_id""", used)
-    labels = people.column("stratum").to_pylist()
-    if any(x is None or x in ("all", "adj:all") for x in labels):
+    labels = people.column("stratum").to_pylist()  # prefixed: a group named `all` is not the counter's own
+    if any(x is None for x in labels):
         return None
     value_of = dict(zip(labels, people.column("g").to_pylist(), strict=True))
     cat = eng.catalog
