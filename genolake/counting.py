@@ -145,6 +145,32 @@ def _layout(groups: pa.Table, institutions: Sequence[str]) -> _Layout:
     return _Layout(insts, strata, files)
 
 
+# ---------------------------------------------------------------------------------------------- fill
+FILL_SCHEMA = pa.schema([("contig", _STR), ("file_id", _STR), ("institution", _STR), ("mode", _STR),
+                          ("stratum", _STR), ("psum", _I64), ("n", _I64)])
+
+
+def fill_groups(files: pa.Table, groups: pa.Table, ploidy: pa.Table) -> pa.Table:
+    """Per contig, file counting sites it does not list (``absent_mode`` ref or callable), and stratum: the sum of
+    its people's ploidy (``psum``) and how many they are (``n``); sorted by every column. ``files`` (file_id,
+    institution, absent_mode), ``groups`` (file_id, sample_id, stratum), ``ploidy`` (file_id, sample_id, contig,
+    ploidy). Without ``contig``, the ``fill`` argument of :func:`count_range` for that contig."""
+    f = files.select(["file_id", "institution", "absent_mode"])
+    f = f.filter(pc.is_in(f["absent_mode"], value_set=pa.array(["ref", "callable"], _STR)))
+    if not f.num_rows:
+        return FILL_SCHEMA.empty_table()
+    g = groups.select(["file_id", "sample_id", "stratum"]).join(f, keys="file_id", join_type="inner",
+                                                                 use_threads=False)
+    j = g.join(ploidy.select(["file_id", "sample_id", "contig", "ploidy"]), keys=["file_id", "sample_id"],
+               join_type="inner", use_threads=False)
+    keys = ["contig", "file_id", "institution", "absent_mode", "stratum"]
+    agg = j.group_by(keys, use_threads=False).aggregate([("ploidy", "sum"), ("ploidy", "count", pc.CountOptions("all"))])
+    out = pa.table({"contig": agg["contig"], "file_id": agg["file_id"], "institution": agg["institution"],
+                    "mode": agg["absent_mode"], "stratum": agg["stratum"], "psum": agg["ploidy_sum"],
+                    "n": agg["ploidy_count"]}).cast(FILL_SCHEMA)
+    return out.sort_by([(c, "ascending") for c in FILL_SCHEMA.names])
+
+
 # ---------------------------------------------------------------------------------------------- ranges
 def row_group_loads(paths: list[str]) -> list[tuple[int, int, int]]:
     """(min pos, max pos, size) of every row group, from the Parquet footers (size: the bytes of the `gt` codes

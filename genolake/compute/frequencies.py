@@ -49,7 +49,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genolake.counting import COUNT_COLUMNS, row_group_loads, split_ranges
+from genolake.counting import COUNT_COLUMNS, fill_groups, row_group_loads, split_ranges
 from genolake.errors import UserInputError
 from genolake.schema import ALLELE_FREQUENCIES
 from genolake.schema import people as people_of
@@ -299,7 +299,7 @@ def plan(store: Any, *, by: Sequence[str] = (), faf_groups: Sequence[str] = (), 
     groups = samples.join(labels, keys=["institution", "sample_id"], join_type="inner", use_threads=False) \
         .select(["file_id", "sample_id", "institution", "stratum", "column_index"])
     groups = groups.sort_by([(c, "ascending") for c in groups.column_names])
-    fill_all = _fill_groups(files, groups, ploidy)
+    fill_all = fill_groups(files, groups, ploidy)
     contigs = sorted({c for cs in files["contigs"].to_pylist() for c in (cs or [])})
     institutions = sorted(set(files["institution"].to_pylist()))
     out = Plan(file_ids=file_ids, institutions=institutions, strata=strata, groups=groups)
@@ -343,29 +343,6 @@ def _arrow(rel: Any) -> pa.Table:
     """A DuckDB relation's result as an Arrow table (the Hail engine's SQL)."""
     fn = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
     return fn()
-
-
-_FILL_SCHEMA = pa.schema([("contig", _STR), ("file_id", _STR), ("institution", _STR), ("mode", _STR),
-                          ("stratum", _STR), ("psum", _I64), ("n", _I64)])
-
-
-def _fill_groups(files: pa.Table, groups: pa.Table, ploidy: pa.Table) -> pa.Table:
-    """Per contig, file counting sites it does not list (``absent_mode`` ref or callable), and stratum: the sum of
-    its people's ploidy (``psum``) and how many they are (``n``); sorted by every column."""
-    f = files.select(["file_id", "institution", "absent_mode"])
-    f = f.filter(pc.is_in(f["absent_mode"], value_set=pa.array(["ref", "callable"], _STR)))
-    if not f.num_rows:
-        return _FILL_SCHEMA.empty_table()
-    g = groups.select(["file_id", "sample_id", "stratum"]).join(f, keys="file_id", join_type="inner",
-                                                                 use_threads=False)
-    j = g.join(ploidy.select(["file_id", "sample_id", "contig", "ploidy"]), keys=["file_id", "sample_id"],
-               join_type="inner", use_threads=False)
-    keys = ["contig", "file_id", "institution", "absent_mode", "stratum"]
-    agg = j.group_by(keys, use_threads=False).aggregate([("ploidy", "sum"), ("ploidy", "count", pc.CountOptions("all"))])
-    out = pa.table({"contig": agg["contig"], "file_id": agg["file_id"], "institution": agg["institution"],
-                    "mode": agg["absent_mode"], "stratum": agg["stratum"], "psum": agg["ploidy_sum"],
-                    "n": agg["ploidy_count"]}).cast(_FILL_SCHEMA)
-    return out.sort_by([(c, "ascending") for c in _FILL_SCHEMA.names])
 
 
 # ---------------------------------------------------------------------------------------------- count

@@ -224,43 +224,29 @@ def group_counts(eng: Engine, region: Region | None, institution: str | None, gr
 
 
 def _fill_of(eng: Engine, contig: str, institution: str | None, groups: Any) -> tuple[Any, Any]:
-    """:func:`genolake.counting.count_range`'s ``fill`` (file_id, institution, mode, stratum, psum, n: the
-    group members of files counting sites they do not list, with their ploidy on ``contig``) and ``callable_``
-    (file_id, start, end) tables."""
+    """:func:`genolake.counting.count_range`'s ``fill`` (:func:`genolake.counting.fill_groups` of the group members
+    of files counting sites they do not list, on ``contig``) and ``callable_`` (file_id, start, end) tables."""
     import pyarrow as pa
 
+    from genolake.counting import FILL_SCHEMA, fill_groups
+
     ff = fill_files(eng, contig, institution)
-    empty_fill = pa.table({"file_id": pa.array([], pa.string()), "institution": pa.array([], pa.string()),
-                           "mode": pa.array([], pa.string()), "stratum": pa.array([], pa.string()),
-                           "psum": pa.array([], pa.int64()), "n": pa.array([], pa.int64())})
     empty_cb = pa.table({"file_id": pa.array([], pa.string()), "start": pa.array([], pa.int64()),
                          "end": pa.array([], pa.int64())})
     if not ff:
-        return empty_fill, empty_cb
-    mode = {f: "ref" for f in ff.ref} | {f: "callable" for f in ff.callable}
-    ploidy = {(f, sid): int(p) for f, sid, p in eng.rows(
-        "SELECT file_id, sample_id, ploidy FROM ploidy WHERE contig = $contig AND list_contains($files, file_id)",
-        {"contig": contig, "files": ff.all})}
-    sums: dict[tuple[str, str, str], list[int]] = {}
-    for f, sid, inst, st in zip(*(groups.column(c).to_pylist() for c in ("file_id", "sample_id", "institution",
-                                                                          "stratum")), strict=True):
-        p = ploidy.get((f, sid))
-        if f in mode and p is not None:
-            acc = sums.setdefault((f, inst, st), [0, 0])
-            acc[0] += p
-            acc[1] += 1
-    keys = sorted(sums)
-    fill = pa.table({"file_id": pa.array([k[0] for k in keys], pa.string()),
-                     "institution": pa.array([k[1] for k in keys], pa.string()),
-                     "mode": pa.array([mode[k[0]] for k in keys], pa.string()),
-                     "stratum": pa.array([k[2] for k in keys], pa.string()),
-                     "psum": pa.array([sums[k][0] for k in keys], pa.int64()),
-                     "n": pa.array([sums[k][1] for k in keys], pa.int64())}) if keys else empty_fill
-    cb = eng.rows('SELECT file_id, start, "end" FROM callable WHERE contig = $contig AND list_contains($files, file_id)',
-                  {"contig": contig, "files": ff.callable}) if ff.callable else []
-    callable_ = pa.table({"file_id": pa.array([r[0] for r in cb], pa.string()),
-                          "start": pa.array([int(r[1]) for r in cb], pa.int64()),
-                          "end": pa.array([int(r[2]) for r in cb], pa.int64())}) if cb else empty_cb
+        return FILL_SCHEMA.empty_table().drop(["contig"]), empty_cb
+    files = [eng.catalog.files[f] for f in ff.all]
+    ploidy = eng.query("SELECT file_id, sample_id, contig, ploidy FROM ploidy WHERE contig = $contig "
+                       "AND list_contains($files, file_id)", {"contig": contig, "files": ff.all})
+    fill = fill_groups(pa.table({"file_id": pa.array([f.file_id for f in files], pa.string()),
+                                 "institution": pa.array([f.institution for f in files], pa.string()),
+                                 "absent_mode": pa.array([f.absent_mode for f in files], pa.string())}),
+                       groups, ploidy).drop(["contig"])
+    if not ff.callable:
+        return fill, empty_cb
+    callable_ = eng.query('SELECT file_id, CAST(start AS BIGINT) AS start, CAST("end" AS BIGINT) AS "end" '
+                          "FROM callable WHERE contig = $contig AND list_contains($files, file_id)",
+                          {"contig": contig, "files": ff.callable})
     return fill, callable_
 
 

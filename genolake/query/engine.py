@@ -266,9 +266,7 @@ class Catalog:
     def table_paths_in(self, table: str, *, contig: str, institution: str | None, start: int, end: int) -> list[str]:
         """:meth:`table_paths` of ``contig`` whose ``pos`` range overlaps [start, end] (footers read once per
         process, or Delta statistics; files without statistics are kept)."""
-        paths = self.table_paths(table, contig=contig, institution=institution)
-        ranges = pos_ranges(paths)
-        return [p for p in paths if p not in ranges or (ranges[p][0] <= end and ranges[p][1] >= start)]
+        return overlapping(self.table_paths(table, contig=contig, institution=institution), start, end)
 
     def needs_file_filter(self, table: str) -> bool:
         """True if some file of a per-file table is not named after its file_id (filter rows in SQL)."""
@@ -334,6 +332,13 @@ def have_pos_ranges(paths: list[str]) -> bool:
 
 
 _POS_READ: set[str] = set()  # files whose footer statistics were read by this process
+
+
+def overlapping(paths: list[str], start: int, end: int) -> list[str]:
+    """The files of ``paths`` whose ``pos`` range (:func:`pos_ranges`) overlaps [start, end]; files without
+    statistics are kept."""
+    ranges = pos_ranges(paths)
+    return [p for p in paths if p not in ranges or (ranges[p][0] <= end and ranges[p][1] >= start)]
 
 
 def pos_ranges(paths: list[str]) -> dict[str, tuple[int, int]]:
@@ -679,8 +684,7 @@ class Engine:
         # The first scan of a table lets DuckDB skip row groups itself (it reads the footers anyway); later
         # ones read only the files whose pos range overlaps (footers read once per process, or Delta stats).
         if paths and start is not None and end is not None and (seen or have_pos_ranges(paths)):
-            ranges = pos_ranges(paths)
-            paths = [p for p in paths if p not in ranges or (ranges[p][0] <= end and ranges[p][1] >= start)]
+            paths = overlapping(paths, start, end)
         t = TABLES.get(table)
         names = columns or (t.names if t else None)
         if not paths:

@@ -394,18 +394,17 @@ def _phenotypes_indexed(eng: Any) -> tuple[pa.Table, dict[tuple[str, str], int]]
 
 def _phenotype_rows_by_column(eng: Any) -> dict[str, np.ndarray]:
     """Per committed file, the phenotype row (:func:`_phenotypes_indexed`) of the sample in each column (-1:
-    nobody, or no phenotypes); made once per lake version from ``samples``."""
+    nobody, or no phenotypes); made once per lake version from the file's pseudonyms by column
+    (:meth:`Engine.file_pseudonyms`, which the carriers' expansion reads too)."""
     import numpy as np
 
     cat = eng.catalog
     if cat.pheno_by_column is None:
         _pheno, index = _phenotypes_indexed(eng)
-        out = {f: np.full(info.n_samples, -1, dtype=np.int64) for f, info in cat.files.items()}
-        for fid, ci, inst, sid in eng.rows("SELECT file_id, column_index, institution, sample_id FROM samples"):
-            arr = out.get(fid)
-            if arr is not None and 0 <= ci < len(arr):
-                arr[ci] = index.get((inst, sid), -1)
-        cat.pheno_by_column = out
+        cat.pheno_by_column = {
+            f: np.array([-1 if sid is None else index.get((info.institution, sid), -1)
+                         for sid in eng.file_pseudonyms(f).to_pylist()], dtype=np.int64)
+            for f, info in cat.files.items()}
     return cat.pheno_by_column  # type: ignore[no-any-return]
 
 
