@@ -527,6 +527,17 @@ def _sparse_calls(offsets: np.ndarray, data: np.ndarray, symbols: Sequence[str |
     return row.astype(np.int64), col.astype(np.int64), k.astype(np.int8)
 
 
+@functools.lru_cache(maxsize=256)
+def byte_codes(symbols: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """For the alphabet ``symbols`` (a row's ``gt_symbols``): the code k of each packed ``gt`` byte's high nibble
+    (the even sample) and of its low nibble (the odd sample), as two (256,) int64 arrays (symbol 0 is
+    :data:`HOM_REF`). Lets a reader of few rows go from bytes to codes in one look-up per byte, with no nibble
+    arrays; made once per alphabet."""
+    lut = _symbol_luts([symbols])[0].astype(np.int64)
+    b = np.arange(256)
+    return lut[b >> 4], lut[b & 15]
+
+
 def call_values_of(gt: Sequence[bytes], gt_symbols: Sequence[str | None],
                    other_gt: Sequence[Sequence[str] | None]) -> CallValues:
     """:func:`call_values` of ``genotypes`` rows given as Python values (DuckDB's ``fetchall``), one list per

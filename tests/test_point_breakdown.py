@@ -127,3 +127,64 @@ def test_site_counts_equal_sample_by_sample_count(seed: int, max_ploidy: int, tw
     got = strata.count_site(None, idx, contig, ["f0", "f2"], ["f1"], site_files, row, col,  # type: ignore[arg-type]
                             ploidy.astype(np.int8), called.astype(np.int8), alt_count.astype(np.int8))
     assert got == _brute(idx, contig, ["f0", "f2"], ["f1"], found, ploidy, called, alt_count)
+
+
+def _packed_row(rng: np.random.Generator, n_cols: int, codes_from: list[int]) -> tuple[bytes, str, np.ndarray]:
+    """One file's `gt` row of ``n_cols`` samples (codes drawn from ``codes_from``, mostly 0/0), packed by the
+    ingest encoder: (bytes, gt_symbols, the codes)."""
+    codes = np.where(rng.random(n_cols) < 0.6, 0, rng.choice(codes_from, n_cols)).astype(np.uint8)[None, :]
+    gt, symbols, _other = gtc.encode(codes.copy(), {})
+    return gt[0].as_py(), symbols, codes[0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_packed_site_counts_equal_sample_by_sample_count(seed: int) -> None:
+    """count_site_packed (from the packed `gt` bytes, no per-call arrays) equals the brute count: diploid and
+    haploid codes, missing calls, a withdrawn person's column, an odd sample count (the padding nibble) and
+    columns past the file's samples count as the lake's rule says."""
+    rng = np.random.default_rng(200 + seed)
+    contig = "20"
+    per_file = 25
+    idx = _index(rng, n_files=4, per_file=per_file, groups=[2, 3, 1], contig=contig)
+    idx.by_column["f0"][3] = -1  # withdrawn
+    idx.by_column["f2"][0] = -1
+    site_files = ["f2", "f0"]
+    usual = [k for k in range(gtc.OTHER) if k != gtc.HOM_REF]  # every code but 0/0 and other ploidies
+    gts, symbols, rows, cols, ks = [], [], [], [], []
+    for i, _f in enumerate(site_files):
+        g, s, codes = _packed_row(rng, per_file + int(rng.integers(-1, 4)), usual)
+        gts.append(g)
+        symbols.append(s)
+        c = np.flatnonzero(codes)
+        rows.append(np.full(len(c), i, np.int64))
+        cols.append(c)
+        ks.append(codes[c].astype(np.int64))
+    row, col, k = np.concatenate(rows), np.concatenate(cols), np.concatenate(ks)
+    found = idx.rows_at(site_files, row, col)
+    want = _brute(idx, contig, ["f0", "f2"], ["f1"], found, gtc.PLOIDY[k].astype(np.int64),
+                  gtc.CALLED[k].astype(np.int64), gtc.ALT_COUNT[k].astype(np.int64))
+    got = strata.count_site_packed(None, idx, contig, ["f0", "f2"], ["f1"], site_files, gts,  # type: ignore[arg-type]
+                                   symbols)
+    assert got == want
+
+
+def test_packed_site_counts_decline_what_they_cannot_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """None (the caller decodes the calls) for a call of another ploidy, a file with two rows at the site, a
+    file not listing the site, and values not counted by combination."""
+    rng = np.random.default_rng(7)
+    idx = _index(rng, n_files=2, per_file=10, groups=[2], contig="20")
+    g, s, _codes = _packed_row(rng, 10, [1, 2, 4])
+    other = np.zeros((1, 10), np.uint8)
+    other[0, 4] = gtc.OTHER
+    og, osym, _ = gtc.encode(other, {0: ["1/1/1"]})
+
+    def count(files: list[str], gts: list[bytes], syms: list[str], present: list[str]) -> Any:
+        return strata.count_site_packed(None, idx, "20", present, [], files, gts, syms)  # type: ignore[arg-type]
+
+    assert count(["f0"], [g], [s], ["f0"]) is not None
+    assert count(["f0"], [og[0].as_py()], [osym], ["f0"]) is None
+    assert count(["f0", "f0"], [g, g], [s, s], ["f0"]) is None
+    assert count(["f1"], [g], [s], ["f0"]) is None
+    monkeypatch.setattr(strata, "MAX_COMBINATIONS", 0)
+    idx._tallies.clear()
+    assert count(["f0"], [g], [s], ["f0"]) is None

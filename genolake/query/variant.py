@@ -229,7 +229,7 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
 
     # only one allele at the position: no REF/ALT filter, so those columns are not read
     equal = {} if only_allele else {"ref": key.ref, "alt": key.alt}
-    from genolake.query.strata import SampleIndex, count_site
+    from genolake.query.strata import SampleIndex, count_site, count_site_packed
 
     idx = getattr(eng.catalog, "_sample_index", None)
     if idx is None:
@@ -240,10 +240,15 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
     # sample rows: no pseudonyms, no calls table, no SQL expansion of calls
     site = eng.point_rows("genotypes", contig=key.contig, pos=key.pos, equal=equal,
                           columns=["file_id", "gt", "gt_symbols", "other_gt"])
+    file_ids = [r[0] for r in site]
+    fast = count_site_packed(eng, idx, key.contig, present, fill, file_ids, [r[1] for r in site],
+                             [r[2] for r in site])
+    if fast is not None:
+        return fast
     from genolake.genotypes import call_values_of
 
     got = call_values_of([r[1] for r in site], [r[2] for r in site], [r[3] for r in site])
-    return count_site(eng, idx, key.contig, present, fill, [r[0] for r in site], got.row, got.col, got.ploidy,
+    return count_site(eng, idx, key.contig, present, fill, file_ids, got.row, got.col, got.ploidy,
                       got.called, got.alt_count)
 
 
