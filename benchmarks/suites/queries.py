@@ -4,7 +4,9 @@ The lake is opened once (``genolake.open``) and so are the peers' files. Query v
 from the lake's biallelic SNVs, so the same ID names the same record in every institution's VCF; regions
 are random 1 Mb windows. Tools are interleaved query by query so a burst of load on the shared machine hits
 all of them alike; then genolake's point and carriers queries run again, each in a pass of its own
-(``*_alone``: genolake's own latency, without a peer's working set evicting the caches between its queries). A slow peer (pysam over 1 Mb of 1,000-sample records takes seconds) stops after
+(``*_alone``: genolake's own latency, without a peer's working set evicting the caches between its queries;
+the best of 5 rounds, see :func:`run_rounds`). A slow peer (pysam over 1 Mb of 1,000-sample records takes
+seconds) stops after
 ``peer_budget_s`` seconds of queries, with at least 5; its ``n`` says how many it ran.
 """
 
@@ -94,6 +96,34 @@ def run_interleaved(series: list[Series], args: list[Any], *, warmup: int = 3) -
                 log.warning("  %s failed: %s", s.key, s.error)
                 continue
             s.times.append(time.perf_counter() - t)
+
+
+ALONE_ROUNDS = 5
+
+
+def run_rounds(s: Series, args: list[Any], rounds: int) -> str:
+    """Time ``s`` alone over ``args`` ``rounds`` times and keep the round with the lowest median (its times
+    become ``s.times``); returns a note with every round's median.
+
+    This machine has slow phases lasting seconds in which the same work takes up to ~1.8x as long, whatever
+    runs (a fixed numpy loop measured in passes 1.5 s apart: 322-566 us). A pass of 200 point queries takes
+    ~40 ms, so it falls in one phase whole and a single pass's median moves by that factor; the least disturbed
+    of several rounds is the figure that compares across passes run minutes apart (the growth targets), as
+    timeit takes the best of its repeats. Interleaved series need no rounds: a phase hits every tool alike."""
+    import statistics
+
+    medians: list[float] = []
+    best: list[float] = []
+    for _ in range(rounds):
+        s.times = []
+        run_interleaved([s], args, warmup=0)
+        if s.error is not None or not s.times:
+            return ""
+        medians.append(statistics.median(s.times))
+        if len(medians) == 1 or medians[-1] <= min(medians[:-1]):
+            best = list(s.times)
+    s.times = best
+    return "rounds' medians " + ", ".join(f"{m * 1e3:.3g}" for m in medians) + " ms; the lowest counts"
 
 
 def record(res: Results, s: Series, note: str = "") -> bool:
@@ -224,18 +254,19 @@ def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: i
     # between its queries (issue 10's latency targets). Interleaved, each query follows a pysam fetch whose
     # working set (megabytes of text at 50,000 samples) has evicted the CPU caches: that measures the peer's
     # footprint as much as genolake (docs in benchmarks/README.md)
-    own = [Series(f"{prefix}.point_alone", "genolake", "lake.variant(id), in a pass of its own",
+    # The pass runs ALONE_ROUNDS times and its least disturbed round counts (see run_rounds)
+    own = [Series(f"{prefix}.point_alone", "genolake",
+                  f"lake.variant(id), in a pass of its own (best of {ALONE_ROUNDS} rounds)",
                   lambda v: lake.variant(variant_id(v))),
-           Series(f"{prefix}.carriers_alone", "genolake", "lake.carriers(id), in a pass of its own",
+           Series(f"{prefix}.carriers_alone", "genolake",
+                  f"lake.carriers(id), in a pass of its own (best of {ALONE_ROUNDS} rounds)",
                   lambda v: lake.carriers(variant_id(v)))]
-    for s in own:
-        run_interleaved([s], variants, warmup=0)
+    notes = {s.key: run_rounds(s, variants, ALONE_ROUNDS) for s in own}
     point += own
-    note = ""
     if point[0].error is None:
-        note = check_point_answers(lake, pysam_peer, variants[:20])
+        notes[point[0].key] = check_point_answers(lake, pysam_peer, variants[:20])
     for s in point:
-        if record(res, s, note=note if s.key.endswith(".point") else ""):
+        if record(res, s, note=notes.get(s.key, "")):
             medians[s.key] = res.measures[s.key].value
     res.compare(f"{prefix}.point_vs_pysam", f"{prefix}.point", f"{prefix}.point_pysam", "time",
                 f"point query vs pysam fetch{label}")
