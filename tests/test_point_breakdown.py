@@ -129,12 +129,19 @@ def test_site_counts_equal_sample_by_sample_count(seed: int, max_ploidy: int, tw
     assert got == _brute(idx, contig, ["f0", "f2"], ["f1"], found, ploidy, called, alt_count)
 
 
-def _packed_row(rng: np.random.Generator, n_cols: int, codes_from: list[int]) -> tuple[bytes, str, np.ndarray]:
+def _nonzero(row: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """A packed row as `Engine.point_rows` gives a ``nonzero`` column."""
+    v = np.frombuffer(row, np.uint8)
+    return v, np.flatnonzero(v != 0)
+
+
+def _packed_row(rng: np.random.Generator, n_cols: int, codes_from: list[int]
+                ) -> tuple[tuple[np.ndarray, np.ndarray], str, np.ndarray]:
     """One file's `gt` row of ``n_cols`` samples (codes drawn from ``codes_from``, mostly 0/0), packed by the
-    ingest encoder: (bytes, gt_symbols, the codes)."""
+    ingest encoder: ((bytes, nonzero positions), gt_symbols, the codes)."""
     codes = np.where(rng.random(n_cols) < 0.6, 0, rng.choice(codes_from, n_cols)).astype(np.uint8)[None, :]
     gt, symbols, _other = gtc.encode(codes.copy(), {})
-    return gt[0].as_py(), symbols, codes[0]
+    return _nonzero(gt[0].as_py()), symbols, codes[0]
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -178,11 +185,11 @@ def test_packed_site_counts_decline_what_they_cannot_count(monkeypatch: pytest.M
     other[0, 4] = gtc.OTHER
     og, osym, _ = gtc.encode(other, {0: ["1/1/1"]})
 
-    def count(files: list[str], gts: list[bytes], syms: list[str], present: list[str]) -> Any:
+    def count(files: list[str], gts: list[Any], syms: list[str], present: list[str]) -> Any:
         return strata.count_site_packed(None, idx, "20", present, [], files, gts, syms)  # type: ignore[arg-type]
 
     assert count(["f0"], [g], [s], ["f0"]) is not None
-    assert count(["f0"], [og[0].as_py()], [osym], ["f0"]) is None
+    assert count(["f0"], [_nonzero(og[0].as_py())], [osym], ["f0"]) is None
     assert count(["f0", "f0"], [g, g], [s, s], ["f0"]) is None
     assert count(["f1"], [g], [s], ["f0"]) is None
     monkeypatch.setattr(strata, "MAX_COMBINATIONS", 0)

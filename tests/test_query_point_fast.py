@@ -195,3 +195,36 @@ def test_threads_share_one_point_reader(tmp_path: Path) -> None:
         reader.wait()
         assert all(pool.map(ask, asks))
     reader.close()
+
+
+@pytest.mark.parametrize("cache_mb", [256.0, 0.02, 0.0])
+def test_nonzero_rows_equal_a_scan_of_the_bytes(tmp_path: Path, cache_mb: float) -> None:
+    """`read(..., nonzero=("gt",))` gives each row's bytes and the positions of its nonzero bytes, the same as a
+    scan of the row: from the index of a cached whole file (256 MB), of cached row groups (a budget too small for
+    the whole file) and, with no cache, from a scan of each row; also for rows that are all zero, rows after a
+    read-ahead and positions with two rows."""
+    rng = np.random.default_rng(5)
+    n = 300
+    pos = np.sort(rng.integers(100, 250, n)).astype(np.int32)
+    rows = []
+    for _ in range(n):
+        width = 37
+        raw = np.zeros(width, np.uint8)
+        hit = rng.random(width) < rng.choice([0.0, 0.05, 0.5])
+        raw[hit] = rng.integers(1, 256, int(hit.sum()))
+        rows.append(raw.tobytes())
+    t = pa.table({"pos": pa.array(pos), "ref": pa.array(rng.choice(["A", "C"], n)),
+                  "gt": pa.array(rows, pa.binary())})
+    path = tmp_path / "g.parquet"
+    pq.write_table(t, path, row_group_size=16)
+    reader = PointReader(cache_bytes=int(cache_mb * (1 << 20)))
+    for _round in range(2):
+        for p in sorted(set(pos.tolist())):
+            want = [r["gt"] for r in t.to_pylist() if r["pos"] == p and r["ref"] == "A"]
+            got = reader.read([str(path)], p, ["gt"], equal={"ref": "A"}, as_rows=True, nonzero=("gt",))
+            assert len(got) == len(want)
+            for (view, at), raw_bytes in zip([g[0] for g in got], want, strict=True):
+                assert view.tobytes() == raw_bytes
+                assert np.array_equal(at, np.flatnonzero(np.frombuffer(raw_bytes, np.uint8)))
+        reader.wait()
+    reader.close()

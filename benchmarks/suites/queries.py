@@ -5,7 +5,7 @@ from the lake's biallelic SNVs, so the same ID names the same record in every in
 are random 1 Mb windows. Tools are interleaved query by query so a burst of load on the shared machine hits
 all of them alike; then genolake's point and carriers queries run again, each in a pass of its own
 (``*_alone``: genolake's own latency, without a peer's working set evicting the caches between its queries;
-the best of 5 rounds, see :func:`run_rounds`). A slow peer (pysam over 1 Mb of 1,000-sample records takes
+the best of several rounds, see :func:`run_rounds`). A slow peer (pysam over 1 Mb of 1,000-sample records takes
 seconds) stops after
 ``peer_budget_s`` seconds of queries, with at least 5; its ``n`` says how many it ran.
 """
@@ -98,23 +98,29 @@ def run_interleaved(series: list[Series], args: list[Any], *, warmup: int = 3) -
             s.times.append(time.perf_counter() - t)
 
 
-ALONE_ROUNDS = 5
+ALONE_ROUNDS = 5  # at least this many rounds of the alone pass ...
+ALONE_SECONDS = 2.0  # ... and rounds for at least this long (at most MAX_ROUNDS)
+MAX_ROUNDS = 60
 
 
-def run_rounds(s: Series, args: list[Any], rounds: int) -> str:
-    """Time ``s`` alone over ``args`` ``rounds`` times and keep the round with the lowest median (its times
-    become ``s.times``); returns a note with every round's median.
+def run_rounds(s: Series, args: list[Any], rounds: int, seconds: float = ALONE_SECONDS) -> str:
+    """Time ``s`` alone over ``args`` in rounds, back to back, until ``rounds`` rounds and ``seconds`` have passed
+    (at most MAX_ROUNDS), and keep the round with the lowest median (its times become ``s.times``); returns a
+    note with how many rounds ran and their medians' range.
 
-    This machine has slow phases lasting seconds in which the same work takes up to ~1.8x as long, whatever
-    runs (a fixed numpy loop measured in passes 1.5 s apart: 322-566 us). A pass of 200 point queries takes
-    ~40 ms, so it falls in one phase whole and a single pass's median moves by that factor; the least disturbed
-    of several rounds is the figure that compares across passes run minutes apart (the growth targets), as
-    timeit takes the best of its repeats. Interleaved series need no rounds: a phase hits every tool alike."""
+    This machine has slow phases in which the same work takes up to ~1.8x as long, whatever runs (a fixed numpy
+    loop timed in passes 1.5 s apart: medians 322-566 us; timed continuously, most 250 ms windows at the fast
+    figure). A pass of 200 point queries takes 30-40 ms, so a single pass falls in one phase whole, and so can
+    five passes back to back (a best of 5 rounds read 0.246 ms at 1,000 samples, against 0.13 in other runs);
+    rounds over two seconds of continuous work find a fast window. The least disturbed round is the figure that
+    compares across passes run minutes apart (the growth targets), as timeit takes the best of its repeats.
+    Interleaved series need no rounds: a phase hits every tool alike."""
     import statistics
 
     medians: list[float] = []
     best: list[float] = []
-    for _ in range(rounds):
+    start = time.perf_counter()
+    while len(medians) < MAX_ROUNDS and (len(medians) < rounds or time.perf_counter() - start < seconds):
         s.times = []
         run_interleaved([s], args, warmup=0)
         if s.error is not None or not s.times:
@@ -123,7 +129,8 @@ def run_rounds(s: Series, args: list[Any], rounds: int) -> str:
         if len(medians) == 1 or medians[-1] <= min(medians[:-1]):
             best = list(s.times)
     s.times = best
-    return "rounds' medians " + ", ".join(f"{m * 1e3:.3g}" for m in medians) + " ms; the lowest counts"
+    return (f"{len(medians)} rounds in {time.perf_counter() - start:.1f} s, medians {min(medians) * 1e3:.3g}-"
+            f"{max(medians) * 1e3:.3g} ms (middle {statistics.median(medians) * 1e3:.3g}); the lowest counts")
 
 
 def record(res: Results, s: Series, note: str = "") -> bool:
@@ -254,12 +261,13 @@ def measure_lake(ctx: Context, lake: Any, vcfs: list[Path], *, prefix: str, n: i
     # between its queries (issue 10's latency targets). Interleaved, each query follows a pysam fetch whose
     # working set (megabytes of text at 50,000 samples) has evicted the CPU caches: that measures the peer's
     # footprint as much as genolake (docs in benchmarks/README.md)
-    # The pass runs ALONE_ROUNDS times and its least disturbed round counts (see run_rounds)
+    # The pass runs in rounds (at least ALONE_ROUNDS, for at least ALONE_SECONDS) and the least disturbed round
+    # counts (see run_rounds)
     own = [Series(f"{prefix}.point_alone", "genolake",
-                  f"lake.variant(id), in a pass of its own (best of {ALONE_ROUNDS} rounds)",
+                  "lake.variant(id), in a pass of its own (best round)",
                   lambda v: lake.variant(variant_id(v))),
            Series(f"{prefix}.carriers_alone", "genolake",
-                  f"lake.carriers(id), in a pass of its own (best of {ALONE_ROUNDS} rounds)",
+                  "lake.carriers(id), in a pass of its own (best round)",
                   lambda v: lake.carriers(variant_id(v)))]
     notes = {s.key: run_rounds(s, variants, ALONE_ROUNDS) for s in own}
     point += own

@@ -100,10 +100,25 @@ class _Group:
     ordered: bool = False  # pos ascending (binary search)
     # column -> its array (the one chunk when there is one): looked up once per group, not once per read
     arrays: dict[str, pa.Array | pa.ChunkedArray] = field(default_factory=dict, compare=False, repr=False)
+    cached: bool = False  # held by the cache (a :meth:`nonzero` index is then worth making: later reads reuse it)
+    _nonzero: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def nbytes(self) -> int:
         return int(self.pos.nbytes) + int(self.table.nbytes)
+
+    def nonzero(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """For the binary column ``name`` of a cached group: its values buffer as uint8, each row's offsets into it
+        (rows + 1) and the sorted positions of the buffer's nonzero bytes, made on first use (one pass over the
+        group's bytes; a few per cent of them in memory at the density of real cohorts). A point query's packed
+        genotype row is then read without scanning it: its nonzero bytes are a slice of the positions. None for a
+        group that is not cached (the scan would not be reused) or a column that is not one binary chunk."""
+        if not self.cached:
+            return None
+        got = self._nonzero.get(name)
+        if got is None:
+            got = self._nonzero[name] = _nonzero_index(self.array(name)) or ()
+        return got or None
 
     def array(self, name: str) -> pa.Array | pa.ChunkedArray:
         """Column ``name`` (its one chunk when it has one: slicing an Array costs less than a ChunkedArray)."""
@@ -112,6 +127,45 @@ class _Group:
             col = self.table.column(name)
             got = self.arrays[name] = col.chunk(0) if col.num_chunks == 1 else col
         return got
+
+
+_SCAN_BYTES = 8 << 20  # a nonzero index is made this many bytes at a time (bounds the temporary mask)
+
+
+def _nonzero_index(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """:meth:`_Group.nonzero` of one array (None unless it is one binary chunk without nulls)."""
+    if isinstance(arr, pa.ChunkedArray) or not pa.types.is_binary(arr.type) or arr.null_count:
+        return None
+    from genolake.genotypes import _string_buffers
+
+    offsets, data = _string_buffers(arr)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    parts = [np.flatnonzero(data[a:min(a + _SCAN_BYTES, hi)] != 0) + a for a in range(lo, hi, _SCAN_BYTES)]
+    nz = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if hi < 2**31:
+        nz = nz.astype(np.int32)
+    return data, offsets, nz
+
+
+def _nonzero_rows(grp: _Group, name: str, rows: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rows ``rows`` of the binary column ``name`` as (their bytes as uint8, the positions of their nonzero bytes):
+    from the group's :meth:`_Group.nonzero` index when it has one, else by scanning each row."""
+    got = grp.nonzero(name)
+    if got is None:
+        arr = grp.array(name)
+        out = []
+        for r in rows:
+            v = np.frombuffer(arr[r].as_py(), np.uint8)
+            out.append((v, np.flatnonzero(v != 0)))
+        return out
+    data, offsets, nz = got
+    key = nz.dtype.type  # search keys of the array's type (a Python int makes numpy convert the whole array)
+    out = []
+    for r in rows:
+        start, stop = int(offsets[r]), int(offsets[r + 1])
+        a, b = nz.searchsorted(key(start)), nz.searchsorted(key(stop))
+        out.append((data[start:stop], nz[a:b] - key(start)))
+    return out
 
 
 class _GroupCache:
@@ -135,6 +189,10 @@ class _GroupCache:
             if got is not None:
                 self._groups.move_to_end(key)
             return got
+
+    def accepts(self, nbytes: int) -> bool:
+        """Whether a group of ``nbytes`` would be kept (:meth:`put` drops what exceeds the whole budget)."""
+        return 0 < nbytes <= self.budget
 
     def put(self, key: tuple[Any, ...], group: _Group) -> None:
         if self.budget <= 0 or group.nbytes > self.budget:
@@ -357,7 +415,8 @@ class PointReader:
              equal: dict[str, Any] | None = None, file_ids: Iterable[str] | None = None,
              schema: pa.Schema | None = None, constants: dict[str, dict[str, str]] | None = None,
              transient: Iterable[str] = (), fixed: dict[str, Any] | None = None,
-             end: int | None = None, as_rows: bool = False, sizes: dict[str, int] | None = None) -> Any:
+             end: int | None = None, as_rows: bool = False, sizes: dict[str, int] | None = None,
+             nonzero: Iterable[str] = ()) -> Any:
         """Rows with ``pos`` equal to ``pos`` (with ``end``: ``pos`` <= pos <= ``end``, in file order; and every ``equal`` and ``fixed`` column equal to its value) from
         ``paths``, only ``columns`` (in that order). With ``file_ids``, only rows whose ``file_id`` is one of
         them (rows of an uncommitted write are never returned). ``schema`` types the empty result when no row
@@ -379,7 +438,9 @@ class PointReader:
         With ``as_rows`` the rows come as Python tuples (as DuckDB's ``fetchall`` gives them), taken straight from
         the decoded groups: no Arrow table is built for the few rows of a point query (building one and converting
         it back cost more than the rest of a cached read). ``sizes`` gives the files' sizes when the caller knows
-        them (the engine reads them once per lake version: data files are immutable), so no file is stat'ed."""
+        them (the engine reads them once per lake version: data files are immutable), so no file is stat'ed.
+        ``nonzero`` binary columns (with ``as_rows``) come as (bytes as uint8, positions of the nonzero bytes): the
+        packed genotype codes of a point query, whose nonzero bytes are its stored calls (see :meth:`_Group.nonzero`)."""
         equal = equal or {}
         last = pos if end is None else end
         fixed = dict(fixed or {})
@@ -470,7 +531,9 @@ class PointReader:
                 table = have.table
                 for name in cols:
                     table = table.append_column(name, t.column(name).combine_chunks())
-                grp = _Group(have.pos, table, frozenset(table.column_names), have.ordered)
+                grp = _Group(have.pos, table, frozenset(table.column_names), have.ordered,
+                             cached=bool(cols and job.cache) and self._cache.accepts(
+                                 int(have.pos.nbytes) + int(table.nbytes)))
                 if cols and job.cache:
                     self._cache.put(key, grp)
             else:
@@ -478,7 +541,9 @@ class PointReader:
                 p = numpy_values(t.column("pos"))
                 ordered = bool(p.size < 2 or np.all(p[1:] >= p[:-1]))  # files are sorted by pos: binary search
                 # one chunk per column: a slice of a whole file's table need not walk a chunk per row group
-                grp = _Group(p, t.select(cols).combine_chunks(), frozenset(cols), ordered)
+                table = t.select(cols).combine_chunks()
+                grp = _Group(p, table, frozenset(cols), ordered,
+                             cached=job.cache and self._cache.accepts(int(p.nbytes) + int(table.nbytes)))
                 if job.cache:
                     self._cache.put(key, grp)
             if not passing:
@@ -493,7 +558,8 @@ class PointReader:
         # pyarrow decodes without the GIL: the files of the institutions are read side by side
         groups_read = self._decode_all(todo, decode)
         if as_rows:
-            return _collect_rows(todo, groups_read, pos, last, columns, equal, constants, file_ids)
+            return _collect_rows(todo, groups_read, pos, last, columns, equal, constants, file_ids,
+                                 frozenset(nonzero))
         return _collect(todo, groups_read, pos, last, need, columns, equal, constants, file_ids, schema)
 
 
@@ -572,7 +638,7 @@ def _constant(value: str, n: int) -> pa.Array:
 
 def _collect_rows(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last: int, columns: Sequence[str],
                   equal: dict[str, Any], constants: dict[str, dict[str, str]],
-                  file_ids: Iterable[str] | None) -> list[tuple[Any, ...]]:
+                  file_ids: Iterable[str] | None, nonzero: frozenset[str] = frozenset()) -> list[tuple[Any, ...]]:
     """:func:`_collect` as Python tuples (``columns`` in order), group by group in file order: each needed column
     of a group's matching rows is converted once (``to_pylist`` of a slice), the ``equal`` columns first, so a
     group whose rows all fail them converts nothing else."""
@@ -602,6 +668,8 @@ def _collect_rows(todo: Sequence[_Job], groups: Sequence[_Group], pos: int, last
                 return [const[c]] * n
             if c == "pos":
                 return (grp.pos[lo:lo + n] if sel is None else grp.pos[sel]).tolist()  # type: ignore[no-any-return]
+            if c in nonzero:
+                return _nonzero_rows(grp, c, list(range(lo, lo + n)) if sel is None else sel.tolist())
             arr = arrays.get(c)
             if arr is None:
                 arr = grp.array(c)

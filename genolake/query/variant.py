@@ -235,16 +235,19 @@ def phenotype_breakdown(lake: Lake, key: VariantKey, present: list[str], fill: l
     if idx is None:
         idx = SampleIndex.build(eng, names)
         eng.catalog._sample_index = idx  # type: ignore[attr-defined]
-    # the site's codes as Python values (bytes per row; from the point reader's cached groups, or from DuckDB
-    # without point reads, the cold CLI, where no Arrow array is built and pyarrow is not imported), straight to
-    # sample rows: no pseudonyms, no calls table, no SQL expansion of calls
+    # the site's packed codes with the positions of their nonzero bytes (its stored calls: the point reader keeps
+    # them per cached row group, so the usual site is counted without a scan of its row), straight to counts per
+    # phenotype value: no pseudonyms, no calls table, no SQL expansion of calls. Other sites (another ploidy, a
+    # file with two rows) decode their calls (`call_values_of`) and count them by `count_site`.
+    packed = eng.point_rows("genotypes", contig=key.contig, pos=key.pos, equal=equal,
+                            columns=["file_id", "gt", "gt_symbols"], nonzero=("gt",))
+    fast = count_site_packed(eng, idx, key.contig, present, fill, [r[0] for r in packed], [r[1] for r in packed],
+                             [r[2] for r in packed])
+    if fast is not None:
+        return fast
     site = eng.point_rows("genotypes", contig=key.contig, pos=key.pos, equal=equal,
                           columns=["file_id", "gt", "gt_symbols", "other_gt"])
     file_ids = [r[0] for r in site]
-    fast = count_site_packed(eng, idx, key.contig, present, fill, file_ids, [r[1] for r in site],
-                             [r[2] for r in site])
-    if fast is not None:
-        return fast
     from genolake.genotypes import call_values_of
 
     got = call_values_of([r[1] for r in site], [r[2] for r in site], [r[3] for r in site])
