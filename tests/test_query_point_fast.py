@@ -228,3 +228,16 @@ def test_nonzero_rows_equal_a_scan_of_the_bytes(tmp_path: Path, cache_mb: float)
                 assert np.array_equal(at, np.flatnonzero(np.frombuffer(raw_bytes, np.uint8)))
         reader.wait()
     reader.close()
+
+
+def test_no_nonzero_index_for_dense_codes() -> None:
+    """A column with more than one nonzero byte in MAX_NONZERO_SHARE gets no index (it would outweigh the codes):
+    its rows are scanned, with the same answers."""
+    dense = pa.array([bytes([1, 0, 2, 3]) * 10] * 5, pa.binary())
+    sparse = pa.array([bytes(39) + b"\x05"] * 5, pa.binary())
+    assert point._nonzero_index(dense) is None
+    got = point._nonzero_index(sparse)
+    assert got is not None and got[2].tolist() == [40 * i + 39 for i in range(5)]
+    grp = point._Group(np.arange(5, dtype=np.int32), pa.table({"gt": dense}), frozenset({"gt"}), True, cached=True)
+    rows = point._nonzero_rows(grp, "gt", [0, 4])
+    assert [r[1].tolist() for r in rows] == [np.flatnonzero(np.frombuffer(bytes([1, 0, 2, 3]) * 10, np.uint8)).tolist()] * 2

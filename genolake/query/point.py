@@ -110,7 +110,8 @@ class _Group:
     def nonzero(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """For the binary column ``name`` of a cached group: its values buffer as uint8, each row's offsets into it
         (rows + 1) and the sorted positions of the buffer's nonzero bytes, made on first use (one pass over the
-        group's bytes; a few per cent of them in memory at the density of real cohorts). A point query's packed
+        group's bytes; a few per cent of them in memory at the density of real cohorts, at most half: see
+        :func:`_nonzero_index`). A point query's packed
         genotype row is then read without scanning it: its nonzero bytes are a slice of the positions. None for a
         group that is not cached (the scan would not be reused) or a column that is not one binary chunk."""
         if not self.cached:
@@ -130,16 +131,21 @@ class _Group:
 
 
 _SCAN_BYTES = 8 << 20  # a nonzero index is made this many bytes at a time (bounds the temporary mask)
+MAX_NONZERO_SHARE = 8  # no index for a column with more than one nonzero byte in 8 (its positions: 4 bytes each)
 
 
 def _nonzero_index(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """:meth:`_Group.nonzero` of one array (None unless it is one binary chunk without nulls)."""
+    """:meth:`_Group.nonzero` of one array (None unless it is one binary chunk without nulls, at most one byte in
+    MAX_NONZERO_SHARE nonzero: the index then holds at most half the column's bytes, and a denser row costs as
+    much to scan as to look up)."""
     if isinstance(arr, pa.ChunkedArray) or not pa.types.is_binary(arr.type) or arr.null_count:
         return None
     from genolake.genotypes import _string_buffers
 
     offsets, data = _string_buffers(arr)
     lo, hi = int(offsets[0]), int(offsets[-1])
+    if np.count_nonzero(data[lo:hi]) * MAX_NONZERO_SHARE > hi - lo:
+        return None
     parts = [np.flatnonzero(data[a:min(a + _SCAN_BYTES, hi)] != 0) + a for a in range(lo, hi, _SCAN_BYTES)]
     nz = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     if hi < 2**31:
