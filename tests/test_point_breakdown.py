@@ -99,6 +99,14 @@ def test_breakdown_without_calls() -> None:
     assert got == _brute(idx, "20", ["f0"], ["f1"], none, none, none, none)
 
 
+def _site_index(rng: np.random.Generator, contig: str, per_file: int, withdrawn: dict[str, int]) -> SampleIndex:
+    """Four files of ``per_file`` samples, three phenotypes; ``withdrawn``: file -> a column whose person left."""
+    idx = _index(rng, n_files=4, per_file=per_file, groups=[2, 3, 1], contig=contig)
+    for f, c in withdrawn.items():
+        idx.by_column[f][c] = -1
+    return idx
+
+
 @pytest.mark.parametrize("twice", [False, True])
 @pytest.mark.parametrize("max_ploidy", [2, 3])
 @pytest.mark.parametrize("seed", range(6))
@@ -107,11 +115,8 @@ def test_site_counts_equal_sample_by_sample_count(seed: int, max_ploidy: int, tw
     the same calls mapped to samples; a withdrawn person's column and columns past the file's samples count for
     nobody; a file with two rows at the site goes the general way (the last call of a sample counts)."""
     rng = np.random.default_rng(100 + seed)
-    contig = "20"
-    per_file = 25
-    idx = _index(rng, n_files=4, per_file=per_file, groups=[2, 3, 1], contig=contig)
-    idx.by_column["f0"][3] = -1  # withdrawn
-    idx.by_column["f2"][7] = -1
+    contig, per_file = "20", 25
+    idx = _site_index(rng, contig, per_file, withdrawn={"f0": 3, "f2": 7})
     site_files = ["f0", "f2", *(["f0"] if twice else [])]
     rows, cols = [], []
     for i in range(len(site_files)):
@@ -150,11 +155,8 @@ def test_packed_site_counts_equal_sample_by_sample_count(seed: int) -> None:
     haploid codes, missing calls, a withdrawn person's column, an odd sample count (the padding nibble) and
     columns past the file's samples count as the lake's rule says."""
     rng = np.random.default_rng(200 + seed)
-    contig = "20"
-    per_file = 25
-    idx = _index(rng, n_files=4, per_file=per_file, groups=[2, 3, 1], contig=contig)
-    idx.by_column["f0"][3] = -1  # withdrawn
-    idx.by_column["f2"][0] = -1
+    contig, per_file = "20", 25
+    idx = _site_index(rng, contig, per_file, withdrawn={"f0": 3, "f2": 0})
     site_files = ["f2", "f0"]
     usual = [k for k in range(gtc.OTHER) if k != gtc.HOM_REF]  # every code but 0/0 and other ploidies
     gts, symbols, rows, cols, ks = [], [], [], [], []
