@@ -157,9 +157,9 @@ class SampleIndex:
     def combination_pairs(self, file_id: str, nbytes: int) -> np.ndarray | None:
         """A file's packed ``gt`` byte -> the combination (:meth:`combinations`) of the sample in its high nibble
         (even column) and in its low nibble (odd column), times ``_KINDS``: for rows of ``nbytes`` bytes, (nbytes,)
-        int64 holding the two as int32 (high, low); where
-        nobody is (a withdrawn person, the padding of an odd sample count, columns past the file's samples) the
-        extra combination ``len(member)``, which holds no value. None as for :meth:`combination_by_column`."""
+        int64 holding the two as int32 (high, low); where nobody is (a withdrawn person, the padding of an odd
+        sample count, columns past the file's samples) the extra combination ``len(member)``, which holds no
+        value. None as for :meth:`combination_by_column`."""
         key = ("combo_pairs", file_id, nbytes)
         if key not in self._tallies:
             cols = self.combination_by_column(file_id)
@@ -270,7 +270,8 @@ def count_site_packed(eng: Engine, idx: SampleIndex, contig: str, present: list[
     looked up in the file's (byte -> combination) arrays and in the alphabet's (byte -> kind) tables, and the
     (combination, kind) pairs are counted in one bincount, weighed by the counting rule as in
     :func:`count_site`. Zero bytes (two 0/0 samples) and 0/0 nibbles add nothing (a 0/0 call's weights are 0),
-    so the cost is a scan of the row's bytes plus a few operations per stored call. None (the caller decodes
+    so the cost is a few operations per stored call (the positions of the nonzero bytes come with the row; the
+    point reader keeps them per cached row group). None (the caller decodes
     the calls and uses :func:`count_site`) unless each file has one row, every file lists the site, values are
     counted by combination and no call is of another ploidy (:data:`genotypes.OTHER`)."""
     combos = idx.combinations()
