@@ -46,6 +46,7 @@ from genolake.genotypes import (
     calls_of_rows,
     calls_sql,
     expand,
+    nonzero_bytes,
     pseudonyms_by_file,
 )
 from genolake.lazy import DeferredType
@@ -138,15 +139,6 @@ SELECT * EXCLUDE (stratum, s), starts_with(stratum, 'adj:') AS adj,
 FROM (SELECT *, CASE WHEN starts_with(stratum, 'adj:') THEN substr(stratum, 5) ELSE stratum END AS s
       FROM allele_frequencies)
 """
-
-
-def _nonzero_value(value: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """A binary value as :meth:`Engine.point_rows` gives a ``nonzero`` column: (bytes as uint8, positions of the
-    nonzero bytes)."""
-    if value is None:
-        return None
-    v = np.frombuffer(value, np.uint8)
-    return v, np.flatnonzero(v != 0)
 
 
 def _sql_literal(v: Any) -> str:
@@ -821,7 +813,7 @@ class Engine:
         rows = self.rows(sql, params)
         if nonzero and rows:
             at = {i for i, c in enumerate(columns) if c in nonzero}
-            rows = [tuple(_nonzero_value(v) if i in at else v for i, v in enumerate(r)) for r in rows]
+            rows = [tuple(nonzero_bytes(v) if i in at else v for i, v in enumerate(r)) for r in rows]
         return rows
 
     def _point_arrow(self, table: str, contig: str, pos: int, columns: list[str],

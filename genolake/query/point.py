@@ -140,9 +140,9 @@ def _nonzero_index(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     much to scan as to look up)."""
     if isinstance(arr, pa.ChunkedArray) or not pa.types.is_binary(arr.type) or arr.null_count:
         return None
-    from genolake.genotypes import _string_buffers
+    from genolake.genotypes import string_buffers
 
-    offsets, data = _string_buffers(arr)
+    offsets, data = string_buffers(arr)
     lo, hi = int(offsets[0]), int(offsets[-1])
     if np.count_nonzero(data[lo:hi]) * MAX_NONZERO_SHARE > hi - lo:
         return None
@@ -153,20 +153,19 @@ def _nonzero_index(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     return data, offsets, nz
 
 
-def _nonzero_rows(grp: _Group, name: str, rows: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _nonzero_rows(grp: _Group, name: str, rows: list[int]) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """Rows ``rows`` of the binary column ``name`` as (their bytes as uint8, the positions of their nonzero bytes):
-    from the group's :meth:`_Group.nonzero` index when it has one, else by scanning each row."""
+    from the group's :meth:`_Group.nonzero` index when it has one, else by scanning each row
+    (:func:`genotypes.nonzero_bytes`; None for a null value)."""
     got = grp.nonzero(name)
     if got is None:
+        from genolake.genotypes import nonzero_bytes
+
         arr = grp.array(name)
-        out = []
-        for r in rows:
-            v = np.frombuffer(arr[r].as_py(), np.uint8)
-            out.append((v, np.flatnonzero(v != 0)))
-        return out
+        return [nonzero_bytes(arr[r].as_py()) for r in rows]
     data, offsets, nz = got
     key = nz.dtype.type  # search keys of the array's type (a Python int makes numpy convert the whole array)
-    out = []
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
     for r in rows:
         start, stop = int(offsets[r]), int(offsets[r + 1])
         a, b = nz.searchsorted(key(start)), nz.searchsorted(key(stop))

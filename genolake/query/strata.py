@@ -221,44 +221,12 @@ def count_site(eng: Engine, idx: SampleIndex, contig: str, present: list[str], f
                file_ids: list[str], row: np.ndarray, col: np.ndarray, ploidy: np.ndarray, called: np.ndarray,
                alt_count: np.ndarray) -> list[dict[str, Any]]:
     """:func:`count_breakdown` of a site's stored calls given as (row of ``file_ids``, column index), row by row
-    (the codec's order). When each file has one row at the site, every such file lists it and every call is of
-    at most two alleles (the usual case), the calls are counted file by file from their columns: one lookup of
-    each call's combination of phenotype values in a small per-file array, no per-sample index rows (looking
-    calls up in several sample-sized arrays was most of a query's cost at 50,000 samples). Otherwise the calls
-    go through :meth:`SampleIndex.rows_at` and :func:`count_breakdown`."""
-    distinct = len(set(file_ids)) == len(file_ids)
-    combos = idx.combinations()
-    fast = (distinct and combos is not None and set(file_ids) <= set(present) and len(row) > 0
-            and int(np.max(ploidy)) <= 2)
-    per_file = [idx.combination_by_column(f) for f in file_ids] if fast else []
-    if not fast or any(c is None for c in per_file):
-        found = idx.rows_at(file_ids, row, col)
-        return count_breakdown(eng, idx, contig, present, fill, found, ploidy, called, alt_count, distinct=distinct)
-    assert combos is not None
-    _combo, member = combos
-    kind = _kind_of(ploidy, called, alt_count, 2)  # implied AN 2: every file listing the site
-    combo_ids, kinds = [], []
-    for cols, at in zip(per_file, _file_runs(row, len(file_ids)), strict=True):
-        assert cols is not None
-        c, kd = col[at], kind[at]
-        if not len(c):
-            continue
-        if int(c.max()) >= len(cols):  # columns beyond the file's samples: nobody
-            keep = c < len(cols)
-            c, kd = c[keep], kd[keep]
-        cid = cols[c]
-        if len(cid) and int(cid.min()) < 0:  # a withdrawn person's column
-            keep = cid >= 0
-            cid, kd = cid[keep], kd[keep]
-        combo_ids.append(cid)
-        kinds.append(kd)
-    if combo_ids:
-        sums = _combination_sums(np.concatenate(combo_ids), np.concatenate(kinds), member)
-    else:
-        sums = np.zeros((member.shape[1], 5), np.int64)
-    fpos = idx.file_positions()
-    return _breakdown_rows(eng, idx, contig, [fpos[f] for f in present if f in fpos],
-                           [fpos[f] for f in fill if f in fpos], sums)
+    (the codec's order): the calls are mapped to sample index rows (:meth:`SampleIndex.rows_at`). The way for
+    the sites :func:`count_site_packed` declines (a file with two rows at the site, a call of another ploidy,
+    values not counted by combination)."""
+    found = idx.rows_at(file_ids, row, col)
+    return count_breakdown(eng, idx, contig, present, fill, found, ploidy, called, alt_count,
+                           distinct=len(set(file_ids)) == len(file_ids))
 
 
 def count_site_packed(eng: Engine, idx: SampleIndex, contig: str, present: list[str], fill: list[str],
@@ -294,7 +262,7 @@ def count_site_packed(eng: Engine, idx: SampleIndex, contig: str, present: list[
         if other and bool((k < 0).any()):
             return None  # a call of another ploidy: its text decides
         parts.append(pairs[at].view(np.int32) + k)
-    ids = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.zeros(0, np.int32)
+    ids = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.int32)  # 1: no copy
     per = np.bincount(ids, minlength=n_combos * _KINDS).reshape(n_combos, _KINDS)
     used = np.flatnonzero(per[:-1].any(axis=1))  # combinations with a call (not nobody)
     sums = member[used].T @ (per[used] @ _kind_weights())
