@@ -40,7 +40,7 @@ _STR = pa.string()
 COUNT_COLUMNS = ("contig", "pos", "ref", "alt", "scope", "stratum", "ac", "an", "nhomalt", "nhemi", "n_called")
 METRICS = ("ac", "an_d", "nc_d", "nhomalt", "nhemi")  # a call's departure from an implied diploid 0/0
 # with ``carriers=True`` (the counts of `genolake.query.counts.group_counts`): also whether the call carries the alt
-# (alt count > 0), and whether it is not a non-carrier (carries the alt or misses an allele)
+# (`genolake.genotypes.carries`), and whether it is not a non-carrier (carries the alt or misses an allele)
 CARRIER_METRICS = (*METRICS, "carrier", "not_noncarrier")
 _CHUNK_BYTES = 16 << 20  # `gt` bytes decoded at once
 MAX_POS = 2**31 - 1  # the end of a contig range that has no end
@@ -50,13 +50,13 @@ def call_metrics(ploidy: np.ndarray, called: np.ndarray, altc: np.ndarray, *, ca
     """Per call, its departure from an implied diploid 0/0 under the counting rule
     (:func:`genolake.genotypes.call_counts` minus a 0/0's counts): (ac, an - 2, missing, hom-alt diploid,
     hemizygous alt), the columns :data:`METRICS`, as an (n, 5) int64 matrix; with ``carriers``, the columns
-    :data:`CARRIER_METRICS` (n, 7): also carrier (alt count > 0) and not a non-carrier (carrier, or ``missing``)."""
+    :data:`CARRIER_METRICS` (n, 7): also carrier (:func:`genolake.genotypes.carries`) and not a non-carrier (carrier, or ``missing``)."""
     from genolake import genotypes as gtc
 
     out = gtc.call_counts(ploidy, called, altc) - np.asarray(gtc.HOM_REF_COUNTS, dtype=np.int64)[None, :]
     if not carriers:
         return out  # type: ignore[no-any-return]
-    carrier = (np.asarray(altc, dtype=np.int64) > 0).astype(np.int64)
+    carrier = gtc.carries(altc).astype(np.int64)
     return np.concatenate([out, carrier[:, None], np.maximum(carrier, out[:, 2])[:, None]], axis=1)
 
 

@@ -142,6 +142,21 @@ def call_counts(ploidy: np.ndarray, called: np.ndarray, alt_count: np.ndarray) -
 HOM_REF_COUNTS = (0, 2, 0, 0, 0)  # :func:`call_counts` of an implied diploid 0/0
 
 
+def carries(alt_count: np.ndarray) -> np.ndarray:
+    """**The lake's carrier rule**, the one definition every carrier count and list uses: a person carries a
+    split row's alt allele when their call holds at least one copy of it (``alt_count > 0``: a het, a hom-alt,
+    a hemizygous alt, and a partly missing ``./1``). A person without a stored call (an implied ``0/0``) does
+    not. A *non-carrier* is a person fully called without it (``alt_count == 0`` and ``missing`` 0 in
+    :func:`call_counts`). Boolean, one per call; :func:`carries_sql` is the same in DuckDB."""
+    return np.asarray(alt_count) > 0
+
+
+def carries_sql(c: str) -> str:
+    """:func:`carries` as a DuckDB BOOLEAN expression over the stored calls of the relation alias ``c`` (``""``:
+    the columns unqualified)."""
+    return f"{c + '.' if c else ''}alt_count > 0"
+
+
 def call_counts_sql(c: str) -> dict[str, str]:
     """:func:`call_counts` as DuckDB expressions over the stored calls of the relation alias ``c`` (columns
     ``ploidy``, ``called``, ``alt_count``, as in the ``calls`` view), one INTEGER per call, keyed by
@@ -609,7 +624,7 @@ def expand(rows: pa.Table, pseudonyms: Callable[[str], pa.Array], columns: Seque
     row_base = np.array([base[f] for f in fids], dtype=np.int64)
     sidx = row_base[row] + col
     present = valid[sidx] if len(valid) else np.zeros(len(sidx), bool)
-    keep = present & (altc > 0) if carriers_only else present
+    keep = present & carries(altc) if carriers_only else present
     take = None if bool(keep.all()) else np.flatnonzero(keep)
     if by_sample:
         inst = _combined(rows.column("institution")).to_pylist()

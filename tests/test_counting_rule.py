@@ -63,3 +63,18 @@ def test_sql_form_is_the_rule() -> None:
     got = con.execute(f"SELECT {', '.join(rule[f] for f in gtc.COUNT_FIELDS)} FROM c").fetchall()
     want = gtc.call_counts(*(np.array([g[i] for g in grid]) for i in range(3)))
     assert [list(r) for r in got] == want.tolist()
+
+
+def test_carrier_rule_sql_and_numpy_agree() -> None:
+    """The carrier rule (genotypes.carries) and its SQL form agree on every call; a carrier holds an alt copy."""
+    import duckdb
+
+    grid = [(p, c, a) for p in range(4) for c in range(p + 1) for a in range(c + 1)]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE c (ploidy TINYINT, called TINYINT, alt_count TINYINT)")
+    con.executemany("INSERT INTO c VALUES (?, ?, ?)", grid)
+    got = [r[0] for r in con.execute(f"SELECT {gtc.carries_sql('c')} FROM c").fetchall()]
+    altc = np.array([g[2] for g in grid])
+    assert got == gtc.carries(altc).tolist()
+    assert got == [a > 0 for _p, _c, a in grid]
+    assert gtc.carries_sql("") == "alt_count > 0"

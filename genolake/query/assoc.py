@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from genolake.errors import UserInputError
+from genolake.genotypes import carries_sql
 from genolake.query.counts import group_ctes, joint_ctes
 from genolake.query.ids import Region
 from genolake.query.region import as_region
@@ -290,7 +291,7 @@ def _burden(lake: Lake, reg: Region | None, ctes: str, per_variant: str, params:
     carriers AS (SELECT DISTINCT gs.institution, gs.sample_id, gs.g
                  FROM {calls} AS c JOIN q USING (contig, pos, ref, alt)
                  JOIN gs ON gs.file_id = c.file_id AND gs.sample_id = c.sample_id
-                 WHERE c.alt_count > 0),
+                 WHERE {carries_sql("c")}),
     covered AS (SELECT DISTINCT gs.institution, gs.sample_id, gs.g
                 FROM gs JOIN ploidy p ON p.file_id = gs.file_id AND p.sample_id = gs.sample_id
                 WHERE p.contig = $contig)

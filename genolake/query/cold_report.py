@@ -243,7 +243,7 @@ def _breakdown(cold: _ColdLake, key: VariantKey, present: list[str], fill: list[
     A sample counts at the site when its file lists the site (``present``: an implied 0/0, AN 2) or counts the
     absent site (``fill``: when it has a ploidy on the contig, AN that ploidy); a stored call of a counted
     sample then counts by the lake's rule instead (its alleles, carrier, hom-alt, hemizygous)."""
-    from genolake.genotypes import call_counts_sql, stored_calls_sql
+    from genolake.genotypes import call_counts_sql, carries_sql, stored_calls_sql
 
     pheno_paths = [d.path for d in cold.data("phenotypes")]
     if not pheno_paths:
@@ -261,7 +261,7 @@ def _breakdown(cold: _ColdLake, key: VariantKey, present: list[str], fill: list[
                 f" NULL::INTEGER[] AS dp, NULL::INTEGER[] AS ad_ref, NULL::INTEGER[] AS ad_alt FROM {geno} WHERE "
                 f"pos = $pos AND contig = $c AND ref = $r AND alt = $a AND file_id IN {counted})")
         calls = (f"SELECT file_id, column_index, {counts['ac']} AS ac, {counts['an']} AS an, "
-                 f"CAST(_t.alt_count > 0 AS INTEGER) AS carrier, {counts['nhomalt']} AS nhomalt, "
+                 f"CAST({carries_sql('_t')} AS INTEGER) AS carrier, {counts['nhomalt']} AS nhomalt, "
                  f"{counts['nhemi']} AS nhemi FROM {stored_calls_sql(rows)} AS _t")
     else:
         calls = ("SELECT NULL::VARCHAR AS file_id, 0::BIGINT AS column_index, 0 AS ac, 0 AS an, 0 AS carrier, "

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from genolake.genotypes import call_counts_sql
+from genolake.genotypes import call_counts_sql, carries_sql
 
 if TYPE_CHECKING:
     from genolake.query.engine import Engine
@@ -270,8 +270,8 @@ def group_ctes_sql(eng: Engine, region: Region | None, institution: str | None, 
              FROM vf JOIN gfile USING (file_id) GROUP BY ALL),
     cs AS (SELECT c.contig, c.pos, c.ref, c.alt, gs.g,
                   sum({rule["ac"]}) AS ac, sum({rule["an"]} - 2) AS an_adj,
-                  count(*) FILTER (WHERE c.alt_count > 0) AS carriers,
-                  count(*) FILTER (WHERE c.alt_count > 0 OR {rule["missing"]} = 1) AS not_noncarrier,
+                  count(*) FILTER (WHERE {carries_sql("c")}) AS carriers,
+                  count(*) FILTER (WHERE {carries_sql("c")} OR {rule["missing"]} = 1) AS not_noncarrier,
                   sum({rule["nhomalt"]}) AS nhomalt, sum({rule["nhemi"]}) AS nhemi
            FROM {calls} AS c JOIN gs ON gs.file_id = c.file_id AND gs.sample_id = c.sample_id
            WHERE {cwhere}

@@ -45,6 +45,8 @@ from genolake.genotypes import (
     call_values_of,
     calls_of_rows,
     calls_sql,
+    carries,
+    carries_sql,
     expand,
     nonzero_bytes,
     pseudonyms_by_file,
@@ -724,7 +726,7 @@ class Engine:
                 src = f"{calls_sql(f'(SELECT * FROM {rows} WHERE {where})', 'samples')}"
             else:
                 src = self.scan("calls", contig=contig, start=pos, end=pos)
-            cond = "alt_count > 0" if carriers_only else "TRUE"
+            cond = carries_sql("_c") if carriers_only else "TRUE"
             return self.query(f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {src} AS _c WHERE {cond}",
                               params)
         need: list[str] = [c for c in ("institution", "contig", "pos", "ref", "alt") if c in columns]
@@ -735,7 +737,7 @@ class Engine:
 
     def point_carriers(self, contig: str, pos: int, columns: list[str],
                        equal: dict[str, Any] | None = None, *, column_index: bool = False) -> pa.Table:
-        """The stored calls holding the alt (alt_count > 0) at one position, ``columns`` of the ``calls`` view
+        """The stored calls holding the alt (:func:`~genolake.genotypes.carries`) at one position, ``columns`` of the ``calls`` view
         (and, with ``column_index``, when the point reader served it, each call's sample column in its file as a
         last column ``column_index``: see :func:`genolake.genotypes.expand`).
 
@@ -751,7 +753,7 @@ class Engine:
             return self._point_calls(contig, pos, columns, equal, carriers_only=True)
         calls = call_values_of([r[1] for r in codes], [r[2] for r in codes], [r[3] for r in codes])
         file_ids = [r[0] for r in codes]
-        fids = {file_ids[i] for i in np.unique(calls.row[calls.alt_count > 0]).tolist()}
+        fids = {file_ids[i] for i in np.unique(calls.row[carries(calls.alt_count)]).tolist()}
         if not fids:
             return expand(pa.table({}), self.file_pseudonyms, columns)
         pick = [i for i, f in enumerate(file_ids) if f in fids]

@@ -349,7 +349,7 @@ def count_breakdown(eng: Engine, idx: SampleIndex, contig: str, present: list[st
     elif len(rows):  # other ploidies: every call weighed by its own counts
         ploidy, called, alt_count = (np.asarray(x, np.int64) for x in (ploidy, called, alt_count))
         per_call = gtc.call_counts(ploidy, called, alt_count)
-        weights = np.stack([per_call[:, 0], per_call[:, 1] - base, (alt_count > 0).astype(np.int64),
+        weights = np.stack([per_call[:, 0], per_call[:, 1] - base, gtc.carries(alt_count).astype(np.int64),
                             per_call[:, 3], per_call[:, 4]], axis=1)
         slots = (gcodes[rows][:, :, None] * 5 + np.arange(5)).reshape(-1)  # (call, phenotype, count) -> slot
         sums = np.bincount(slots, weights=np.broadcast_to(weights[:, None, :], (len(rows), g, 5)).reshape(-1),
@@ -388,11 +388,12 @@ def _combination_sums(combo: np.ndarray, kind: np.ndarray, member: np.ndarray) -
 @cache
 def _kind_weights() -> np.ndarray:
     """(_KINDS, 5): per kind of call (see :func:`count_breakdown`) what it adds to AC, to AN beyond the implied
-    0/0 (called alleles minus the implied AN), to carriers, nhomalt and nhemi: :func:`genotypes.call_counts`."""
+    0/0 (called alleles minus the implied AN), to carriers, nhomalt and nhemi: :func:`genotypes.call_counts` and
+    :func:`genotypes.carries`."""
     k = np.arange(_KINDS)
     base, alt, called, ploidy = k % 3, k // 3 % 3, k // 9 % 3, k // 27
     per = gtc.call_counts(ploidy, called, alt)
-    return np.stack([per[:, 0], per[:, 1] - base, (alt > 0).astype(np.int64), per[:, 3], per[:, 4]],
+    return np.stack([per[:, 0], per[:, 1] - base, gtc.carries(alt).astype(np.int64), per[:, 3], per[:, 4]],
                     axis=1).astype(np.int64)
 
 

@@ -12,6 +12,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from genolake.errors import UserInputError
+from genolake.genotypes import carries_sql
 from genolake.query.engine import quote_ident
 from genolake.query.ids import VariantKey, is_rsid, parse_variant
 from genolake.query.site_summary import SITE_COLUMNS, allele_rows, variant_summary
@@ -351,7 +352,7 @@ def compile_where(lake: Lake, where: str | Condition | None, *, pheno_alias: str
 
 
 def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition | None = None) -> pa.Table:
-    """Samples carrying the allele (alt_count > 0) with their genotype and phenotype columns."""
+    """Samples carrying the allele (:func:`genolake.genotypes.carries`) with their genotype and phenotype columns."""
     key = text if isinstance(text, VariantKey) else resolve(lake, text)
     eng = lake.engine
     params: dict[str, Any] = {}
@@ -371,7 +372,7 @@ def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition
         src, site_filter = "_gl_site_calls", "TRUE"
     else:
         src = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos)
-        site_filter = "c.contig = $contig AND c.pos = $pos AND c.ref = $ref AND c.alt = $alt AND c.alt_count > 0"
+        site_filter = f"c.contig = $contig AND c.pos = $pos AND c.ref = $ref AND c.alt = $alt AND {carries_sql('c')}"
         params.update(_key_params(key))
     try:
         return eng.query(f"""
