@@ -241,3 +241,34 @@ def test_no_nonzero_index_for_dense_codes() -> None:
     grp = point._Group(np.arange(5, dtype=np.int32), pa.table({"gt": dense}), frozenset({"gt"}), True, cached=True)
     rows = point._nonzero_rows(grp, "gt", [0, 4])
     assert [r[1].tolist() for r in rows] == [np.flatnonzero(np.frombuffer(bytes([1, 0, 2, 3]) * 10, np.uint8)).tolist()] * 2
+
+
+def test_nonzero_index_is_counted_in_the_cache_budget(tmp_path: Path) -> None:
+    """The cache counts a group's nonzero index from when it is made: ``used`` is the groups' bytes, indexes
+    included, and a budget that holds the decoded group but not its index too lets the group go."""
+    n = 64
+    raw = np.zeros((n, 400), np.uint8)
+    raw[:, ::40] = 7  # one nonzero byte in 40
+    t = pa.table({"pos": pa.array(np.arange(100, 100 + n, dtype=np.int32)),
+                  "gt": pa.array([r.tobytes() for r in raw], pa.binary())})
+    path = tmp_path / "g.parquet"
+    pq.write_table(t, path, row_group_size=n)
+    reader = PointReader(cache_bytes=1 << 20, background=False)
+    reader.read([str(path)], 110, ["gt"], as_rows=True)  # decoded and cached, no index yet
+    cache = reader._cache
+    (grp,) = cache._groups.values()
+    before = cache.used
+    assert grp.index_bytes() == 0 and before == grp.nbytes
+    got = reader.read([str(path)], 111, ["gt"], as_rows=True, nonzero=("gt",))
+    assert np.array_equal(got[0][0][1], np.flatnonzero(raw[11]))
+    assert grp.index_bytes() == n * 10 * 4  # int32 positions of the 640 nonzero bytes
+    assert cache.used == before + grp.index_bytes() == grp.nbytes
+    reader.close()
+    # a budget the decoded group fits in, but not with its index: the group is let go when the index is made
+    tight = PointReader(cache_bytes=before + 8, background=False)
+    tight.read([str(path)], 110, ["gt"], as_rows=True)
+    assert tight._cache.used == before
+    got = tight.read([str(path)], 111, ["gt"], as_rows=True, nonzero=("gt",))
+    assert np.array_equal(got[0][0][1], np.flatnonzero(raw[11]))
+    assert tight._cache.used == 0 and not tight._cache._groups
+    tight.close()

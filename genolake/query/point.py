@@ -102,10 +102,17 @@ class _Group:
     arrays: dict[str, pa.Array | pa.ChunkedArray] = field(default_factory=dict, compare=False, repr=False)
     cached: bool = False  # held by the cache (a :meth:`nonzero` index is then worth making: later reads reuse it)
     _nonzero: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # the cache and key that hold this group: an index made later is charged to the cache's budget
+    owner: tuple[_GroupCache, tuple[Any, ...]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def nbytes(self) -> int:
-        return int(self.pos.nbytes) + int(self.table.nbytes)
+        """Bytes held: the decoded columns and the :meth:`nonzero` indexes made so far (the cache's budget)."""
+        return int(self.pos.nbytes) + int(self.table.nbytes) + self.index_bytes()
+
+    def index_bytes(self) -> int:
+        """Bytes of the :meth:`nonzero` indexes (their positions; the values and offsets are the column's own)."""
+        return sum(int(got[2].nbytes) for got in list(self._nonzero.values()) if got)
 
     def nonzero(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """For the binary column ``name`` of a cached group: its values buffer as uint8, each row's offsets into it
@@ -118,7 +125,11 @@ class _Group:
             return None
         got = self._nonzero.get(name)
         if got is None:
-            got = self._nonzero[name] = _nonzero_index(self.array(name)) or ()
+            made = _nonzero_index(self.array(name)) or ()
+            got = self._nonzero.setdefault(name, made)  # two threads may make it: the first one is kept
+            if got is made and made and self.owner is not None:
+                cache, key = self.owner
+                cache.charge(key, self, int(made[2].nbytes))
         return got or None
 
     def array(self, name: str) -> pa.Array | pa.ChunkedArray:
@@ -186,6 +197,7 @@ class _GroupCache:
         self.budget = budget
         self.used = 0
         self._groups: OrderedDict[tuple[Any, ...], _Group] = OrderedDict()
+        self._sizes: dict[tuple[Any, ...], int] = {}  # key -> the bytes counted in ``used`` for it
         self._lock = threading.Lock()
 
     def get(self, key: tuple[Any, ...]) -> _Group | None:
@@ -203,14 +215,27 @@ class _GroupCache:
         if self.budget <= 0 or group.nbytes > self.budget:
             return
         with self._lock:
-            old = self._groups.pop(key, None)
-            if old is not None:
-                self.used -= old.nbytes
+            if self._groups.pop(key, None) is not None:
+                self.used -= self._sizes.pop(key)
             self._groups[key] = group
-            self.used += group.nbytes
-            while self.used > self.budget and self._groups:
-                _k, gone = self._groups.popitem(last=False)
-                self.used -= gone.nbytes
+            self._sizes[key] = size = group.nbytes
+            self.used += size
+            self._evict()
+
+    def charge(self, key: tuple[Any, ...], group: _Group, nbytes: int) -> None:
+        """Count ``nbytes`` more for ``group`` (an index made after it was put), if the cache still holds it;
+        least recently used groups go until the budget holds again (this one too, if it alone exceeds it)."""
+        with self._lock:
+            if self._groups.get(key) is not group:
+                return  # let go already (or replaced): nothing of it is counted
+            self._sizes[key] += nbytes
+            self.used += nbytes
+            self._evict()
+
+    def _evict(self) -> None:
+        while self.used > self.budget and self._groups:
+            gone, _grp = self._groups.popitem(last=False)
+            self.used -= self._sizes.pop(gone)
 
 
 class PointReader:
@@ -536,9 +561,9 @@ class PointReader:
                 table = have.table
                 for name in cols:
                     table = table.append_column(name, t.column(name).combine_chunks())
-                grp = _Group(have.pos, table, frozenset(table.column_names), have.ordered,
-                             cached=bool(cols and job.cache) and self._cache.accepts(
-                                 int(have.pos.nbytes) + int(table.nbytes)))
+                keep = bool(cols and job.cache) and self._cache.accepts(int(have.pos.nbytes) + int(table.nbytes))
+                grp = _Group(have.pos, table, frozenset(table.column_names), have.ordered, cached=keep,
+                             owner=(self._cache, key) if keep else None)
                 if cols and job.cache:
                     self._cache.put(key, grp)
             else:
@@ -547,8 +572,8 @@ class PointReader:
                 ordered = bool(p.size < 2 or np.all(p[1:] >= p[:-1]))  # files are sorted by pos: binary search
                 # one chunk per column: a slice of a whole file's table need not walk a chunk per row group
                 table = t.select(cols).combine_chunks()
-                grp = _Group(p, table, frozenset(cols), ordered,
-                             cached=job.cache and self._cache.accepts(int(p.nbytes) + int(table.nbytes)))
+                keep = job.cache and self._cache.accepts(int(p.nbytes) + int(table.nbytes))
+                grp = _Group(p, table, frozenset(cols), ordered, cached=keep, owner=(self._cache, key) if keep else None)
                 if job.cache:
                     self._cache.put(key, grp)
             if not passing:
