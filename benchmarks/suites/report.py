@@ -103,8 +103,11 @@ TARGETS = (
            ("storage.vcf_zarr_gt",)),
     Target("#10 store", "lake <= 0.3x the .vcf.gz, GT:GQ:DP:AD cohort", "ratio:storage.lake_vs_vcf_gz", ">=",
            1 / 0.3, ("storage.vcf_zarr",)),
-    Target("#10 store", "ingest in process >= 1.0x plain cyvcf2 iteration", "ratio:ingest.w0_vs_cyvcf2", ">=", 1.0),
-    Target("#10 store", "ingest, 2 workers >= 1.6x plain cyvcf2 iteration", "ratio:ingest.w2_vs_cyvcf2", ">=", 1.6),
+    # the peer column also shows the ceiling of any ingest that reads with cyvcf2 on the 2 cores (ingest suite)
+    Target("#10 store", "ingest in process >= 1.0x plain cyvcf2 iteration", "ratio:ingest.w0_vs_cyvcf2", ">=", 1.0,
+           ("ingest.cyvcf2_ceiling_2_cores",)),
+    Target("#10 store", "ingest, 2 workers >= 1.6x plain cyvcf2 iteration", "ratio:ingest.w2_vs_cyvcf2", ">=", 1.6,
+           ("ingest.cyvcf2_ceiling_2_cores",)),
     Target("#10 store", "ingest default never slower than --workers 0 (>= 0.95x: timing noise)",
            "ratio:ingest.default_vs_w0", ">=", 0.95),
     # issue 10's latency targets are genolake's own latency: its queries in a pass of their own (the interleaved
@@ -135,6 +138,7 @@ PEER_LABELS = {  # where the tool name alone would be ambiguous
     "queries.point": "genolake interleaved with pysam",
     "queries.carriers": "genolake interleaved with pysam",
     "scaling.point_growth_50x": "genolake interleaved with pysam",
+    "ingest.cyvcf2_ceiling_2_cores": "ceiling of any ingest reading with cyvcf2 on 2 cores:",
 }
 
 
