@@ -42,7 +42,7 @@ class Group:
 class Seen:
     """The lake's values at the alleles of a look-up it has seen: one row per allele and group (column lists)."""
 
-    key: list[int]  # index of the allele in the keys looked up
+    key: list[int]  # index of the allele in those looked up
     group: list[int]  # index of the group in the look-up's groups (-1: a group not asked for)
     ac: list[int]
     an: list[int]
@@ -65,23 +65,23 @@ class Lookup:
         self._strata_cols = sorted({g.stratum.split("=", 1)[0] for g in groups if g.stratum != "all"})
 
     # ------------------------------------------------------------------ seen alleles
-    def seen(self, contig: str, keys: list[Key]) -> Seen:
-        """The rows of every group at the alleles of ``keys`` (distinct) the lake has seen."""
-        if not keys:
+    def seen(self, contig: str, pos: list[int], ref: list[str], alt: list[str]) -> Seen:
+        """The rows of every group at the alleles (``pos``, ``ref``, ``alt``: the lake's keys, repeats allowed)
+        the lake has seen."""
+        if not pos:
             return Seen([], [], [], [], [], [], [], [])
         eng = self.eng
-        pos = np.fromiter((k[0] for k in keys), dtype=np.int32, count=len(keys))
-        tbl = pa.Table.from_arrays([_int32_array(np.arange(len(keys))), _int32_array(pos),
-                                    _string_array([k[1] for k in keys]), _string_array([k[2] for k in keys])],
-                                   names=["i", "pos", "ref", "alt"])
-        lo, hi = int(pos.min()), int(pos.max())
-        eng.con.register("_gl_vcf_keys", tbl)
+        pos_a = np.array(pos, dtype=np.int32)
+        tbl = pa.Table.from_arrays([_int32_array(np.arange(len(pos))), _int32_array(pos_a), _string_array(ref),
+                                    _string_array(alt)], names=["i", "pos", "ref", "alt"])
+        lo, hi = int(pos_a.min()), int(pos_a.max())
+        eng.register("_gl_vcf_keys", tbl)
         try:
             if self.use_af:
                 return self._from_af(contig, lo, hi)
-            return self._rows(self._from_lake(contig, lo, hi), keys)
+            return self._rows(self._from_lake(contig, lo, hi), list(zip(pos, ref, alt, strict=True)))
         finally:
-            eng.con.unregister("_gl_vcf_keys")
+            eng.unregister("_gl_vcf_keys")
 
     def _from_af(self, contig: str, lo: int, hi: int) -> Seen:
         eng = self.eng
@@ -103,10 +103,12 @@ class Lookup:
                     col["ac"], col["an"], col["nhomalt"], col["nhemi"], faf95, col["grpmax"])
 
     def _rows(self, found: dict[Key, dict[Group, Values]], keys: list[Key]) -> Seen:
-        """``found`` (allele -> group -> values) as the rows of a :class:`Seen`."""
-        at = {k: i for i, k in enumerate(keys)}
+        """``found`` (allele -> group -> values) as the rows of a :class:`Seen` of the alleles ``keys``."""
+        at: dict[Key, list[int]] = {}
+        for i, k in enumerate(keys):
+            at.setdefault(k, []).append(i)
         index = {g: i for i, g in enumerate(self.groups)}
-        rows = [(at[k], index.get(g, -1), *v) for k, vals in found.items() for g, v in vals.items()]
+        rows = [(i, index.get(g, -1), *v) for k, vals in found.items() for g, v in vals.items() for i in at[k]]
         if not rows:
             return Seen([], [], [], [], [], [], [], [])
         return Seen(*map(list, zip(*rows, strict=True)))  # type: ignore[arg-type]

@@ -34,7 +34,7 @@ def text_records(path: str, fmt: str) -> Iterator[tuple[int, list[str]]]:
         raise BadInputFileError(path, f"cannot read: {exc}", record=f"after record {rec_no}") from None
 
 
-def text_blocks(path: str, fmt: str, block_bytes: int = BLOCK_BYTES) -> Iterator[list[str]]:
+def text_blocks(path: str, fmt: str, block_bytes: int | None = None) -> Iterator[list[str]]:
     """The record lines of a VCF or (b)gzipped VCF, a block at a time: header lines left out, line ends stripped,
     decoded as :func:`text_records` decodes them (UTF-8, other bytes kept as surrogates).
 
@@ -44,12 +44,13 @@ def text_blocks(path: str, fmt: str, block_bytes: int = BLOCK_BYTES) -> Iterator
     import zlib
 
     opener: Any = gzip.open if fmt in ("vcf.gz", "vcf.gzip") else open
+    size = block_bytes or BLOCK_BYTES
     given = 0
     try:
         with opener(path, "rb") as fh:
             carry = b""
             while True:
-                data = fh.read(block_bytes)
+                data = fh.read(size)
                 if not data:
                     break
                 data = carry + data

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from genolake.vcfout.annotate_write import ChunkWriter
 
 _BASES = frozenset("ACGTNacgtn")
+_UPPER = frozenset("ACGTN")
 _MIN_BLOCK = 16  # smaller blocks (BCF records, lines re-read after a read error) take the general way
 _POS_DIGITS = 18  # a POS of at most this many digits fits int64
 
@@ -91,8 +92,7 @@ class Checker:
                     raise BadInputFileError(path, f"invalid ALT allele {a!r}", record=f"record {rec_no} ({chrom}:{pos})")
                 keys.append((pos, ref, alt) if len(ref) == 1 and len(alt) == 1 and fasta is None
                             else self.normaliser.key(chrom, pos, ref, alt, rec_no))
-        writer.rows.append(fields)
-        writer.keys.append(keys[0] if len(keys) == 1 else keys)
+        writer.add(fields, keys)
 
     def common(self, rows: list[list[str]], pos: list[int], refs: list[str], alts: list[str]) -> None:
         """Append records already known to be common and in order after the record before (same contig)."""
@@ -101,9 +101,12 @@ class Checker:
         while start < len(rows):
             if len(writer.rows) >= size:
                 writer.flush()
-            end = start + max(size - len(writer.rows), 1)
+            end = min(len(rows), start + max(size - len(writer.rows), 1))
             writer.rows.extend(rows[start:end])
-            writer.keys.extend(zip(pos[start:end], refs[start:end], alts[start:end], strict=True))
+            writer.counts.extend([1] * (end - start))
+            writer.pos.extend(pos[start:end])
+            writer.ref.extend(refs[start:end])
+            writer.alt.extend(alts[start:end])
             start = end
         self.last = pos[-1]
 
@@ -142,40 +145,49 @@ def stream(blocks: Iterable[list[str]], checker: Checker, progress: Callable[[in
 def _common(rows: list[list[str]], lines: list[str], chk: Checker
             ) -> tuple[np.ndarray, list[int], list[str], list[str]] | None:
     """Which lines of a block are common records (mask), with their POS and upper-case REF and ALT; None when the
-    block has a line too short to look at (it fails, in the general way) or text that is not ASCII."""
+    block has a line too short to look at (it fails, in the general way) or text that is not ASCII.
+
+    Each check is made once over the whole block (a set, a join), and line by line only where that fails."""
     n = len(rows)
     if min(map(len, rows)) < 8 or not all(map(str.isascii, lines)):
         return None
-    chrom = list(map(itemgetter(0), rows))
+    ok = np.ones(n, dtype=bool)
     pos_s = list(map(itemgetter(1), rows))
-    refs = list(map(str.upper, map(itemgetter(3), rows)))
-    alts = list(map(str.upper, map(itemgetter(4), rows)))
-    ok = np.fromiter(map(str.isdigit, pos_s), bool, n)
-    ok &= np.fromiter(map(len, pos_s), np.int64, n) <= _POS_DIGITS
-    pos_a = np.zeros(n, dtype=np.int64)
-    if ok.all():
-        pos = list(map(int, pos_s))
-        pos_a[:] = pos
-    else:
-        pos = [int(s) if good else 0 for s, good in zip(pos_s, ok.tolist(), strict=True)]
-        pos_a[:] = pos
+    if not (all(pos_s) and "".join(pos_s).isdigit() and max(map(len, pos_s)) <= _POS_DIGITS):
+        ok = np.fromiter((s.isdigit() and len(s) <= _POS_DIGITS for s in pos_s), bool, n)
+    pos = list(map(int, pos_s)) if ok.all() else [int(s) if good else 0 for s, good in zip(pos_s, ok.tolist(), strict=True)]
+    pos_a = np.array(pos, dtype=np.int64)
     prev = np.empty(n, dtype=np.int64)
     prev[0], prev[1:] = chk.last, pos_a[:-1]
-    prev_ok = np.empty(n, dtype=bool)
-    prev_ok[0], prev_ok[1:] = True, ok[:-1]  # a POS not read here: the line after it goes the general way too
-    ok &= prev_ok & (pos_a >= 1) & (pos_a >= prev)
-    ok &= np.fromiter(map(_BASES.__contains__, refs), bool, n)
-    ok &= np.fromiter(map(_BASES.__contains__, alts), bool, n)
+    if not ok.all():
+        ok[1:] &= ok[:-1].copy()  # a POS not read here: the line after it goes the general way too
+    ok &= (pos_a >= 1) & (pos_a >= prev)
+    refs, alts = _bases(list(map(itemgetter(3), rows)), ok), _bases(list(map(itemgetter(4), rows)), ok)
     ok &= np.fromiter(map(ne, refs, alts), bool, n)
-    ok &= np.fromiter(map(eq, chrom, [chk.cur_chrom, *chrom[:-1]]), bool, n)  # a new contig goes the general way
+    chrom = list(map(itemgetter(0), rows))
+    if chrom.count(chrom[0]) == n:
+        ok[0] &= chrom[0] == chk.cur_chrom
+    else:
+        ok &= np.fromiter(map(eq, chrom, [chk.cur_chrom, *chrom[:-1]]), bool, n)  # a new contig: the general way
     if chk.n_samples:
-        lens = np.fromiter(map(len, rows), np.int64, n)
-        if (lens == 9).all():
-            ok &= np.fromiter(map(str.count, map(itemgetter(8), rows), repeat("\t")), np.int64, n) == chk.n_samples
+        if all(len(r) == 9 for r in rows):
+            tabs = list(map(str.count, map(itemgetter(8), rows), repeat("\t")))
+            if tabs.count(chk.n_samples) != n:
+                ok &= np.array(tabs) == chk.n_samples
         else:
-            ok &= lens == 9
-            ok &= np.fromiter((r[8].count("\t") if len(r) == 9 else -1 for r in rows), np.int64, n) == chk.n_samples
+            ok &= np.fromiter((len(r) == 9 and r[8].count("\t") == chk.n_samples for r in rows), bool, n)
     return ok, pos, refs, alts
+
+
+def _bases(alleles: list[str], ok: np.ndarray) -> list[str]:
+    """``alleles`` in upper case; ``ok`` cleared where one is not a single base."""
+    kinds = set(alleles)
+    if kinds <= _UPPER:
+        return alleles
+    up = list(map(str.upper, alleles))
+    if not kinds <= _BASES:
+        ok &= np.fromiter(map(_UPPER.__contains__, up), bool, len(up))
+    return up
 
 
 def _after(rec_no: int, chrom: str | None, pos: int) -> str:

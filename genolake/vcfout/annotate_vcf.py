@@ -278,7 +278,7 @@ def annotate_vcf(
                 reader.close()
             finish(dest)
     finally:
-        eng.con.close()
+        eng.close()
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -3,7 +3,6 @@ their values at once, writes the chunk's records with the new INFO fields."""
 
 from __future__ import annotations
 
-from itertools import compress
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,8 @@ if TYPE_CHECKING:
 class ChunkWriter:
     """Buffers the records of one chunk, looks their alleles up, writes them with the new INFO fields.
 
-    ``rows`` holds each record's text fields, ``keys`` the key of its one allele, or the list of its keys (none or
-    several)."""
+    ``rows`` holds each record's text fields and ``counts`` its number of alleles; ``pos``, ``ref`` and ``alt``
+    the lake keys of those alleles, record after record."""
 
     def __init__(self, sink: Any, lookup: Lookup, columns: list[tuple[str, str, Group]], report: AnnotateReport,
                  ours: set[str]) -> None:
@@ -31,17 +30,29 @@ class ChunkWriter:
         self.ours = ours
         self.contig = ""
         self.rows: list[list[str]] = []
-        self.keys: list[Key | list[Key]] = []
+        self.counts: list[int] = []
+        self.pos: list[int] = []
+        self.ref: list[str] = []
+        self.alt: list[str] = []
         self.groups = list(dict.fromkeys(c[2] for c in columns))
+
+    def add(self, fields: list[str], keys: list[Key]) -> None:
+        """One record and the keys of its alleles."""
+        self.rows.append(fields)
+        self.counts.append(len(keys))
+        for p, r, a in keys:
+            self.pos.append(p)
+            self.ref.append(r)
+            self.alt.append(a)
 
     def _absent(self, contig: str, pos: int) -> tuple[int | None, ...]:
         return tuple(self.lookup.absent_an(contig, pos, g) for g in self.groups)
 
-    def strings(self, contig: str, keys: list[Key]) -> tuple[list[list[str]], list[bool], list[bool]]:
-        """For distinct alleles ``keys``: the formatted values of every column (``.`` where missing), whether the
+    def strings(self, contig: str) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
+        """For the alleles of the chunk: the formatted values of every column (``.`` where missing), whether the
         lake has seen each allele, and whether an unseen one got an AN from the absent-site rules."""
-        n = len(keys)
-        seen = self.lookup.seen(contig, keys)
+        n = len(self.pos)
+        seen = self.lookup.seen(contig, self.pos, self.ref, self.alt)
         gi = {g: i for i, g in enumerate(self.groups)}
         found = np.zeros(n, dtype=bool)
         found[seen.key] = True
@@ -50,7 +61,7 @@ class ChunkWriter:
         absent_of: dict[int, tuple[int | None, ...]] = {}
 
         def absent(j: int) -> tuple[int | None, ...]:
-            pos = keys[j][0]
+            pos = self.pos[j]
             if pos not in absent_of:
                 absent_of[pos] = self._absent(contig, pos) if has_fill else none
             return absent_of[pos]
@@ -80,32 +91,30 @@ class ChunkWriter:
                 an_g = absent(j)[i] or 0
                 col[j] = value(f, (0, an_g, 0, 0, 0.0 if an_g else None, None))
             out.append(col.tolist())
-        known = [False] * n
+        known = np.zeros(n, dtype=bool)
         if has_fill:
             for j in unseen:
                 known[j] = any(a is not None for a in absent(j))
-        return out, found.tolist(), known
+        return out, found, known
 
     def flush(self) -> None:
-        rows, entries = self.rows, self.keys
+        rows = self.rows
         if not rows:
             return
-        singles = [k for k in entries if isinstance(k, tuple)]
-        several = [k for k in entries if not isinstance(k, tuple)]
-        all_keys = singles + [k for ks in several for k in ks]
-        keys = list(dict.fromkeys(all_keys))
-        cols, found, known = self.strings(self.contig, keys)
+        cols, found, known = self.strings(self.contig)
         template = ";".join(f"{c[0]}={{}}" for c in self.columns)
-        text = dict(zip(keys, map(template.format, *cols), strict=True))
+        texts = list(map(template.format, *cols))  # the INFO text of each allele alone
         rep = self.report
-        if any(found):
-            got = set(compress(keys, found))
-            rep.n_found += sum(map(got.__contains__, all_keys))
-        if any(known):
-            got = set(compress(keys, known))
-            rep.n_absent += sum(map(got.__contains__, all_keys))
-        at = {k: j for j, k in enumerate(keys)} if several else {}
-        adds = [text[e] if isinstance(e, tuple) else self._several(e, at, cols) for e in entries]
+        rep.n_found += int(found.sum())
+        rep.n_absent += int(known.sum())
+        adds: list[str | None]
+        if len(texts) == len(rows) and all(c == 1 for c in self.counts):
+            adds = texts  # type: ignore[assignment]
+        else:
+            adds, j = [], 0
+            for c in self.counts:
+                adds.append(texts[j] if c == 1 else self._several(j, c, cols))
+                j += c
         infos = list(map(itemgetter(7), rows))
         strip = self.ours  # INFO keys of ours the input already declared: replaced, not repeated
         if strip:
@@ -116,16 +125,16 @@ class ChunkWriter:
         for fields, info in zip(rows, new, strict=True):
             fields[7] = info
         rep.n_records += len(rows)
-        rep.n_alleles += len(all_keys)
+        rep.n_alleles += len(texts)
         self.sink.write(("\n".join(map("\t".join, rows)) + "\n").encode())
-        self.rows = []
-        self.keys = []
+        self.rows, self.counts, self.pos, self.ref, self.alt = [], [], [], [], []
 
-    def _several(self, ks: list[Key], at: dict[Key, int], cols: list[list[str]]) -> str | None:
-        """The INFO text of a record with no allele (None) or several (values joined by commas per column)."""
-        if not ks:
+    def _several(self, j: int, c: int, cols: list[list[str]]) -> str | None:
+        """The INFO text of a record with no allele (None) or ``c`` alleles from the ``j``-th (values joined by
+        commas per column)."""
+        if not c:
             return None
-        return ";".join(f"{c[0]}={','.join(vals[at[k]] for k in ks)}" for c, vals in zip(self.columns, cols, strict=True))
+        return ";".join(f"{k[0]}={','.join(vals[j:j + c])}" for k, vals in zip(self.columns, cols, strict=True))
 
 
 def _rows_by_group(seen: Seen, n_groups: int) -> list[list[int] | None]:
