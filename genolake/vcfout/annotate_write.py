@@ -3,6 +3,7 @@ their values at once, writes the chunk's records with the new INFO fields."""
 
 from __future__ import annotations
 
+from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -102,13 +103,15 @@ class ChunkWriter:
         if not rows:
             return
         cols, found, known = self.strings(self.contig)
-        template = ";".join(f"{c[0]}={{}}" for c in self.columns)
-        texts = list(map(template.format, *cols))  # the INFO text of each allele alone
+        parts: list[Any] = []  # "K1=", v1, ";K2=", v2, ...: the INFO text of each allele alone, by one join each
+        for i, (name, vals) in enumerate(zip((c[0] for c in self.columns), cols, strict=True)):
+            parts += [repeat(("" if i == 0 else ";") + name + "="), vals]
+        texts = list(map("".join, zip(*parts, strict=False)))  # strict=False: the repeats are endless
         rep = self.report
         rep.n_found += int(found.sum())
         rep.n_absent += int(known.sum())
         adds: list[str | None]
-        if len(texts) == len(rows) and all(c == 1 for c in self.counts):
+        if len(texts) == len(rows) and self.counts.count(1) == len(rows):
             adds = texts  # type: ignore[assignment]
         else:
             adds, j = [], 0
