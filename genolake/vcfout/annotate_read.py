@@ -48,20 +48,22 @@ def text_blocks(path: str, fmt: str, block_bytes: int | None = None) -> Iterator
     given = 0
     try:
         with opener(path, "rb") as fh:
-            carry = b""
+            pending: list[bytes] = []  # the start of a line not ended yet (a long line: many blocks, joined once)
             while True:
                 data = fh.read(size)
                 if not data:
                     break
-                data = carry + data
                 cut = data.rfind(b"\n") + 1
-                carry = data[cut:]
-                if cut:
-                    lines = _lines(data[:cut - 1])
-                    given += len(lines)
-                    yield lines
-            if carry:  # a last line without a line end
-                lines = _lines(carry)
+                if not cut:
+                    pending.append(data)
+                    continue
+                lines = _lines(b"".join([*pending, data[:cut - 1]]))
+                pending = [data[cut:]]
+                given += len(lines)
+                yield lines
+            tail = b"".join(pending)
+            if tail:  # a last line without a line end
+                lines = _lines(tail)
                 given += len(lines)
                 yield lines
     except (OSError, EOFError, zlib.error):
