@@ -212,3 +212,44 @@ def test_column_formats_as_value() -> None:
         want = [value(f, v) for v in zip(ints, ans, ints[::-1], ints, fafs, grp, strict=True)]
         assert column(f, seen) == want, f
         assert column(f, seen, [6, 0, 3]) == [want[6], want[0], want[3]], f
+
+
+def _htslib_uses_zlib() -> bool:
+    """Whether pysam's htslib compresses with zlib (not libdeflate): then BgzfWriter's bytes are pysam's."""
+    import tempfile
+
+    import pysam
+
+    from genolake.vcfout.bgzf import compress_block
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "z.gz"
+        with pysam.BGZFile(str(p), "wb", None) as fh:
+            fh.write(b"genolake " * 500)
+        return p.read_bytes().startswith(compress_block(b"genolake " * 500))
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [1], [0xFF00 - 1], [0xFF00], [0xFF00 + 1], [7, 0xFF00, 3, 200_000, 1],
+                                   [300_000]])
+def test_bgzf_writer_writes_what_pysam_writes(tmp_path: Path, sizes: list[int]) -> None:
+    import random
+
+    import pysam
+
+    from genolake.vcfout.bgzf import BgzfWriter
+
+    rng = random.Random(len(sizes) * 1000 + sum(sizes))
+    words = [b"20\t1000\t.\tA\tG\t.\tPASS\tGL_AC=1\n", b"GT\t0/1\t", bytes(rng.randrange(256) for _ in range(64))]
+    parts = [b"".join(rng.choice(words) for _ in range(n // 8 + 1))[:n] for n in sizes]
+    ours, theirs = tmp_path / "ours.gz", tmp_path / "theirs.gz"
+    with BgzfWriter(ours, in_flight=2) as out:
+        for p in parts:
+            out.write(p)
+    with pysam.BGZFile(str(theirs), "wb", None) as fh:
+        for p in parts:
+            fh.write(p)
+    assert gzip.decompress(ours.read_bytes()) == b"".join(parts)
+    with pysam.BGZFile(str(ours), "rb") as fh:  # htslib reads it as BGZF
+        assert fh.read() == b"".join(parts)
+    if _htslib_uses_zlib():
+        assert ours.read_bytes() == theirs.read_bytes()
