@@ -99,8 +99,9 @@ class Lookup:
         col = {name: tbl.column(name).to_pylist() for name in tbl.column_names}
         index = {(g.scope, g.stratum): i for i, g in enumerate(self.groups)}
         faf95 = [None if x is None or x != x else float(x) for x in col["faf95"]]
+        ac, an, nhomalt, nhemi = (list(map(int, col[name])) for name in ("ac", "an", "nhomalt", "nhemi"))
         return Seen(col["i"], [index.get(sg, -1) for sg in zip(col["scope"], col["stratum"], strict=True)],
-                    col["ac"], col["an"], col["nhomalt"], col["nhemi"], faf95, col["grpmax"])
+                    ac, an, nhomalt, nhemi, faf95, col["grpmax"])
 
     def _rows(self, found: dict[Key, dict[Group, Values]], keys: list[Key]) -> Seen:
         """``found`` (allele -> group -> values) as the rows of a :class:`Seen` of the alleles ``keys``."""
