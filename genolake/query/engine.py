@@ -438,6 +438,16 @@ class Engine:
         load_python_layer()
         return self._con
 
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make the Arrow ``table`` readable as ``name`` by this engine's queries, without making every pending
+        view as :attr:`con` does (a query makes the views it names)."""
+        load_python_layer()  # it reads Arrow objects
+        self._con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        """Undo :meth:`register`."""
+        self._con.unregister(name)
+
     def _ensure(self, sql: str) -> None:
         """Make the pending views that ``sql`` names (outside its string literals), and what they read."""
         if not self._pending:
