@@ -33,7 +33,6 @@ from genolake.vcfout.annotate_lookup import Group, Lookup
 from genolake.vcfout.annotate_read import htslib_records, text_blocks
 from genolake.vcfout.annotate_stream import Checker, stream
 from genolake.vcfout.annotate_write import ChunkWriter
-from genolake.vcfout.bgzf import BgzfWriter
 from genolake.vcfout.common import (
     COUNTING_RULE,
     atomic_output,
@@ -263,7 +262,9 @@ def annotate_vcf(
             try:
                 header = _header(reader.raw_header, path, store, columns, lake_version, report.source,
                                  normaliser.fasta is not None)
-                with BgzfWriter(dest.tmp) as sink:
+                import pysam
+
+                with pysam.BGZFile(str(dest.tmp), "wb", None) as sink:
                     sink.write(header.encode())
                     declared = {ln[11:].split(",", 1)[0] for ln in reader.raw_header.split("\n")
                                 if ln.startswith("##INFO=<ID=")}
