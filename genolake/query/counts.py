@@ -142,7 +142,7 @@ def group_ctes(eng: Engine, region: Region | None, institution: str | None, grp_
     got = group_counts(eng, region, institution, grp_sql, params)
     if got is None:
         return group_ctes_sql(eng, region, institution, grp_sql, params)
-    eng.con.register(GCOUNTS_RELATION, got)
+    eng.register(GCOUNTS_RELATION, got)
     return f"""
     grp AS ({grp_sql}),
     gs AS (SELECT s.file_id, grp.institution, grp.sample_id, grp.g

@@ -368,7 +368,7 @@ def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition
             return _join_phenotypes(eng, site, cols)
         site = eng.point_carriers(key.contig, key.pos, equal={"ref": key.ref, "alt": key.alt}, columns=cols)
         # the site's few rows are handed to DuckDB as an Arrow table, joined to the phenotypes there
-        eng.con.register("_gl_site_calls", site)
+        eng.register("_gl_site_calls", site)
         src, site_filter = "_gl_site_calls", "TRUE"
     else:
         src = eng.scan("calls", contig=key.contig, start=key.pos, end=key.pos)
@@ -383,7 +383,7 @@ def carriers_table(lake: Lake, text: str | VariantKey, *, where: str | Condition
         ORDER BY c.institution, c.sample_id""", params)
     finally:
         if eng.point_reads:
-            eng.con.unregister("_gl_site_calls")
+            eng.unregister("_gl_site_calls")
 
 
 def _phenotypes_indexed(eng: Any) -> tuple[pa.Table, dict[tuple[str, str], int]]:

@@ -449,9 +449,9 @@ def _stored_calls(eng: Engine, m: np.ndarray, sites: list[tuple[Any, ...]], samp
     calls = expand(rows, eng.file_pseudonyms, ["institution", "contig", "pos", "ref", "alt", "sample_id", "gt", "gq",
                                                "dp", "ad_ref", "ad_alt"])
     csrc = "_gl_exp_calls"
-    eng.con.register("_gl_exp_calls", calls)
-    eng.con.register("_gl_exp_sites", site_tbl)
-    eng.con.register("_gl_exp_cols", col_tbl)
+    eng.register("_gl_exp_calls", calls)
+    eng.register("_gl_exp_sites", site_tbl)
+    eng.register("_gl_exp_cols", col_tbl)
     try:
         got = eng.query(f"""
             SELECT st.i, co.j,
@@ -467,9 +467,9 @@ def _stored_calls(eng: Engine, m: np.ndarray, sites: list[tuple[Any, ...]], samp
             JOIN _gl_exp_cols co ON co.institution = c.institution AND co.sample_id = c.sample_id
             WHERE c.contig = $c AND c.pos BETWEEN $s AND $e {inst_term}""", params)
     finally:
-        eng.con.unregister("_gl_exp_sites")
-        eng.con.unregister("_gl_exp_cols")
-        eng.con.unregister("_gl_exp_calls")
+        eng.unregister("_gl_exp_sites")
+        eng.unregister("_gl_exp_cols")
+        eng.unregister("_gl_exp_calls")
     if got.num_rows:
         i = got.column("i").to_numpy()
         j = got.column("j").to_numpy()
