@@ -117,15 +117,16 @@ class _Group:
     def nonzero(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """For the binary column ``name`` of a cached group: its values buffer as uint8, each row's offsets into it
         (rows + 1) and the sorted positions of the buffer's nonzero bytes, made on first use (one pass over the
-        group's bytes; a few per cent of them in memory at the density of real cohorts, at most half: see
-        :func:`_nonzero_index`). A point query's packed
-        genotype row is then read without scanning it: its nonzero bytes are a slice of the positions. None for a
-        group that is not cached (the scan would not be reused) or a column that is not one binary chunk."""
+        group's bytes; 4 bytes per nonzero byte, counted in the cache's budget: see :func:`_nonzero_index`). A
+        point query's packed genotype row is then read without scanning it: its nonzero bytes are a slice of the
+        positions. None for a group that is not cached (the scan would not be reused), a column that is not one
+        binary chunk, codes too dense, or an index the cache could not hold beside the group."""
         if not self.cached:
             return None
         got = self._nonzero.get(name)
         if got is None:
-            made = _nonzero_index(self.array(name)) or ()
+            room = None if self.owner is None else self.owner[0].budget - self.nbytes
+            made = _nonzero_index(self.array(name), max_bytes=room) or ()
             got = self._nonzero.setdefault(name, made)  # two threads may make it: the first one is kept
             if got is made and made and self.owner is not None:
                 cache, key = self.owner
@@ -142,20 +143,24 @@ class _Group:
 
 
 _SCAN_BYTES = 8 << 20  # a nonzero index is made this many bytes at a time (bounds the temporary mask)
-MAX_NONZERO_SHARE = 8  # no index for a column with more than one nonzero byte in 8 (its positions: 4 bytes each)
+# No index for a column with more than one nonzero byte in MAX_NONZERO_SHARE: its positions (4 bytes each) would
+# outweigh twice the codes. Simulated cohorts have 19-28% nonzero bytes (msprime, 50,000 and 1,000 samples).
+MAX_NONZERO_SHARE = 2
 
 
-def _nonzero_index(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """:meth:`_Group.nonzero` of one array (None unless it is one binary chunk without nulls, at most one byte in
-    MAX_NONZERO_SHARE nonzero: the index then holds at most half the column's bytes, and a denser row costs as
-    much to scan as to look up)."""
+def _nonzero_index(arr: pa.Array | pa.ChunkedArray, *, max_bytes: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """:meth:`_Group.nonzero` of one array. None unless it is one binary chunk without nulls with at most one byte
+    in MAX_NONZERO_SHARE nonzero, and the positions fit in ``max_bytes`` (the room left in the cache's budget:
+    an index the cache would let go at once, group and all, would make every query decode the group again)."""
     if isinstance(arr, pa.ChunkedArray) or not pa.types.is_binary(arr.type) or arr.null_count:
         return None
     from genolake.genotypes import string_buffers
 
     offsets, data = string_buffers(arr)
     lo, hi = int(offsets[0]), int(offsets[-1])
-    if np.count_nonzero(data[lo:hi]) * MAX_NONZERO_SHARE > hi - lo:
+    nnz = int(np.count_nonzero(data[lo:hi]))
+    if nnz * MAX_NONZERO_SHARE > hi - lo or (max_bytes is not None and nnz * (4 if hi < 2**31 else 8) > max_bytes):
         return None
     parts = [np.flatnonzero(data[a:min(a + _SCAN_BYTES, hi)] != 0) + a for a in range(lo, hi, _SCAN_BYTES)]
     nz = np.concatenate(parts) if parts else np.zeros(0, np.int64)
