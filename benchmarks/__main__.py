@@ -37,7 +37,7 @@ TIERS: dict[str, dict[str, object]] = {
     # one ingest run per tool and 1 Mb scaling cohorts keep the full tier (simulation included) near 30 minutes;
     # vcf2zarr converts only the GT-only cohort there (~4 min; the GT:GQ:DP:AD one would take ~15 min on 2 cores)
     "full": {"samples": 1000, "institutions": 3, "mb": 20.0, "queries": 200, "assoc_queries": 200, "cli_runs": 15,
-             "ingest_repeats": 1, "ingest_input": None, "scaling": (1000, 10000, 50000), "scaling_mb": 1.0,
+             "ingest_repeats": 3, "ingest_input": None, "scaling": (1000, 10000, 50000), "scaling_mb": 1.0,
              "hail": True, "peer_budget_s": 10.0, "vcf2zarr": "gt"},
 }
 
