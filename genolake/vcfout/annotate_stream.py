@@ -13,16 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from itertools import repeat
 from operator import eq, itemgetter, ne
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from genolake.contigs import to_style
-from genolake.errors import BadInputFileError
-from genolake.ingest.normalise import is_symbolic
+from genolake.errors import BadInputFileError, UserInputError
+from genolake.ingest.normalise import is_symbolic, left_align, trim
 
 if TYPE_CHECKING:
-    from genolake.vcfout.annotate_vcf import _Normaliser
     from genolake.vcfout.annotate_write import ChunkWriter
 
 _BASES = frozenset("ACGTNacgtn")
@@ -31,10 +31,54 @@ _MIN_BLOCK = 16  # smaller blocks (BCF records, lines re-read after a read error
 _POS_DIGITS = 18  # a POS of at most this many digits fits int64
 
 
+class Normaliser:
+    """Split alleles to the lake's key: trimmed, and left-aligned when a reference FASTA is given (as ingest)."""
+
+    def __init__(self, reference: Path | None, path: str) -> None:
+        self.path = path
+        self.fasta: Any = None
+        self.by_bare: dict[str, str] = {}
+        if reference is not None:
+            import pysam
+
+            if not Path(reference).exists():
+                raise UserInputError(f"--reference {reference}: no such file")
+            try:
+                self.fasta = pysam.FastaFile(str(reference))
+            except (OSError, ValueError) as exc:
+                raise UserInputError(f"--reference {reference}: not a readable (indexed) FASTA: {exc}") from None
+            from genolake.contigs import bare
+
+            names = set(self.fasta.references)
+            self.by_bare = {bare(n): n for n in names}
+            self.names = names
+
+    def key(self, chrom: str, pos: int, ref: str, alt: str, rec_no: int) -> tuple[int, str, str]:
+        if self.fasta is None and len(ref) == 1 and len(alt) == 1:
+            return pos, ref, alt
+        if is_symbolic(alt):
+            return pos, ref, alt
+        if self.fasta is None:
+            if len(ref) == 1 and len(alt) == 1:
+                return pos, ref, alt
+            return trim(pos, ref, alt)
+        from genolake.contigs import bare
+
+        name = chrom if chrom in self.names else self.by_bare.get(bare(chrom))
+        if name is None:
+            return trim(pos, ref, alt)
+        fasta = self.fasta
+        got = str(fasta.fetch(name, pos - 1, pos - 1 + len(ref))).upper()
+        if got != ref:
+            raise BadInputFileError(self.path, f"REF {ref} does not match the reference FASTA ({got})",
+                                    record=f"record {rec_no} ({chrom}:{pos})")
+        return left_align(pos, ref, alt, lambda s, e: str(fasta.fetch(name, s, e)))
+
+
 class Checker:
     """The general way: one record checked, its alleles split and normalised, appended to the writer's chunk."""
 
-    def __init__(self, path: str, n_samples: int, style: str, normaliser: _Normaliser, writer: ChunkWriter,
+    def __init__(self, path: str, n_samples: int, style: str, normaliser: Normaliser, writer: ChunkWriter,
                  chunk_records: int) -> None:
         self.path = path
         self.n_samples = n_samples

@@ -21,18 +21,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genolake.contigs import detect_build
 from genolake.errors import BadInputFileError, BuildMismatchError, UserInputError
-from genolake.ingest.normalise import is_symbolic, left_align, trim
 from genolake.store import delta_version
 from genolake.vcfout.annotate_lookup import Group, Lookup
 from genolake.vcfout.annotate_read import htslib_records, text_blocks
-from genolake.vcfout.annotate_stream import Checker, stream
-from genolake.vcfout.annotate_write import ChunkWriter
+from genolake.vcfout.annotate_stream import Checker, Normaliser, stream
+from genolake.vcfout.annotate_write import AnnotateReport, ChunkWriter
 from genolake.vcfout.common import (
     COUNTING_RULE,
     atomic_output,
@@ -63,21 +61,6 @@ _WHAT = {
 }
 _JOINT_ONLY = {"faf95"}  # allele_frequencies has faf95 on the joint scope only
 _JOINT_ALL_ONLY = {"grpmax"}  # ... and grpmax on the joint `all` rows only
-@dataclass
-class AnnotateReport:
-    """What :func:`annotate_vcf` wrote."""
-
-    output: Path
-    n_records: int = 0
-    n_alleles: int = 0
-    n_found: int = 0  # alleles the lake has seen
-    n_absent: int = 0  # alleles the lake has not seen that got an AN from the absent-site rules
-    source: str = "lake"  # "allele_frequencies" or "lake"
-    info_fields: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-
-
 def parse_fields(text: str | Sequence[str] | None) -> tuple[str, ...]:
     """``ac,an,af`` (or a list of such) as a tuple of known field names, in the order given."""
     if text is None:
@@ -130,50 +113,6 @@ def _groups(eng: Engine, scopes: Sequence[str], strata: Sequence[str]) -> list[G
         if label not in parsed:
             parsed.append(label)
     return [Group(sc, st) for sc in chosen for st in parsed]
-
-
-class _Normaliser:
-    """Split alleles to the lake's key: trimmed, and left-aligned when a reference FASTA is given (as ingest)."""
-
-    def __init__(self, reference: Path | None, path: str) -> None:
-        self.path = path
-        self.fasta: Any = None
-        self.by_bare: dict[str, str] = {}
-        if reference is not None:
-            import pysam
-
-            if not Path(reference).exists():
-                raise UserInputError(f"--reference {reference}: no such file")
-            try:
-                self.fasta = pysam.FastaFile(str(reference))
-            except (OSError, ValueError) as exc:
-                raise UserInputError(f"--reference {reference}: not a readable (indexed) FASTA: {exc}") from None
-            from genolake.contigs import bare
-
-            names = set(self.fasta.references)
-            self.by_bare = {bare(n): n for n in names}
-            self.names = names
-
-    def key(self, chrom: str, pos: int, ref: str, alt: str, rec_no: int) -> tuple[int, str, str]:
-        if self.fasta is None and len(ref) == 1 and len(alt) == 1:
-            return pos, ref, alt
-        if is_symbolic(alt):
-            return pos, ref, alt
-        if self.fasta is None:
-            if len(ref) == 1 and len(alt) == 1:
-                return pos, ref, alt
-            return trim(pos, ref, alt)
-        from genolake.contigs import bare
-
-        name = chrom if chrom in self.names else self.by_bare.get(bare(chrom))
-        if name is None:
-            return trim(pos, ref, alt)
-        fasta = self.fasta
-        got = str(fasta.fetch(name, pos - 1, pos - 1 + len(ref))).upper()
-        if got != ref:
-            raise BadInputFileError(self.path, f"REF {ref} does not match the reference FASTA ({got})",
-                                    record=f"record {rec_no} ({chrom}:{pos})")
-        return left_align(pos, ref, alt, lambda s, e: str(fasta.fetch(name, s, e)))
 
 
 def _check_build(path: str, lines: list[str], lake_build: str) -> None:
@@ -253,7 +192,7 @@ def annotate_vcf(
                 report.warnings.append(note)
         columns = _columns(names, groups, prefix)
         report.info_fields = [c[0] for c in columns]
-        normaliser = _Normaliser(Path(reference) if reference else None, path)
+        normaliser = Normaliser(Path(reference) if reference else None, path)
         lookup = Lookup(eng, groups, use_af, "faf95" in names)
         style = store.contig_style
         lake_version = _lake_version(store, use_af)

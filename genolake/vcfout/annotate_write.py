@@ -3,8 +3,10 @@ their values at once, writes the chunk's records with the new INFO fields."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +15,21 @@ from genolake.vcfout.common import fmt_value
 
 if TYPE_CHECKING:
     from genolake.vcfout.annotate_lookup import Group, Key, Lookup, Seen, Values
-    from genolake.vcfout.annotate_vcf import AnnotateReport
+
+
+@dataclass
+class AnnotateReport:
+    """What :func:`annotate_vcf` wrote."""
+
+    output: Path
+    n_records: int = 0
+    n_alleles: int = 0
+    n_found: int = 0  # alleles the lake has seen
+    n_absent: int = 0  # alleles the lake has not seen that got an AN from the absent-site rules
+    source: str = "lake"  # "allele_frequencies" or "lake"
+    info_fields: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
 
 class ChunkWriter:
