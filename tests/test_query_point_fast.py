@@ -279,3 +279,71 @@ def test_nonzero_index_is_counted_in_the_cache_budget(tmp_path: Path) -> None:
     (kept,) = tight._cache._groups.values()
     assert kept.index_bytes() == 0 and tight._cache.used == before == kept.nbytes
     tight.close()
+
+
+def test_an_index_never_pushes_out_a_group(tmp_path: Path) -> None:
+    """Two files whose groups fit the budget together, but not with their indexes: both groups stay cached (none
+    is decoded again by a later query), an index is made only in free room, and ``used`` is always the sum of
+    what the cache holds."""
+    n = 64
+    raw = np.zeros((n, 400), np.uint8)
+    raw[:, ::8] = 7  # one nonzero byte in 8: an index is half the codes
+    paths = []
+    for f in range(2):
+        t = pa.table({"pos": pa.array(np.arange(100, 100 + n, dtype=np.int32)),
+                      "gt": pa.array([r.tobytes() for r in raw], pa.binary())})
+        paths.append(str(tmp_path / f"f{f}.parquet"))
+        pq.write_table(t, paths[-1], row_group_size=n)
+    probe = PointReader(cache_bytes=1 << 20, background=False)
+    probe.read(paths[:1], 110, ["gt"], as_rows=True)
+    one = probe._cache.used
+    probe.close()
+    reader = PointReader(cache_bytes=2 * one + 100, background=False)
+    cache = reader._cache
+    first = None
+    for q in range(6):
+        got = reader.read(paths, 110 + q, ["gt"], as_rows=True, nonzero=("gt",))
+        assert [np.array_equal(g[0][1], np.flatnonzero(raw[10 + q])) for g in got] == [True, True]
+        groups = dict(cache._groups)
+        assert len(groups) == 2
+        assert cache.used == sum(cache._sizes.values()) == sum(g.nbytes for g in groups.values()) <= cache.budget
+        if first is None:
+            first = groups
+        assert all(groups[k] is first[k] for k in first)  # the same decoded groups: nothing decoded again
+    reader.close()
+
+
+def test_charge_counts_only_what_the_cache_holds() -> None:
+    """A charge for a group the cache let go or replaced counts nothing; two threads indexing one group charge
+    it once."""
+    import threading
+
+    from genolake.query.point import _GroupCache
+
+    def group(cache: _GroupCache | None, key: tuple[int, ...]) -> point._Group:
+        codes = pa.array([bytes(39) + b"\x05"] * 2000, pa.binary())
+        return point._Group(np.arange(2000, dtype=np.int32), pa.table({"gt": codes}), frozenset({"gt"}), True,
+                            cached=True, owner=None if cache is None else (cache, key))
+
+    cache = _GroupCache(1 << 20)
+    old, new = group(cache, (1,)), group(cache, (1,))
+    cache.put((1,), old)
+    cache.put((1,), new)  # replaced
+    before = cache.used
+    assert old.nonzero("gt") is not None  # made, but charged to nothing: the cache holds `new`
+    assert cache.used == before == sum(cache._sizes.values())
+    gone = group(cache, (2,))  # never put (or let go): no charge
+    assert gone.nonzero("gt") is not None and cache.used == before
+    barrier = threading.Barrier(4)
+
+    def index() -> None:
+        barrier.wait()
+        new.nonzero("gt")
+
+    threads = [threading.Thread(target=index) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cache.used == before + new.index_bytes() == sum(cache._sizes.values())
+    assert new.index_bytes() == 2000 * 4

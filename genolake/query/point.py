@@ -120,12 +120,14 @@ class _Group:
         group's bytes; 4 bytes per nonzero byte, counted in the cache's budget: see :func:`_nonzero_index`). A
         point query's packed genotype row is then read without scanning it: its nonzero bytes are a slice of the
         positions. None for a group that is not cached (the scan would not be reused), a column that is not one
-        binary chunk, codes too dense, or an index the cache could not hold beside the group."""
+        binary chunk, codes too dense, or an index that does not fit in the cache's free room (making room by
+        letting other groups go would have them decoded again by the next query that needs them: with two files
+        whose groups fit but not with both indexes, every query decoded one group again)."""
         if not self.cached:
             return None
         got = self._nonzero.get(name)
         if got is None:
-            room = None if self.owner is None else self.owner[0].budget - self.nbytes
+            room = None if self.owner is None else self.owner[0].free()
             made = _nonzero_index(self.array(name), max_bytes=room) or ()
             got = self._nonzero.setdefault(name, made)  # two threads may make it: the first one is kept
             if got is made and made and self.owner is not None:
@@ -227,12 +229,19 @@ class _GroupCache:
             self.used += size
             self._evict()
 
+    def free(self) -> int:
+        """Bytes of the budget not held by any group."""
+        with self._lock:
+            return self.budget - self.used
+
     def charge(self, key: tuple[Any, ...], group: _Group, nbytes: int) -> None:
-        """Count ``nbytes`` more for ``group`` (an index made after it was put), if the cache still holds it;
-        least recently used groups go until the budget holds again (this one too, if it alone exceeds it)."""
+        """Count ``nbytes`` more for ``group`` (an index made after it was put, within :meth:`free`), if the cache
+        still holds it; it becomes the most recently used, so if threads indexing at once pass the budget, other
+        groups go first."""
         with self._lock:
             if self._groups.get(key) is not group:
                 return  # let go already (or replaced): nothing of it is counted
+            self._groups.move_to_end(key)
             self._sizes[key] += nbytes
             self.used += nbytes
             self._evict()
