@@ -34,7 +34,8 @@ TIERS: dict[str, dict[str, object]] = {
     "quick": {"samples": 200, "institutions": 3, "mb": 2.0, "queries": 200, "assoc_queries": 20, "cli_runs": 10,
               "ingest_repeats": 3, "ingest_input": (1000, 4.0), "scaling": (100, 1000), "scaling_mb": 1.0,
               "hail": True, "peer_budget_s": 3.0, "vcf2zarr": "all"},
-    # one ingest run per tool and 1 Mb scaling cohorts keep the full tier (simulation included) near 30 minutes;
+    # three ingest runs per tool (one left the peer to one phase of the machine) and 1 Mb scaling cohorts: the full
+    # tier took 21 min with cached cohorts on 2 cores (simulation adds to a first run);
     # vcf2zarr converts only the GT-only cohort there (~4 min; the GT:GQ:DP:AD one would take ~15 min on 2 cores)
     "full": {"samples": 1000, "institutions": 3, "mb": 20.0, "queries": 200, "assoc_queries": 200, "cli_runs": 15,
              "ingest_repeats": 3, "ingest_input": None, "scaling": (1000, 10000, 50000), "scaling_mb": 1.0,
