@@ -242,7 +242,8 @@ def test_no_nonzero_index_for_dense_codes() -> None:
     assert point._nonzero_index(cohort_like, max_bytes=4 * 49) is None  # 50 positions of 4 bytes: no room
     got = point._nonzero_index(sparse)
     assert got is not None and got[2].tolist() == [40 * i + 39 for i in range(5)]
-    grp = point._Group(np.arange(5, dtype=np.int32), pa.table({"gt": dense}), frozenset({"gt"}), True, cached=True)
+    grp = point._Group(np.arange(5, dtype=np.int32), pa.table({"gt": dense}), frozenset({"gt"}), True,
+                       owner=(point._GroupCache(1 << 20), ("g",)))
     rows = point._nonzero_rows(grp, "gt", [0, 4])
     assert [r[1].tolist() for r in rows] == [np.flatnonzero(np.frombuffer(bytes([1, 0, 2, 3]) * 10, np.uint8)).tolist()] * 2
 
@@ -320,10 +321,10 @@ def test_charge_counts_only_what_the_cache_holds() -> None:
 
     from genolake.query.point import _GroupCache
 
-    def group(cache: _GroupCache | None, key: tuple[int, ...]) -> point._Group:
+    def group(cache: _GroupCache, key: tuple[int, ...]) -> point._Group:
         codes = pa.array([bytes(39) + b"\x05"] * 2000, pa.binary())
         return point._Group(np.arange(2000, dtype=np.int32), pa.table({"gt": codes}), frozenset({"gt"}), True,
-                            cached=True, owner=None if cache is None else (cache, key))
+                            owner=(cache, key))
 
     cache = _GroupCache(1 << 20)
     old, new = group(cache, (1,)), group(cache, (1,))

@@ -76,6 +76,7 @@ def parquet_write_cpu(lake: Path, out: Path) -> float:
     """CPU seconds of writing the data of an ingested lake's `genotypes` and `variants` tables again with the
     lake's own Parquet settings (`store.write_parquet`), file by file, and nothing else: the part of an ingest's
     work that the size targets fix. The tables are read first (untimed)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from genolake import schema, store
@@ -85,8 +86,6 @@ def parquet_write_cpu(lake: Path, out: Path) -> float:
         for k, f in enumerate(sorted((lake / name).rglob("*.parquet"))):
             data = pq.read_table(f)
             if "institution" not in data.column_names:  # a partition column: in the path, not the file
-                import pyarrow as pa
-
                 data = data.append_column("institution", pa.array(["bench"] * data.num_rows, pa.string()))
             parts.append((schema.TABLES[name], data, out / f"{name}-{k}.parquet"))
     out.mkdir(parents=True, exist_ok=True)

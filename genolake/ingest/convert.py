@@ -23,6 +23,7 @@ from genolake.contigs import bare, to_style
 from genolake.errors import BadInputFileError, LakeWriteError, write_failure
 from genolake.ingest.normalise import is_symbolic, left_align, trim
 from genolake.ingest.reader import fatal_messages, htslib_capture, htslib_messages, open_vcf, scrub
+from genolake.ingest.reader import message_text as _clean
 from genolake.schema import GENOTYPES, VARIANTS
 from genolake.store import partition_dir, write_parquet
 
@@ -209,10 +210,6 @@ def run_threaded(tasks: list[Task], whole: Task, *, threads: int,
         res.warnings = []
     results[0].warnings = [_clean(m) for m in messages][:20]
     return results
-
-
-def _clean(msg: str) -> str:
-    return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", msg).strip()
 
 
 def _region_text(task: Task) -> str | None:

@@ -286,10 +286,15 @@ def scrub(messages: list[str], path: str) -> list[str]:
     return [redact_samples(m, samples) for m in messages]
 
 
+def message_text(msg: str) -> str:
+    """An htslib message without its ``[E::function]`` / ``[W::function]`` prefix, as genolake's errors and
+    warnings quote it."""
+    return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", msg).strip()
+
+
 def _first_problem(messages: list[str]) -> str:
     bad = fatal_messages(messages) or messages
-    text = bad[0] if bad else "unreadable"
-    return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", text).strip()
+    return message_text(bad[0] if bad else "unreadable")
 
 
 def open_vcf(path: str, samples: bool = True, warnings: list[str] | None = None,  # type: ignore[no-untyped-def]

@@ -100,9 +100,9 @@ class _Group:
     ordered: bool = False  # pos ascending (binary search)
     # column -> its array (the one chunk when there is one): looked up once per group, not once per read
     arrays: dict[str, pa.Array | pa.ChunkedArray] = field(default_factory=dict, compare=False, repr=False)
-    cached: bool = False  # held by the cache (a :meth:`nonzero` index is then worth making: later reads reuse it)
     _nonzero: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    # the cache and key that hold this group: an index made later is charged to the cache's budget
+    # the cache and key that hold this group (None: a group of one read): a :meth:`nonzero` index is made only for
+    # a cached group (later reads reuse it) and charged to the cache's budget
     owner: tuple[_GroupCache, tuple[Any, ...]] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -123,15 +123,14 @@ class _Group:
         binary chunk, codes too dense, or an index that does not fit in the cache's free room (making room by
         letting other groups go would have them decoded again by the next query that needs them: with two files
         whose groups fit but not with both indexes, every query decoded one group again)."""
-        if not self.cached:
+        if self.owner is None:
             return None
         got = self._nonzero.get(name)
         if got is None:
-            room = None if self.owner is None else self.owner[0].free()
-            made = _nonzero_index(self.array(name), max_bytes=room) or ()
+            cache, key = self.owner
+            made = _nonzero_index(self.array(name), max_bytes=cache.free()) or ()
             got = self._nonzero.setdefault(name, made)  # two threads may make it: the first one is kept
-            if got is made and made and self.owner is not None:
-                cache, key = self.owner
+            if got is made and made:
                 cache.charge(key, self, int(made[2].nbytes))
         return got or None
 
@@ -576,7 +575,7 @@ class PointReader:
                 for name in cols:
                     table = table.append_column(name, t.column(name).combine_chunks())
                 keep = bool(cols and job.cache) and self._cache.accepts(int(have.pos.nbytes) + int(table.nbytes))
-                grp = _Group(have.pos, table, frozenset(table.column_names), have.ordered, cached=keep,
+                grp = _Group(have.pos, table, frozenset(table.column_names), have.ordered,
                              owner=(self._cache, key) if keep else None)
                 if cols and job.cache:
                     self._cache.put(key, grp)
@@ -587,7 +586,7 @@ class PointReader:
                 # one chunk per column: a slice of a whole file's table need not walk a chunk per row group
                 table = t.select(cols).combine_chunks()
                 keep = job.cache and self._cache.accepts(int(p.nbytes) + int(table.nbytes))
-                grp = _Group(p, table, frozenset(cols), ordered, cached=keep, owner=(self._cache, key) if keep else None)
+                grp = _Group(p, table, frozenset(cols), ordered, owner=(self._cache, key) if keep else None)
                 if job.cache:
                     self._cache.put(key, grp)
             if not passing:

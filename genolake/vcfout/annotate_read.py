@@ -7,7 +7,6 @@ Lines are kept byte for byte (only the line end is stripped) so a record is writ
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -86,6 +85,8 @@ def _lines(raw: bytes) -> list[str]:
 def htslib_records(reader: Any, path: str, htslib_error: Callable[[], str | None]) -> Iterator[list[str]]:
     """Records of a BCF (or any file htslib reads) as VCF text lines, one per block, checked by htslib as they
     are read."""
+    from genolake.ingest.reader import message_text
+
     records = iter(reader)
     rec_no = 0
     while True:
@@ -95,14 +96,9 @@ def htslib_records(reader: Any, path: str, htslib_error: Callable[[], str | None
             return
         except Exception as exc:  # cyvcf2 raises a bare Exception on a record htslib cannot parse
             detail = htslib_error() or str(exc)
-            raise BadInputFileError(path, f"cannot parse record: {clean(detail)}", record=f"record {rec_no + 1}") from None
+            raise BadInputFileError(path, f"cannot parse record: {message_text(detail)}", record=f"record {rec_no + 1}") from None
         rec_no += 1
         err = htslib_error()
         if err is not None:  # do not touch a record htslib failed to parse
-            raise BadInputFileError(path, f"cannot parse record: {clean(err)}", record=f"record {rec_no}")
+            raise BadInputFileError(path, f"cannot parse record: {message_text(err)}", record=f"record {rec_no}")
         yield [str(rec).rstrip("\n")]
-
-
-def clean(msg: str) -> str:
-    """An htslib message without its ``[E::function]`` prefix."""
-    return re.sub(r"^\[[EW]::[^\]]*\]\s*", "", msg).strip()
